@@ -1,0 +1,475 @@
+//! [`Domain`]: where readers enter and objects are retired.
+//!
+//! # Invariants
+//!
+//! - A user-created domain counts its handles (`Domain` values). When the
+//!   last one drops, no [`Guard`] can exist (every guard borrows a handle), so
+//!   everything still retired is freed directly, with no grace period.
+//! - The global domain is never torn down.
+
+use core::sync::atomic::Ordering::{AcqRel, Relaxed};
+
+use crate::internal::Inner;
+use crate::local;
+use crate::record::Record;
+use crate::retired::{drop_run, slot_of};
+use crate::sync::Arc;
+use crate::{Batch, Guard, Stats};
+
+#[cfg(not(loom))]
+pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
+
+/// An RCU domain: read-side critical sections, and reclamation of objects
+/// retired while readers may still see them.
+///
+/// Readers call [`read`](Domain::read) and hold the [`Guard`] while they use
+/// shared objects. Writers unlink an object so no *new* reader can find it,
+/// then retire it ([`retire`](Domain::retire), [`retire_raw`](Domain::retire_raw),
+/// [`defer`](Domain::defer), or a [`Batch`]); it is freed only after a grace
+/// period, once every reader that could have seen it has left its section.
+///
+/// There is a process-wide [`Domain::global`], and any number of independent
+/// domains made with [`Domain::new`]: a long reader in one never delays
+/// reclamation in another. Threads register with a domain on first use.
+///
+/// # Who runs destructors, and when
+///
+/// There is no background thread. Destructors run on threads that call into
+/// the domain: a [`retire`](Domain::retire) that fills its thread's buffer (one
+/// call in 64), a [`Batch::drain`], or a thread's exit each free at most 1024
+/// objects whose grace period has completed; [`barrier`](Domain::barrier)
+/// frees everything it waited for; dropping the last handle of a user-created
+/// domain frees everything left. Guards never run destructors. Destructors of
+/// one domain run one thread at a time.
+///
+/// Grace periods are rationed: one starts when 1024 objects or 32 buffers
+/// and batches wait for one, or when someone waits ([`synchronize`],
+/// [`barrier`], [`GracePeriod`] polling). Until then retired objects stay
+/// pending; [`barrier`] (or dropping the domain) frees them.
+///
+/// [`synchronize`]: Domain::synchronize
+/// [`barrier`]: Domain::barrier
+///
+/// # Dropping a domain
+///
+/// A user-created domain may be cloned; clones are handles to the same
+/// domain. Dropping it while a guard is alive does not compile, because a
+/// guard borrows the domain:
+///
+/// ```compile_fail,E0505
+/// let domain = ownrcu::Domain::new();
+/// let guard = domain.read();
+/// drop(domain); // error: cannot move out of `domain` because it is borrowed
+/// drop(guard);
+/// ```
+///
+/// Dropping it while other threads have used it is safe: their registrations
+/// only keep the domain's memory, and the last handle's drop frees every
+/// object still retired, directly, because no reader can exist any more.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicPtr, Ordering};
+/// use ownrcu::Domain;
+///
+/// let domain = Domain::new();
+/// let shared = AtomicPtr::new(Box::into_raw(Box::new(1_u32)));
+///
+/// // Reader: the object stays valid while the guard lives.
+/// {
+///     let _guard = domain.read();
+///     // SAFETY: only freed through `domain`, after a grace period.
+///     let value = unsafe { *shared.load(Ordering::Acquire) };
+///     assert_eq!(value, 1);
+/// }
+///
+/// // Writer: unlink, then retire; freed once no reader can still see it.
+/// let old = shared.swap(Box::into_raw(Box::new(2)), Ordering::AcqRel);
+/// // SAFETY: `old` came from `Box::into_raw` and is unreachable now.
+/// unsafe { domain.retire_raw(old) };
+/// domain.barrier(); // frees `old`
+/// # let last = shared.load(Ordering::Relaxed);
+/// # unsafe { domain.retire_raw(last) };
+/// ```
+pub struct Domain {
+    repr: Repr,
+}
+
+enum Repr {
+    #[cfg(not(loom))]
+    Global,
+    Owned(Arc<Inner>),
+}
+
+impl Domain {
+    /// Creates an independent domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let guard = domain.read();
+    /// drop(guard);
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            repr: Repr::Owned(Arc::new(Inner::new())),
+        }
+    }
+
+    /// The process-wide domain. It is never torn down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let guard = ownrcu::Domain::global().read();
+    /// drop(guard);
+    /// ```
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn global() -> &'static Domain {
+        static GLOBAL: Domain = Domain { repr: Repr::Global };
+        &GLOBAL
+    }
+
+    #[inline(always)]
+    pub(crate) fn inner(&self) -> &Inner {
+        match &self.repr {
+            #[cfg(not(loom))]
+            Repr::Global => &GLOBAL_INNER,
+            Repr::Owned(inner) => inner,
+        }
+    }
+
+    /// This thread's record, registering on first use; `None` while the
+    /// thread's locals are being destroyed.
+    #[inline(always)]
+    pub(crate) fn record(&self) -> Option<&Record> {
+        match &self.repr {
+            #[cfg(not(loom))]
+            Repr::Global => local::global_record(),
+            Repr::Owned(inner) => local::record(inner),
+        }
+    }
+
+    /// Enters a read-side critical section.
+    ///
+    /// Objects reachable when the section starts stay valid until the guard
+    /// drops. Sections nest; entering and leaving is wait-free and allocates
+    /// nothing after the thread's first use of the domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let outer = domain.read();
+    /// let inner = domain.read(); // nested
+    /// drop(inner);
+    /// drop(outer);
+    /// ```
+    #[inline]
+    #[must_use = "the read section ends when the guard is dropped"]
+    pub fn read(&self) -> Guard<'_> {
+        Guard::enter(self)
+    }
+
+    /// Retires a boxed object: it is dropped after a grace period.
+    ///
+    /// Works for unsized objects too (`Box<dyn Trait>`, `Box<[T]>`, `Box<str>`).
+    /// The object is buffered in the calling thread and handed to the domain
+    /// 64 at a time (see [who runs destructors](Domain#who-runs-destructors-and-when)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// domain.retire(Box::new([0_u8; 192]));
+    /// domain.retire(Box::new("unsized") as Box<dyn std::fmt::Debug + Send>);
+    /// domain.retire(vec![1, 2, 3].into_boxed_slice());
+    /// domain.barrier();
+    /// assert_eq!(domain.stats().freed, 3);
+    /// ```
+    #[inline]
+    pub fn retire<T: ?Sized + Send + 'static>(&self, object: Box<T>) {
+        // SAFETY: a `Box` is a unique owner: no reader can hold a reference.
+        unsafe { self.retire_raw(Box::into_raw(object)) }
+    }
+
+    /// Retires an object by pointer: it is dropped (as a `Box<T>`) after a
+    /// grace period.
+    ///
+    /// This is the entry point for objects published to readers through raw
+    /// pointers. The pointer is never turned into a `Box` (a claim of unique
+    /// ownership) before the grace period has passed.
+    ///
+    /// # Safety
+    ///
+    /// 1. `ptr` came from `Box::<T>::into_raw` and is retired only once.
+    /// 2. It is unlinked: no reader that enters a section from now on can
+    ///    reach it.
+    /// 3. Every reader that may still hold it got it under a guard of *this*
+    ///    domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    ///
+    /// let domain = ownrcu::Domain::new();
+    /// let slot = AtomicPtr::new(Box::into_raw(Box::new(String::from("old"))));
+    /// let old = slot.swap(Box::into_raw(Box::new(String::from("new"))), Ordering::AcqRel);
+    /// // SAFETY: from `Box::into_raw`, unlinked by the swap, read only under
+    /// // guards of `domain`.
+    /// unsafe { domain.retire_raw(old) };
+    /// # unsafe { domain.retire_raw(slot.load(Ordering::Relaxed)) };
+    /// ```
+    #[inline]
+    pub unsafe fn retire_raw<T: ?Sized + Send + 'static>(&self, ptr: *mut T) {
+        let slot = slot_of(ptr);
+        let drop = drop_run::<T> as crate::retired::DropRun;
+        let rec = self.record();
+        if let Some(rec) = rec {
+            // SAFETY: we are the record's owner; the caller's obligations
+            // 1-3 make `drop_run::<T>` a sound way to free the slot's pointer
+            // after a grace period of this domain.
+            if unsafe { rec.push_fast(slot, drop) } {
+                return;
+            }
+        }
+        self.inner().retire_slow(rec, slot, drop);
+    }
+
+    /// Runs `f` after a grace period: `call_rcu` with a closure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let domain = ownrcu::Domain::new();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let flag = ran.clone();
+    /// domain.defer(move || flag.store(true, Ordering::Relaxed));
+    /// domain.barrier();
+    /// assert!(ran.load(Ordering::Relaxed));
+    /// ```
+    pub fn defer<F: FnOnce() + Send + 'static>(&self, f: F) {
+        struct Deferred<F: FnOnce()>(Option<F>);
+        impl<F: FnOnce()> Drop for Deferred<F> {
+            fn drop(&mut self) {
+                if let Some(f) = self.0.take() {
+                    f();
+                }
+            }
+        }
+        self.retire(Box::new(Deferred(Some(f))));
+    }
+
+    /// Starts an empty batch for objects of type `T` (see [`Batch`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let mut batch = domain.batch();
+    /// for i in 0..100_u64 {
+    ///     batch.push(Box::new(i));
+    /// }
+    /// batch.drain(); // one grace-period registration for all 100
+    /// domain.barrier();
+    /// assert_eq!(domain.stats().batches, 1);
+    /// ```
+    pub fn batch<T: ?Sized + Send + 'static>(&self) -> Batch<'_, T> {
+        Batch::new(self)
+    }
+
+    /// Blocks until a full grace period has passed: every read section that
+    /// was running when it was called has ended (`synchronize_rcu`).
+    ///
+    /// It does not free anything; see [`barrier`](Domain::barrier).
+    ///
+    /// # Panics
+    ///
+    /// If the calling thread is inside a read section of this domain: the
+    /// grace period would wait for that section, which waits for this call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// domain.synchronize();
+    /// assert!(domain.stats().grace_periods >= 1);
+    /// ```
+    pub fn synchronize(&self) {
+        self.assert_not_reading("synchronize");
+        let inner = self.inner();
+        inner.wait_for(inner.snapshot());
+    }
+
+    /// Blocks until every object retired, every closure deferred and every
+    /// batch drained *before* the call has been freed (`rcu_barrier`).
+    ///
+    /// It takes the buffered retirements of every thread (idle ones too),
+    /// drives a grace period, and runs the destructors itself; it never waits
+    /// for another thread to happen to call in.
+    ///
+    /// # Panics
+    ///
+    /// If the calling thread is inside a read section of this domain (it
+    /// would wait for itself). If destructors panic, every other object is
+    /// still freed, then the first panic is resumed here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// for i in 0..10_u32 {
+    ///     domain.retire(Box::new(i));
+    /// }
+    /// domain.barrier();
+    /// assert_eq!(domain.stats().pending, 0);
+    /// ```
+    pub fn barrier(&self) {
+        self.assert_not_reading("barrier");
+        self.inner().barrier();
+    }
+
+    /// Takes a grace-period cookie: a later [`poll`](Domain::poll) returns
+    /// true once every read section running now has ended
+    /// (`get_state_synchronize_rcu`). Taking it never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let cookie = domain.grace_period();
+    /// while !domain.poll(&cookie) {
+    ///     std::thread::yield_now(); // or do other work
+    /// }
+    /// ```
+    pub fn grace_period(&self) -> GracePeriod {
+        let inner = self.inner();
+        GracePeriod {
+            domain: inner.id,
+            gp: inner.snapshot(),
+        }
+    }
+
+    /// Whether the cookie's grace period has completed; drives it forward
+    /// without blocking (`poll_state_synchronize_rcu`).
+    ///
+    /// # Panics
+    ///
+    /// If the cookie was taken from another domain.
+    pub fn poll(&self, cookie: &GracePeriod) -> bool {
+        self.check_cookie(cookie);
+        self.inner().poll(cookie.gp)
+    }
+
+    /// Blocks until the cookie's grace period has completed, returning at
+    /// once if it already has (`cond_synchronize_rcu`).
+    ///
+    /// # Panics
+    ///
+    /// If the cookie was taken from another domain, or the thread is inside
+    /// a read section of this domain while the grace period is incomplete.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let cookie = domain.grace_period();
+    /// domain.wait(&cookie);
+    /// assert!(domain.poll(&cookie));
+    /// ```
+    pub fn wait(&self, cookie: &GracePeriod) {
+        self.check_cookie(cookie);
+        let inner = self.inner();
+        if !inner.is_complete(cookie.gp) {
+            self.assert_not_reading("wait");
+            inner.wait_for(cookie.gp);
+        }
+    }
+
+    /// A snapshot of the domain's counters.
+    pub fn stats(&self) -> Stats {
+        self.inner().stats()
+    }
+
+    fn check_cookie(&self, cookie: &GracePeriod) {
+        assert!(
+            cookie.domain == self.inner().id,
+            "ownrcu: a GracePeriod cookie from another domain was used with this one"
+        );
+    }
+
+    fn assert_not_reading(&self, what: &str) {
+        assert!(
+            !local::in_section(self.inner()),
+            "ownrcu: Domain::{what}() called inside a read-side critical section of the same \
+             domain; it would wait for that section, which waits for it: drop the guard first"
+        );
+    }
+}
+
+impl Default for Domain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clone for Domain {
+    /// Another handle to the same domain.
+    fn clone(&self) -> Self {
+        match &self.repr {
+            #[cfg(not(loom))]
+            Repr::Global => Self { repr: Repr::Global },
+            Repr::Owned(inner) => {
+                inner.handles.fetch_add(1, Relaxed);
+                Self {
+                    repr: Repr::Owned(inner.clone()),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        if let Repr::Owned(inner) = &self.repr {
+            // AcqRel: the last handle sees everything every other handle did
+            // (their retirements) before tearing down.
+            if inner.handles.fetch_sub(1, AcqRel) == 1 {
+                inner.teardown();
+            }
+        }
+    }
+}
+
+impl core::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Domain")
+            .field("id", &self.inner().id)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A grace-period cookie from [`Domain::grace_period`].
+///
+/// # Examples
+///
+/// ```
+/// let domain = ownrcu::Domain::new();
+/// let cookie = domain.grace_period();
+/// // ... unlink something, do other work ...
+/// domain.wait(&cookie); // blocks only if the grace period is not over
+/// ```
+#[derive(Debug, Clone)]
+pub struct GracePeriod {
+    domain: u64,
+    gp: u64,
+}

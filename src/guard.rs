@@ -1,0 +1,89 @@
+//! [`Guard`]: a read-side critical section.
+//!
+//! # Invariants
+//!
+//! - While a guard is alive its thread's record in the guard's domain is
+//!   active, so no grace period that started after the section began can
+//!   complete, and nothing a reader could reach from inside it is freed.
+//! - A guard stays on the thread that made it (`!Send`), because the record
+//!   it activates belongs to that thread.
+
+use core::marker::PhantomData;
+
+use crate::record::Record;
+use crate::Domain;
+
+/// A read-side critical section of a [`Domain`], from [`Domain::read`].
+///
+/// Objects that were reachable when the section began stay valid until the
+/// guard drops. Guards nest, cost no atomic read-modify-write or fence
+/// instruction to make or drop, and never run destructors.
+///
+/// A guard cannot outlive its domain, and cannot be sent to another thread:
+///
+/// ```compile_fail
+/// fn is_send<T: Send>(_: T) {}
+/// let domain = ownrcu::Domain::new();
+/// is_send(domain.read()); // error: `*const ()` cannot be sent between threads
+/// ```
+///
+/// Forgetting a guard (`mem::forget`) leaves its thread inside the section
+/// for good: grace periods of the domain then never complete.
+///
+/// # Examples
+///
+/// ```
+/// let domain = ownrcu::Domain::new();
+/// let guard = domain.read();
+/// assert!(std::ptr::eq(guard.domain(), &domain));
+/// ```
+#[must_use = "the read section ends when the guard is dropped"]
+pub struct Guard<'d> {
+    domain: &'d Domain,
+    record: &'d Record,
+    /// The record was claimed for this guard alone (the thread's locals are
+    /// being destroyed) and is released with it.
+    temporary: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'d> Guard<'d> {
+    #[inline(always)]
+    pub(crate) fn enter(domain: &'d Domain) -> Self {
+        let (record, temporary) = match domain.record() {
+            Some(record) => (record, false),
+            None => (domain.inner().claim(), true),
+        };
+        record.enter(&domain.inner().epoch);
+        Self {
+            domain,
+            record,
+            temporary,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The domain this section belongs to.
+    pub fn domain(&self) -> &'d Domain {
+        self.domain
+    }
+}
+
+impl Drop for Guard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.record.exit() && self.temporary {
+            // SAFETY: the record was claimed for this guard alone, and the
+            // section it tracked has just ended.
+            unsafe { self.domain.inner().release(self.record) };
+        }
+    }
+}
+
+impl core::fmt::Debug for Guard<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Guard")
+            .field("domain", self.domain)
+            .finish()
+    }
+}

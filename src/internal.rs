@@ -1,0 +1,592 @@
+//! The grace-period machine behind a [`Domain`](crate::Domain).
+//!
+//! # Design
+//!
+//! The domain counts grace periods in `epoch`: the number of grace periods
+//! *started*. A reader entering its outermost section copies `epoch` into its
+//! record as `epoch << 1 | 1` with a plain (release) store followed by the
+//! light fence; leaving, it stores `INACTIVE`. A grace period `g` starts, under
+//! the state lock, by storing `epoch = g` and running the heavy fence once. It
+//! is complete when no record is active with an epoch below `g`. Why that is
+//! enough, for an object unlinked before `g` started (unlink → registration
+//! under the lock → start, so the unlink happens before the heavy fence):
+//!
+//! - a reader whose light fence comes after the heavy fence (in the fences'
+//!   single total order) sees the unlink, so it cannot reach the object;
+//! - otherwise the scan, which follows the heavy fence, sees the reader's
+//!   entry store (or a later one). If that says "epoch ≥ g", the reader's
+//!   acquire load of `epoch` read the start store, which happens after the
+//!   unlink: it cannot reach the object either. If it says "epoch < g", the
+//!   grace period waits until the record changes; the acquire load that sees
+//!   the change synchronizes with the reader's release exit (or its next
+//!   release entry, which follows the exit), so every access of the old
+//!   section happens before anything freed after the grace period.
+//!
+//! One heavy fence per grace period suffices, because later scans only read
+//! the same records again (coherence keeps them at least as new).
+//!
+//! Work is registered as *units* ([`Reclaim`]): a thread's bag of single
+//! retirements, or one drained `Batch`. A unit registered while `epoch == e`
+//! waits for grace period `e + 1`, the first one to start after it: one grace
+//! period serves every unit registered before it started. Grace periods are
+//! rationed: one starts only when enough work waits for it, or when someone
+//! asked (`synchronize`, `barrier`, a polled cookie).
+//!
+//! Units whose grace period completed stay at the front of `waiting`; a
+//! thread frees them while holding the `freeing` lock, which serializes
+//! destructors per domain and lets `barrier` know when frees in progress have
+//! finished. Lock order: `freeing`, then `state`.
+
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{
+    AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64, AtomicUsize as StdAtomicUsize,
+};
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+
+use crossbeam_utils::{Backoff, CachePadded};
+
+use crate::fence;
+use crate::record::Record;
+use crate::retired::{Bag, DropRun, Reclaim, Slot};
+use crate::stats::Stats;
+use crate::sync::{AtomicPtr, AtomicU64, Mutex, MutexGuard};
+
+/// Work waiting for a grace period.
+struct Waiting {
+    /// The grace period that must complete before `unit` may be freed.
+    gp: u64,
+    unit: Box<dyn Reclaim>,
+}
+
+/// Everything behind the state lock.
+struct State {
+    /// Whether grace period `epoch` is in progress.
+    running: bool,
+    /// Registered units, in registration order (so `gp` never decreases).
+    waiting: VecDeque<Waiting>,
+    /// Objects and units waiting for grace period `epoch + 1`, not started.
+    unstarted_objects: usize,
+    unstarted_units: usize,
+    /// The highest grace period somebody waits for.
+    requested: u64,
+    /// The domain was torn down: no reader can exist any more.
+    dead: bool,
+}
+
+/// Rationing: start a grace period once this much work waits for one.
+#[cfg(not(any(loom, miri)))]
+const GP_OBJECTS: usize = 1024;
+#[cfg(not(any(loom, miri)))]
+const GP_UNITS: usize = 32;
+#[cfg(miri)]
+const GP_OBJECTS: usize = 16;
+#[cfg(miri)]
+const GP_UNITS: usize = 4;
+#[cfg(loom)]
+const GP_OBJECTS: usize = 1;
+#[cfg(loom)]
+const GP_UNITS: usize = 1;
+
+/// The most objects one `retire`, `drain` or thread exit frees.
+#[cfg(not(any(loom, miri)))]
+pub(crate) const COLLECT_BUDGET: usize = 1024;
+#[cfg(any(loom, miri))]
+pub(crate) const COLLECT_BUDGET: usize = 8;
+
+/// Domain-wide counters (statistics only; never used for synchronization).
+#[derive(Debug, Default)]
+struct Counters {
+    /// Objects registered directly (batches, or retired without a record).
+    retired: StdAtomicU64,
+    freed: StdAtomicU64,
+    batches: StdAtomicU64,
+    registrations: StdAtomicU64,
+    grace_periods: StdAtomicU64,
+}
+
+pub(crate) struct Inner {
+    /// Grace periods started; readers copy it on entry.
+    pub(crate) epoch: CachePadded<AtomicU64>,
+    /// The last grace period known complete.
+    completed: CachePadded<AtomicU64>,
+    /// Head of the append-only list of thread records.
+    records: AtomicPtr<Record>,
+    state: Mutex<State>,
+    /// Held by whoever runs destructors; see the module docs.
+    freeing: Mutex<()>,
+    counters: Counters,
+    /// Unique among all domains ever created; 0 is the global domain.
+    pub(crate) id: u64,
+    /// Set once torn down; lets thread-locals drop their registration early.
+    pub(crate) dead: StdAtomicBool,
+    /// `Domain` handles alive (user-created domains only).
+    pub(crate) handles: StdAtomicUsize,
+}
+
+// SAFETY: the raw record pointers are to records owned by this domain and
+// only shared through the atomic list; all other state is atomics or behind
+// mutexes, and the queued units are `Send`.
+unsafe impl Send for Inner {}
+// SAFETY: as above.
+unsafe impl Sync for Inner {}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A destructor that panicked while a lock was held left the protected
+    // data consistent (every step pops before it drops), so poisoning is
+    // ignored.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(crate::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(crate::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+macro_rules! inner_new {
+    ($id:expr) => {
+        Inner {
+            epoch: CachePadded::new(AtomicU64::new(0)),
+            completed: CachePadded::new(AtomicU64::new(0)),
+            records: AtomicPtr::new(core::ptr::null_mut()),
+            state: Mutex::new(State {
+                running: false,
+                waiting: VecDeque::new(),
+                unstarted_objects: 0,
+                unstarted_units: 0,
+                requested: 0,
+                dead: false,
+            }),
+            freeing: Mutex::new(()),
+            counters: Counters {
+                retired: StdAtomicU64::new(0),
+                freed: StdAtomicU64::new(0),
+                batches: StdAtomicU64::new(0),
+                registrations: StdAtomicU64::new(0),
+                grace_periods: StdAtomicU64::new(0),
+            },
+            id: $id,
+            dead: StdAtomicBool::new(false),
+            handles: StdAtomicUsize::new(1),
+        }
+    };
+}
+
+impl Inner {
+    /// The global domain's state, built at compile time.
+    #[cfg(not(loom))]
+    pub(crate) const fn new_global() -> Self {
+        inner_new!(0)
+    }
+
+    pub(crate) fn new() -> Self {
+        static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
+        inner_new!(NEXT_ID.fetch_add(1, Relaxed))
+    }
+
+    // ----- records -------------------------------------------------------
+
+    /// Claims a free record, or adds a new one. The caller owns it until
+    /// [`Inner::release`].
+    #[cold]
+    pub(crate) fn claim(&self) -> &Record {
+        fence::init();
+        let mut cur = self.records.load(Acquire);
+        while !cur.is_null() {
+            // SAFETY: records are never freed before the domain, which the
+            // caller borrows.
+            let rec = unsafe { &*cur };
+            if !rec.in_use.load(Relaxed)
+                && rec
+                    .in_use
+                    .compare_exchange(false, true, Acquire, Relaxed)
+                    .is_ok()
+            {
+                return rec;
+            }
+            cur = rec.next.cast_mut();
+        }
+        let rec = Box::into_raw(Box::new(Record::new(core::ptr::null())));
+        let mut head = self.records.load(Relaxed);
+        loop {
+            // SAFETY: `rec` is ours until the CAS below publishes it.
+            unsafe { (*rec).next = head };
+            // Release: a scanner that finds `rec` sees it initialized.
+            match self
+                .records
+                .compare_exchange_weak(head, rec, Release, Relaxed)
+            {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        // SAFETY: published above, lives as long as the domain.
+        unsafe { &*rec }
+    }
+
+    /// Hands over a record's bag and frees the record for another thread.
+    ///
+    /// # Safety
+    ///
+    /// Called by the record's owner, which will not use it again.
+    pub(crate) unsafe fn release(&self, rec: &Record) {
+        let mut st = lock(&self.state);
+        if !st.dead {
+            // SAFETY: we hold the state lock and own the record.
+            if let Some(bag) = unsafe { rec.steal_bag() } {
+                self.enqueue(&mut st, bag, false);
+                self.advance(&mut st);
+            }
+        }
+        drop(st);
+        // A guard still alive (e.g. made in another thread-local's
+        // destructor) keeps the record: reusing it would corrupt its state.
+        if !rec.in_section() {
+            // Release: the next owner sees the record as we left it.
+            rec.in_use.store(false, Release);
+        }
+    }
+
+    fn records(&self) -> impl Iterator<Item = &Record> {
+        let mut cur = self.records.load(Acquire);
+        core::iter::from_fn(move || {
+            // SAFETY: records live as long as the domain, which `self`
+            // borrows; `next` is immutable once published.
+            let rec = unsafe { cur.as_ref()? };
+            cur = rec.next.cast_mut();
+            Some(rec)
+        })
+    }
+
+    // ----- registering work ----------------------------------------------
+
+    /// Adds a unit to the waiting queue (state lock held).
+    fn enqueue(&self, st: &mut State, unit: Box<dyn Reclaim>, batch: bool) {
+        let gp = self.epoch.load(Relaxed) + 1;
+        st.unstarted_objects += unit.len();
+        st.unstarted_units += 1;
+        st.waiting.push_back(Waiting { gp, unit });
+        self.counters.registrations.fetch_add(1, Relaxed);
+        if batch {
+            self.counters.batches.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Registers a drained batch (or a lone object) as one unit, then does a
+    /// bounded amount of reclamation.
+    pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool) {
+        let n = unit.len() as u64;
+        {
+            let mut st = lock(&self.state);
+            assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
+            self.counters.retired.fetch_add(n, Relaxed);
+            self.enqueue(&mut st, unit, batch);
+            self.advance(&mut st);
+        }
+        self.collect(COLLECT_BUDGET);
+    }
+
+    /// The slow path of a single retirement: the record's bag is full (or
+    /// absent, or being stolen), or the thread has no record.
+    #[cold]
+    pub(crate) fn retire_slow(&self, rec: Option<&Record>, slot: Slot, drop: DropRun) {
+        let Some(rec) = rec else {
+            let mut bag = Bag::new();
+            // SAFETY: forwarded from the caller (`Domain::retire_raw`); an
+            // empty bag always accepts.
+            let ok = unsafe { bag.push(slot, drop) };
+            debug_assert!(ok);
+            return self.register(bag, false);
+        };
+        {
+            let mut st = lock(&self.state);
+            // SAFETY: we hold the state lock and are the owner.
+            if let Some(full) = unsafe { rec.push_locked(slot, drop) } {
+                self.enqueue(&mut st, full, false);
+            }
+            self.advance(&mut st);
+        }
+        self.collect(COLLECT_BUDGET);
+    }
+
+    // ----- grace periods -------------------------------------------------
+
+    fn any_blocks(&self, gp: u64) -> bool {
+        self.records().any(|rec| rec.blocks(gp))
+    }
+
+    /// Moves the machine forward as far as it can without waiting.
+    fn advance(&self, st: &mut State) {
+        let epoch = self.epoch.load(Relaxed); // only written under this lock
+        if st.running {
+            if self.any_blocks(epoch) {
+                return;
+            }
+            self.complete(st, epoch);
+        }
+        let wanted = st.requested > epoch
+            || st.unstarted_objects >= GP_OBJECTS
+            || st.unstarted_units >= GP_UNITS;
+        if !wanted {
+            return;
+        }
+        let gp = epoch + 1;
+        // Release: a reader that reads `gp` sees every unlink registered so
+        // far (see the module docs).
+        self.epoch.store(gp, Release);
+        fence::heavy();
+        st.running = true;
+        st.unstarted_objects = 0;
+        st.unstarted_units = 0;
+        if !self.any_blocks(gp) {
+            self.complete(st, gp);
+        }
+    }
+
+    fn complete(&self, st: &mut State, gp: u64) {
+        st.running = false;
+        // Release: pairs with the Acquire in `is_complete`.
+        self.completed.store(gp, Release);
+        self.counters.grace_periods.fetch_add(1, Relaxed);
+    }
+
+    /// The grace period that a cookie taken now must wait for.
+    pub(crate) fn snapshot(&self) -> u64 {
+        let mut st = lock(&self.state);
+        let gp = self.epoch.load(Relaxed) + 1;
+        st.requested = st.requested.max(gp);
+        gp
+    }
+
+    pub(crate) fn is_complete(&self, gp: u64) -> bool {
+        // Acquire: pairs with `complete`, so the caller sees every reader's
+        // exit that the grace period waited for.
+        self.completed.load(Acquire) >= gp
+    }
+
+    /// Moves the machine forward without blocking; returns whether `gp` is
+    /// complete.
+    pub(crate) fn poll(&self, gp: u64) -> bool {
+        if self.is_complete(gp) {
+            return true;
+        }
+        if let Some(mut st) = try_lock(&self.state) {
+            st.requested = st.requested.max(gp);
+            self.advance(&mut st);
+        }
+        self.is_complete(gp)
+    }
+
+    /// Blocks until grace period `gp` has completed, driving it.
+    pub(crate) fn wait_for(&self, gp: u64) {
+        let backoff = Backoff::new();
+        let mut sleep_us = 1;
+        loop {
+            {
+                let mut st = lock(&self.state);
+                st.requested = st.requested.max(gp);
+                self.advance(&mut st);
+            }
+            if self.is_complete(gp) {
+                return;
+            }
+            // Spin briefly (readers are usually short), then sleep with a
+            // growing period so a stalled reader does not burn a CPU.
+            if !backoff.is_completed() {
+                crate::sync::snooze(&backoff);
+            } else {
+                #[cfg(not(loom))]
+                {
+                    std::thread::sleep(std::time::Duration::from_micros(sleep_us));
+                    sleep_us = (sleep_us * 2).min(1000);
+                }
+                #[cfg(loom)]
+                {
+                    let _ = sleep_us;
+                    crate::sync::yield_now();
+                }
+            }
+        }
+    }
+
+    /// Takes every thread's bag into the waiting queue (state lock held).
+    fn steal_all(&self, st: &mut State) {
+        for rec in self.records() {
+            rec.raise_steal();
+        }
+        // One heavy fence for all records: each owner either sees `steal`
+        // or is seen `busy` (see `Record::push_fast`).
+        fence::heavy();
+        for rec in self.records() {
+            // SAFETY: we hold the state lock and raised `steal` before the
+            // heavy fence.
+            if let Some(bag) = unsafe { rec.steal_bag() } {
+                self.enqueue(st, bag, false);
+            }
+            rec.lower_steal();
+        }
+    }
+
+    /// `rcu_barrier`: frees everything retired before the call.
+    pub(crate) fn barrier(&self) {
+        let gp = {
+            let mut st = lock(&self.state);
+            self.steal_all(&mut st);
+            let gp = self.epoch.load(Relaxed) + 1;
+            st.requested = st.requested.max(gp);
+            gp
+        };
+        self.wait_for(gp);
+        // Everything registered before the call now waits for a completed
+        // grace period. Taking `freeing` waits for frees in progress; then we
+        // free the rest ourselves.
+        self.free_completed(usize::MAX, true);
+    }
+
+    // ----- freeing -------------------------------------------------------
+
+    /// Frees up to `budget` objects whose grace period has completed, if no
+    /// other thread is freeing right now.
+    pub(crate) fn collect(&self, budget: usize) {
+        if self.completed.load(Relaxed) == 0 {
+            return;
+        }
+        self.free_completed(budget, false);
+    }
+
+    /// Frees up to `budget` objects whose grace period completed. With
+    /// `wait`, blocks for the `freeing` lock and keeps going past panicking
+    /// destructors, re-raising the first panic at the end.
+    fn free_completed(&self, budget: usize, wait: bool) {
+        let _freeing = if wait {
+            lock(&self.freeing)
+        } else {
+            match try_lock(&self.freeing) {
+                Some(g) => g,
+                None => return,
+            }
+        };
+        let mut left = budget;
+        let mut first_panic = None;
+        while left > 0 {
+            let Some(mut unit) = self.pop_completed() else {
+                break;
+            };
+            let before = unit.len();
+            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: `pop_completed` only returns units whose grace
+                // period has completed.
+                unsafe { unit.free(left) }
+            }));
+            let freed = before - unit.len();
+            left = left.saturating_sub(freed.max(1));
+            self.counters.freed.fetch_add(freed as u64, Relaxed);
+            if unit.len() > 0 {
+                self.push_front(unit);
+            }
+            if let Err(payload) = result {
+                if !wait {
+                    panic::resume_unwind(payload);
+                }
+                first_panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
+        }
+    }
+
+    fn pop_completed(&self) -> Option<Box<dyn Reclaim>> {
+        let completed = self.completed.load(Acquire);
+        let mut st = lock(&self.state);
+        if st.waiting.front()?.gp > completed {
+            return None;
+        }
+        st.waiting.pop_front().map(|w| w.unit)
+    }
+
+    fn push_front(&self, unit: Box<dyn Reclaim>) {
+        let gp = self.completed.load(Relaxed);
+        lock(&self.state).waiting.push_front(Waiting { gp, unit });
+    }
+
+    // ----- teardown ------------------------------------------------------
+
+    /// Frees everything directly: called once no handle to the domain is
+    /// left, so no guard and no reader can exist.
+    pub(crate) fn teardown(&self) {
+        let units = {
+            let mut st = lock(&self.state);
+            st.dead = true;
+            self.dead.store(true, Relaxed);
+            let mut units: Vec<Box<dyn Reclaim>> = st.waiting.drain(..).map(|w| w.unit).collect();
+            for rec in self.records() {
+                // SAFETY: no handle exists, so no owner is in its fast path;
+                // exiting owners take the state lock we hold and then see
+                // `dead`.
+                if let Some(bag) = unsafe { rec.steal_bag() } {
+                    units.push(bag);
+                }
+            }
+            units
+        };
+        let _freeing = lock(&self.freeing);
+        let mut first_panic = None;
+        for mut unit in units {
+            while unit.len() > 0 {
+                let before = unit.len();
+                // SAFETY: no reader of this domain can exist any more.
+                let result =
+                    panic::catch_unwind(AssertUnwindSafe(|| unsafe { unit.free(usize::MAX) }));
+                self.counters
+                    .freed
+                    .fetch_add((before - unit.len()) as u64, Relaxed);
+                if let Err(payload) = result {
+                    first_panic.get_or_insert(payload);
+                }
+            }
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
+        }
+    }
+
+    // ----- statistics ----------------------------------------------------
+
+    pub(crate) fn stats(&self) -> Stats {
+        let in_bags: u64 = self.records().map(Record::retired).sum();
+        let retired = self.counters.retired.load(Relaxed) + in_bags;
+        let freed = self.counters.freed.load(Relaxed);
+        Stats {
+            retired,
+            freed,
+            pending: retired.saturating_sub(freed),
+            batches: self.counters.batches.load(Relaxed),
+            registrations: self.counters.registrations.load(Relaxed),
+            grace_periods: self.counters.grace_periods.load(Relaxed),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Everything was freed by `teardown`; the records remain.
+        let mut cur = *self.records.get_mut();
+        while !cur.is_null() {
+            // SAFETY: records were made by `Box::into_raw` in `claim`, and
+            // the last reference to the domain is going away.
+            let rec = unsafe { Box::from_raw(cur) };
+            cur = rec.next.cast_mut();
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Inner>();
+    let _ = AcqRel;
+}

@@ -1,0 +1,217 @@
+//! A thread's record in one domain: its read-side state and its retire bag.
+//!
+//! # Invariants
+//!
+//! - A record is *claimed* by at most one thread at a time (`in_use`), its
+//!   owner. Only the owner writes `state` and `nest`, and only the owner
+//!   touches `bag` outside the domain's state lock.
+//! - `state` is [`INACTIVE`] outside read sections, and `epoch << 1 | 1`
+//!   inside one, where `epoch` is the domain's epoch the owner read on entry.
+//! - Another thread takes the bag ("steals" it) only while holding the
+//!   domain's state lock, after raising `steal`, running the heavy fence and
+//!   seeing `busy` false: the asymmetric-fence handshake in
+//!   [`Record::steal_bag`]. The owner's fast path raises `busy`, runs the
+//!   light fence and checks `steal` before touching the bag.
+//! - Records are never freed before their domain, so a pointer to one stays
+//!   valid as long as the domain does.
+
+use core::cell::Cell;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use crossbeam_utils::Backoff;
+
+use crate::fence;
+use crate::retired::{Bag, DropRun, Slot};
+use crate::sync::{AtomicBool, AtomicU64, UnsafeCell};
+
+/// The `state` of a thread outside any read section.
+pub(crate) const INACTIVE: u64 = 0;
+
+pub(crate) struct Record {
+    /// `INACTIVE`, or `epoch << 1 | 1` while in a read section.
+    pub(crate) state: AtomicU64,
+    /// Read-section nesting depth; owner-only.
+    nest: Cell<usize>,
+    /// Raised by the owner around every fast-path bag access.
+    busy: AtomicBool,
+    /// Raised by a thread that wants to take the bag.
+    steal: AtomicBool,
+    /// Single retirements not yet handed to the domain.
+    bag: UnsafeCell<Option<Box<Bag>>>,
+    /// Objects the owner put in bags (single writer, so a plain add).
+    retired: AtomicU64,
+    /// Whether a thread has claimed this record.
+    pub(crate) in_use: AtomicBool,
+    /// Next record in the domain's list (immutable once published).
+    pub(crate) next: *const Record,
+}
+
+// SAFETY: the fields shared between threads are atomics; `nest` and the
+// fast-path use of `bag` are confined to the owning thread (see the module
+// invariants), and every other access to `bag` holds the domain's state lock
+// after the steal handshake.
+unsafe impl Sync for Record {}
+// SAFETY: as above; a record moves between threads only through the domain's
+// list, and the bag's contents are `Send`.
+unsafe impl Send for Record {}
+
+impl Record {
+    pub(crate) fn new(next: *const Record) -> Self {
+        Self {
+            state: AtomicU64::new(INACTIVE),
+            nest: Cell::new(0),
+            busy: AtomicBool::new(false),
+            steal: AtomicBool::new(false),
+            bag: UnsafeCell::new(None),
+            retired: AtomicU64::new(0),
+            in_use: AtomicBool::new(true),
+            next,
+        }
+    }
+
+    /// Enters a read section (owner only). Returns true if outermost.
+    #[inline(always)]
+    pub(crate) fn enter(&self, epoch: &AtomicU64) {
+        let nest = self.nest.get();
+        self.nest.set(nest + 1);
+        if nest == 0 {
+            // Acquire: if we read the epoch a grace period stored when it
+            // started, everything unlinked before that start is visible to
+            // this section, so that grace period need not wait for us.
+            let e = epoch.load(Acquire);
+            // Release: a scan that reads this value also sees our previous
+            // exit, and everything that section did (see `exit`).
+            self.state.store(e << 1 | 1, Release);
+            // Pairs with the grace period's heavy fence (module `fence`).
+            fence::light();
+        }
+    }
+
+    /// Leaves a read section (owner only). Returns true if it was the
+    /// outermost.
+    #[inline(always)]
+    pub(crate) fn exit(&self) -> bool {
+        let nest = self.nest.get() - 1;
+        self.nest.set(nest);
+        if nest == 0 {
+            // Release: a grace period that reads this (Acquire) happens after
+            // every access this section made.
+            self.state.store(INACTIVE, Release);
+            return true;
+        }
+        false
+    }
+
+    /// Whether the owner is inside a read section (owner only).
+    pub(crate) fn in_section(&self) -> bool {
+        self.nest.get() > 0
+    }
+
+    /// Whether this record still holds up grace period number `gp`.
+    #[inline]
+    pub(crate) fn blocks(&self, gp: u64) -> bool {
+        // Acquire: pairs with the Release stores in `enter`/`exit`.
+        let s = self.state.load(Acquire);
+        s & 1 == 1 && (s >> 1) < gp
+    }
+
+    /// Owner fast path: puts an object in the bag without synchronization.
+    /// Returns false when the slow path must run (bag absent or full, or a
+    /// steal in progress); nothing was pushed then.
+    ///
+    /// # Safety
+    ///
+    /// Called by the owner, with `slot`/`drop` as [`Bag::push`] requires.
+    #[inline]
+    pub(crate) unsafe fn push_fast(&self, slot: Slot, drop: DropRun) -> bool {
+        self.busy.store(true, Relaxed);
+        // Pairs with the heavy fence in `steal_bag`: either the stealer sees
+        // `busy`, or we see `steal`.
+        fence::light();
+        let pushed = !self.steal.load(Acquire)
+            && self.bag.with_mut(|bag| {
+                // SAFETY: we are the owner, and a stealer either raised
+                // `steal` before our fence (we saw it and skipped this) or
+                // will see `busy` and wait until we lower it: exclusive.
+                match unsafe { &mut *bag } {
+                    // SAFETY: forwarded from this function's contract.
+                    Some(bag) => unsafe { bag.push(slot, drop) },
+                    None => false,
+                }
+            });
+        // Release: a stealer that sees `busy` false sees our push.
+        self.busy.store(false, Release);
+        if pushed {
+            self.retired.store(self.retired.load(Relaxed) + 1, Relaxed);
+        }
+        pushed
+    }
+
+    /// Slow path, under the domain's state lock: pushes, handing back a full
+    /// bag to register first.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the domain's state lock (so no stealer runs) and is
+    /// the owner or the owner cannot run (it exited); `slot`/`drop` as
+    /// [`Bag::push`] requires.
+    pub(crate) unsafe fn push_locked(&self, slot: Slot, drop: DropRun) -> Option<Box<Bag>> {
+        let full = self.bag.with_mut(|cell| {
+            // SAFETY: exclusive by this function's contract.
+            let cell = unsafe { &mut *cell };
+            let full = match cell {
+                Some(bag) if !bag.is_full() => None,
+                _ => cell.take(),
+            };
+            let bag = cell.get_or_insert_with(Bag::new);
+            // SAFETY: forwarded; a fresh or non-full bag has room unless its
+            // runs are exhausted, handled below.
+            if !unsafe { bag.push(slot, drop) } {
+                let mut fresh = Bag::new();
+                // SAFETY: forwarded; an empty bag always accepts.
+                let ok = unsafe { fresh.push(slot, drop) };
+                debug_assert!(ok);
+                return Some(core::mem::replace(bag, fresh));
+            }
+            full
+        });
+        self.retired.store(self.retired.load(Relaxed) + 1, Relaxed);
+        full.filter(|b| b.len > 0)
+    }
+
+    /// Takes the bag (owner under the state lock, or a stealer after
+    /// [`Record::raise_steal`] and the heavy fence).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the domain's state lock, and either is the owner, or
+    /// raised `steal` on this record before running [`fence::heavy`].
+    pub(crate) unsafe fn steal_bag(&self) -> Option<Box<Bag>> {
+        let backoff = Backoff::new();
+        // Acquire: pairs with the owner's Release when it lowers `busy`.
+        while self.busy.load(Acquire) {
+            crate::sync::snooze(&backoff);
+        }
+        // SAFETY: the owner is outside its fast path and, until we lower
+        // `steal`, will not enter it (it sees `steal` and takes the lock we
+        // hold), or the owner is us; other takers hold the same lock.
+        let bag = self.bag.with_mut(|cell| unsafe { (*cell).take() });
+        bag.filter(|b| b.len > 0)
+    }
+
+    /// First half of a steal: announce it. Follow with one heavy fence for
+    /// all records, then [`Record::steal_bag`] and [`Record::lower_steal`].
+    pub(crate) fn raise_steal(&self) {
+        self.steal.store(true, Relaxed);
+    }
+
+    pub(crate) fn lower_steal(&self) {
+        // Release: the owner's next fast path (Acquire) sees the bag gone.
+        self.steal.store(false, Release);
+    }
+
+    /// Objects retired into bags through this record.
+    pub(crate) fn retired(&self) -> u64 {
+        self.retired.load(Relaxed)
+    }
+}

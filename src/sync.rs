@@ -1,0 +1,65 @@
+//! The one place that chooses between `std` and `loom`.
+//!
+//! Everything in the crate that takes part in a concurrency protocol imports
+//! its atomics, fences, cells, mutexes and thread-locals from here, so that a
+//! `--cfg loom` build model-checks exactly the code that ships. Code that is
+//! not part of a protocol (statistics, id counters) may use `core` directly.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use std::sync::TryLockError;
+
+/// One step of a wait loop: spin, then yield (loom must always be told).
+pub(crate) fn snooze(backoff: &crossbeam_utils::Backoff) {
+    #[cfg(loom)]
+    {
+        let _ = backoff;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    backoff.snooze();
+}
+
+/// Yields the processor while waiting; loom needs to be told explicitly.
+#[cfg(loom)]
+pub(crate) fn yield_now() {
+    loom::thread::yield_now();
+}
+
+/// An `UnsafeCell` whose accesses loom can check for data races.
+///
+/// The API is closure-based, like loom's: `with` for shared access and
+/// `with_mut` for exclusive access. Callers uphold the aliasing rules.
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(
+    #[cfg(not(loom))] core::cell::UnsafeCell<T>,
+    #[cfg(loom)] loom::cell::UnsafeCell<T>,
+);
+
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        #[cfg(not(loom))]
+        return Self(core::cell::UnsafeCell::new(value));
+        #[cfg(loom)]
+        return Self(loom::cell::UnsafeCell::new(value));
+    }
+
+    /// Runs `f` with a mutable pointer to the contents.
+    ///
+    /// The caller must have exclusive access for the duration of `f`.
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(not(loom))]
+        return f(self.0.get());
+        #[cfg(loom)]
+        return self.0.with_mut(f);
+    }
+}
