@@ -439,6 +439,7 @@ impl Clone for Domain {
 
 impl Drop for Domain {
     fn drop(&mut self) {
+        #[allow(irrefutable_let_patterns)] // under loom there is no global domain
         if let Repr::Owned(inner) = &self.repr {
             // AcqRel: the last handle sees everything every other handle did
             // (their retirements) before tearing down.

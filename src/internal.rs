@@ -383,6 +383,7 @@ impl Inner {
     /// Blocks until grace period `gp` has completed, driving it.
     pub(crate) fn wait_for(&self, gp: u64) {
         let backoff = Backoff::new();
+        #[cfg_attr(loom, allow(unused_mut, unused_variables))]
         let mut sleep_us = 1;
         loop {
             {
@@ -574,7 +575,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Everything was freed by `teardown`; the records remain.
-        let mut cur = *self.records.get_mut();
+        let mut cur = self.records.load(Acquire);
         while !cur.is_null() {
             // SAFETY: records were made by `Box::into_raw` in `claim`, and
             // the last reference to the domain is going away.
