@@ -458,7 +458,8 @@ impl Inner {
         self.free_completed(budget, false);
     }
 
-    /// Frees up to `budget` objects whose grace period completed. With
+    /// Frees up to `budget` objects whose grace period completed (all of
+    /// them once the domain is dead). With
     /// `wait`, blocks for the `freeing` lock and keeps going past panicking
     /// destructors, re-raising the first panic at the end.
     fn free_completed(&self, budget: usize, wait: bool) {
@@ -473,37 +474,56 @@ impl Inner {
         let mut left = budget;
         let mut first_panic = None;
         while left > 0 {
-            let Some(mut unit) = self.pop_completed() else {
+            let Some(unit) = self.pop_completed() else {
                 break;
             };
-            let before = unit.len();
-            let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: `pop_completed` only returns units whose grace
-                // period has completed.
-                unsafe { unit.free(left) }
-            }));
-            let freed = before - unit.len();
-            left = left.saturating_sub(freed.max(1));
-            self.counters.freed.fetch_add(freed as u64, Relaxed);
-            if unit.len() > 0 {
-                self.push_front(unit);
-            }
-            if let Err(payload) = result {
-                if !wait {
-                    panic::resume_unwind(payload);
+            let freed = if wait {
+                let mut freed = 0;
+                let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                    // SAFETY: `pop_completed` only returns units whose grace
+                    // period has completed.
+                    freed = unsafe { self.free_unit(unit, left, true) };
+                }));
+                if let Err(payload) = result {
+                    first_panic.get_or_insert(payload);
                 }
-                first_panic.get_or_insert(payload);
-            }
+                freed
+            } else {
+                // SAFETY: as above.
+                unsafe { self.free_unit(unit, left, true) }
+            };
+            left = left.saturating_sub(freed.max(1));
         }
         if let Some(payload) = first_panic {
             panic::resume_unwind(payload);
         }
     }
 
+    /// Frees up to `max` objects of `unit`, returning how many. Even if a
+    /// destructor panics, the objects freed are counted and, with `requeue`,
+    /// the rest go back to the front of the queue.
+    ///
+    /// # Safety
+    ///
+    /// The unit's grace period has completed, or no reader can exist.
+    unsafe fn free_unit(&self, unit: Box<dyn Reclaim>, max: usize, requeue: bool) -> usize {
+        let before = unit.len();
+        let mut unit = scopeguard::guard(unit, |unit| {
+            let freed = before - unit.len();
+            self.counters.freed.fetch_add(freed as u64, Relaxed);
+            if requeue && unit.len() > 0 {
+                self.push_front(unit);
+            }
+        });
+        // SAFETY: forwarded from this function's contract.
+        unsafe { unit.free(max) };
+        before - unit.len()
+    }
+
     fn pop_completed(&self) -> Option<Box<dyn Reclaim>> {
         let completed = self.completed.load(Acquire);
         let mut st = lock(&self.state);
-        if st.waiting.front()?.gp > completed {
+        if !st.dead && st.waiting.front()?.gp > completed {
             return None;
         }
         st.waiting.pop_front().map(|w| w.unit)
@@ -519,40 +539,21 @@ impl Inner {
     /// Frees everything directly: called once no handle to the domain is
     /// left, so no guard and no reader can exist.
     pub(crate) fn teardown(&self) {
-        let units = {
+        {
             let mut st = lock(&self.state);
             st.dead = true;
             self.dead.store(true, Relaxed);
-            let mut units: Vec<Box<dyn Reclaim>> = st.waiting.drain(..).map(|w| w.unit).collect();
             for rec in self.records() {
                 // SAFETY: no handle exists, so no owner is in its fast path;
                 // exiting owners take the state lock we hold and then see
                 // `dead`.
                 if let Some(bag) = unsafe { rec.steal_bag() } {
-                    units.push(bag);
-                }
-            }
-            units
-        };
-        let _freeing = lock(&self.freeing);
-        let mut first_panic = None;
-        for mut unit in units {
-            while unit.len() > 0 {
-                let before = unit.len();
-                // SAFETY: no reader of this domain can exist any more.
-                let result =
-                    panic::catch_unwind(AssertUnwindSafe(|| unsafe { unit.free(usize::MAX) }));
-                self.counters
-                    .freed
-                    .fetch_add((before - unit.len()) as u64, Relaxed);
-                if let Err(payload) = result {
-                    first_panic.get_or_insert(payload);
+                    st.waiting.push_back(Waiting { gp: 0, unit: bag });
                 }
             }
         }
-        if let Some(payload) = first_panic {
-            panic::resume_unwind(payload);
-        }
+        // `dead` makes every queued unit free-able at once.
+        self.free_completed(usize::MAX, true);
     }
 
     // ----- statistics ----------------------------------------------------
