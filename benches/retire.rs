@@ -1,1 +1,208 @@
-fn main() {}
+//! `retire_10k`: retire 10 000 objects of 192 bytes and wait until every one
+//! of them has been dropped, single-threaded.
+//!
+//! The objects are allocated in set-up, outside the timing
+//! (`iter_batched(.., PerIteration)`); the timed routine retires them,
+//! drives reclamation to the end, and checks that exactly 10 000 destructors
+//! ran before it returns. `drop_floor` drops the same vector directly.
+
+use std::hint::black_box;
+use std::mem::size_of;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+const N: usize = 10_000;
+
+/// Destructors run since the last `reset`.
+static DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// A 192-byte object whose destructor counts itself.
+struct Obj {
+    payload: [u64; 24],
+}
+
+const _: () = assert!(size_of::<Obj>() == 192);
+
+impl Obj {
+    fn new(i: usize) -> Self {
+        let mut payload = [0; 24];
+        payload[0] = i as u64;
+        Self { payload }
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        black_box(&self.payload);
+        DROPS.fetch_add(1, Relaxed);
+    }
+}
+
+/// Set-up: resets the drop counter and allocates `N` boxed objects.
+#[allow(clippy::vec_box)] // the boxes are the point: one allocation per object
+fn boxes() -> Vec<Box<Obj>> {
+    DROPS.store(0, Relaxed);
+    (0..N).map(|i| Box::new(Obj::new(i))).collect()
+}
+
+/// The end of every timed routine: exactly `N` destructors ran.
+fn check() {
+    assert_eq!(DROPS.load(Relaxed), N, "not every object was dropped");
+}
+
+/// Same allocator behaviour for every group of every bench file: no heap
+/// trimming, no mmap-backed allocations (see `shared/BENCHMARKS.md`).
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's tuning parameters; it is called
+    // before any benchmark thread exists.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+    }
+}
+
+fn config() -> Criterion {
+    tune_malloc();
+    Criterion::default()
+}
+
+fn retire_10k(c: &mut Criterion) {
+    let mut group = c.benchmark_group("retire_10k");
+    // A user-created domain, made once outside the timing.
+    let domain = ownrcu::Domain::new();
+
+    // One `Batch` takes over the vector (no copy), one registration, then
+    // `barrier` waits for the grace period and frees everything.
+    group.bench_function("ownrcu_batch", |b| {
+        b.iter_batched(
+            boxes,
+            |v| {
+                ownrcu::Batch::from_vec(&domain, v).drain();
+                domain.barrier();
+                check();
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    // One `retire` per object (buffered 64 at a time), then `barrier`.
+    group.bench_function("ownrcu_single", |b| {
+        b.iter_batched(
+            boxes,
+            |v| {
+                for object in v {
+                    domain.retire(object);
+                }
+                domain.barrier();
+                check();
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    // crossbeam-epoch at its best: a `LocalHandle` registered once (no
+    // thread-local lookup), one pin for all 10 000 `defer_destroy` calls
+    // (bags of 64 deferred functions, no allocation per object), then flush
+    // and re-pin until every object has been dropped.
+    let collector = crossbeam_epoch::Collector::new();
+    let handle = collector.register();
+    group.bench_function("crossbeam_epoch", |b| {
+        b.iter_batched(
+            boxes,
+            |v| {
+                {
+                    let guard = handle.pin();
+                    for object in v {
+                        let ptr = crossbeam_epoch::Shared::from(Box::into_raw(object).cast_const());
+                        // SAFETY: the object came from a `Box` (crossbeam's
+                        // `Owned<T>` for a sized `T` is a `Box<T>`), is
+                        // reachable by nobody else, and is destroyed once.
+                        unsafe { guard.defer_destroy(ptr) };
+                    }
+                    guard.flush();
+                }
+                while DROPS.load(Relaxed) < N {
+                    handle.pin().flush();
+                }
+                check();
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    drop(handle);
+    drop(collector);
+
+    // sdd: its retire path is dropping an `Owned<T>` (an sdd allocation,
+    // carrying sdd's intrusive header, made in set-up), which pushes it on
+    // the thread's garbage list with no atomics; then new guards with
+    // `accelerate()` rotate the epochs until every object has been dropped.
+    group.bench_function("sdd", |b| {
+        b.iter_batched(
+            || {
+                DROPS.store(0, Relaxed);
+                (0..N)
+                    .map(|i| sdd::Owned::new(Obj::new(i)))
+                    .collect::<Vec<_>>()
+            },
+            |v| {
+                drop(v);
+                while DROPS.load(Relaxed) < N {
+                    let guard = sdd::Guard::new();
+                    guard.accelerate();
+                    drop(guard);
+                }
+                check();
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    // seize 0.5.1: `Collector::retire` with `reclaim::boxed`, outside any
+    // guard (a full batch of 32 is freed at once when no thread is active;
+    // one membarrier per batch), then one guard's `flush()` for the partial
+    // last batch, which is freed when that guard leaves. Default batch size.
+    let seize = seize::Collector::new();
+    group.bench_function("seize", |b| {
+        b.iter_batched(
+            boxes,
+            |v| {
+                for object in v {
+                    // SAFETY: the object came from a `Box`, is reachable by
+                    // nobody else, and is retired once.
+                    unsafe { seize.retire(Box::into_raw(object), seize::reclaim::boxed) };
+                }
+                while DROPS.load(Relaxed) < N {
+                    use seize::Guard as _;
+                    seize.enter().flush();
+                }
+                check();
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    drop(seize);
+
+    // The floor: drop the vector of boxes directly.
+    group.bench_function("drop_floor", |b| {
+        b.iter_batched(
+            boxes,
+            |v| {
+                drop(v);
+                check();
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    group.finish();
+    drop(domain);
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = retire_10k
+}
+criterion_main!(benches);
