@@ -18,7 +18,7 @@ use crate::Domain;
 /// Pushing is a plain `Vec` push with no synchronization. [`drain`](Batch::drain)
 /// registers the whole batch at once: one lock, one queue node, no per-object
 /// allocation. After the grace period the objects are freed in one
-/// monomorphic loop, newest first. Dropping an undrained batch drains it.
+/// monomorphic loop, oldest first. Dropping an undrained batch drains it.
 ///
 /// `T` may be unsized (`Batch<'_, dyn Trait>`, `Batch<'_, [u8]>`).
 ///

@@ -36,13 +36,13 @@ pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
 ///
 /// There is no background thread. Destructors run on threads that call into
 /// the domain: a [`retire`](Domain::retire) that fills its thread's buffer (one
-/// call in 64), a [`Batch::drain`], or a thread's exit each free at most 1024
-/// objects whose grace period has completed; [`barrier`](Domain::barrier)
+/// call in 128) and a [`Batch::drain`] each free at most 1024 objects whose
+/// grace period has completed; [`barrier`](Domain::barrier)
 /// frees everything it waited for; dropping the last handle of a user-created
 /// domain frees everything left. Guards never run destructors. Destructors of
 /// one domain run one thread at a time.
 ///
-/// Grace periods are rationed: one starts when 1024 objects or 32 buffers
+/// Grace periods are rationed: one starts when 4096 objects or 32 buffers
 /// and batches wait for one, or when someone waits ([`synchronize`],
 /// [`barrier`], [`GracePeriod`] polling). Until then retired objects stay
 /// pending; [`barrier`] (or dropping the domain) frees them.
@@ -99,7 +99,9 @@ pub struct Domain {
 enum Repr {
     #[cfg(not(loom))]
     Global,
-    Owned(Arc<Inner>),
+    /// The id is copied out of `Inner` so the hot path compares it without
+    /// following the `Arc`.
+    Owned(Arc<Inner>, u64),
 }
 
 impl Domain {
@@ -115,7 +117,11 @@ impl Domain {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            repr: Repr::Owned(Arc::new(Inner::new())),
+            repr: {
+                let inner = Arc::new(Inner::new());
+                let id = inner.id;
+                Repr::Owned(inner, id)
+            },
         }
     }
 
@@ -139,7 +145,7 @@ impl Domain {
         match &self.repr {
             #[cfg(not(loom))]
             Repr::Global => &GLOBAL_INNER,
-            Repr::Owned(inner) => inner,
+            Repr::Owned(inner, _) => inner,
         }
     }
 
@@ -150,7 +156,7 @@ impl Domain {
         match &self.repr {
             #[cfg(not(loom))]
             Repr::Global => local::global_record(),
-            Repr::Owned(inner) => local::record(inner),
+            Repr::Owned(inner, id) => local::record(inner, *id),
         }
     }
 
@@ -179,7 +185,7 @@ impl Domain {
     ///
     /// Works for unsized objects too (`Box<dyn Trait>`, `Box<[T]>`, `Box<str>`).
     /// The object is buffered in the calling thread and handed to the domain
-    /// 64 at a time (see [who runs destructors](Domain#who-runs-destructors-and-when)).
+    /// 128 at a time (see [who runs destructors](Domain#who-runs-destructors-and-when)).
     ///
     /// # Examples
     ///
@@ -427,10 +433,10 @@ impl Clone for Domain {
         match &self.repr {
             #[cfg(not(loom))]
             Repr::Global => Self { repr: Repr::Global },
-            Repr::Owned(inner) => {
+            Repr::Owned(inner, id) => {
                 inner.handles.fetch_add(1, Relaxed);
                 Self {
-                    repr: Repr::Owned(inner.clone()),
+                    repr: Repr::Owned(inner.clone(), *id),
                 }
             }
         }
@@ -440,7 +446,7 @@ impl Clone for Domain {
 impl Drop for Domain {
     fn drop(&mut self) {
         #[allow(irrefutable_let_patterns)] // under loom there is no global domain
-        if let Repr::Owned(inner) = &self.repr {
+        if let Repr::Owned(inner, _) = &self.repr {
             // AcqRel: the last handle sees everything every other handle did
             // (their retirements) before tearing down.
             if inner.handles.fetch_sub(1, AcqRel) == 1 {

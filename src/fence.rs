@@ -72,6 +72,10 @@ pub(crate) fn light() {
 
 /// The grace period's half: a process-wide barrier.
 pub(crate) fn heavy() {
+    // Decide first: a grace period that saw UNKNOWN and used a plain fence
+    // while a reader registering meanwhile chose MEMBARRIER (and only a
+    // compiler fence) would pair with nothing.
+    init();
     if STRATEGY.load(Ordering::Relaxed) == MEMBARRIER {
         // Readers are relying on this barrier; a registered process cannot
         // see it fail, and falling back silently would be unsound.

@@ -41,24 +41,20 @@ use crate::Domain;
 pub struct Guard<'d> {
     domain: &'d Domain,
     record: &'d Record,
-    /// The record was claimed for this guard alone (the thread's locals are
-    /// being destroyed) and is released with it.
-    temporary: bool,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'d> Guard<'d> {
     #[inline(always)]
     pub(crate) fn enter(domain: &'d Domain) -> Self {
-        let (record, temporary) = match domain.record() {
-            Some(record) => (record, false),
-            None => (domain.inner().claim(), true),
+        let record = match domain.record() {
+            Some(record) => record,
+            None => domain.inner().claim_temporary(),
         };
         record.enter(&domain.inner().epoch);
         Self {
             domain,
             record,
-            temporary,
             _not_send: PhantomData,
         }
     }
@@ -72,7 +68,7 @@ impl<'d> Guard<'d> {
 impl Drop for Guard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.record.exit() && self.temporary {
+        if self.record.exit() && self.record.is_temporary() {
             // SAFETY: the record was claimed for this guard alone, and the
             // section it tracked has just ended.
             unsafe { self.domain.inner().release(self.record) };

@@ -38,9 +38,7 @@
 //! finished. Lock order: `freeing`, then `state`.
 
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use core::sync::atomic::{
-    AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64, AtomicUsize as StdAtomicUsize,
-};
+use core::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64};
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -50,7 +48,7 @@ use crate::fence;
 use crate::record::Record;
 use crate::retired::{Bag, DropRun, Reclaim, Slot};
 use crate::stats::Stats;
-use crate::sync::{AtomicPtr, AtomicU64, Mutex, MutexGuard};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
 /// Work waiting for a grace period.
 struct Waiting {
@@ -72,11 +70,16 @@ struct State {
     requested: u64,
     /// The domain was torn down: no reader can exist any more.
     dead: bool,
+    /// Emptied thread bags kept for reuse (at most `SPARE_BAGS`), so steady
+    /// single retirement allocates nothing.
+    spare: Vec<Box<Bag>>,
 }
+
+const SPARE_BAGS: usize = 8;
 
 /// Rationing: start a grace period once this much work waits for one.
 #[cfg(not(any(loom, miri)))]
-const GP_OBJECTS: usize = 1024;
+const GP_OBJECTS: usize = 4096;
 #[cfg(not(any(loom, miri)))]
 const GP_UNITS: usize = 32;
 #[cfg(miri)]
@@ -120,8 +123,9 @@ pub(crate) struct Inner {
     pub(crate) id: u64,
     /// Set once torn down; lets thread-locals drop their registration early.
     pub(crate) dead: StdAtomicBool,
-    /// `Domain` handles alive (user-created domains only).
-    pub(crate) handles: StdAtomicUsize,
+    /// `Domain` handles alive (user-created domains only). A loom atomic:
+    /// the last handle's drop must see every other handle's retirements.
+    pub(crate) handles: AtomicUsize,
 }
 
 // SAFETY: the raw record pointers are to records owned by this domain and
@@ -159,6 +163,7 @@ macro_rules! inner_new {
                 unstarted_units: 0,
                 requested: 0,
                 dead: false,
+                spare: Vec::new(),
             }),
             freeing: Mutex::new(()),
             counters: Counters {
@@ -170,7 +175,7 @@ macro_rules! inner_new {
             },
             id: $id,
             dead: StdAtomicBool::new(false),
-            handles: StdAtomicUsize::new(1),
+            handles: AtomicUsize::new(1),
         }
     };
 }
@@ -227,6 +232,15 @@ impl Inner {
         unsafe { &*rec }
     }
 
+    /// Claims a record for one guard, on a thread whose locals are being
+    /// destroyed; the guard's drop releases it.
+    #[cold]
+    pub(crate) fn claim_temporary(&self) -> &Record {
+        let rec = self.claim();
+        rec.set_temporary(true);
+        rec
+    }
+
     /// Hands over a record's bag and frees the record for another thread.
     ///
     /// # Safety
@@ -245,13 +259,19 @@ impl Inner {
         // A guard still alive (e.g. made in another thread-local's
         // destructor) keeps the record: reusing it would corrupt its state.
         if !rec.in_section() {
+            rec.set_temporary(false);
             // Release: the next owner sees the record as we left it.
             rec.in_use.store(false, Release);
         }
     }
 
     fn records(&self) -> impl Iterator<Item = &Record> {
-        let mut cur = self.records.load(Acquire);
+        self.records_from(self.records.load(Acquire))
+    }
+
+    /// The records from `head` (a value `self.records` had) on.
+    fn records_from(&self, head: *mut Record) -> impl Iterator<Item = &Record> {
+        let mut cur = head;
         core::iter::from_fn(move || {
             // SAFETY: records live as long as the domain, which `self`
             // borrows; `next` is immutable once published.
@@ -279,14 +299,17 @@ impl Inner {
     /// bounded amount of reclamation.
     pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool) {
         let n = unit.len() as u64;
-        {
+        let ready = {
             let mut st = lock(&self.state);
             assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
             self.counters.retired.fetch_add(n, Relaxed);
             self.enqueue(&mut st, unit, batch);
             self.advance(&mut st);
+            self.has_completed(&st)
+        };
+        if ready {
+            self.free_completed(COLLECT_BUDGET, false);
         }
-        self.collect(COLLECT_BUDGET);
     }
 
     /// The slow path of a single retirement: the record's bag is full (or
@@ -301,15 +324,20 @@ impl Inner {
             debug_assert!(ok);
             return self.register(bag, false);
         };
-        {
+        let ready = {
             let mut st = lock(&self.state);
+            let spare = &mut st.spare;
+            let new_bag = || spare.pop().unwrap_or_else(Bag::new);
             // SAFETY: we hold the state lock and are the owner.
-            if let Some(full) = unsafe { rec.push_locked(slot, drop) } {
+            if let Some(full) = unsafe { rec.push_locked(slot, drop, new_bag) } {
                 self.enqueue(&mut st, full, false);
             }
             self.advance(&mut st);
+            self.has_completed(&st)
+        };
+        if ready {
+            self.free_completed(COLLECT_BUDGET, false);
         }
-        self.collect(COLLECT_BUDGET);
     }
 
     // ----- grace periods -------------------------------------------------
@@ -415,13 +443,19 @@ impl Inner {
 
     /// Takes every thread's bag into the waiting queue (state lock held).
     fn steal_all(&self, st: &mut State) {
-        for rec in self.records() {
+        // Both passes walk one snapshot of the list. A record published
+        // after it did not see `steal` raised before the fence, so it must
+        // not be taken (its owner may be in its fast path); it holds nothing
+        // to take anyway: it was claimed after this barrier began, and a bag
+        // is only created under the state lock, which we hold.
+        let head = self.records.load(Acquire);
+        for rec in self.records_from(head) {
             rec.raise_steal();
         }
         // One heavy fence for all records: each owner either sees `steal`
         // or is seen `busy` (see `Record::push_fast`).
         fence::heavy();
-        for rec in self.records() {
+        for rec in self.records_from(head) {
             // SAFETY: we hold the state lock and raised `steal` before the
             // heavy fence.
             if let Some(bag) = unsafe { rec.steal_bag() } {
@@ -449,13 +483,11 @@ impl Inner {
 
     // ----- freeing -------------------------------------------------------
 
-    /// Frees up to `budget` objects whose grace period has completed, if no
-    /// other thread is freeing right now.
-    pub(crate) fn collect(&self, budget: usize) {
-        if self.completed.load(Relaxed) == 0 {
-            return;
-        }
-        self.free_completed(budget, false);
+    /// Whether some queued unit may be freed now (state lock held).
+    fn has_completed(&self, st: &State) -> bool {
+        st.waiting
+            .front()
+            .is_some_and(|w| w.gp <= self.completed.load(Relaxed))
     }
 
     /// Frees up to `budget` objects whose grace period completed (all of
@@ -473,8 +505,11 @@ impl Inner {
         };
         let mut left = budget;
         let mut first_panic = None;
+        // An emptied bag on its way back to `State::spare`, handed over under
+        // the next lock we take anyway.
+        let mut spare = None;
         while left > 0 {
-            let Some(unit) = self.pop_completed() else {
+            let Some(unit) = self.pop_completed(&mut spare) else {
                 break;
             };
             let freed = if wait {
@@ -482,7 +517,7 @@ impl Inner {
                 let result = panic::catch_unwind(AssertUnwindSafe(|| {
                     // SAFETY: `pop_completed` only returns units whose grace
                     // period has completed.
-                    freed = unsafe { self.free_unit(unit, left, true) };
+                    freed = unsafe { self.free_unit(unit, left, &mut spare) };
                 }));
                 if let Err(payload) = result {
                     first_panic.get_or_insert(payload);
@@ -490,9 +525,12 @@ impl Inner {
                 freed
             } else {
                 // SAFETY: as above.
-                unsafe { self.free_unit(unit, left, true) }
+                unsafe { self.free_unit(unit, left, &mut spare) }
             };
             left = left.saturating_sub(freed.max(1));
+        }
+        if spare.is_some() {
+            Self::keep_spare(&mut lock(&self.state), &mut spare);
         }
         if let Some(payload) = first_panic {
             panic::resume_unwind(payload);
@@ -500,19 +538,27 @@ impl Inner {
     }
 
     /// Frees up to `max` objects of `unit`, returning how many. Even if a
-    /// destructor panics, the objects freed are counted and, with `requeue`,
-    /// the rest go back to the front of the queue.
+    /// destructor panics, the objects freed are counted and the rest go back
+    /// to the front of the queue; an emptied thread bag goes to `spare`.
     ///
     /// # Safety
     ///
     /// The unit's grace period has completed, or no reader can exist.
-    unsafe fn free_unit(&self, unit: Box<dyn Reclaim>, max: usize, requeue: bool) -> usize {
+    unsafe fn free_unit(
+        &self,
+        unit: Box<dyn Reclaim>,
+        max: usize,
+        spare: &mut Option<Box<Bag>>,
+    ) -> usize {
         let before = unit.len();
         let mut unit = scopeguard::guard(unit, |unit| {
             let freed = before - unit.len();
             self.counters.freed.fetch_add(freed as u64, Relaxed);
-            if requeue && unit.len() > 0 {
+            if unit.len() > 0 {
                 self.push_front(unit);
+            } else if let Some(mut bag) = unit.into_bag() {
+                bag.reset();
+                *spare = Some(bag);
             }
         });
         // SAFETY: forwarded from this function's contract.
@@ -520,9 +566,18 @@ impl Inner {
         before - unit.len()
     }
 
-    fn pop_completed(&self) -> Option<Box<dyn Reclaim>> {
+    fn keep_spare(st: &mut State, spare: &mut Option<Box<Bag>>) {
+        if let Some(bag) = spare.take() {
+            if st.spare.len() < SPARE_BAGS {
+                st.spare.push(bag);
+            }
+        }
+    }
+
+    fn pop_completed(&self, spare: &mut Option<Box<Bag>>) -> Option<Box<dyn Reclaim>> {
         let completed = self.completed.load(Acquire);
         let mut st = lock(&self.state);
+        Self::keep_spare(&mut st, spare);
         if !st.dead && st.waiting.front()?.gp > completed {
             return None;
         }

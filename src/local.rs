@@ -4,9 +4,15 @@
 //!
 //! - A thread registers with a domain on first use (no call needed) by
 //!   claiming a record, and owns it until the thread exits.
-//! - `cached` names the record of the last user-created domain used; its id
-//!   is unique for the life of the process, so a stale entry can never match
-//!   another domain.
+//! - The hot path reads two thread-locals without destructors (`GLOBAL`,
+//!   `CACHE`), so reaching them costs no liveness check. They hold pointers
+//!   only while `REGISTRY` (which has the destructor) still owns the
+//!   records; its destructor clears them *before* handing the records back,
+//!   so a guard made later on this thread (in another thread-local's
+//!   destructor) takes the slow path instead of a record it no longer owns.
+//! - `CACHE` names the record of the last user-created domain used, keyed by
+//!   the domain's id, which is unique for the life of the process, so a stale
+//!   entry can never match another domain.
 //! - Every registration with a user-created domain holds an `Arc` to the
 //!   domain's state, so the record stays valid until this thread hands it
 //!   back in its exit destructor, which also hands over the record's bag:
@@ -19,28 +25,33 @@ use crate::internal::Inner;
 use crate::record::Record;
 use crate::sync::Arc;
 
-pub(crate) struct Local {
-    /// This thread's record in the global domain, or null.
+/// What a thread has registered, and hands back when it exits.
+struct Registry {
     #[cfg(not(loom))]
     global: Cell<*const Record>,
-    /// Id and record of the user-created domain used last.
-    cached_id: Cell<u64>,
-    cached: Cell<*const Record>,
     /// Every user-created domain this thread registered with.
     domains: RefCell<Vec<(Arc<Inner>, *const Record)>>,
 }
 
-impl Local {
-    const fn new() -> Self {
-        Self {
-            #[cfg(not(loom))]
-            global: Cell::new(ptr::null()),
-            cached_id: Cell::new(u64::MAX),
-            cached: Cell::new(ptr::null()),
-            domains: RefCell::new(Vec::new()),
-        }
-    }
+const NO_DOMAIN: (u64, *const Record) = (u64::MAX, ptr::null());
 
+#[cfg(not(loom))]
+std::thread_local! {
+    static REGISTRY: Registry = const {
+        Registry { global: Cell::new(ptr::null()), domains: RefCell::new(Vec::new()) }
+    };
+    /// This thread's record in the global domain, or null.
+    static GLOBAL: Cell<*const Record> = const { Cell::new(ptr::null()) };
+    /// Id and record of the user-created domain used last.
+    static CACHE: Cell<(u64, *const Record)> = const { Cell::new(NO_DOMAIN) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static REGISTRY: Registry = Registry { domains: RefCell::new(Vec::new()) };
+    static CACHE: Cell<(u64, *const Record)> = Cell::new(NO_DOMAIN);
+}
+
+impl Registry {
     #[cold]
     fn register(&self, inner: &Arc<Inner>) -> *const Record {
         let mut domains = self.domains.borrow_mut();
@@ -53,7 +64,8 @@ impl Local {
                 domains.retain(|(d, rec)| {
                     let dead = d.dead.load(core::sync::atomic::Ordering::Relaxed);
                     if dead {
-                        // SAFETY: we own `rec` and never use it again.
+                        // SAFETY: we own `rec` and never use it again (it is
+                        // not the cached one: that domain is alive).
                         unsafe { d.release(&**rec) };
                     }
                     !dead
@@ -63,8 +75,7 @@ impl Local {
                 rec
             }
         };
-        self.cached_id.set(inner.id);
-        self.cached.set(rec);
+        CACHE.with(|c| c.set((inner.id, rec)));
         rec
     }
 
@@ -74,9 +85,6 @@ impl Local {
         if inner.id == 0 {
             return self.global.get();
         }
-        if self.cached_id.get() == inner.id {
-            return self.cached.get();
-        }
         let domains = self.domains.borrow();
         domains
             .iter()
@@ -85,12 +93,16 @@ impl Local {
     }
 }
 
-impl Drop for Local {
+impl Drop for Registry {
     fn drop(&mut self) {
+        // First make the hot path miss (see the module invariants).
+        #[cfg(not(loom))]
+        GLOBAL.with(|g| g.set(ptr::null()));
+        CACHE.with(|c| c.set(NO_DOMAIN));
         #[cfg(not(loom))]
         if let Some(rec) = ptr::NonNull::new(self.global.get().cast_mut()) {
             // SAFETY: we own the record and this thread will not use it
-            // again through `Local` (a guard still alive keeps it; see
+            // again through the registry (a guard still alive keeps it; see
             // `Inner::release`).
             unsafe { crate::domain::GLOBAL_INNER.release(rec.as_ref()) };
         }
@@ -101,47 +113,51 @@ impl Drop for Local {
     }
 }
 
-#[cfg(not(loom))]
-std::thread_local! {
-    static LOCAL: Local = const { Local::new() };
-}
-#[cfg(loom)]
-loom::thread_local! {
-    static LOCAL: Local = Local::new();
-}
-
 /// This thread's record in the global domain, registering on first use.
 /// `None` while the thread's locals are being destroyed.
 #[cfg(not(loom))]
-#[inline]
+#[inline(always)]
 pub(crate) fn global_record() -> Option<&'static Record> {
-    LOCAL
-        .try_with(|local| {
-            let rec = local.global.get();
-            if !rec.is_null() {
-                return rec;
-            }
-            let rec: *const Record = crate::domain::GLOBAL_INNER.claim();
-            local.global.set(rec);
-            rec
-        })
-        .ok()
-        // SAFETY: global records are never freed.
-        .map(|rec| unsafe { &*rec })
+    let rec = GLOBAL.with(Cell::get);
+    if rec.is_null() {
+        return register_global();
+    }
+    // SAFETY: global records are never freed, and `GLOBAL` is non-null only
+    // while this thread owns the record.
+    Some(unsafe { &*rec })
 }
 
-/// This thread's record in a user-created domain, registering on first use.
-/// `None` while the thread's locals are being destroyed.
-#[inline]
-pub(crate) fn record(inner: &Arc<Inner>) -> Option<&Record> {
-    LOCAL
-        .try_with(|local| {
-            if local.cached_id.get() == inner.id {
-                local.cached.get()
-            } else {
-                local.register(inner)
-            }
+#[cfg(not(loom))]
+#[cold]
+fn register_global() -> Option<&'static Record> {
+    REGISTRY
+        .try_with(|registry| {
+            let rec: *const Record = crate::domain::GLOBAL_INNER.claim();
+            registry.global.set(rec);
+            GLOBAL.with(|g| g.set(rec));
+            // SAFETY: global records are never freed.
+            unsafe { &*rec }
         })
+        .ok()
+}
+
+/// This thread's record in the user-created domain `id`, registering on
+/// first use. `None` while the thread's locals are being destroyed.
+#[inline(always)]
+pub(crate) fn record(inner: &Arc<Inner>, id: u64) -> Option<&Record> {
+    let (cached_id, rec) = CACHE.with(Cell::get);
+    if cached_id != id {
+        return register(inner);
+    }
+    // SAFETY: `CACHE` holds a record of domain `id` only while this thread
+    // owns it, and the record lives as long as the domain `inner` borrows.
+    Some(unsafe { &*rec })
+}
+
+#[cold]
+fn register(inner: &Arc<Inner>) -> Option<&Record> {
+    REGISTRY
+        .try_with(|registry| registry.register(inner))
         .ok()
         // SAFETY: the record lives as long as the domain `inner` borrows.
         .map(|rec| unsafe { &*rec })
@@ -149,9 +165,9 @@ pub(crate) fn record(inner: &Arc<Inner>) -> Option<&Record> {
 
 /// Whether this thread is inside a read section of `inner`.
 pub(crate) fn in_section(inner: &Inner) -> bool {
-    LOCAL
-        .try_with(|local| {
-            let rec = local.find(inner);
+    REGISTRY
+        .try_with(|registry| {
+            let rec = registry.find(inner);
             // SAFETY: a record found for `inner` lives as long as `inner`.
             !rec.is_null() && unsafe { (*rec).in_section() }
         })

@@ -3,7 +3,7 @@
 //! # Invariants
 //!
 //! - A record is *claimed* by at most one thread at a time (`in_use`), its
-//!   owner. Only the owner writes `state` and `nest`, and only the owner
+//!   owner. Only the owner writes `state` and `extra`, and only the owner
 //!   touches `bag` outside the domain's state lock.
 //! - `state` is [`INACTIVE`] outside read sections, and `epoch << 1 | 1`
 //!   inside one, where `epoch` is the domain's epoch the owner read on entry.
@@ -21,32 +21,40 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use crossbeam_utils::Backoff;
 
 use crate::fence;
-use crate::retired::{Bag, DropRun, Slot};
+use crate::retired::{Bag, DropRun, Reclaim, Slot};
 use crate::sync::{AtomicBool, AtomicU64, UnsafeCell};
 
 /// The `state` of a thread outside any read section.
 pub(crate) const INACTIVE: u64 = 0;
 
+/// Each record has its own cache lines (no false sharing between threads),
+/// and `repr(C)` keeps `busy` and `steal` in different words: a load of
+/// `steal` right after the store to `busy` must not look like a partial
+/// overlap to the CPU's store forwarding.
+#[repr(C, align(128))]
 pub(crate) struct Record {
     /// `INACTIVE`, or `epoch << 1 | 1` while in a read section.
     pub(crate) state: AtomicU64,
-    /// Read-section nesting depth; owner-only.
-    nest: Cell<usize>,
+    /// Guards alive beyond the first (see `enter`); owner-only.
+    extra: Cell<usize>,
     /// Raised by the owner around every fast-path bag access.
     busy: AtomicBool,
-    /// Raised by a thread that wants to take the bag.
-    steal: AtomicBool,
+    /// Claimed for one guard alone (its thread's locals were being
+    /// destroyed), and released with it; owner-only.
+    temporary: Cell<bool>,
     /// Single retirements not yet handed to the domain.
     bag: UnsafeCell<Option<Box<Bag>>>,
     /// Objects the owner put in bags (single writer, so a plain add).
     retired: AtomicU64,
-    /// Whether a thread has claimed this record.
-    pub(crate) in_use: AtomicBool,
     /// Next record in the domain's list (immutable once published).
     pub(crate) next: *const Record,
+    /// Raised by a thread that wants to take the bag.
+    steal: AtomicBool,
+    /// Whether a thread has claimed this record.
+    pub(crate) in_use: AtomicBool,
 }
 
-// SAFETY: the fields shared between threads are atomics; `nest` and the
+// SAFETY: the fields shared between threads are atomics; `extra` and the
 // fast-path use of `bag` are confined to the owning thread (see the module
 // invariants), and every other access to `bag` holds the domain's state lock
 // after the steal handshake.
@@ -59,7 +67,8 @@ impl Record {
     pub(crate) fn new(next: *const Record) -> Self {
         Self {
             state: AtomicU64::new(INACTIVE),
-            nest: Cell::new(0),
+            extra: Cell::new(0),
+            temporary: Cell::new(false),
             busy: AtomicBool::new(false),
             steal: AtomicBool::new(false),
             bag: UnsafeCell::new(None),
@@ -69,42 +78,60 @@ impl Record {
         }
     }
 
-    /// Enters a read section (owner only). Returns true if outermost.
+    /// Enters a read section (owner only).
+    ///
+    /// The live guards of a record number `extra`, plus one if `state` is
+    /// active. Guards are interchangeable, so dropping them in any order is
+    /// right: each drop removes an extra one if there is any, else ends the
+    /// section. The common single-guard case stores `state` only, and feeds
+    /// no value through memory from one section to the next.
     #[inline(always)]
     pub(crate) fn enter(&self, epoch: &AtomicU64) {
-        let nest = self.nest.get();
-        self.nest.set(nest + 1);
-        if nest == 0 {
-            // Acquire: if we read the epoch a grace period stored when it
-            // started, everything unlinked before that start is visible to
-            // this section, so that grace period need not wait for us.
-            let e = epoch.load(Acquire);
-            // Release: a scan that reads this value also sees our previous
-            // exit, and everything that section did (see `exit`).
-            self.state.store(e << 1 | 1, Release);
-            // Pairs with the grace period's heavy fence (module `fence`).
-            fence::light();
+        // Relaxed: only this thread writes `state`.
+        if self.state.load(Relaxed) & 1 == 1 {
+            self.extra.set(self.extra.get() + 1);
+            return;
         }
+        // Acquire: if we read the epoch a grace period stored when it
+        // started, everything unlinked before that start is visible to this
+        // section, so that grace period need not wait for us.
+        let e = epoch.load(Acquire);
+        // Release: a scan that reads this value also sees our previous exit,
+        // and everything that section did (see `exit`).
+        self.state.store(e << 1 | 1, Release);
+        // Pairs with the grace period's heavy fence (module `fence`).
+        fence::light();
     }
 
-    /// Leaves a read section (owner only). Returns true if it was the
-    /// outermost.
+    /// Leaves a read section (owner only). Returns true if the section
+    /// ended (no guard of this record is left).
     #[inline(always)]
     pub(crate) fn exit(&self) -> bool {
-        let nest = self.nest.get() - 1;
-        self.nest.set(nest);
-        if nest == 0 {
-            // Release: a grace period that reads this (Acquire) happens after
-            // every access this section made.
-            self.state.store(INACTIVE, Release);
-            return true;
+        let extra = self.extra.get();
+        if extra > 0 {
+            self.extra.set(extra - 1);
+            return false;
         }
-        false
+        // Release: a grace period that reads this (Acquire) happens after
+        // every access this section made.
+        self.state.store(INACTIVE, Release);
+        true
+    }
+
+    /// Whether this record was claimed for one guard alone (owner only).
+    #[inline(always)]
+    pub(crate) fn is_temporary(&self) -> bool {
+        self.temporary.get()
+    }
+
+    /// Marks the record as claimed for one guard alone (owner only).
+    pub(crate) fn set_temporary(&self, temporary: bool) {
+        self.temporary.set(temporary);
     }
 
     /// Whether the owner is inside a read section (owner only).
     pub(crate) fn in_section(&self) -> bool {
-        self.nest.get() > 0
+        self.state.load(Relaxed) & 1 == 1
     }
 
     /// Whether this record still holds up grace period number `gp`.
@@ -155,7 +182,12 @@ impl Record {
     /// The caller holds the domain's state lock (so no stealer runs) and is
     /// the owner or the owner cannot run (it exited); `slot`/`drop` as
     /// [`Bag::push`] requires.
-    pub(crate) unsafe fn push_locked(&self, slot: Slot, drop: DropRun) -> Option<Box<Bag>> {
+    pub(crate) unsafe fn push_locked(
+        &self,
+        slot: Slot,
+        drop: DropRun,
+        mut new_bag: impl FnMut() -> Box<Bag>,
+    ) -> Option<Box<Bag>> {
         let full = self.bag.with_mut(|cell| {
             // SAFETY: exclusive by this function's contract.
             let cell = unsafe { &mut *cell };
@@ -163,11 +195,11 @@ impl Record {
                 Some(bag) if !bag.is_full() => None,
                 _ => cell.take(),
             };
-            let bag = cell.get_or_insert_with(Bag::new);
+            let bag = cell.get_or_insert_with(&mut new_bag);
             // SAFETY: forwarded; a fresh or non-full bag has room unless its
             // runs are exhausted, handled below.
             if !unsafe { bag.push(slot, drop) } {
-                let mut fresh = Bag::new();
+                let mut fresh = new_bag();
                 // SAFETY: forwarded; an empty bag always accepts.
                 let ok = unsafe { fresh.push(slot, drop) };
                 debug_assert!(ok);
@@ -176,7 +208,7 @@ impl Record {
             full
         });
         self.retired.store(self.retired.load(Relaxed) + 1, Relaxed);
-        full.filter(|b| b.len > 0)
+        full.filter(|b| b.len() > 0)
     }
 
     /// Takes the bag (owner under the state lock, or a stealer after
@@ -196,7 +228,7 @@ impl Record {
         // `steal`, will not enter it (it sees `steal` and takes the lock we
         // hold), or the owner is us; other takers hold the same lock.
         let bag = self.bag.with_mut(|cell| unsafe { (*cell).take() });
-        bag.filter(|b| b.len > 0)
+        bag.filter(|b| b.len() > 0)
     }
 
     /// First half of a steal: announce it. Follow with one heavy fence for

@@ -11,45 +11,87 @@
 
 use core::marker::PhantomData;
 use core::mem::{size_of, MaybeUninit};
-use core::ptr::NonNull;
+use core::ptr::{addr_of_mut, NonNull};
+use std::alloc::{self, Layout};
 
 /// Room for one `*mut T`, thin or fat (a slice or trait-object pointer).
 ///
 /// A pointer is copied in and read back as the *same* type, so its layout
-/// never needs to be known.
-pub(crate) type Slot = MaybeUninit<[usize; 2]>;
+/// never needs to be known. Two separate words, not one 16-byte value: a
+/// thin pointer is then written with one 8-byte store and never read back
+/// through a wider load (which would defeat store-to-load forwarding).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Slot {
+    addr: MaybeUninit<*mut ()>,
+    meta: MaybeUninit<usize>,
+}
 
-/// Frees the objects in `slots[stop..*len]`, newest first, all of one type.
+impl Slot {
+    const EMPTY: Self = Self {
+        addr: MaybeUninit::uninit(),
+        meta: MaybeUninit::uninit(),
+    };
+}
+
+/// Frees the objects in `slots[*next..end]`, oldest first, all of one type.
 ///
-/// `*len` is lowered before each destructor runs.
-pub(crate) type DropRun = unsafe fn(slots: *const Slot, len: &mut usize, stop: usize);
+/// `*next` moves past each object before its destructor runs.
+pub(crate) type DropRun = unsafe fn(slots: *const Slot, next: &mut usize, end: usize);
 
-/// Stores `ptr` in `slot`; read it back only with [`drop_run::<T>`].
+/// Stores `ptr` in a slot; read it back only with [`drop_run::<T>`].
 #[inline(always)]
 pub(crate) fn slot_of<T: ?Sized>(ptr: *mut T) -> Slot {
     const { assert!(size_of::<*mut T>() <= size_of::<Slot>()) };
-    let mut slot = Slot::uninit();
-    // SAFETY: the slot is large enough (asserted above) and aligned for any
-    // pointer; we write a whole `*mut T` into it.
-    unsafe { slot.as_mut_ptr().cast::<*mut T>().write(ptr) };
+    if size_of::<*mut T>() == size_of::<*mut ()>() {
+        // A thin pointer: `drop_run::<T>` reads exactly these 8 bytes back.
+        return Slot {
+            addr: MaybeUninit::new(ptr.cast::<()>()),
+            meta: MaybeUninit::uninit(),
+        };
+    }
+    let mut slot = Slot::EMPTY;
+    // SAFETY: the slot is large enough (asserted above) and pointer-aligned;
+    // we write a whole `*mut T` into it.
+    unsafe { core::ptr::addr_of_mut!(slot).cast::<*mut T>().write(ptr) };
     slot
+}
+
+/// A position in a unit that is written back when dropped, also during
+/// unwinding: the loop keeps it in a register, yet a panicking destructor
+/// still leaves the unit's count right.
+struct Cursor<'a> {
+    at: usize,
+    out: &'a mut usize,
+}
+
+impl Drop for Cursor<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        *self.out = self.at;
+    }
 }
 
 /// The monomorphic loop for one run of `Box<T>` pointers.
 ///
 /// # Safety
 ///
-/// Every slot in `slots[stop..*len]` was filled by [`slot_of::<T>`] with a
+/// Every slot in `slots[*next..end]` was filled by [`slot_of::<T>`] with a
 /// pointer from `Box::<T>::into_raw` that is freed by nobody else and that no
 /// reader can still reach.
-pub(crate) unsafe fn drop_run<T: ?Sized>(slots: *const Slot, len: &mut usize, stop: usize) {
-    while *len > stop {
-        *len -= 1;
+pub(crate) unsafe fn drop_run<T: ?Sized>(slots: *const Slot, next: &mut usize, end: usize) {
+    let mut cursor = Cursor {
+        at: *next,
+        out: next,
+    };
+    while cursor.at < end {
+        let i = cursor.at;
+        cursor.at += 1;
         // SAFETY: by this function's contract, the slot holds a `*mut T`
         // written by `slot_of::<T>`, from a `Box<T>` nobody else frees and no
-        // reader can reach; lowering `len` first means a panic in the
+        // reader can reach; moving the cursor first means a panic in the
         // destructor cannot lead to a second free.
-        drop(unsafe { Box::from_raw(slots.add(*len).cast::<*mut T>().read()) });
+        drop(unsafe { Box::from_raw(slots.add(i).cast::<*mut T>().read()) });
     }
 }
 
@@ -58,7 +100,7 @@ pub(crate) trait Reclaim: Send {
     /// Objects still to free.
     fn len(&self) -> usize;
 
-    /// Frees up to `max` objects, newest first. `len()` drops by one
+    /// Frees up to `max` objects, oldest first. `len()` drops by one
     /// before each destructor runs, so after a panic the caller can still
     /// tell how many were freed, and the rest stay to be freed once.
     ///
@@ -67,11 +109,19 @@ pub(crate) trait Reclaim: Send {
     /// The grace period this unit was registered for has completed, or no
     /// reader of its domain can exist.
     unsafe fn free(&mut self, max: usize);
+
+    /// An emptied thread bag, for reuse (other units are simply dropped).
+    fn into_bag(self: Box<Self>) -> Option<Box<Bag>> {
+        None
+    }
 }
 
 /// Objects of one (possibly unsized) type, as collected by a `Batch`.
 pub(crate) struct Typed<T: ?Sized> {
     items: Vec<NonNull<T>>,
+    /// `items[..freed]` are freed already: freeing goes oldest first, which
+    /// is the order the allocator handed the memory out.
+    freed: usize,
     _owns: PhantomData<Box<T>>,
 }
 
@@ -83,6 +133,7 @@ impl<T: ?Sized> Typed<T> {
     pub(crate) unsafe fn new(items: Vec<NonNull<T>>) -> Self {
         Self {
             items,
+            freed: 0,
             _owns: PhantomData,
         }
     }
@@ -94,15 +145,22 @@ unsafe impl<T: ?Sized + Send> Send for Typed<T> {}
 
 impl<T: ?Sized + Send> Reclaim for Typed<T> {
     fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() - self.freed
     }
 
     unsafe fn free(&mut self, max: usize) {
-        for _ in 0..max {
-            let Some(ptr) = self.items.pop() else { return };
+        let end = self.freed + max.min(self.len());
+        let items = &self.items[self.freed..end];
+        let mut cursor = Cursor {
+            at: self.freed,
+            out: &mut self.freed,
+        };
+        for &ptr in items {
+            cursor.at += 1;
             // SAFETY: `new`'s contract makes this the only owner of a
             // `Box<T>` allocation, and `free`'s contract says no reader can
-            // reach it any more; it was popped, so it is freed once.
+            // reach it any more; the cursor moved past it first, so it is
+            // freed once even if its destructor panics.
             drop(unsafe { Box::from_raw(ptr.as_ptr()) });
         }
     }
@@ -113,7 +171,7 @@ impl<T: ?Sized> Drop for Typed<T> {
         // A unit is only dropped once emptied; anything else is a bug in the
         // domain, and leaking is the safe answer to it.
         debug_assert!(
-            self.items.is_empty(),
+            self.freed == self.items.len(),
             "ownrcu: a retired batch was dropped unfreed"
         );
     }
@@ -121,7 +179,7 @@ impl<T: ?Sized> Drop for Typed<T> {
 
 /// How many objects a thread buffers before handing them to its domain.
 #[cfg(not(any(loom, miri)))]
-pub(crate) const BAG_CAP: usize = 64;
+pub(crate) const BAG_CAP: usize = 128;
 #[cfg(miri)]
 pub(crate) const BAG_CAP: usize = 4;
 #[cfg(loom)]
@@ -133,7 +191,12 @@ const RUNS: usize = if BAG_CAP < 8 { BAG_CAP } else { 8 };
 /// A thread's buffer of single retirements: thin pointers grouped in runs of
 /// one type each, so freeing is one monomorphic loop per run.
 pub(crate) struct Bag {
-    pub(crate) len: usize,
+    /// Slots filled.
+    len: usize,
+    /// Slots freed (oldest first); `head <= len`.
+    head: usize,
+    /// The run `head` is in.
+    head_run: usize,
     runs: usize,
     slots: [Slot; BAG_CAP],
     run_drop: [Option<DropRun>; RUNS],
@@ -146,13 +209,34 @@ unsafe impl Send for Bag {}
 
 impl Bag {
     pub(crate) fn new() -> Box<Self> {
-        Box::new(Self {
-            len: 0,
-            runs: 0,
-            slots: [Slot::uninit(); BAG_CAP],
-            run_drop: [None; RUNS],
-            run_start: [0; RUNS],
-        })
+        let layout = Layout::new::<Self>();
+        // SAFETY: `Bag` is not zero-sized.
+        let bag = unsafe { alloc::alloc(layout) }.cast::<Self>();
+        if bag.is_null() {
+            alloc::handle_alloc_error(layout);
+        }
+        // SAFETY: `bag` is a fresh allocation for a `Bag`. Every field but
+        // `slots` is written here; `slots` is `MaybeUninit` and needs no
+        // initialization. Building the bag in place avoids copying its 1 KiB
+        // of slots through the stack.
+        unsafe {
+            addr_of_mut!((*bag).len).write(0);
+            addr_of_mut!((*bag).head).write(0);
+            addr_of_mut!((*bag).head_run).write(0);
+            addr_of_mut!((*bag).runs).write(0);
+            addr_of_mut!((*bag).run_drop).write([None; RUNS]);
+            addr_of_mut!((*bag).run_start).write([0; RUNS]);
+            Box::from_raw(bag)
+        }
+    }
+
+    /// Makes an emptied bag ready for reuse.
+    pub(crate) fn reset(&mut self) {
+        debug_assert!(self.head == self.len, "ownrcu: reusing a bag not yet freed");
+        self.len = 0;
+        self.head = 0;
+        self.head_run = 0;
+        self.runs = 0;
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -190,28 +274,39 @@ impl Bag {
 
 impl Reclaim for Bag {
     fn len(&self) -> usize {
-        self.len
+        self.len - self.head
     }
 
     unsafe fn free(&mut self, max: usize) {
-        let stop_all = self.len.saturating_sub(max);
-        while self.runs > 0 && self.len > stop_all {
-            let run = self.runs - 1;
-            let start = self.run_start[run];
+        let stop = self.head + max.min(self.len());
+        while self.head < stop {
+            let run = self.head_run;
+            let run_end = if run + 1 < self.runs {
+                self.run_start[run + 1]
+            } else {
+                self.len
+            };
             let drop = self.run_drop[run].expect("ownrcu: bag run without destructor");
             // SAFETY: the run holds pointers pushed with this very `drop`
             // (push's contract) and the grace period has passed (free's
-            // contract); `drop_run` lowers `self.len` before each destructor.
-            unsafe { drop(self.slots.as_ptr(), &mut self.len, start.max(stop_all)) };
-            if self.len == start {
-                self.runs -= 1;
+            // contract); `drop_run` moves `head` past each object first.
+            unsafe { drop(self.slots.as_ptr(), &mut self.head, run_end.min(stop)) };
+            if self.head == run_end {
+                self.head_run += 1;
             }
         }
+    }
+
+    fn into_bag(self: Box<Self>) -> Option<Box<Bag>> {
+        Some(self)
     }
 }
 
 impl Drop for Bag {
     fn drop(&mut self) {
-        debug_assert!(self.len == 0, "ownrcu: a retired bag was dropped unfreed");
+        debug_assert!(
+            self.head == self.len,
+            "ownrcu: a retired bag was dropped unfreed"
+        );
     }
 }

@@ -28,7 +28,7 @@ pub struct Stats {
     /// Batches drained into the domain.
     pub batches: u64,
     /// Units of work registered for a grace period: drained batches plus the
-    /// per-thread buffers of single retirements (one per 64 objects).
+    /// per-thread buffers of single retirements (one per 128 objects).
     pub registrations: u64,
     /// Grace periods completed.
     pub grace_periods: u64,
