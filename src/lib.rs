@@ -30,6 +30,10 @@
 //! assert_eq!(domain.stats().freed, 101);
 //! ```
 //!
+//! Data can also live in an *owner* ([`User`], [`Holder`]): readers reach it
+//! only through a user handle, so when the last one drops, the data is freed
+//! directly, with no grace period (the kernel's `exit_mmap`).
+//!
 //! # How the read side stays cheap
 //!
 //! A reader publishes "I am in a section since epoch *e*" with a plain store
@@ -53,6 +57,7 @@ mod fence;
 mod guard;
 mod internal;
 mod local;
+mod owner;
 mod record;
 mod retired;
 mod stats;
@@ -62,4 +67,5 @@ pub use batch::Batch;
 pub use domain::{Domain, GracePeriod};
 pub use fence::uses_membarrier;
 pub use guard::Guard;
+pub use owner::{Exclusive, Holder, Read, User};
 pub use stats::Stats;

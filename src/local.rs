@@ -98,7 +98,9 @@ impl Drop for Registry {
         // First make the hot path miss (see the module invariants).
         #[cfg(not(loom))]
         GLOBAL.with(|g| g.set(ptr::null()));
-        CACHE.with(|c| c.set(NO_DOMAIN));
+        // `try_with`: loom destroys all of a thread's locals together, so
+        // `CACHE` may already be gone (and then nothing can read it).
+        let _ = CACHE.try_with(|c| c.set(NO_DOMAIN));
         #[cfg(not(loom))]
         if let Some(rec) = ptr::NonNull::new(self.global.get().cast_mut()) {
             // SAFETY: we own the record and this thread will not use it

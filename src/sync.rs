@@ -52,6 +52,18 @@ impl<T> UnsafeCell<T> {
         return Self(loom::cell::UnsafeCell::new(value));
     }
 
+    /// Runs `f` with a shared pointer to the contents.
+    ///
+    /// Nobody may write to the contents for the duration of `f`.
+    #[inline]
+    #[allow(dead_code)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        #[cfg(not(loom))]
+        return f(self.0.get());
+        #[cfg(loom)]
+        return self.0.with(f);
+    }
+
     /// Runs `f` with a mutable pointer to the contents.
     ///
     /// The caller must have exclusive access for the duration of `f`.

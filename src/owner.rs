@@ -1,0 +1,422 @@
+//! Owners: data reached by readers only through a user handle, torn down
+//! directly when the last user handle goes (the kernel's `mm_struct`,
+//! `mm_users` and `mm_count`).
+//!
+//! # Invariants
+//!
+//! - `users` counts [`User`] handles. Only a user handle gives access to the
+//!   owner's data, and every reference into the data (a [`Read`], an
+//!   [`Exclusive`]) borrows one. So when `users` reaches zero no reference
+//!   into the data can exist on any thread, and none can be made again: an
+//!   upgrade from a [`Holder`] only succeeds from a non-zero count.
+//! - `holders` counts [`Holder`] handles, plus one for all users together
+//!   (like `mm_count`). The shared allocation is freed when it reaches zero;
+//!   the data itself is dropped earlier, by the last user.
+//! - While an [`Exclusive`] lives, `users` is `LOCKED`: its handle is the only
+//!   user, and a racing upgrade waits until it is released.
+
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use crossbeam_utils::Backoff;
+
+use crate::sync::{fence, AtomicUsize, UnsafeCell};
+use crate::{Domain, Guard};
+
+/// `users` while an [`Exclusive`] is alive.
+const LOCKED: usize = usize::MAX;
+
+/// The allocation every handle of one owner points to.
+struct Shared<D> {
+    users: AtomicUsize,
+    holders: AtomicUsize,
+    domain: Domain,
+    data: UnsafeCell<ManuallyDrop<D>>,
+}
+
+/// A user handle on an owner: the `mm_users` reference (`mmget`/`mmput`).
+///
+/// Only a user handle gives access to the owner's data, through a read guard
+/// ([`User::read`]) or, for the only user, exclusive access
+/// ([`User::exclusive`]). Cloning it adds a user. When the last user handle
+/// drops, the owner's data is dropped right there, directly: no reader can
+/// exist, because every reference into the data borrows a user handle.
+///
+/// # Invariants
+///
+/// `shared` points to a live `Shared<D>` whose `users` count includes this
+/// handle, so its data has not been dropped.
+///
+/// # Examples
+///
+/// ```
+/// use ownrcu::{Domain, User};
+///
+/// let domain = Domain::new();
+/// let mm = User::new(&domain, vec![1_u64, 2, 3]);
+/// let reader = mm.clone(); // mmget
+/// {
+///     let data = reader.read(); // read-side section, bounded by `reader`
+///     assert_eq!(data[1], 2);
+/// }
+/// drop(reader); // mmput
+/// drop(mm); // the last user: the data is dropped here, directly
+/// ```
+///
+/// The pattern from the kernel thread that review used to catch (take a
+/// user reference, find an object, drop the reference, keep using the
+/// object) does not compile:
+///
+/// ```compile_fail,E0505
+/// use ownrcu::{Domain, User};
+///
+/// let domain = Domain::new();
+/// let mm = User::new(&domain, vec![1_u64, 2, 3]);
+/// let guard = mm.read();    // mmget + rcu_read_lock
+/// let vma = &guard[1];      // find_vma
+/// drop(mm);                 // mmput: error, `mm` is still borrowed
+/// assert_eq!(*vma, 2);      // the use after mmput
+/// ```
+///
+/// while keeping the user reference until the object is no longer used does:
+///
+/// ```
+/// # use ownrcu::{Domain, User};
+/// # let domain = Domain::new();
+/// let mm = User::new(&domain, vec![1_u64, 2, 3]);
+/// let guard = mm.read();
+/// let vma = &guard[1];
+/// assert_eq!(*vma, 2);
+/// drop(guard);
+/// drop(mm);
+/// ```
+pub struct User<D: Send + Sync + 'static> {
+    shared: NonNull<Shared<D>>,
+    _owns: PhantomData<Shared<D>>,
+}
+
+/// A holder handle on an owner: the `mm_count` reference (`mmgrab`/`mmdrop`).
+///
+/// It keeps the owner's memory, gives no access to its data, and can try to
+/// become a user handle with [`Holder::upgrade`] (`mmget_not_zero`), which
+/// fails for good once the last user has gone.
+///
+/// # Invariants
+///
+/// `shared` points to a live `Shared<D>` whose `holders` count includes this
+/// handle.
+///
+/// # Examples
+///
+/// ```
+/// use ownrcu::{Domain, User};
+///
+/// let domain = Domain::new();
+/// let mm = User::new(&domain, String::from("mm"));
+/// let grab = mm.holder(); // mmgrab
+/// let again = grab.upgrade().expect("a user is alive"); // mmget_not_zero
+/// drop(again);
+/// drop(mm); // the last user: torn down
+/// assert!(grab.upgrade().is_none()); // never again
+/// ```
+pub struct Holder<D: Send + Sync + 'static> {
+    shared: NonNull<Shared<D>>,
+    _owns: PhantomData<Shared<D>>,
+}
+
+// SAFETY: handles share `D` between threads (`Sync`) and the last user may
+// drop it on any thread (`Send`); the counts are atomics.
+unsafe impl<D: Send + Sync + 'static> Send for User<D> {}
+// SAFETY: as above; `&User` only hands out shared access to `D`.
+unsafe impl<D: Send + Sync + 'static> Sync for User<D> {}
+// SAFETY: a holder gives no access to `D`; dropping the last one frees the
+// allocation (the data was already dropped by the last user), on any thread.
+unsafe impl<D: Send + Sync + 'static> Send for Holder<D> {}
+// SAFETY: as above.
+unsafe impl<D: Send + Sync + 'static> Sync for Holder<D> {}
+
+impl<D: Send + Sync + 'static> User<D> {
+    /// Creates an owner of `data` whose readers use `domain`, and returns its
+    /// first user handle.
+    pub fn new(domain: &Domain, data: D) -> Self {
+        let shared = Box::new(Shared {
+            users: AtomicUsize::new(1),
+            holders: AtomicUsize::new(1),
+            domain: domain.clone(),
+            data: UnsafeCell::new(ManuallyDrop::new(data)),
+        });
+        Self {
+            shared: NonNull::from(Box::leak(shared)),
+            _owns: PhantomData,
+        }
+    }
+
+    fn shared(&self) -> &Shared<D> {
+        // SAFETY: the type invariant: `shared` is live while this handle is.
+        unsafe { self.shared.as_ref() }
+    }
+
+    /// The domain the owner's readers use.
+    pub fn domain(&self) -> &Domain {
+        &self.shared().domain
+    }
+
+    /// Enters a read-side section of the owner's domain and gives shared
+    /// access to the data. The guard borrows this handle, so nothing read
+    /// through it can outlive the user reference.
+    pub fn read(&self) -> Read<'_, D> {
+        let guard = self.shared().domain.read();
+        Read {
+            user: self,
+            _guard: guard,
+        }
+    }
+
+    /// Takes a holder handle (`mmgrab`).
+    pub fn holder(&self) -> Holder<D> {
+        // Relaxed: like `Arc::clone`, the new handle is made from a live one.
+        self.shared().holders.fetch_add(1, Relaxed);
+        Holder {
+            shared: self.shared,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Exclusive access to the data, if this is the only user handle (like
+    /// `Arc::get_mut`). No reader can exist then, so the caller may free
+    /// objects of the owner directly. A holder's [`upgrade`](Holder::upgrade)
+    /// racing with this waits until the [`Exclusive`] is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ownrcu::{Domain, User};
+    /// let domain = Domain::new();
+    /// let mut mm = User::new(&domain, vec![1_u32]);
+    /// mm.exclusive().expect("the only user").push(2);
+    /// let other = mm.clone();
+    /// assert!(mm.exclusive().is_none()); // two users now
+    /// drop(other);
+    /// assert_eq!(*mm.exclusive().unwrap(), [1, 2]);
+    /// ```
+    pub fn exclusive(&mut self) -> Option<Exclusive<'_, D>> {
+        // Acquire: every other user's accesses (their handles are gone)
+        // happen before ours.
+        self.shared()
+            .users
+            .compare_exchange(1, LOCKED, Acquire, Relaxed)
+            .ok()?;
+        Some(Exclusive { user: self })
+    }
+
+    /// Number of user handles (a snapshot; others may change it meanwhile).
+    pub fn users(&self) -> usize {
+        match self.shared().users.load(Relaxed) {
+            LOCKED => 1,
+            n => n,
+        }
+    }
+}
+
+impl<D: Send + Sync + 'static> Clone for User<D> {
+    /// Another user handle (`mmget`).
+    fn clone(&self) -> Self {
+        // Relaxed: made from a live handle (as `Arc::clone`). The count
+        // cannot be LOCKED: `exclusive` borrows the only handle mutably.
+        let old = self.shared().users.fetch_add(1, Relaxed);
+        assert!(old < isize::MAX as usize, "ownrcu: too many user handles");
+        Self {
+            shared: self.shared,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<D: Send + Sync + 'static> Drop for User<D> {
+    /// `mmput`: the last user tears the owner down, directly.
+    fn drop(&mut self) {
+        // Release: our accesses happen before the teardown (which acquires).
+        if self.shared().users.fetch_sub(1, Release) != 1 {
+            return;
+        }
+        fence(Acquire);
+        // SAFETY: `users` reached zero, so no other user handle and no
+        // reference into the data exists (each borrows a user handle), and no
+        // upgrade can make one (it needs a non-zero count). We are the only
+        // accessor of `data`, and drop it exactly once.
+        self.shared()
+            .data
+            .with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
+        // The users' collective holder reference.
+        // SAFETY: this handle's share of `holders` is given up here, once.
+        unsafe { release_holder(self.shared) };
+    }
+}
+
+/// Drops one holder reference; the last one frees the allocation.
+///
+/// # Safety
+///
+/// The caller owns one `holders` reference to a live `Shared<D>` and gives
+/// it up.
+unsafe fn release_holder<D>(shared: NonNull<Shared<D>>) {
+    // SAFETY: live, by the caller's contract.
+    let holders = unsafe { &shared.as_ref().holders };
+    // Release/Acquire: every use of the allocation happens before its free.
+    if holders.fetch_sub(1, Release) == 1 {
+        fence(Acquire);
+        // SAFETY: the last reference: the allocation came from `Box::leak`
+        // in `User::new`, and its data was dropped by the last user (the
+        // users' collective reference is only given up after that).
+        drop(unsafe { Box::from_raw(shared.as_ptr()) });
+    }
+}
+
+impl<D: Send + Sync + 'static> Holder<D> {
+    /// Becomes a user handle if the owner still has a user
+    /// (`mmget_not_zero`); fails for good once the last user has gone.
+    ///
+    /// While the only user holds an [`Exclusive`], this waits until it is
+    /// dropped; so calling it on the thread that holds the `Exclusive` never
+    /// returns.
+    pub fn upgrade(&self) -> Option<User<D>> {
+        // SAFETY: the type invariant: `shared` is live while this handle is.
+        let users = unsafe { &self.shared.as_ref().users };
+        let backoff = Backoff::new();
+        let mut n = users.load(Relaxed);
+        loop {
+            match n {
+                0 => return None,
+                LOCKED => {
+                    // An `Exclusive` is alive; wait for it to be released.
+                    crate::sync::snooze(&backoff);
+                    n = users.load(Relaxed);
+                }
+                _ => {
+                    // Acquire: the data is alive and initialized for us.
+                    match users.compare_exchange_weak(n, n + 1, Acquire, Relaxed) {
+                        Ok(_) => {
+                            return Some(User {
+                                shared: self.shared,
+                                _owns: PhantomData,
+                            })
+                        }
+                        Err(now) => n = now,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the owner has been torn down (no user left).
+    pub fn is_torn_down(&self) -> bool {
+        // SAFETY: the type invariant.
+        unsafe { self.shared.as_ref() }.users.load(Acquire) == 0
+    }
+}
+
+impl<D: Send + Sync + 'static> Clone for Holder<D> {
+    /// Another holder handle (`mmgrab`).
+    fn clone(&self) -> Self {
+        // SAFETY: the type invariant.
+        unsafe { self.shared.as_ref() }
+            .holders
+            .fetch_add(1, Relaxed);
+        Self {
+            shared: self.shared,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<D: Send + Sync + 'static> Drop for Holder<D> {
+    /// `mmdrop`.
+    fn drop(&mut self) {
+        // SAFETY: this handle's share of `holders` is given up here, once.
+        unsafe { release_holder(self.shared) };
+    }
+}
+
+/// Shared access to an owner's data inside a read-side section, from
+/// [`User::read`]. It borrows the user handle and derefs to the data.
+pub struct Read<'u, D: Send + Sync + 'static> {
+    user: &'u User<D>,
+    _guard: Guard<'u>,
+}
+
+impl<D: Send + Sync + 'static> Deref for Read<'_, D> {
+    type Target = D;
+
+    fn deref(&self) -> &D {
+        let data = self.user.shared().data.with(|data| data);
+        // SAFETY: the user handle we borrow keeps the data alive (`users` >
+        // 0), and only an `Exclusive` (which needs that handle mutably, so
+        // cannot coexist with this borrow) or the last user's teardown write
+        // to it.
+        unsafe { &*data }
+    }
+}
+
+/// Exclusive access to an owner's data through its only user handle, from
+/// [`User::exclusive`]. Derefs mutably to the data.
+pub struct Exclusive<'u, D: Send + Sync + 'static> {
+    user: &'u mut User<D>,
+}
+
+impl<D: Send + Sync + 'static> Deref for Exclusive<'_, D> {
+    type Target = D;
+
+    fn deref(&self) -> &D {
+        let data = self.user.shared().data.with(|data| data);
+        // SAFETY: `users` is LOCKED: we are the only user and hold it
+        // mutably, so nobody else can reach the data.
+        unsafe { &*data }
+    }
+}
+
+impl<D: Send + Sync + 'static> DerefMut for Exclusive<'_, D> {
+    fn deref_mut(&mut self) -> &mut D {
+        let data = self.user.shared().data.with_mut(|data| data);
+        // SAFETY: as in `deref`, and `&mut self` makes this the only
+        // reference we hand out.
+        unsafe { &mut *data }
+    }
+}
+
+impl<D: Send + Sync + 'static> Drop for Exclusive<'_, D> {
+    fn drop(&mut self) {
+        // Release: our writes happen before any later upgrade (Acquire).
+        self.user.shared().users.store(1, Release);
+    }
+}
+
+impl<D: Send + Sync + 'static> core::fmt::Debug for User<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("User")
+            .field("users", &self.users())
+            .finish()
+    }
+}
+
+impl<D: Send + Sync + 'static> core::fmt::Debug for Holder<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Holder")
+            .field("torn_down", &self.is_torn_down())
+            .finish()
+    }
+}
+
+impl<D: Send + Sync + 'static> core::fmt::Debug for Read<'_, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Read").finish_non_exhaustive()
+    }
+}
+
+impl<D: Send + Sync + 'static> core::fmt::Debug for Exclusive<'_, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Exclusive").finish_non_exhaustive()
+    }
+}
