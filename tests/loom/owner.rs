@@ -56,7 +56,11 @@ fn last_user_drop_races_with_upgrade() {
         });
         drop(mm);
         let _ = upgrader.join().unwrap();
-        assert_eq!(drops.load(SeqCst), 1, "dropped exactly once, by the last user");
+        assert_eq!(
+            drops.load(SeqCst),
+            1,
+            "dropped exactly once, by the last user"
+        );
     });
 }
 
