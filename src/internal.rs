@@ -102,7 +102,8 @@ pub(crate) const COLLECT_BUDGET: usize = 8;
 /// Domain-wide counters (statistics only; never used for synchronization).
 #[derive(Debug, Default)]
 struct Counters {
-    /// Objects registered directly (batches, or retired without a record).
+    /// Objects handed to the domain (registered units); objects still in a
+    /// thread's bag are counted by its record.
     retired: StdAtomicU64,
     freed: StdAtomicU64,
     batches: StdAtomicU64,
@@ -288,6 +289,7 @@ impl Inner {
     /// Adds a unit to the waiting queue (state lock held).
     fn enqueue(&self, st: &mut State, unit: Box<dyn Reclaim>, batch: bool) {
         let gp = self.epoch.load(Relaxed) + 1;
+        self.counters.retired.fetch_add(unit.len() as u64, Relaxed);
         st.unstarted_objects += unit.len();
         st.unstarted_units += 1;
         st.waiting.push_back(Waiting { gp, unit });
@@ -300,11 +302,9 @@ impl Inner {
     /// Registers a drained batch (or a lone object) as one unit, then does a
     /// bounded amount of reclamation.
     pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool) {
-        let n = unit.len() as u64;
         let ready = {
             let mut st = lock(&self.state);
             assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
-            self.counters.retired.fetch_add(n, Relaxed);
             self.enqueue(&mut st, unit, batch);
             self.advance(&mut st);
             self.has_completed(&st)
@@ -322,8 +322,8 @@ impl Inner {
             let mut bag = Bag::new();
             // SAFETY: forwarded from the caller (`Domain::retire_raw`); an
             // empty bag always accepts.
-            let ok = unsafe { bag.push(slot, drop) };
-            debug_assert!(ok);
+            let len = unsafe { bag.push(slot, drop) };
+            debug_assert_eq!(len, 1);
             return self.register(bag, false);
         };
         let ready = {
@@ -605,6 +605,7 @@ impl Inner {
                 // exiting owners take the state lock we hold and then see
                 // `dead`.
                 if let Some(bag) = unsafe { rec.steal_bag() } {
+                    self.counters.retired.fetch_add(bag.len() as u64, Relaxed);
                     st.waiting.push_back(Waiting { gp: 0, unit: bag });
                 }
             }
@@ -616,7 +617,7 @@ impl Inner {
     // ----- statistics ----------------------------------------------------
 
     pub(crate) fn stats(&self) -> Stats {
-        let in_bags: u64 = self.records().map(Record::retired).sum();
+        let in_bags: u64 = self.records().map(Record::buffered).sum();
         let retired = self.counters.retired.load(Relaxed) + in_bags;
         let freed = self.counters.freed.load(Relaxed);
         Stats {

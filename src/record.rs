@@ -23,6 +23,7 @@ use crossbeam_utils::Backoff;
 use crate::fence;
 use crate::retired::{Bag, DropRun, Reclaim, Slot};
 use crate::sync::{AtomicBool, AtomicU64, UnsafeCell};
+use core::sync::atomic::AtomicUsize as StdAtomicUsize;
 
 /// The `state` of a thread outside any read section.
 pub(crate) const INACTIVE: u64 = 0;
@@ -44,8 +45,10 @@ pub(crate) struct Record {
     temporary: Cell<bool>,
     /// Single retirements not yet handed to the domain.
     bag: UnsafeCell<Option<Box<Bag>>>,
-    /// Objects the owner put in bags (single writer, so a plain add).
-    retired: AtomicU64,
+    /// Objects in the current bag, for statistics only: a plain store on the
+    /// fast path (no counter chained through memory), reset when the bag is
+    /// handed over, when the domain's counters take the objects over.
+    buffered: StdAtomicUsize,
     /// Next record in the domain's list (immutable once published).
     pub(crate) next: *const Record,
     /// Raised by a thread that wants to take the bag.
@@ -72,7 +75,7 @@ impl Record {
             busy: AtomicBool::new(false),
             steal: AtomicBool::new(false),
             bag: UnsafeCell::new(None),
-            retired: AtomicU64::new(0),
+            buffered: StdAtomicUsize::new(0),
             in_use: AtomicBool::new(true),
             next,
         }
@@ -155,23 +158,26 @@ impl Record {
         // Pairs with the heavy fence in `steal_bag`: either the stealer sees
         // `busy`, or we see `steal`.
         fence::light();
-        let pushed = !self.steal.load(Acquire)
-            && self.bag.with_mut(|bag| {
+        let len = if self.steal.load(Acquire) {
+            0
+        } else {
+            self.bag.with_mut(|bag| {
                 // SAFETY: we are the owner, and a stealer either raised
                 // `steal` before our fence (we saw it and skipped this) or
                 // will see `busy` and wait until we lower it: exclusive.
                 match unsafe { &mut *bag } {
                     // SAFETY: forwarded from this function's contract.
                     Some(bag) => unsafe { bag.push(slot, drop) },
-                    None => false,
+                    None => 0,
                 }
-            });
+            })
+        };
+        if len > 0 {
+            self.buffered.store(len, Relaxed);
+        }
         // Release: a stealer that sees `busy` false sees our push.
         self.busy.store(false, Release);
-        if pushed {
-            self.retired.store(self.retired.load(Relaxed) + 1, Relaxed);
-        }
-        pushed
+        len > 0
     }
 
     /// Slow path, under the domain's state lock: pushes, handing back a full
@@ -188,7 +194,7 @@ impl Record {
         drop: DropRun,
         mut new_bag: impl FnMut() -> Box<Bag>,
     ) -> Option<Box<Bag>> {
-        let full = self.bag.with_mut(|cell| {
+        let (full, len) = self.bag.with_mut(|cell| {
             // SAFETY: exclusive by this function's contract.
             let cell = unsafe { &mut *cell };
             let full = match cell {
@@ -198,16 +204,18 @@ impl Record {
             let bag = cell.get_or_insert_with(&mut new_bag);
             // SAFETY: forwarded; a fresh or non-full bag has room unless its
             // runs are exhausted, handled below.
-            if !unsafe { bag.push(slot, drop) } {
-                let mut fresh = new_bag();
-                // SAFETY: forwarded; an empty bag always accepts.
-                let ok = unsafe { fresh.push(slot, drop) };
-                debug_assert!(ok);
-                return Some(core::mem::replace(bag, fresh));
+            match unsafe { bag.push(slot, drop) } {
+                0 => {
+                    let mut fresh = new_bag();
+                    // SAFETY: forwarded; an empty bag always accepts.
+                    let len = unsafe { fresh.push(slot, drop) };
+                    debug_assert_eq!(len, 1);
+                    (Some(core::mem::replace(bag, fresh)), len)
+                }
+                len => (full, len),
             }
-            full
         });
-        self.retired.store(self.retired.load(Relaxed) + 1, Relaxed);
+        self.buffered.store(len, Relaxed);
         full.filter(|b| b.len() > 0)
     }
 
@@ -228,6 +236,7 @@ impl Record {
         // `steal`, will not enter it (it sees `steal` and takes the lock we
         // hold), or the owner is us; other takers hold the same lock.
         let bag = self.bag.with_mut(|cell| unsafe { (*cell).take() });
+        self.buffered.store(0, Relaxed);
         bag.filter(|b| b.len() > 0)
     }
 
@@ -242,8 +251,8 @@ impl Record {
         self.steal.store(false, Release);
     }
 
-    /// Objects retired into bags through this record.
-    pub(crate) fn retired(&self) -> u64 {
-        self.retired.load(Relaxed)
+    /// Objects in this record's bag, not yet handed to the domain.
+    pub(crate) fn buffered(&self) -> u64 {
+        self.buffered.load(Relaxed) as u64
     }
 }

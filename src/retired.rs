@@ -243,16 +243,17 @@ impl Bag {
         self.len == BAG_CAP
     }
 
-    /// Adds an object; returns false (and adds nothing) when full.
+    /// Adds an object; returns the new number of objects, or 0 (and adds
+    /// nothing) when full.
     ///
     /// # Safety
     ///
     /// `drop` frees the pointer in `slot` once no reader can reach it, and the
     /// object is owned by the bag from now on.
     #[inline]
-    pub(crate) unsafe fn push(&mut self, slot: Slot, drop: DropRun) -> bool {
+    pub(crate) unsafe fn push(&mut self, slot: Slot, drop: DropRun) -> usize {
         if self.len == BAG_CAP {
-            return false;
+            return 0;
         }
         // Identical addresses mean identical code, so equal pointers are
         // always interchangeable; unequal ones only cost a new run.
@@ -260,7 +261,7 @@ impl Bag {
             && self.run_drop[self.runs - 1].map(|f| f as usize) == Some(drop as usize);
         if !same {
             if self.runs == RUNS {
-                return false;
+                return 0;
             }
             self.run_drop[self.runs] = Some(drop);
             self.run_start[self.runs] = self.len;
@@ -268,7 +269,7 @@ impl Bag {
         }
         self.slots[self.len] = slot;
         self.len += 1;
-        true
+        self.len
     }
 }
 
