@@ -1,0 +1,379 @@
+//! Panicking destructors: in a barrier, in a drained batch, in a domain's
+//! teardown, and in an amortized free inside `retire`/`drain`. Every other
+//! object must be freed exactly once (per-object drop counts), nothing may
+//! leak, and the domain must stay usable.
+
+use std::panic::{catch_unwind, panic_any, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+
+use ownrcu::{Batch, Domain};
+
+/// The payload of a panicking destructor: the object's id.
+#[derive(Debug, PartialEq, Eq)]
+struct Boom(usize);
+
+/// Per-object drop counts.
+#[derive(Clone)]
+struct Tracker {
+    drops: Arc<Vec<AtomicUsize>>,
+    created: Arc<AtomicUsize>,
+}
+
+impl Tracker {
+    fn new(capacity: usize) -> Self {
+        Self {
+            drops: Arc::new((0..capacity).map(|_| AtomicUsize::new(0)).collect()),
+            created: Arc::default(),
+        }
+    }
+
+    /// Object `id`; its destructor panics with `Boom(id)` if `panics`.
+    fn obj(&self, id: usize, panics: bool) -> Box<Obj> {
+        self.created.fetch_add(1, SeqCst);
+        Box::new(Obj {
+            id,
+            panics,
+            drops: self.drops.clone(),
+            _bulk: [id as u64; 3],
+        })
+    }
+
+    fn created(&self) -> usize {
+        self.created.load(SeqCst)
+    }
+
+    /// Asserts objects `0..n` were each dropped exactly once and the others
+    /// never.
+    fn assert_dropped_once(&self, n: usize) {
+        for (id, count) in self.drops.iter().enumerate() {
+            let expected = usize::from(id < n);
+            assert_eq!(count.load(SeqCst), expected, "object {id}");
+        }
+    }
+}
+
+struct Obj {
+    id: usize,
+    panics: bool,
+    drops: Arc<Vec<AtomicUsize>>,
+    _bulk: [u64; 3],
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.drops[self.id].fetch_add(1, SeqCst);
+        if self.panics {
+            panic_any(Boom(self.id));
+        }
+    }
+}
+
+/// Holds a read guard of a domain on another thread until dropped. A reader
+/// that entered before some retirements keeps their grace period from
+/// completing, so no amortized free inside `retire`/`drain` can reach them
+/// (and panic there, however small the rationing thresholds): they are
+/// freed by the barrier or teardown under test, and only there.
+struct Pin {
+    leave: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn pin(d: &Domain) -> Pin {
+    let handle = d.clone();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let thread = thread::spawn(move || {
+        let guard = handle.read();
+        entered_tx.send(()).unwrap();
+        let _ = leave_rx.recv(); // returns when the sender is dropped
+        drop(guard);
+        drop(handle);
+    });
+    entered_rx.recv().unwrap();
+    Pin {
+        leave: Some(leave_tx),
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Pin {
+    /// Ends the section; the pinning thread and its handle are gone when this
+    /// returns.
+    fn drop(&mut self) {
+        drop(self.leave.take());
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+/// Runs `f`, which must panic with a `Boom`, and returns its id.
+fn boom(f: impl FnOnce()) -> usize {
+    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
+    match payload.downcast::<Boom>() {
+        Ok(boom) => boom.0,
+        Err(other) => std::panic::resume_unwind(other),
+    }
+}
+
+/// The domain still works: a reader, a retire and a barrier.
+fn assert_usable(d: &Domain) {
+    let before = d.stats().freed;
+    let t = Tracker::new(3);
+    drop(d.read());
+    for id in 0..3 {
+        d.retire(t.obj(id, false));
+    }
+    d.synchronize();
+    d.barrier();
+    t.assert_dropped_once(3);
+    assert_eq!(d.stats().freed, before + 3);
+    assert_eq!(d.stats().pending, 0);
+}
+
+#[test]
+fn barrier_resumes_a_destructor_panic_and_frees_the_rest() {
+    let d = Domain::new();
+    let pinned = pin(&d);
+    let t = Tracker::new(10);
+    for id in 0..10 {
+        d.retire(t.obj(id, id == 4));
+    }
+    drop(pinned); // from here on, grace periods can complete
+    assert_eq!(boom(|| d.barrier()), 4);
+    t.assert_dropped_once(10);
+    let s = d.stats();
+    assert_eq!((s.retired, s.freed, s.pending), (10, 10, 0));
+    // Nothing left: a second barrier does not panic.
+    d.barrier();
+    t.assert_dropped_once(10);
+    assert_usable(&d);
+}
+
+#[test]
+fn barrier_with_several_panicking_destructors_across_buffers() {
+    let n = if cfg!(miri) { 30 } else { 300 };
+    let d = Domain::new();
+    let pinned = pin(&d);
+    let t = Tracker::new(n);
+    let panicking = [0, 7, n / 2, n - 1];
+    for id in 0..n {
+        d.retire(t.obj(id, panicking.contains(&id)));
+    }
+    drop(pinned); // from here on, grace periods can complete
+    let first = boom(|| d.barrier());
+    assert!(panicking.contains(&first));
+    t.assert_dropped_once(n);
+    let s = d.stats();
+    assert_eq!((s.freed, s.pending), (n as u64, 0));
+    assert_usable(&d);
+}
+
+#[test]
+fn a_panicking_deferred_closure() {
+    let d = Domain::new();
+    let pinned = pin(&d);
+    let t = Tracker::new(4);
+    d.retire(t.obj(0, false));
+    d.defer(|| panic!("deferred closure panicked"));
+    d.retire(t.obj(1, false));
+    drop(pinned); // from here on, grace periods can complete
+    let payload = catch_unwind(AssertUnwindSafe(|| d.barrier())).expect_err("expected a panic");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"deferred closure panicked")
+    );
+    t.assert_dropped_once(2);
+    assert_usable(&d);
+}
+
+#[test]
+fn a_panicking_destructor_in_a_batch_freed_by_barrier() {
+    let d = Domain::new();
+    let pinned = pin(&d);
+    let t = Tracker::new(12);
+    let mut batch = d.batch();
+    for id in 0..10 {
+        batch.push(t.obj(id, id == 3));
+    }
+    batch.drain();
+    // An undrained batch dropped, with a panicking object too.
+    {
+        let mut batch = Batch::new(&d);
+        batch.push(t.obj(10, false));
+        batch.push(t.obj(11, true));
+    }
+    drop(pinned); // from here on, grace periods can complete
+    let first = boom(|| d.barrier());
+    assert!(first == 3 || first == 11);
+    t.assert_dropped_once(12);
+    let s = d.stats();
+    assert_eq!((s.retired, s.freed, s.pending, s.batches), (12, 12, 0, 2));
+    assert_usable(&d);
+}
+
+#[test]
+fn a_panicking_destructor_in_teardown() {
+    let d = Domain::new();
+    let pinned = pin(&d);
+    let t = Tracker::new(40);
+    // From a thread that exited.
+    let handle = d.clone();
+    let tt = t.clone();
+    thread::spawn(move || {
+        for id in 0..10 {
+            handle.retire(tt.obj(id, false));
+        }
+    })
+    .join()
+    .unwrap();
+    // Singles, with the panicking one among them.
+    for id in 10..20 {
+        d.retire(t.obj(id, id == 15));
+    }
+    // A batch.
+    let mut batch = d.batch();
+    batch.extend((20..30).map(|id| t.obj(id, false)));
+    batch.drain();
+    // An unrelated domain this thread also uses: unaffected throughout.
+    let done = Domain::new();
+    done.retire(t.obj(30, false));
+    done.barrier();
+    drop(pinned); // from here on, grace periods can complete
+    assert_eq!(boom(move || drop(d)), 15);
+    t.assert_dropped_once(31);
+    assert_usable(&done);
+}
+
+#[test]
+fn a_panicking_destructor_in_teardown_with_several_panics() {
+    let d = Domain::new();
+    let pinned = pin(&d);
+    let t = Tracker::new(20);
+    for id in 0..10 {
+        d.retire(t.obj(id, id % 3 == 0));
+    }
+    let mut batch = d.batch();
+    batch.extend((10..20).map(|id| t.obj(id, id == 19)));
+    batch.drain();
+    let clone = d.clone();
+    drop(d); // not the last handle: nothing happens
+    drop(pinned); // from here on, grace periods can complete
+    let first = boom(move || drop(clone));
+    assert!(first % 3 == 0 || first == 19);
+    t.assert_dropped_once(20);
+}
+
+#[test]
+fn a_panicking_destructor_in_an_amortized_retire() {
+    // Single retirements, with a grace period completed every few of them
+    // (`synchronize` frees nothing itself): once the panicking object's
+    // buffer has been handed over and its grace period is over, a later
+    // `retire` that fills a buffer frees it and the panic surfaces there.
+    let n = if cfg!(miri) { 120 } else { 20_000 };
+    let d = Domain::new();
+    let t = Tracker::new(n);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        for id in 0..n {
+            d.retire(t.obj(id, id == 2));
+            if id % 16 == 15 {
+                d.synchronize();
+            }
+        }
+    }));
+    let payload = result.expect_err("an amortized free inside retire should have panicked");
+    assert_eq!(payload.downcast_ref::<Boom>(), Some(&Boom(2)));
+    let created = t.created();
+    assert!(created < n, "the panic should have stopped the loop");
+    // The object being retired when the panic surfaced was retired; nothing
+    // was lost and nothing is freed twice.
+    d.barrier();
+    t.assert_dropped_once(created);
+    let s = d.stats();
+    assert_eq!(
+        (s.retired, s.freed, s.pending),
+        (created as u64, created as u64, 0)
+    );
+    assert_usable(&d);
+}
+
+#[test]
+fn a_panicking_destructor_in_an_amortized_drain() {
+    let d = Domain::new();
+    let t = Tracker::new(6);
+    let mut first = d.batch();
+    for id in 0..5 {
+        first.push(t.obj(id, id == 2));
+    }
+    first.drain();
+    d.synchronize(); // the first batch's grace period is over
+    t.assert_dropped_once(0); // and `synchronize` freed nothing
+                              // Draining another batch frees (a budget of) what is ready: the first
+                              // batch, whose panicking destructor surfaces from this `drain`.
+    let mut second = d.batch();
+    second.push(t.obj(5, false));
+    assert_eq!(boom(|| second.drain()), 2);
+    // The rest stayed queued; the barrier frees it, each object once.
+    d.barrier();
+    t.assert_dropped_once(6);
+    let s = d.stats();
+    assert_eq!((s.retired, s.freed, s.pending, s.batches), (6, 6, 0, 2));
+    assert_usable(&d);
+}
+
+#[test]
+fn a_panicking_destructor_in_a_large_drain() {
+    // A batch large enough to start a grace period by itself (rationing):
+    // with no reader it completes at once and the drain frees a budget of
+    // it, reaching the panicking objects at both ends.
+    let n = if cfg!(miri) { 40 } else { 20_000 };
+    let d = Domain::new();
+    let t = Tracker::new(n);
+    let mut batch = d.batch();
+    for id in 0..n {
+        batch.push(t.obj(id, id == 0 || id == n - 1));
+    }
+    let first = boom(|| batch.drain());
+    assert!(first == 0 || first == n - 1);
+    let _ = catch_unwind(AssertUnwindSafe(|| d.barrier()));
+    d.barrier();
+    t.assert_dropped_once(n);
+    let s = d.stats();
+    assert_eq!(
+        (s.retired, s.freed, s.pending, s.batches),
+        (n as u64, n as u64, 0, 1)
+    );
+    assert_usable(&d);
+}
+
+#[test]
+fn a_panicking_destructor_while_other_threads_retire() {
+    let per_thread = if cfg!(miri) { 20 } else { 2000 };
+    let threads = 3;
+    let d = Domain::new();
+    let t = Tracker::new(per_thread * threads);
+    thread::scope(|s| {
+        for k in 0..threads {
+            let (d, t) = (&d, &t);
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let id = k * per_thread + i;
+                    // Only thread 0's objects panic, so the others' retire
+                    // calls may free them too: catch there as well.
+                    let _ = catch_unwind(AssertUnwindSafe(|| {
+                        d.retire(t.obj(id, k == 0 && i % 97 == 5));
+                    }));
+                }
+            });
+        }
+    });
+    // One barrier frees everything still pending, resuming at most one
+    // payload; the next has nothing left to free.
+    let _ = catch_unwind(AssertUnwindSafe(|| d.barrier()));
+    d.barrier();
+    t.assert_dropped_once(per_thread * threads);
+    let s = d.stats();
+    assert_eq!(s.pending, 0);
+    assert_eq!(s.freed, (per_thread * threads) as u64);
+    assert_usable(&d);
+}
