@@ -13,22 +13,7 @@ use std::thread;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// Same allocator behaviour for every group of every bench file: no heap
-/// trimming, no mmap-backed allocations (see `shared/BENCHMARKS.md`).
-fn tune_malloc() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes glibc's tuning parameters; it is called
-    // before any benchmark thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-    }
-}
-
-fn config() -> Criterion {
-    tune_malloc();
-    Criterion::default()
-}
+mod common;
 
 /// What the helper thread does until told to stop.
 #[derive(Clone, Copy)]
@@ -103,7 +88,7 @@ fn synchronize(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = synchronize
 }
 criterion_main!(benches);

@@ -13,22 +13,7 @@ use std::sync::atomic::{compiler_fence, Ordering::SeqCst};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// Same allocator behaviour for every group of every bench file: no heap
-/// trimming, no mmap-backed allocations (see `shared/BENCHMARKS.md`).
-fn tune_malloc() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes glibc's tuning parameters; it is called
-    // before any benchmark thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-    }
-}
-
-fn config() -> Criterion {
-    tune_malloc();
-    Criterion::default()
-}
+mod common;
 
 thread_local! {
     static NEST: Cell<usize> = const { Cell::new(0) };
@@ -114,7 +99,7 @@ fn read_guard(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = read_guard
 }
 criterion_main!(benches);

@@ -51,22 +51,7 @@ fn check() {
     assert_eq!(DROPS.load(Relaxed), N, "not every object was dropped");
 }
 
-/// Same allocator behaviour for every group of every bench file: no heap
-/// trimming, no mmap-backed allocations (see `shared/BENCHMARKS.md`).
-fn tune_malloc() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes glibc's tuning parameters; it is called
-    // before any benchmark thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-    }
-}
-
-fn config() -> Criterion {
-    tune_malloc();
-    Criterion::default()
-}
+mod common;
 
 fn retire_10k(c: &mut Criterion) {
     let mut group = c.benchmark_group("retire_10k");
@@ -202,7 +187,7 @@ fn retire_10k(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = retire_10k
 }
 criterion_main!(benches);
