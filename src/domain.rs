@@ -327,9 +327,10 @@ impl Domain {
     ///
     /// # Panics
     ///
-    /// If the calling thread is inside a read section of this domain (it
-    /// would wait for itself). If destructors panic, every other object is
-    /// still freed, then the first panic is resumed here.
+    /// If the calling thread is inside a read section of this domain, or is
+    /// running one of this domain's destructors (it would wait for itself
+    /// either way). If destructors panic, every other object is still freed,
+    /// then the first panic is resumed here.
     ///
     /// # Examples
     ///

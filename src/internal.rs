@@ -498,6 +498,12 @@ impl Inner {
     /// destructors, re-raising the first panic at the end.
     fn free_completed(&self, budget: usize, wait: bool) {
         let _freeing = if wait {
+            // We would wait for the `freeing` lock our own caller holds.
+            assert!(
+                !crate::local::is_freeing(self.id),
+                "ownrcu: Domain::barrier() called from a destructor that the same domain is \
+                 running; it would wait for itself: call it after the destructor returns"
+            );
             lock(&self.freeing)
         } else {
             match try_lock(&self.freeing) {
@@ -505,6 +511,7 @@ impl Inner {
                 None => return,
             }
         };
+        let _mark = crate::local::freeing(self.id);
         let mut left = budget;
         let mut first_panic = None;
         // An emptied bag on its way back to `State::spare`, handed over under

@@ -44,11 +44,28 @@ std::thread_local! {
     static GLOBAL: Cell<*const Record> = const { Cell::new(ptr::null()) };
     /// Id and record of the user-created domain used last.
     static CACHE: Cell<(u64, *const Record)> = const { Cell::new(NO_DOMAIN) };
+    /// Id of the domain whose destructors this thread is running, if any.
+    static FREEING: Cell<u64> = const { Cell::new(u64::MAX) };
 }
 #[cfg(loom)]
 loom::thread_local! {
     static REGISTRY: Registry = Registry { domains: RefCell::new(Vec::new()) };
     static CACHE: Cell<(u64, *const Record)> = Cell::new(NO_DOMAIN);
+    static FREEING: Cell<u64> = Cell::new(u64::MAX);
+}
+
+/// Marks this thread as running destructors of domain `id` until the
+/// returned value drops (scopes nest: the previous mark comes back).
+pub(crate) fn freeing(id: u64) -> impl Drop {
+    let previous = FREEING.try_with(|f| f.replace(id)).unwrap_or(u64::MAX);
+    scopeguard::guard(previous, |previous| {
+        let _ = FREEING.try_with(|f| f.set(previous));
+    })
+}
+
+/// Whether this thread is running destructors of domain `id`.
+pub(crate) fn is_freeing(id: u64) -> bool {
+    FREEING.try_with(|f| f.get() == id).unwrap_or(false)
 }
 
 impl Registry {

@@ -1284,3 +1284,31 @@ fn the_global_domain_frees_what_an_idle_live_thread_retired() {
         go_tx.send(()).unwrap();
     });
 }
+
+/// A destructor run by a domain that calls that domain's `barrier` would
+/// wait for itself; it panics with a message instead, and the outer barrier
+/// still frees everything and then resumes that panic.
+#[test]
+fn barrier_from_a_destructor_of_the_same_domain_panics() {
+    let d = Domain::new();
+    let inner = d.clone();
+    let c = Counter::new();
+    d.retire(c.obj());
+    d.defer(move || inner.barrier());
+    d.retire(c.obj());
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.barrier()))
+        .expect_err("a nested barrier must panic");
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(
+        message.contains("from a destructor that the same domain is running"),
+        "unexpected message: {message}"
+    );
+    assert_eq!(c.get(), 2, "every other object was still freed");
+    d.retire(c.obj());
+    d.barrier(); // the domain is still usable
+    assert_eq!(c.get(), 3);
+}
