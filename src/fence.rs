@@ -70,6 +70,36 @@ pub(crate) fn light() {
     }
 }
 
+/// Whether [`light`] is only a compiler fence, for a thread that registered
+/// already: the strategy is decided by then and never changes, so a record
+/// may keep this answer and pass it to [`light_with`] (one load from the
+/// record's own cache line instead of two through the global).
+pub(crate) fn light_is_compiler_only() -> bool {
+    init();
+    STRATEGY.load(Ordering::Relaxed) == MEMBARRIER
+}
+
+/// [`light`], with the strategy read beforehand by
+/// [`light_is_compiler_only`] on a thread that had registered.
+#[inline(always)]
+pub(crate) fn light_with(compiler_only: bool) {
+    // Written as "a fence if needed, then the compiler fence" (the second is
+    // implied by the first anyway), with the full fence out of line, so the
+    // common case falls straight through.
+    if !compiler_only {
+        full_fence();
+    }
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// The full fence of [`light_with`]'s fallback (cold: a call costs little
+/// next to the fence itself).
+#[cold]
+#[inline(never)]
+fn full_fence() {
+    fence(Ordering::SeqCst);
+}
+
 /// The grace period's half: a process-wide barrier.
 pub(crate) fn heavy() {
     // Decide first: a grace period that saw UNKNOWN and used a plain fence

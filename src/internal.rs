@@ -77,7 +77,13 @@ struct State {
     spare: Vec<Box<Bag>>,
 }
 
-const SPARE_BAGS: usize = 8;
+/// Emptied bags a domain keeps for reuse: a grace period's worth of units
+/// (`GP_UNITS`, the most that wait before one starts), plus a few for the
+/// bags threads are filling meanwhile. With fewer, steady single retirement
+/// allocates and frees a bag (2.2 KiB) every few buffers, right among the
+/// retired objects; the price is up to `SPARE_BAGS` idle bags per domain
+/// (about 87 KiB) once it has seen that much single retirement.
+const SPARE_BAGS: usize = GP_UNITS + 8;
 
 /// Rationing: start a grace period once this much work waits for one.
 #[cfg(not(any(loom, miri)))]

@@ -29,9 +29,10 @@ use core::sync::atomic::AtomicUsize as StdAtomicUsize;
 pub(crate) const INACTIVE: u64 = 0;
 
 /// Each record has its own cache lines (no false sharing between threads),
-/// and `repr(C)` keeps `busy` and `steal` in different words: a load of
-/// `steal` right after the store to `busy` must not look like a partial
-/// overlap to the CPU's store forwarding.
+/// and `repr(C)` keeps `busy` in a word of its own among the fields the
+/// fast path reads (`steal`, `light_compiler_only`): a load right after the
+/// store to `busy` must not look like a partial overlap to the CPU's store
+/// forwarding.
 #[repr(C, align(128))]
 pub(crate) struct Record {
     /// `INACTIVE`, or `epoch << 1 | 1` while in a read section.
@@ -55,6 +56,11 @@ pub(crate) struct Record {
     steal: AtomicBool,
     /// Whether a thread has claimed this record.
     pub(crate) in_use: AtomicBool,
+    /// [`fence::light_is_compiler_only`], read when the record was made
+    /// (the strategy never changes afterwards), so the retire fast path's
+    /// fence reads this cache line only. Not in `busy`'s word: a load right
+    /// after the store to `busy` must not touch the stored bytes' word.
+    light_compiler_only: bool,
 }
 
 // SAFETY: the fields shared between threads are atomics; `extra` and the
@@ -73,6 +79,7 @@ impl Record {
             extra: Cell::new(0),
             temporary: Cell::new(false),
             busy: AtomicBool::new(false),
+            light_compiler_only: fence::light_is_compiler_only(),
             steal: AtomicBool::new(false),
             bag: UnsafeCell::new(None),
             buffered: StdAtomicUsize::new(0),
@@ -157,27 +164,37 @@ impl Record {
         self.busy.store(true, Relaxed);
         // Pairs with the heavy fence in `steal_bag`: either the stealer sees
         // `busy`, or we see `steal`.
-        fence::light();
-        let len = if self.steal.load(Acquire) {
-            0
-        } else {
-            self.bag.with_mut(|bag| {
-                // SAFETY: we are the owner, and a stealer either raised
-                // `steal` before our fence (we saw it and skipped this) or
-                // will see `busy` and wait until we lower it: exclusive.
-                match unsafe { &mut *bag } {
-                    // SAFETY: forwarded from this function's contract.
-                    Some(bag) => unsafe { bag.push(slot, drop) },
-                    None => 0,
-                }
-            })
-        };
-        if len > 0 {
-            self.buffered.store(len, Relaxed);
+        fence::light_with(self.light_compiler_only);
+        if self.steal.load(Acquire) {
+            return self.fast_path_fails();
         }
+        let len = self.bag.with_mut(|bag| {
+            // SAFETY: we are the owner, and a stealer either raised `steal`
+            // before our fence (we saw it and returned above) or will see
+            // `busy` and wait until we lower it: exclusive.
+            match unsafe { &mut *bag } {
+                // SAFETY: forwarded from this function's contract.
+                Some(bag) => unsafe { bag.push(slot, drop) },
+                None => 0,
+            }
+        });
+        if len == 0 {
+            return self.fast_path_fails();
+        }
+        self.buffered.store(len, Relaxed);
         // Release: a stealer that sees `busy` false sees our push.
         self.busy.store(false, Release);
-        len > 0
+        true
+    }
+
+    /// The end of a fast path that pushed nothing (cold, so the common case
+    /// falls through).
+    #[cold]
+    #[inline(never)]
+    fn fast_path_fails(&self) -> bool {
+        // Release: as at the end of `push_fast`.
+        self.busy.store(false, Release);
+        false
     }
 
     /// Slow path, under the domain's state lock: pushes, handing back a full

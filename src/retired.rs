@@ -193,6 +193,10 @@ const RUNS: usize = if BAG_CAP < 8 { BAG_CAP } else { 8 };
 pub(crate) struct Bag {
     /// Slots filled.
     len: usize,
+    /// The address of the last run's destructor (`run_drop[runs - 1]`), or 0
+    /// before the first run: the push fast path compares against this one
+    /// field instead of indexing `run_drop`.
+    last_drop: usize,
     /// Slots freed (oldest first); `head <= len`.
     head: usize,
     /// The run `head` is in.
@@ -221,6 +225,7 @@ impl Bag {
         // of slots through the stack.
         unsafe {
             addr_of_mut!((*bag).len).write(0);
+            addr_of_mut!((*bag).last_drop).write(0);
             addr_of_mut!((*bag).head).write(0);
             addr_of_mut!((*bag).head_run).write(0);
             addr_of_mut!((*bag).runs).write(0);
@@ -234,6 +239,7 @@ impl Bag {
     pub(crate) fn reset(&mut self) {
         debug_assert!(self.head == self.len, "ownrcu: reusing a bag not yet freed");
         self.len = 0;
+        self.last_drop = 0;
         self.head = 0;
         self.head_run = 0;
         self.runs = 0;
@@ -252,24 +258,44 @@ impl Bag {
     /// object is owned by the bag from now on.
     #[inline]
     pub(crate) unsafe fn push(&mut self, slot: Slot, drop: DropRun) -> usize {
-        if self.len == BAG_CAP {
+        let len = self.len;
+        // Identical addresses mean identical code, so equal pointers are
+        // always interchangeable; unequal ones only cost a new run. (A
+        // function's address is never 0, the value before the first run.)
+        if len >= BAG_CAP {
             return 0;
         }
-        // Identical addresses mean identical code, so equal pointers are
-        // always interchangeable; unequal ones only cost a new run.
-        let same = self.runs > 0
-            && self.run_drop[self.runs - 1].map(|f| f as usize) == Some(drop as usize);
-        if !same {
-            if self.runs == RUNS {
-                return 0;
-            }
-            self.run_drop[self.runs] = Some(drop);
-            self.run_start[self.runs] = self.len;
-            self.runs += 1;
+        if drop as usize != self.last_drop {
+            // SAFETY: forwarded from this function's contract.
+            return unsafe { self.push_new_run(slot, drop) };
         }
-        self.slots[self.len] = slot;
-        self.len += 1;
-        self.len
+        // `len < BAG_CAP` was just checked: no bounds check, and `len` is
+        // not read back from memory after the slot store.
+        self.slots[len] = slot;
+        self.len = len + 1;
+        len + 1
+    }
+
+    /// [`Bag::push`] when `drop` starts a new run. Cold: taken once per bag
+    /// and per change of type, so the caller's common case falls through.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Bag::push`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn push_new_run(&mut self, slot: Slot, drop: DropRun) -> usize {
+        let len = self.len;
+        if len >= BAG_CAP || self.runs == RUNS {
+            return 0;
+        }
+        self.run_drop[self.runs] = Some(drop);
+        self.run_start[self.runs] = len;
+        self.runs += 1;
+        self.last_drop = drop as usize;
+        self.slots[len] = slot;
+        self.len = len + 1;
+        len + 1
     }
 }
 
