@@ -389,6 +389,18 @@ impl Inner {
         self.counters.grace_periods.fetch_add(1, Relaxed);
     }
 
+    /// Registers work that an owner keeps in its own queue: returns the
+    /// grace period it waits for, and counts it toward starting one, exactly
+    /// like a unit in the domain's queue.
+    pub(crate) fn register_owned(&self, objects: usize) -> u64 {
+        let mut st = lock(&self.state);
+        let gp = self.epoch.load(Relaxed) + 1;
+        st.unstarted_objects += objects;
+        st.unstarted_units += 1;
+        self.advance(&mut st);
+        gp
+    }
+
     /// The grace period that a cookie taken now must wait for.
     pub(crate) fn snapshot(&self) -> u64 {
         let mut st = lock(&self.state);

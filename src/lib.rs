@@ -30,8 +30,10 @@
 //! assert_eq!(domain.stats().freed, 101);
 //! ```
 //!
-//! Data can also live in an *owner* ([`User`], [`Holder`]): readers reach it
-//! only through a user handle, so when the last one drops, the data is freed
+//! Data can also live in an *owner* ([`User`], [`Holder`]), with objects in
+//! RCU [`Slot`]s retired through the owner ([`Unlinked`], [`OwnerBatch`]):
+//! readers reach them only through a user handle, so when the last one
+//! drops, the data and everything retired through the owner are freed
 //! directly, with no grace period (the kernel's `exit_mmap`).
 //!
 //! # How the read side stays cheap
@@ -58,8 +60,10 @@ mod guard;
 mod internal;
 mod local;
 mod owner;
+mod pending;
 mod record;
 mod retired;
+mod slot;
 mod stats;
 mod sync;
 
@@ -68,4 +72,6 @@ pub use domain::{Domain, GracePeriod};
 pub use fence::uses_membarrier;
 pub use guard::Guard;
 pub use owner::{Exclusive, Holder, Read, User};
+pub use pending::OwnerStats;
+pub use slot::{OwnerBatch, Slot, Unlinked};
 pub use stats::Stats;

@@ -23,6 +23,8 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crossbeam_utils::Backoff;
 
+use crate::pending::{OwnerStats, Pending};
+use crate::slot::OwnerBatch;
 use crate::sync::{fence, AtomicUsize, UnsafeCell};
 use crate::{Domain, Guard};
 
@@ -33,7 +35,8 @@ const LOCKED: usize = usize::MAX;
 struct Shared<D> {
     users: AtomicUsize,
     holders: AtomicUsize,
-    domain: Domain,
+    /// The domain, and the objects retired through this owner.
+    pending: Pending,
     data: UnsafeCell<ManuallyDrop<D>>,
 }
 
@@ -145,7 +148,7 @@ impl<D: Send + Sync + 'static> User<D> {
         let shared = Box::new(Shared {
             users: AtomicUsize::new(1),
             holders: AtomicUsize::new(1),
-            domain: domain.clone(),
+            pending: Pending::new(domain),
             data: UnsafeCell::new(ManuallyDrop::new(data)),
         });
         Self {
@@ -161,14 +164,45 @@ impl<D: Send + Sync + 'static> User<D> {
 
     /// The domain the owner's readers use.
     pub fn domain(&self) -> &Domain {
-        &self.shared().domain
+        &self.shared().pending.domain
+    }
+
+    pub(crate) fn pending(&self) -> &Pending {
+        &self.shared().pending
+    }
+
+    /// Starts a batch of objects unlinked from this owner's slots, retired
+    /// as one grace-period registration (see [`OwnerBatch`]).
+    pub fn batch<T: Send + Sync + 'static>(&self) -> OwnerBatch<'_, T> {
+        OwnerBatch::new(self.pending())
+    }
+
+    /// Blocks until every object retired through this owner before the call
+    /// has been freed (the owner's `rcu_barrier`).
+    ///
+    /// # Panics
+    ///
+    /// If the calling thread is inside a read section of the owner's domain.
+    pub fn barrier(&self) {
+        assert!(
+            !crate::local::in_section(self.domain().inner()),
+            "ownrcu: User::barrier() called inside a read-side critical section of the \
+             owner's domain; it would wait for that section, which waits for it: drop the \
+             guard first"
+        );
+        self.pending().barrier();
+    }
+
+    /// A snapshot of the owner's counters.
+    pub fn stats(&self) -> OwnerStats {
+        self.pending().stats()
     }
 
     /// Enters a read-side section of the owner's domain and gives shared
     /// access to the data. The guard borrows this handle, so nothing read
     /// through it can outlive the user reference.
     pub fn read(&self) -> Read<'_, D> {
-        let guard = self.shared().domain.read();
+        let guard = self.shared().pending.domain.read();
         Read {
             user: self,
             _guard: guard,
@@ -243,6 +277,17 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
             return;
         }
         fence(Acquire);
+        let shared = self.shared;
+        // Whatever happens below (a destructor may panic), the users'
+        // collective holder reference is given up once, at the end.
+        // SAFETY: this handle's share of `holders` is given up here, once.
+        let _release = scopeguard::guard((), move |()| unsafe { release_holder(shared) });
+        // The retired objects still waiting are freed directly too, also if
+        // dropping the data panics.
+        let pending = &self.shared().pending;
+        // SAFETY: `users` reached zero, so no reader of this owner exists or
+        // can appear (see below).
+        let _pending = scopeguard::guard((), |()| unsafe { pending.free_directly() });
         // SAFETY: `users` reached zero, so no other user handle and no
         // reference into the data exists (each borrows a user handle), and no
         // upgrade can make one (it needs a non-zero count). We are the only
@@ -250,9 +295,6 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
         self.shared()
             .data
             .with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
-        // The users' collective holder reference.
-        // SAFETY: this handle's share of `holders` is given up here, once.
-        unsafe { release_holder(self.shared) };
     }
 }
 
@@ -347,6 +389,12 @@ pub struct Read<'u, D: Send + Sync + 'static> {
     _guard: Guard<'u>,
 }
 
+impl<D: Send + Sync + 'static> Read<'_, D> {
+    pub(crate) fn pending(&self) -> &Pending {
+        self.user.pending()
+    }
+}
+
 impl<D: Send + Sync + 'static> Deref for Read<'_, D> {
     type Target = D;
 
@@ -364,6 +412,28 @@ impl<D: Send + Sync + 'static> Deref for Read<'_, D> {
 /// [`User::exclusive`]. Derefs mutably to the data.
 pub struct Exclusive<'u, D: Send + Sync + 'static> {
     user: &'u mut User<D>,
+}
+
+impl<D: Send + Sync + 'static> Exclusive<'_, D> {
+    /// Frees every object retired through this owner that still waits for
+    /// a grace period, directly: the only user holds the owner exclusively,
+    /// so no reader can exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ownrcu::{Domain, Slot, User};
+    /// let domain = Domain::new();
+    /// let mut mm = User::new(&domain, Slot::new(Box::new(1_u32)));
+    /// mm.read().replace(Some(Box::new(2)), &mm).unwrap().retire();
+    /// mm.exclusive().unwrap().free_pending();
+    /// assert_eq!(mm.stats().freed_directly, 1);
+    /// ```
+    pub fn free_pending(&mut self) {
+        // SAFETY: `users` is LOCKED by our handle, the only one: no reader
+        // of the owner exists, and none can appear until we are dropped.
+        unsafe { self.user.pending().free_directly() }
+    }
 }
 
 impl<D: Send + Sync + 'static> Deref for Exclusive<'_, D> {

@@ -22,8 +22,9 @@
 //! - `exit`: a thread's exit hands its bag over; the last handle's drop frees
 //!   everything.
 //! - `steal`: the busy/steal handshake between a bag's owner and a stealer.
-//! - `owner`: the last user's teardown racing a holder's upgrade, and
-//!   exclusive access racing an upgrade.
+//! - `owner`: the last user's teardown racing a holder's upgrade; exclusive
+//!   access racing an upgrade; a slot reader racing the owner's batch and
+//!   barrier; one owner's teardown racing a reader of another owner.
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half

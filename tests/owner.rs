@@ -195,3 +195,140 @@ fn an_owner_outlives_its_domain_handle() {
     drop(mm);
     assert_eq!(drops.load(SeqCst), 5);
 }
+
+// ----- slots, retirement through the owner, teardown of pending objects ------
+
+use ownrcu::Slot;
+
+fn slots(n: usize, drops: &Arc<AtomicUsize>) -> Vec<Slot<Counted>> {
+    (0..n)
+        .map(|_| Slot::new(Box::new(Counted(drops.clone()))))
+        .collect()
+}
+
+/// Holds a read guard of `user` on another thread until the returned sender
+/// is dropped, so no grace period of the domain can complete meanwhile.
+fn hold_reader<'s, D: Send + Sync + 'static>(
+    s: &'s thread::Scope<'s, '_>,
+    user: &'s User<D>,
+) -> mpsc::Sender<()> {
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    s.spawn(move || {
+        let _read = user.read();
+        entered_tx.send(()).unwrap();
+        let _ = leave_rx.recv();
+    });
+    entered_rx.recv().unwrap();
+    leave_tx
+}
+
+#[test]
+fn teardown_frees_live_and_pending_objects_directly_while_another_owner_reads() {
+    let domain = Domain::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let other_drops = Arc::new(AtomicUsize::new(0));
+    let a = User::new(&domain, slots(100, &drops));
+    let b = User::new(&domain, slots(10, &other_drops));
+    thread::scope(|s| {
+        let leave = hold_reader(s, &b); // a reader of ANOTHER owner, same domain
+                                        // Replace half of A's objects: the old ones wait for a grace period
+                                        // that B's reader holds up.
+        let mut batch = a.batch();
+        for slot in a.read().iter().take(50) {
+            batch.extend(slot.replace(Some(Box::new(Counted(drops.clone()))), &a));
+        }
+        batch.drain();
+        a.read()[50].take(&a).unwrap().retire();
+        let stats = a.stats();
+        assert_eq!((stats.retired, stats.pending), (51, 51));
+        assert_eq!(drops.load(SeqCst), 0, "nothing freed under a live reader");
+        let grace_periods = domain.stats().grace_periods;
+        drop(a); // the last user: 150 created, every one freed right here
+        assert_eq!(drops.load(SeqCst), 150, "every object A ever had is freed");
+        assert_eq!(
+            domain.stats().grace_periods,
+            grace_periods,
+            "no grace period was waited for"
+        );
+        assert_eq!(other_drops.load(SeqCst), 0, "B's objects are untouched");
+        drop(leave);
+    });
+    assert_eq!(
+        b.read()
+            .iter()
+            .filter(|s| s.load(&b.read()).is_some())
+            .count(),
+        10
+    );
+    drop(b);
+    assert_eq!(other_drops.load(SeqCst), 10);
+}
+
+#[test]
+fn retired_objects_wait_for_readers_then_a_barrier_frees_them() {
+    let domain = Domain::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mm = User::new(&domain, slots(4, &drops));
+    thread::scope(|s| {
+        let leave = hold_reader(s, &mm);
+        let mut batch = mm.batch();
+        for slot in mm.read().iter() {
+            batch.extend(slot.take(&mm));
+        }
+        assert_eq!(batch.len(), 4);
+        batch.drain();
+        assert_eq!(
+            drops.load(SeqCst),
+            0,
+            "a reader that may hold them is running"
+        );
+        drop(leave);
+    });
+    mm.barrier();
+    assert_eq!(drops.load(SeqCst), 4);
+    let stats = mm.stats();
+    assert_eq!(stats.freed_after_grace_period, 4);
+    assert_eq!(stats.freed_directly, 0);
+    assert_eq!(
+        (stats.batches, stats.registrations, stats.pending),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn exclusive_access_frees_pending_objects_directly() {
+    let domain = Domain::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut mm = User::new(&domain, slots(3, &drops));
+    for slot in mm.read().iter() {
+        slot.take(&mm).unwrap().retire();
+    }
+    mm.exclusive().expect("the only user").free_pending();
+    assert_eq!(drops.load(SeqCst), 3);
+    assert_eq!(mm.stats().freed_directly, 3);
+}
+
+#[test]
+#[should_panic(expected = "does not belong to")]
+fn a_slot_used_through_another_owner_panics() {
+    let domain = Domain::new();
+    let a = User::new(&domain, Slot::new(Box::new(1_u32)));
+    let b = User::new(&domain, ());
+    let read = a.read();
+    assert_eq!(read.load(&read), Some(&1)); // binds the slot to A
+    let _ = read.replace(Some(Box::new(2)), &b); // through B: refused
+}
+
+#[test]
+fn unlinked_objects_are_readable_and_retired_when_dropped() {
+    let domain = Domain::new();
+    let mm = User::new(&domain, Slot::new(Box::new(String::from("old"))));
+    let old = mm.read().replace(Some(Box::new(String::from("new"))), &mm);
+    let old = old.expect("there was an object");
+    assert_eq!(&*old, "old");
+    drop(old); // retires it
+    mm.barrier();
+    assert_eq!(mm.stats().freed_after_grace_period, 1);
+    assert_eq!(mm.read().load(&mm.read()).map(String::as_str), Some("new"));
+}

@@ -97,3 +97,95 @@ fn exclusive_races_with_upgrade() {
         assert_eq!(drops.load(SeqCst), 1);
     });
 }
+
+/// An object in an owner's slot that loom watches: readers read `value`,
+/// the destructor writes it, so a free that races a reader is reported.
+struct Obj {
+    value: UnsafeCell<u64>,
+    drops: Arc<AtomicUsize>,
+}
+
+// SAFETY (test): `value` is written only by the destructor, which must not
+// race a reader; loom checks exactly that.
+unsafe impl Sync for Obj {}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.value.with_mut(|v| unsafe { *v = u64::MAX });
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+fn obj(drops: &Arc<AtomicUsize>, value: u64) -> Box<Obj> {
+    Box::new(Obj {
+        value: UnsafeCell::new(value),
+        drops: drops.clone(),
+    })
+}
+
+/// A reader of an owner's slot races the owner's writer, who replaces the
+/// object, retires the old one as a one-object batch and waits with the
+/// owner's barrier: the reader never sees its object freed, and every object
+/// is freed exactly once.
+#[test]
+fn slot_reader_races_owner_batch_and_barrier() {
+    // Bounded like the other two-thread models with a barrier (see
+    // `common::TWO_THREADS`): exhaustive takes over a minute.
+    crate::common::check(
+        "owner::slot_reader_races_owner_batch_and_barrier",
+        crate::common::TWO_THREADS,
+        || {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let domain = Domain::new();
+            let mm = Arc::new(User::new(&domain, ownrcu::Slot::new(obj(&drops, 1))));
+            let reader = {
+                let mm = mm.clone();
+                thread::spawn(move || {
+                    let read = mm.read();
+                    if let Some(o) = read.load(&read) {
+                        let v = o.value.with(|v| unsafe { *v });
+                        assert!(v == 1 || v == 2, "read a freed object: {v}");
+                    }
+                })
+            };
+            let mut batch = mm.batch();
+            batch.extend(mm.read().replace(Some(obj(&drops, 2)), &mm));
+            batch.drain();
+            mm.barrier();
+            assert_eq!(
+                drops.load(SeqCst),
+                1,
+                "the old object was freed by the barrier"
+            );
+            reader.join().unwrap();
+            drop(mm);
+            assert_eq!(drops.load(SeqCst), 2);
+        },
+    );
+}
+
+/// Owner A is torn down (its retired objects freed directly) while a reader
+/// of owner B, in the same domain, reads B's slot: B's object is untouched.
+#[test]
+fn teardown_of_one_owner_races_a_reader_of_another() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let domain = Domain::new();
+        let a = User::new(&domain, ownrcu::Slot::new(obj(&drops, 1)));
+        let b = Arc::new(User::new(&domain, ownrcu::Slot::new(obj(&drops, 7))));
+        let reader = {
+            let b = b.clone();
+            thread::spawn(move || {
+                let read = b.read();
+                let o = read.load(&read).expect("B's object");
+                assert_eq!(o.value.with(|v| unsafe { *v }), 7);
+            })
+        };
+        a.read().replace(Some(obj(&drops, 2)), &a).unwrap().retire();
+        drop(a); // frees A's live and pending objects directly
+        assert_eq!(drops.load(SeqCst), 2);
+        reader.join().unwrap();
+        drop(b);
+        assert_eq!(drops.load(SeqCst), 3);
+    });
+}

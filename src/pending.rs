@@ -1,0 +1,178 @@
+//! What every owner keeps besides its data: its domain, and the objects
+//! retired through it that still wait for a grace period.
+//!
+//! # Invariants
+//!
+//! - Objects retired through an owner stay in the owner's own queue, each
+//!   unit tagged with the grace period of the owner's domain it waits for;
+//!   the domain never holds work for an owner. So the owner alone decides
+//!   when they are freed: after their grace period (`collect`, `barrier`),
+//!   or directly once no reader of the owner can exist (the last user's
+//!   teardown, or exclusive access), with no grace period at all.
+//! - Units are queued in registration order, so their grace periods never
+//!   decrease along the queue.
+
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::Relaxed;
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::internal::COLLECT_BUDGET;
+use crate::retired::Reclaim;
+use crate::sync::{Mutex, MutexGuard};
+use crate::Domain;
+
+/// A snapshot of an owner's counters, from [`User::stats`](crate::User::stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OwnerStats {
+    /// Objects retired through the owner.
+    pub retired: u64,
+    /// Retired objects freed after a grace period.
+    pub freed_after_grace_period: u64,
+    /// Retired objects freed directly, with no grace period, because no
+    /// reader could exist (teardown or exclusive access).
+    pub freed_directly: u64,
+    /// Retired objects not freed yet.
+    pub pending: u64,
+    /// Batches drained through the owner.
+    pub batches: u64,
+    /// Grace-period registrations: one per batch or single retirement.
+    pub registrations: u64,
+}
+
+/// An owner's domain handle and its queue of retired objects.
+pub(crate) struct Pending {
+    pub(crate) domain: Domain,
+    pending: Mutex<VecDeque<(u64, Box<dyn Reclaim>)>>,
+    retired: AtomicU64,
+    freed_after: AtomicU64,
+    freed_direct: AtomicU64,
+    batches: AtomicU64,
+    registrations: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every step pops before it frees, so a panicking destructor leaves the
+    // queue consistent: poisoning is ignored.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Pending {
+    pub(crate) fn new(domain: &Domain) -> Self {
+        Self {
+            domain: domain.clone(),
+            pending: Mutex::new(VecDeque::new()),
+            retired: AtomicU64::new(0),
+            freed_after: AtomicU64::new(0),
+            freed_direct: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            registrations: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues a unit for the next grace period of the owner's domain (one
+    /// registration), then frees a bounded amount of completed work.
+    pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool) {
+        let gp = self.domain.inner().register_owned(unit.len());
+        self.retired.fetch_add(unit.len() as u64, Relaxed);
+        self.registrations.fetch_add(1, Relaxed);
+        if batch {
+            self.batches.fetch_add(1, Relaxed);
+        }
+        lock(&self.pending).push_back((gp, unit));
+        self.collect(COLLECT_BUDGET);
+    }
+
+    /// Frees up to `budget` objects whose grace period has completed.
+    pub(crate) fn collect(&self, budget: usize) {
+        let inner = self.domain.inner();
+        let mut left = budget;
+        while left > 0 {
+            let (gp, unit) = {
+                let mut pending = lock(&self.pending);
+                match pending.front() {
+                    Some(&(gp, _)) if inner.is_complete(gp) => pending.pop_front().unwrap(),
+                    _ => return,
+                }
+            };
+            // SAFETY: the unit's grace period has completed.
+            left = left.saturating_sub(unsafe { self.free(gp, unit, left, false) }.max(1));
+        }
+    }
+
+    /// Frees `max` objects of `unit`, counting them; what is left (also after
+    /// a panicking destructor) goes back to the front of the queue.
+    ///
+    /// # Safety
+    ///
+    /// The unit's grace period has completed, or (`direct`) no reader of the
+    /// owner can exist.
+    unsafe fn free(&self, gp: u64, unit: Box<dyn Reclaim>, max: usize, direct: bool) -> usize {
+        let before = unit.len();
+        let mut unit = scopeguard::guard(unit, |unit| {
+            let freed = (before - unit.len()) as u64;
+            let counter = if direct {
+                &self.freed_direct
+            } else {
+                &self.freed_after
+            };
+            counter.fetch_add(freed, Relaxed);
+            if unit.len() > 0 {
+                lock(&self.pending).push_front((gp, unit));
+            }
+        });
+        // SAFETY: forwarded from this function's contract.
+        unsafe { unit.free(max) };
+        before - unit.len()
+    }
+
+    /// Waits for the grace period of everything queued, then frees it.
+    pub(crate) fn barrier(&self) {
+        let last = lock(&self.pending).back().map(|&(gp, _)| gp);
+        if let Some(gp) = last {
+            self.domain.inner().wait_for(gp);
+        }
+        self.collect(usize::MAX);
+    }
+
+    /// Frees everything queued, directly: no reader of the owner can exist.
+    /// Keeps going past panicking destructors, then resumes the first panic.
+    ///
+    /// # Safety
+    ///
+    /// No reader of the owner can exist (the last user is tearing it down,
+    /// or holds it exclusively).
+    pub(crate) unsafe fn free_directly(&self) {
+        let mut first_panic = None;
+        loop {
+            let Some((gp, unit)) = lock(&self.pending).pop_front() else {
+                break;
+            };
+            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: forwarded from this function's contract.
+                unsafe { self.free(gp, unit, usize::MAX, true) }
+            }));
+            if let Err(payload) = result {
+                first_panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> OwnerStats {
+        let retired = self.retired.load(Relaxed);
+        let after = self.freed_after.load(Relaxed);
+        let direct = self.freed_direct.load(Relaxed);
+        OwnerStats {
+            retired,
+            freed_after_grace_period: after,
+            freed_directly: direct,
+            pending: retired.saturating_sub(after + direct),
+            batches: self.batches.load(Relaxed),
+            registrations: self.registrations.load(Relaxed),
+        }
+    }
+}
