@@ -101,7 +101,7 @@ fn teardown_100k(c: &mut Criterion) {
             || owner(&domain),
             |user| {
                 {
-                    let mut batch = user.batch();
+                    let mut batch = user.batch_with_capacity(N);
                     {
                         let read = user.read();
                         batch.extend(read.iter().filter_map(|slot| slot.take(&user)));

@@ -174,7 +174,15 @@ impl<D: Send + Sync + 'static> User<D> {
     /// Starts a batch of objects unlinked from this owner's slots, retired
     /// as one grace-period registration (see [`OwnerBatch`]).
     pub fn batch<T: Send + Sync + 'static>(&self) -> OwnerBatch<'_, T> {
-        OwnerBatch::new(self.pending())
+        self.batch_with_capacity(0)
+    }
+
+    /// [`batch`](User::batch) with room for `capacity` objects.
+    pub fn batch_with_capacity<T: Send + Sync + 'static>(
+        &self,
+        capacity: usize,
+    ) -> OwnerBatch<'_, T> {
+        OwnerBatch::with_capacity(self.pending(), capacity)
     }
 
     /// Blocks until every object retired through this owner before the call

@@ -177,6 +177,38 @@ impl<T: ?Sized> Drop for Typed<T> {
     }
 }
 
+/// One object, as retired through an owner: a single allocation for the
+/// unit, none for a vector.
+pub(crate) struct Single<T: ?Sized>(Option<NonNull<T>>);
+
+impl<T: ?Sized> Single<T> {
+    /// # Safety
+    ///
+    /// As for [`Typed::new`], for one pointer.
+    pub(crate) unsafe fn new(ptr: NonNull<T>) -> Self {
+        Self(Some(ptr))
+    }
+}
+
+// SAFETY: as for `Typed`: it owns one boxed `T`.
+unsafe impl<T: ?Sized + Send> Send for Single<T> {}
+
+impl<T: ?Sized + Send> Reclaim for Single<T> {
+    fn len(&self) -> usize {
+        usize::from(self.0.is_some())
+    }
+
+    unsafe fn free(&mut self, max: usize) {
+        if max > 0 {
+            if let Some(ptr) = self.0.take() {
+                // SAFETY: `new`'s contract, and `free`'s: the grace period
+                // has passed; taken out first, so freed once.
+                drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+            }
+        }
+    }
+}
+
 /// How many objects a thread buffers before handing them to its domain.
 #[cfg(not(any(loom, miri)))]
 pub(crate) const BAG_CAP: usize = 128;

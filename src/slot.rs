@@ -18,7 +18,7 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 use crate::owner::{Read, User};
 use crate::pending::Pending;
-use crate::retired::Typed;
+use crate::retired::{Single, Typed};
 use crate::sync::AtomicPtr;
 
 /// An RCU-protected pointer to an object of type `T`, kept in an owner's
@@ -191,11 +191,7 @@ unsafe impl<T: Send + Sync + 'static> Sync for Unlinked<'_, T> {}
 impl<'u, T: Send + Sync + 'static> Unlinked<'u, T> {
     /// Retires the object through its owner: one grace-period registration.
     pub fn retire(self) {
-        let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: unlinked, from `Box::into_raw`, readers reach it only
-        // under guards of this owner; owned by this value alone.
-        let unit = Box::new(unsafe { Typed::new(vec![this.ptr]) });
-        this.owner.register(unit, false);
+        drop(self);
     }
 }
 
@@ -212,8 +208,10 @@ impl<T: Send + Sync + 'static> Deref for Unlinked<'_, T> {
 impl<T: Send + Sync + 'static> Drop for Unlinked<'_, T> {
     /// Retires the object.
     fn drop(&mut self) {
-        // SAFETY: as in `retire`.
-        let unit = Box::new(unsafe { Typed::new(vec![self.ptr]) });
+        // SAFETY: unlinked, from `Box::into_raw`, readers reach it only under
+        // guards of this owner (the slot was bound to it); owned by this
+        // value alone, which is going away.
+        let unit = Box::new(unsafe { Single::new(self.ptr) });
         self.owner.register(unit, false);
     }
 }
@@ -252,10 +250,10 @@ pub struct OwnerBatch<'u, T: Send + Sync + 'static> {
 unsafe impl<T: Send + Sync + 'static> Send for OwnerBatch<'_, T> {}
 
 impl<'u, T: Send + Sync + 'static> OwnerBatch<'u, T> {
-    pub(crate) fn new(owner: &'u Pending) -> Self {
+    pub(crate) fn with_capacity(owner: &'u Pending, capacity: usize) -> Self {
         Self {
             owner,
-            items: Vec::new(),
+            items: Vec::with_capacity(capacity),
         }
     }
 
