@@ -6,50 +6,14 @@
 //! drives reclamation to the end, and checks that exactly 10 000 destructors
 //! ran before it returns. `drop_floor` drops the same vector directly.
 
-use std::hint::black_box;
-use std::mem::size_of;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 const N: usize = 10_000;
 
-/// Destructors run since the last `reset`.
-static DROPS: AtomicUsize = AtomicUsize::new(0);
-
-/// A 192-byte object whose destructor counts itself.
-struct Obj {
-    payload: [u64; 24],
-}
-
-const _: () = assert!(size_of::<Obj>() == 192);
-
-impl Obj {
-    fn new(i: usize) -> Self {
-        let mut payload = [0; 24];
-        payload[0] = i as u64;
-        Self { payload }
-    }
-}
-
-impl Drop for Obj {
-    fn drop(&mut self) {
-        black_box(&self.payload);
-        DROPS.fetch_add(1, Relaxed);
-    }
-}
-
-/// Set-up: resets the drop counter and allocates `N` boxed objects.
-#[allow(clippy::vec_box)] // the boxes are the point: one allocation per object
-fn boxes() -> Vec<Box<Obj>> {
-    DROPS.store(0, Relaxed);
-    (0..N).map(|i| Box::new(Obj::new(i))).collect()
-}
-
-/// The end of every timed routine: exactly `N` destructors ran.
-fn check() {
-    assert_eq!(DROPS.load(Relaxed), N, "not every object was dropped");
-}
+mod objects;
+use objects::{boxes, check, Obj, DROPS};
 
 mod common;
 
@@ -62,11 +26,11 @@ fn retire_10k(c: &mut Criterion) {
     // `barrier` waits for the grace period and frees everything.
     group.bench_function("ownrcu_batch", |b| {
         b.iter_batched(
-            boxes,
+            || boxes(N),
             |v| {
                 ownrcu::Batch::from_vec(&domain, v).drain();
                 domain.barrier();
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -75,13 +39,13 @@ fn retire_10k(c: &mut Criterion) {
     // One `retire` per object (buffered 64 at a time), then `barrier`.
     group.bench_function("ownrcu_single", |b| {
         b.iter_batched(
-            boxes,
+            || boxes(N),
             |v| {
                 for object in v {
                     domain.retire(object);
                 }
                 domain.barrier();
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -95,7 +59,7 @@ fn retire_10k(c: &mut Criterion) {
     let handle = collector.register();
     group.bench_function("crossbeam_epoch", |b| {
         b.iter_batched(
-            boxes,
+            || boxes(N),
             |v| {
                 {
                     let guard = handle.pin();
@@ -111,7 +75,7 @@ fn retire_10k(c: &mut Criterion) {
                 while DROPS.load(Relaxed) < N {
                     handle.pin().flush();
                 }
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -138,7 +102,7 @@ fn retire_10k(c: &mut Criterion) {
                     guard.accelerate();
                     drop(guard);
                 }
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -151,7 +115,7 @@ fn retire_10k(c: &mut Criterion) {
     let seize = seize::Collector::new();
     group.bench_function("seize", |b| {
         b.iter_batched(
-            boxes,
+            || boxes(N),
             |v| {
                 for object in v {
                     // SAFETY: the object came from a `Box`, is reachable by
@@ -162,7 +126,7 @@ fn retire_10k(c: &mut Criterion) {
                     use seize::Guard as _;
                     seize.enter().flush();
                 }
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -172,10 +136,10 @@ fn retire_10k(c: &mut Criterion) {
     // The floor: drop the vector of boxes directly.
     group.bench_function("drop_floor", |b| {
         b.iter_batched(
-            boxes,
+            || boxes(N),
             |v| {
                 drop(v);
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );

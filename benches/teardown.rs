@@ -14,46 +14,15 @@
 //! every iteration also pays the set-up (100 000 allocations) outside the
 //! timing.
 
-use std::hint::black_box;
-use std::mem::size_of;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ownrcu::{Domain, Slot, User};
 
 const N: usize = 100_000;
 
-/// Destructors run since the last `reset`.
-static DROPS: AtomicUsize = AtomicUsize::new(0);
-
-/// A 192-byte object whose destructor counts itself.
-struct Obj {
-    payload: [u64; 24],
-}
-
-const _: () = assert!(size_of::<Obj>() == 192);
-
-impl Obj {
-    fn new(i: usize) -> Self {
-        let mut payload = [0; 24];
-        payload[0] = i as u64;
-        Self { payload }
-    }
-}
-
-impl Drop for Obj {
-    fn drop(&mut self) {
-        black_box(&self.payload);
-        DROPS.fetch_add(1, Relaxed);
-    }
-}
-
-/// Set-up: resets the drop counter and allocates `N` boxed objects.
-#[allow(clippy::vec_box)] // the boxes are the point: one allocation per object
-fn boxes() -> Vec<Box<Obj>> {
-    DROPS.store(0, Relaxed);
-    (0..N).map(|i| Box::new(Obj::new(i))).collect()
-}
+mod objects;
+use objects::{boxes, check, Obj, DROPS};
 
 /// The owner of the ownrcu functions: a vector of `N` slots, each holding
 /// one object.
@@ -65,11 +34,6 @@ fn owner(domain: &Domain) -> Owner {
     DROPS.store(0, Relaxed);
     let slots = (0..N).map(|i| Slot::new(Box::new(Obj::new(i)))).collect();
     User::new(domain, slots)
-}
-
-/// The end of every timed routine: exactly `N` destructors ran.
-fn check() {
-    assert_eq!(DROPS.load(Relaxed), N, "not every object was dropped");
 }
 
 mod common;
@@ -87,7 +51,7 @@ fn teardown_100k(c: &mut Criterion) {
             || owner(&domain),
             |user| {
                 drop(user);
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -109,7 +73,7 @@ fn teardown_100k(c: &mut Criterion) {
                     batch.drain();
                 }
                 user.barrier();
-                check();
+                check(N);
                 user
             },
             BatchSize::PerIteration,
@@ -131,7 +95,7 @@ fn teardown_100k(c: &mut Criterion) {
                     }
                 }
                 user.barrier();
-                check();
+                check(N);
                 user
             },
             BatchSize::PerIteration,
@@ -149,7 +113,7 @@ fn teardown_100k(c: &mut Criterion) {
             || {
                 let collector = crossbeam_epoch::Collector::new();
                 let handle = collector.register();
-                (boxes(), collector, handle)
+                (boxes(N), collector, handle)
             },
             |(v, collector, handle)| {
                 {
@@ -164,7 +128,7 @@ fn teardown_100k(c: &mut Criterion) {
                 }
                 drop(handle);
                 drop(collector);
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -195,7 +159,7 @@ fn teardown_100k(c: &mut Criterion) {
                     }
                 }
                 drop(collector);
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -208,7 +172,7 @@ fn teardown_100k(c: &mut Criterion) {
     // guard exists) and frees whatever is left.
     group.bench_function("seize", |b| {
         b.iter_batched(
-            || (boxes(), seize::Collector::new()),
+            || (boxes(N), seize::Collector::new()),
             |(v, collector)| {
                 for object in v {
                     // SAFETY: the object came from a `Box`, is reachable by
@@ -216,7 +180,7 @@ fn teardown_100k(c: &mut Criterion) {
                     unsafe { collector.retire(Box::into_raw(object), seize::reclaim::boxed) };
                 }
                 drop(collector);
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );
@@ -225,10 +189,10 @@ fn teardown_100k(c: &mut Criterion) {
     // The floor: drop the vector of boxes directly.
     group.bench_function("drop_floor", |b| {
         b.iter_batched(
-            boxes,
+            || boxes(N),
             |v| {
                 drop(v);
-                check();
+                check(N);
             },
             BatchSize::PerIteration,
         );

@@ -1,0 +1,42 @@
+//! The objects the retire and teardown benches free, with their drop count.
+
+use std::hint::black_box;
+use std::mem::size_of;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// Destructors run since the last reset.
+pub static DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// A 192-byte object whose destructor counts itself.
+pub struct Obj {
+    payload: [u64; 24],
+}
+
+const _: () = assert!(size_of::<Obj>() == 192);
+
+impl Obj {
+    pub fn new(i: usize) -> Self {
+        let mut payload = [0; 24];
+        payload[0] = i as u64;
+        Self { payload }
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        black_box(&self.payload);
+        DROPS.fetch_add(1, Relaxed);
+    }
+}
+
+/// Set-up: resets the drop counter and allocates `n` boxed objects.
+#[allow(clippy::vec_box)] // the boxes are the point: one allocation per object
+pub fn boxes(n: usize) -> Vec<Box<Obj>> {
+    DROPS.store(0, Relaxed);
+    (0..n).map(|i| Box::new(Obj::new(i))).collect()
+}
+
+/// The end of every timed routine: exactly `n` destructors ran.
+pub fn check(n: usize) {
+    assert_eq!(DROPS.load(Relaxed), n, "not every object was dropped");
+}
