@@ -133,17 +133,7 @@ fn retire_10k(c: &mut Criterion) {
     });
     drop(seize);
 
-    // The floor: drop the vector of boxes directly.
-    group.bench_function("drop_floor", |b| {
-        b.iter_batched(
-            || boxes(N),
-            |v| {
-                drop(v);
-                check(N);
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    objects::drop_floor(&mut group, N);
 
     group.finish();
     drop(domain);

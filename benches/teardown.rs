@@ -186,17 +186,7 @@ fn teardown_100k(c: &mut Criterion) {
         );
     });
 
-    // The floor: drop the vector of boxes directly.
-    group.bench_function("drop_floor", |b| {
-        b.iter_batched(
-            || boxes(N),
-            |v| {
-                drop(v);
-                check(N);
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    objects::drop_floor(&mut group, N);
 
     group.finish();
     drop(domain);

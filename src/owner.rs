@@ -296,13 +296,12 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
         // SAFETY: `users` reached zero, so no reader of this owner exists or
         // can appear (see below).
         let _pending = scopeguard::guard((), |()| unsafe { pending.free_directly() });
-        // SAFETY: `users` reached zero, so no other user handle and no
-        // reference into the data exists (each borrows a user handle), and no
-        // upgrade can make one (it needs a non-zero count). We are the only
-        // accessor of `data`, and drop it exactly once.
-        self.shared()
-            .data
-            .with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
+        // `users` reached zero: no other user handle and no reference into
+        // the data exists (each borrows a user handle), and no upgrade can
+        // make one (it needs a non-zero count).
+        let data = &self.shared().data;
+        // SAFETY: so we are the only accessor of `data`; dropped once.
+        data.with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
     }
 }
 
@@ -408,10 +407,9 @@ impl<D: Send + Sync + 'static> Deref for Read<'_, D> {
 
     fn deref(&self) -> &D {
         let data = self.user.shared().data.with(|data| data);
-        // SAFETY: the user handle we borrow keeps the data alive (`users` >
-        // 0), and only an `Exclusive` (which needs that handle mutably, so
-        // cannot coexist with this borrow) or the last user's teardown write
-        // to it.
+        // Only an `Exclusive` (which needs our handle mutably, so cannot
+        // coexist with this borrow) or the last user's teardown write to it.
+        // SAFETY: the user handle we borrow keeps the data alive and unwritten.
         unsafe { &*data }
     }
 }

@@ -63,10 +63,10 @@ pub(crate) struct Record {
     light_compiler_only: bool,
 }
 
-// SAFETY: the fields shared between threads are atomics; `extra` and the
-// fast-path use of `bag` are confined to the owning thread (see the module
-// invariants), and every other access to `bag` holds the domain's state lock
-// after the steal handshake.
+// Shared fields are atomics; `extra` and the fast-path use of `bag` are
+// confined to the owning thread (see the module invariants).
+// SAFETY: every other access to `bag` holds the state lock after the steal
+// handshake.
 unsafe impl Sync for Record {}
 // SAFETY: as above; a record moves between threads only through the domain's
 // list, and the bag's contents are `Send`.

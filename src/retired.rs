@@ -87,10 +87,9 @@ pub(crate) unsafe fn drop_run<T: ?Sized>(slots: *const Slot, next: &mut usize, e
     while cursor.at < end {
         let i = cursor.at;
         cursor.at += 1;
-        // SAFETY: by this function's contract, the slot holds a `*mut T`
-        // written by `slot_of::<T>`, from a `Box<T>` nobody else frees and no
-        // reader can reach; moving the cursor first means a panic in the
-        // destructor cannot lead to a second free.
+        // The cursor moved first: a panicking destructor cannot cause a
+        // second free. SAFETY: by this function's contract, the slot holds a
+        // `*mut T` from `slot_of::<T>`, a `Box<T>` nobody else frees or reads.
         drop(unsafe { Box::from_raw(slots.add(i).cast::<*mut T>().read()) });
     }
 }
@@ -157,10 +156,9 @@ impl<T: ?Sized + Send> Reclaim for Typed<T> {
         };
         for &ptr in items {
             cursor.at += 1;
-            // SAFETY: `new`'s contract makes this the only owner of a
-            // `Box<T>` allocation, and `free`'s contract says no reader can
-            // reach it any more; the cursor moved past it first, so it is
-            // freed once even if its destructor panics.
+            // The cursor moved past it first: freed once even on a panic.
+            // SAFETY: `new`'s contract: the only owner of a `Box<T>`; `free`'s
+            // contract: no reader can reach it any more.
             drop(unsafe { Box::from_raw(ptr.as_ptr()) });
         }
     }
@@ -251,10 +249,9 @@ impl Bag {
         if bag.is_null() {
             alloc::handle_alloc_error(layout);
         }
-        // SAFETY: `bag` is a fresh allocation for a `Bag`. Every field but
-        // `slots` is written here; `slots` is `MaybeUninit` and needs no
-        // initialization. Building the bag in place avoids copying its 1 KiB
-        // of slots through the stack.
+        // Built in place: no copy of its 1 KiB of slots through the stack.
+        // SAFETY: a fresh `Bag` allocation; every field but `slots` (which is
+        // `MaybeUninit`, needing no initialization) is written here.
         unsafe {
             addr_of_mut!((*bag).len).write(0);
             addr_of_mut!((*bag).last_drop).write(0);

@@ -107,12 +107,12 @@ impl<T: Send + Sync + 'static> Slot<T> {
         // Acquire: pairs with the publishing swap, so the object's contents
         // are visible.
         let ptr = self.ptr.load(Acquire);
-        // SAFETY: a non-null pointer came from `Box::into_raw` and is freed
-        // only (a) after being replaced, by a grace period of this owner's
-        // domain, which `read`'s section blocks, or at this owner's teardown,
-        // which `read`'s user handle prevents (the slot is bound to that
-        // owner: checked above); or (b) when the slot drops, which our borrow
-        // of it prevents.
+        // A non-null pointer came from `Box::into_raw` and is freed only (a)
+        // once replaced: after a grace period of this owner's domain, which
+        // `read`'s section blocks, or at this owner's teardown, which `read`'s
+        // user handle prevents (the slot is bound to that owner: checked
+        // above); or (b) when the slot drops, which our borrow prevents.
+        // SAFETY: so it stays valid for `'r`.
         unsafe { ptr.as_ref() }
     }
 

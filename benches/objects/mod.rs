@@ -1,6 +1,9 @@
 //! The objects the retire and teardown benches free, with their drop count.
 
 use std::hint::black_box;
+
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup};
 use std::mem::size_of;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -39,4 +42,18 @@ pub fn boxes(n: usize) -> Vec<Box<Obj>> {
 /// The end of every timed routine: exactly `n` destructors ran.
 pub fn check(n: usize) {
     assert_eq!(DROPS.load(Relaxed), n, "not every object was dropped");
+}
+
+/// The physical floor of a group: `drop_floor`, dropping `n` boxes directly.
+pub fn drop_floor(group: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
+    group.bench_function("drop_floor", |b| {
+        b.iter_batched(
+            || boxes(n),
+            |v| {
+                drop(v);
+                check(n);
+            },
+            BatchSize::PerIteration,
+        );
+    });
 }
