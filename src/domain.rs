@@ -331,6 +331,10 @@ impl Domain {
     /// drives a grace period, and runs the destructors itself; it never waits
     /// for another thread to happen to call in.
     ///
+    /// Objects retired through an owner ([`Unlinked`](crate::Unlinked),
+    /// [`OwnerBatch`](crate::OwnerBatch)) stay in that owner's queue; wait
+    /// for them with [`User::barrier`](crate::User::barrier).
+    ///
     /// # Panics
     ///
     /// If the calling thread is inside a read section of this domain, or is

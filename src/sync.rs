@@ -56,7 +56,6 @@ impl<T> UnsafeCell<T> {
     ///
     /// Nobody may write to the contents for the duration of `f`.
     #[inline]
-    #[allow(dead_code)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
         #[cfg(not(loom))]
         return f(self.0.get());
