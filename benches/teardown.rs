@@ -17,23 +17,22 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use ownrcu::{Domain, Slot, User};
+use ownrcu::{Array, Domain, User};
 
 const N: usize = 100_000;
 
 mod objects;
 use objects::{boxes, check, Obj, DROPS};
 
-/// The owner of the ownrcu functions: a vector of `N` slots, each holding
-/// one object.
-type Owner = User<Vec<Slot<Obj>>>;
+/// The owner of the ownrcu functions: an `Array` of `N` objects (the
+/// crate's RCU-replaced index, as in the VMA example).
+type Owner = User<Array<Obj>>;
 
-/// Set-up: resets the drop counter and builds an owner of `N` objects in
-/// slots, allocated in the same order as `boxes`.
+/// Set-up: resets the drop counter and builds an owner of `N` objects,
+/// allocated in the same order as `boxes`.
 fn owner(domain: &Domain) -> Owner {
     DROPS.store(0, Relaxed);
-    let slots = (0..N).map(|i| Slot::new(Box::new(Obj::new(i)))).collect();
-    User::new(domain, slots)
+    User::new(domain, Array::from_vec(boxes(N)))
 }
 
 mod common;
@@ -57,21 +56,18 @@ fn teardown_100k(c: &mut Criterion) {
         );
     });
 
-    // Every slot's object taken into one `OwnerBatch` (one registration),
-    // then `barrier` waits for its grace period and frees all of them. The
-    // emptied owner is returned, so Criterion drops it after the timing.
+    // One writer removes every object and publishes the empty version; what
+    // it removed (all objects and the old version's slice) is retired as one
+    // registration, then `barrier` waits for its grace period and frees all
+    // of them. The emptied owner is returned, so Criterion drops it after
+    // the timing.
     group.bench_function("batch", |b| {
         b.iter_batched(
             || owner(&domain),
             |user| {
-                {
-                    let mut batch = user.batch_with_capacity(N);
-                    {
-                        let read = user.read();
-                        batch.extend(read.iter().filter_map(|slot| slot.take(&user)));
-                    }
-                    batch.drain();
-                }
+                let mut writer = user.write(&user);
+                writer.clear();
+                writer.commit().retire();
                 user.barrier();
                 check(N);
                 user
@@ -80,20 +76,15 @@ fn teardown_100k(c: &mut Criterion) {
         );
     });
 
-    // Every slot's object taken and retired on its own (one registration
-    // each), then `barrier`.
+    // The same removal, but each object retired with a registration of its
+    // own (the per-VMA `call_rcu` flood), then `barrier`.
     group.bench_function("per_object", |b| {
         b.iter_batched(
             || owner(&domain),
             |user| {
-                {
-                    let read = user.read();
-                    for slot in read.iter() {
-                        if let Some(object) = slot.take(&user) {
-                            object.retire();
-                        }
-                    }
-                }
+                let mut writer = user.write(&user);
+                writer.clear();
+                writer.commit().retire_each();
                 user.barrier();
                 check(N);
                 user

@@ -53,6 +53,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+mod array;
 mod batch;
 mod domain;
 mod fence;
@@ -67,6 +68,7 @@ mod slot;
 mod stats;
 mod sync;
 
+pub use array::{Array, ArrayWriter, Removed};
 pub use batch::Batch;
 pub use domain::{Domain, GracePeriod};
 pub use fence::uses_membarrier;

@@ -263,6 +263,23 @@ impl<D: Send + Sync + 'static> User<D> {
     }
 }
 
+impl<D: Send + Sync + 'static> Deref for User<D> {
+    type Target = D;
+
+    /// The owner's data, for as long as this handle is borrowed: the data
+    /// lives while any user handle does. RCU-protected objects inside it
+    /// ([`Slot`](crate::Slot), [`Array`](crate::Array)) still need a read
+    /// guard ([`User::read`]) to be loaded; writers reach them through this.
+    fn deref(&self) -> &D {
+        let data = self.shared().data.with(|data| data);
+        // Only an `Exclusive` (which borrows the only handle mutably, so
+        // cannot coexist with this borrow) or the last user's teardown
+        // (which needs every handle gone) write to it.
+        // SAFETY: our handle keeps the data alive and unwritten.
+        unsafe { &*data }
+    }
+}
+
 impl<D: Send + Sync + 'static> Clone for User<D> {
     /// Another user handle (`mmget`).
     fn clone(&self) -> Self {
@@ -406,11 +423,7 @@ impl<D: Send + Sync + 'static> Deref for Read<'_, D> {
     type Target = D;
 
     fn deref(&self) -> &D {
-        let data = self.user.shared().data.with(|data| data);
-        // Only an `Exclusive` (which needs our handle mutably, so cannot
-        // coexist with this borrow) or the last user's teardown write to it.
-        // SAFETY: the user handle we borrow keeps the data alive and unwritten.
-        unsafe { &*data }
+        self.user
     }
 }
 

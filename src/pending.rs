@@ -127,6 +127,21 @@ impl Pending {
         before - unit.len()
     }
 
+    /// Frees a unit right here, counting it as retired and freed after a
+    /// grace period: the caller waited for one itself (`synchronize`). No
+    /// registration. Objects left by a panicking destructor are queued as
+    /// complete, for the next collection.
+    ///
+    /// # Safety
+    ///
+    /// Every object in the unit was unlinked before a grace period of the
+    /// owner's domain that has completed.
+    pub(crate) unsafe fn free_synchronized(&self, unit: Box<dyn Reclaim>) {
+        self.retired.fetch_add(unit.len() as u64, Relaxed);
+        // SAFETY: forwarded; grace period 0 is complete from the start.
+        unsafe { self.free(0, unit, usize::MAX, false) };
+    }
+
     /// Waits for the grace period of everything queued, then frees it.
     pub(crate) fn barrier(&self) {
         let last = lock(&self.pending).back().map(|&(gp, _)| gp);

@@ -21,6 +21,49 @@ use crate::pending::Pending;
 use crate::retired::{Single, Typed};
 use crate::sync::AtomicPtr;
 
+/// The owner a [`Slot`] or an [`Array`](crate::Array) belongs to: the first
+/// owner that reads or writes it through a handle.
+pub(crate) struct Binding(AtomicPtr<Pending>);
+
+impl Binding {
+    pub(crate) fn new() -> Self {
+        Self(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// Binds to `owner`, or checks that it is bound to it.
+    ///
+    /// # Panics
+    ///
+    /// If it is bound to another owner.
+    #[inline]
+    pub(crate) fn bind(&self, owner: &Pending) {
+        let me = owner as *const Pending as *mut Pending;
+        // Relaxed: the binding orders nothing; it only has to be one value
+        // that every thread agrees on, which the single CAS from null gives.
+        let bound = self.0.load(Relaxed);
+        if bound != me {
+            self.bind_slow(me, bound);
+        }
+    }
+
+    #[cold]
+    fn bind_slow(&self, me: *mut Pending, bound: *mut Pending) {
+        let bound = if bound.is_null() {
+            match self.0.compare_exchange(ptr::null_mut(), me, Relaxed, Relaxed) {
+                Ok(_) => return,
+                Err(now) => now,
+            }
+        } else {
+            bound
+        };
+        assert!(
+            bound == me,
+            "ownrcu: a Slot or Array was used through an owner it does not belong to; it \
+             belongs to the first owner that reads or writes it"
+        );
+    }
+}
+
 /// An RCU-protected pointer to an object of type `T`, kept in an owner's
 /// data: readers [`load`](Slot::load) it under the owner's [`Read`] guard;
 /// writers [`replace`](Slot::replace) or [`take`](Slot::take) its object,
@@ -43,8 +86,7 @@ use crate::sync::AtomicPtr;
 /// ```
 pub struct Slot<T: Send + Sync + 'static> {
     ptr: AtomicPtr<T>,
-    /// The owner's `Pending`, once bound; null before.
-    owner: AtomicPtr<Pending>,
+    owner: Binding,
     _owns: PhantomData<Box<T>>,
 }
 
@@ -62,37 +104,9 @@ impl<T: Send + Sync + 'static> Slot<T> {
     fn from_ptr(ptr: *mut T) -> Self {
         Self {
             ptr: AtomicPtr::new(ptr),
-            owner: AtomicPtr::new(ptr::null_mut()),
+            owner: Binding::new(),
             _owns: PhantomData,
         }
-    }
-
-    /// Binds the slot to `owner`, or checks that it is bound to it.
-    #[inline]
-    fn bind(&self, owner: &Pending) {
-        let me = owner as *const Pending as *mut Pending;
-        // Relaxed: the binding orders nothing; it only has to be one value
-        // that every thread agrees on, which the single CAS from null gives.
-        let bound = self.owner.load(Relaxed);
-        if bound == me {
-            return;
-        }
-        let bound = if bound.is_null() {
-            match self
-                .owner
-                .compare_exchange(ptr::null_mut(), me, Relaxed, Relaxed)
-            {
-                Ok(_) => return,
-                Err(now) => now,
-            }
-        } else {
-            bound
-        };
-        assert!(
-            bound == me,
-            "ownrcu: a Slot was used through an owner it does not belong to; a slot \
-             belongs to the first owner that reads or writes it"
-        );
     }
 
     /// The object, for as long as the read guard (and the slot) are
@@ -103,7 +117,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
     /// If the slot belongs to another owner than the guard's.
     #[inline]
     pub fn load<'r, D: Send + Sync + 'static>(&'r self, read: &'r Read<'_, D>) -> Option<&'r T> {
-        self.bind(read.pending());
+        self.owner.bind(read.pending());
         // Acquire: pairs with the publishing swap, so the object's contents
         // are visible.
         let ptr = self.ptr.load(Acquire);
@@ -129,7 +143,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
         user: &'u User<D>,
     ) -> Option<Unlinked<'u, T>> {
         let owner = user.pending();
-        self.bind(owner);
+        self.owner.bind(owner);
         let new = new.map_or(ptr::null_mut(), Box::into_raw);
         // AcqRel: Release publishes `new`'s contents to readers; Acquire
         // makes the old object's contents ours.
