@@ -42,6 +42,7 @@ pub struct Stack<T: Send + 'static> {
 }
 
 impl<T: Send + 'static> Stack<T> {
+    /// An empty stack, with a domain of its own.
     pub fn new() -> Self {
         Self {
             head: AtomicPtr::new(ptr::null_mut()),
@@ -54,6 +55,7 @@ impl<T: Send + 'static> Stack<T> {
         &self.domain
     }
 
+    /// Pushes `value` on top. Lock-free.
     pub fn push(&self, value: T) {
         let node = Box::into_raw(Box::new(Node {
             value: ManuallyDrop::new(value),
@@ -80,6 +82,7 @@ impl<T: Send + 'static> Stack<T> {
         }
     }
 
+    /// Takes the top value, if any. Lock-free; runs in a read-side section.
     pub fn pop(&self) -> Option<T> {
         let guard = self.domain.read();
         let mut head = self.head.load(Acquire);
@@ -93,16 +96,20 @@ impl<T: Send + 'static> Stack<T> {
             // Relaxed: written before the node was published, and our
             // Acquire load of `head` synchronized with that publication.
             let next = node.next.load(Relaxed);
-            // Acquire on failure: we dereference the new head next round.
+            // Relaxed on success: the value's contents were made visible by
+            // the Acquire that gave us `node`. Acquire on failure: we
+            // dereference the new head next round.
             match self
                 .head
                 .compare_exchange_weak(head, next, Relaxed, Acquire)
             {
                 Ok(_) => {
                     // SAFETY: our swap unlinked `node`, so we are the only
-                    // thread that takes its value (other poppers that still
-                    // hold it read `next` only, and fail their swap), and the
-                    // value is never read again: the node's drop skips it.
+                    // thread that takes its value. Other poppers that still
+                    // hold it read `next` only, and their swap fails: the
+                    // head can never be this node again (a node is pushed
+                    // once, and its address is not reused while they are in
+                    // their sections). The node's drop skips the value.
                     let value = unsafe { ptr::read(&*node.value) };
                     drop(guard);
                     // SAFETY: `head` came from `Box::into_raw` in `push`; our
@@ -158,8 +165,9 @@ pub struct Report {
     pub stats: Stats,
 }
 
-/// `threads` threads each push `per_thread` distinct values, popping after
-/// two pushes in three; then the rest is drained and every value checked.
+/// `threads` threads each push `per_thread` distinct values and pop one
+/// after two of every three pushes; then the rest is drained, every value
+/// is checked, and `barrier()` frees the popped nodes.
 pub fn run(threads: u64, per_thread: u64) -> Report {
     let stack = Stack::new();
     let popped: Vec<Vec<u64>> = std::thread::scope(|s| {
