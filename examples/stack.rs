@@ -1,0 +1,224 @@
+//! A lock-free stack (Treiber's) on an ownrcu [`Domain`]: `cargo run --release --example stack`.
+//!
+//! `push` links a new node in front of the head with a compare-and-swap.
+//! `pop` loads the head, reads its `next`, and swings the head to it with a
+//! compare-and-swap. Without reclamation help, two things go wrong in `pop`:
+//!
+//! - *use after free*: between loading the head and reading `head.next`,
+//!   another thread may pop that node and free it;
+//! - *ABA*: the popped node is freed, a `push` gets the same address from
+//!   the allocator, and a stale popper's compare-and-swap succeeds against
+//!   the new node, installing a `next` that was freed long ago.
+//!
+//! Here `pop` runs inside a read guard (`rcu_read_lock`), and a popped node
+//! is retired (`call_rcu`), not freed. It is freed only after a grace
+//! period: once every popper that could have loaded it has left its
+//! section. So a node a popper has loaded stays allocated, its `next` stays
+//! readable, and its address cannot come back from the allocator while that
+//! popper still compares against it: if the head still equals it, it is
+//! still the same node, still in the stack, with the same `next`.
+
+use std::mem::ManuallyDrop;
+use std::ptr;
+use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::Instant;
+
+use ownrcu::{Domain, Stats};
+
+struct Node<T> {
+    /// Moved out by the `pop` that unlinks the node, so dropping the node
+    /// (after its grace period) must not drop it again.
+    value: ManuallyDrop<T>,
+    /// Written only before the node is published; read by any popper.
+    next: AtomicPtr<Node<T>>,
+}
+
+/// A lock-free LIFO stack. Popped nodes are reclaimed through the stack's
+/// own [`Domain`].
+pub struct Stack<T: Send + 'static> {
+    head: AtomicPtr<Node<T>>,
+    domain: Domain,
+}
+
+impl<T: Send + 'static> Stack<T> {
+    /// An empty stack, with a domain of its own.
+    pub fn new() -> Self {
+        Self {
+            head: AtomicPtr::new(ptr::null_mut()),
+            domain: Domain::new(),
+        }
+    }
+
+    /// The domain popped nodes are retired to (for `barrier` and `stats`).
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    /// Pushes `value` on top. Lock-free.
+    pub fn push(&self, value: T) {
+        let node = Box::into_raw(Box::new(Node {
+            value: ManuallyDrop::new(value),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }));
+        // SAFETY: `node` was just allocated, and nobody else can reach it
+        // until the compare-and-swap below publishes it, after which this
+        // reference is no longer used.
+        let next = unsafe { &(*node).next };
+        let mut head = self.head.load(Relaxed);
+        loop {
+            // Relaxed: the Release of a successful swap publishes it.
+            next.store(head, Relaxed);
+            // Release: the node's contents are visible to any popper that
+            // loads it (Acquire), and through the release sequence formed
+            // by later swaps, to poppers that load it from them too.
+            match self
+                .head
+                .compare_exchange_weak(head, node, Release, Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Takes the top value, if any. Lock-free; runs in a read-side section.
+    pub fn pop(&self) -> Option<T> {
+        let guard = self.domain.read();
+        let mut head = self.head.load(Acquire);
+        loop {
+            // SAFETY: `head` is null or a node pushed onto this stack, loaded
+            // inside `guard`'s section. A node is freed only after it was
+            // unlinked and retired to `self.domain`, and then only after a
+            // grace period, which waits for this section: so it stays
+            // allocated until `guard` drops, even if another thread pops it.
+            let node = unsafe { head.as_ref() }?;
+            // Relaxed: written before the node was published, and our
+            // Acquire load of `head` synchronized with that publication.
+            let next = node.next.load(Relaxed);
+            // Relaxed on success: the value's contents were made visible by
+            // the Acquire that gave us `node`. Acquire on failure: we
+            // dereference the new head next round.
+            match self
+                .head
+                .compare_exchange_weak(head, next, Relaxed, Acquire)
+            {
+                Ok(_) => {
+                    // SAFETY: our swap unlinked `node`, so we are the only
+                    // thread that takes its value. Other poppers that still
+                    // hold it read `next` only, and their swap fails: the
+                    // head can never be this node again (a node is pushed
+                    // once, and its address is not reused while they are in
+                    // their sections). The node's drop skips the value.
+                    let value = unsafe { ptr::read(&*node.value) };
+                    drop(guard);
+                    // SAFETY: `head` came from `Box::into_raw` in `push`; our
+                    // swap unlinked it, so no popper that starts from now on
+                    // can load it, and only we retire it, once; every popper
+                    // that may still hold it loaded it under a guard of
+                    // `self.domain`.
+                    unsafe { self.domain.retire_raw(head) };
+                    return Some(value);
+                }
+                Err(now) => head = now,
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static> Default for Stack<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Send + 'static> Drop for Stack<T> {
+    /// Frees the nodes still in the stack directly, values included: `&mut
+    /// self` means no push or pop is running, so no guard can hold them.
+    /// Popped nodes still waiting for a grace period are freed by the
+    /// domain's own drop, right after.
+    fn drop(&mut self) {
+        let mut cur = *self.head.get_mut();
+        while !cur.is_null() {
+            // SAFETY: every node still linked came from `Box::into_raw` in
+            // `push` and was never popped, so never retired: we own it, and
+            // free it once here. Its value was never moved out.
+            let Node { value, next } = *unsafe { Box::from_raw(cur) };
+            drop(ManuallyDrop::into_inner(value));
+            cur = next.into_inner();
+        }
+    }
+}
+
+/// What [`run`] did.
+#[derive(Debug)]
+pub struct Report {
+    /// Values pushed (all distinct).
+    pub pushed: u64,
+    /// Values popped while the threads raced.
+    pub popped: u64,
+    /// Values popped after the threads finished.
+    pub drained: u64,
+    /// Values seen other than exactly once (must be 0).
+    pub lost_or_duplicated: u64,
+    /// The stack domain's counters after `barrier()`.
+    pub stats: Stats,
+}
+
+/// `threads` threads each push `per_thread` distinct values and pop one
+/// after two of every three pushes; then the rest is drained, every value
+/// is checked, and `barrier()` frees the popped nodes.
+pub fn run(threads: u64, per_thread: u64) -> Report {
+    let stack = Stack::new();
+    let popped: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let stack = &stack;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..per_thread {
+                        stack.push(t * per_thread + i);
+                        if i % 3 != 0 {
+                            mine.extend(stack.pop());
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let drained: Vec<u64> = std::iter::from_fn(|| stack.pop()).collect();
+
+    let pushed = threads * per_thread;
+    let mut seen = vec![0_u32; pushed as usize];
+    for &v in popped.iter().flatten().chain(&drained) {
+        seen[v as usize] += 1;
+    }
+    stack.domain().barrier(); // every popped node is freed when it returns
+    Report {
+        pushed,
+        popped: popped.iter().map(|p| p.len() as u64).sum(),
+        drained: drained.len() as u64,
+        lost_or_duplicated: seen.iter().filter(|&&n| n != 1).count() as u64,
+        stats: stack.domain().stats(),
+    }
+}
+
+pub fn main() {
+    let (threads, per_thread) = if cfg!(miri) { (3, 20) } else { (4, 100_000) };
+    let started = Instant::now();
+    let r = run(threads, per_thread);
+    let elapsed = started.elapsed();
+    assert_eq!(r.lost_or_duplicated, 0, "a value was lost or popped twice");
+    assert_eq!(r.popped + r.drained, r.pushed);
+    assert_eq!((r.stats.retired, r.stats.freed), (r.pushed, r.pushed));
+    println!(
+        "{threads} threads pushed {} values, popped {} while racing and {} after: each exactly once",
+        r.pushed, r.popped, r.drained
+    );
+    println!(
+        "{} nodes retired, {} freed after barrier(), {} grace periods, {} registrations, in {:.1?}",
+        r.stats.retired, r.stats.freed, r.stats.grace_periods, r.stats.registrations, elapsed
+    );
+}
