@@ -2,8 +2,8 @@
 use ownrcu::{Domain, OwnerStats, Slot, Stats, User};
 use std::sync::Arc;
 
-/// The tour. Returns the domain's counters, the owner's counters just before
-/// its teardown, and how many VMAs are still alive after it (none).
+/// The tour. Returns the domain's counters, the owner's counters after its
+/// teardown, and how many VMAs are still alive after it (none).
 pub fn run() -> (Stats, OwnerStats, usize) {
     let domain = Domain::new(); // an RCU domain; or the process-wide Domain::global()
     {
@@ -19,17 +19,17 @@ pub fn run() -> (Stats, OwnerStats, usize) {
     let vma = |start: u64| Box::new((start, alive.clone())); // a VMA: (start, token)
     let mm = User::new(&domain, Slot::new(vma(0x1000))); // mm_struct; `mm` is an mmget()
     let read = mm.read(); // rcu_read_lock() through the owner: it borrows `mm`
-    println!("find_vma: {:#x}", read.load(&read).map_or(0, |v| v.0));
-    let old = read.replace(Some(vma(0x2000)), &mm); // rcu_assign_pointer(), old one unlinked
+    println!("find_vma: {:#x}", mm.load(&read).map_or(0, |v| v.0));
     drop(read);
+    let old = mm.replace(Some(vma(0x2000)), &mm); // rcu_assign_pointer(), old one unlinked
     old.unwrap().retire(); // call_rcu() through the owner: waits in the owner's queue
-    let owner = mm.stats();
+    let grab = mm.holder(); // mmgrab(): keeps the owner's memory (and counters), not its data
     drop(mm); // the last mmput(): exit_mmap() frees all directly, with no grace period
-    (domain.stats(), owner, Arc::strong_count(&alive) - 1)
+    (domain.stats(), grab.stats(), Arc::strong_count(&alive) - 1)
 }
 
 pub fn main() {
     let (domain, owner, alive) = run();
-    println!("domain: {domain:?}\nowner, just before the last mmput: {owner:?}");
+    println!("domain: {domain:?}\nowner, after the last mmput: {owner:?}");
     println!("after it: {alive} VMAs alive (the teardown freed them directly)");
 }

@@ -377,6 +377,28 @@ impl<D: Send + Sync + 'static> Holder<D> {
         }
     }
 
+    /// A snapshot of the owner's counters; they outlive the teardown, so a
+    /// holder can tell what the last user's drop freed directly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ownrcu::{Domain, Slot, User};
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, Slot::new(Box::new(1_u32)));
+    /// let grab = mm.holder();
+    /// mm.replace(Some(Box::new(2)), &mm).unwrap().retire();
+    /// drop(mm); // the last user: the retired object is freed directly
+    /// let stats = grab.stats();
+    /// assert_eq!(stats.pending, 0);
+    /// assert_eq!(stats.freed_directly + stats.freed_after_grace_period, 1);
+    /// ```
+    pub fn stats(&self) -> OwnerStats {
+        // SAFETY: the type invariant; the counters live in the allocation,
+        // which this handle keeps.
+        unsafe { self.shared.as_ref() }.pending.stats()
+    }
+
     /// Whether the owner has been torn down (no user left).
     pub fn is_torn_down(&self) -> bool {
         // SAFETY: the type invariant.

@@ -49,7 +49,10 @@ impl Binding {
     #[cold]
     fn bind_slow(&self, me: *mut Pending, bound: *mut Pending) {
         let bound = if bound.is_null() {
-            match self.0.compare_exchange(ptr::null_mut(), me, Relaxed, Relaxed) {
+            match self
+                .0
+                .compare_exchange(ptr::null_mut(), me, Relaxed, Relaxed)
+            {
                 Ok(_) => return,
                 Err(now) => now,
             }

@@ -29,14 +29,24 @@ impl Obj {
     }
 
     fn key(&self) -> u64 {
-        assert_eq!(self.magic.load(SeqCst), LIVE, "object {} read after free", self.key);
+        assert_eq!(
+            self.magic.load(SeqCst),
+            LIVE,
+            "object {} read after free",
+            self.key
+        );
         self.key
     }
 }
 
 impl Drop for Obj {
     fn drop(&mut self) {
-        assert_eq!(self.magic.swap(POISON, SeqCst), LIVE, "object {} freed twice", self.key);
+        assert_eq!(
+            self.magic.swap(POISON, SeqCst),
+            LIVE,
+            "object {} freed twice",
+            self.key
+        );
         self.drops.fetch_add(1, SeqCst);
     }
 }
@@ -65,12 +75,20 @@ fn a_writer_edits_a_copy_and_publishes_it_on_commit() {
     writer.replace(3, Obj::new(41, &drops)); // 40 -> 41
     writer.push(Obj::new(50, &drops));
     assert_eq!(writer.len(), 5);
-    assert_eq!(keys(&mm), [10, 20, 30, 40], "readers see the old version until commit");
+    assert_eq!(
+        keys(&mm),
+        [10, 20, 30, 40],
+        "readers see the old version until commit"
+    );
     let removed = writer.commit();
     assert_eq!(keys(&mm), [20, 25, 30, 41, 50]);
     let mut gone: Vec<u64> = removed.objects().iter().map(|o| o.key()).collect();
     gone.sort_unstable();
-    assert_eq!(gone, [10, 40], "removed objects stay readable until retired");
+    assert_eq!(
+        gone,
+        [10, 40],
+        "removed objects stay readable until retired"
+    );
     assert_eq!(drops.load(SeqCst), 0);
     removed.retire();
     mm.barrier();
@@ -124,7 +142,10 @@ fn an_insertion_alone_retires_only_the_old_slice() {
     removed.retire();
     mm.barrier();
     let stats = mm.stats();
-    assert_eq!((stats.retired, stats.registrations, stats.batches), (0, 1, 0));
+    assert_eq!(
+        (stats.retired, stats.registrations, stats.batches),
+        (0, 1, 0)
+    );
     assert_eq!(drops.load(SeqCst), 0);
     drop(mm);
     assert_eq!(drops.load(SeqCst), 2);
@@ -196,7 +217,11 @@ fn teardown_frees_live_and_pending_objects_directly() {
         entered_rx.recv().unwrap();
         let before = domain.stats().grace_periods;
         drop(mm);
-        assert_eq!(drops.load(SeqCst), 100, "every object freed when drop returns");
+        assert_eq!(
+            drops.load(SeqCst),
+            100,
+            "every object freed when drop returns"
+        );
         assert_eq!(domain.stats().grace_periods, before, "no grace period");
         leave_tx.send(()).unwrap();
     });

@@ -25,6 +25,9 @@
 //! - `owner`: the last user's teardown racing a holder's upgrade; exclusive
 //!   access racing an upgrade; a slot reader racing the owner's batch and
 //!   barrier; one owner's teardown racing a reader of another owner.
+//! - `array`: a reader scanning an `Array` version while the writer commits
+//!   and retires what it removed (one batch and barrier, or synchronize and
+//!   a direct free); two writers taking turns.
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half
@@ -63,3 +66,6 @@ mod steal;
 
 #[path = "loom/owner.rs"]
 mod owner;
+
+#[path = "loom/array.rs"]
+mod array;

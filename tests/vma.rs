@@ -65,7 +65,11 @@ fn a_fault_unlocking_a_vma_that_munmap_just_took_touches_live_memory() {
                 mm::AFTER_RELEASE.with(|hook| hook.set(Some(in_the_window)));
                 vma.lock.read_unlock(); // munmap runs to completion inside
                 mm::AFTER_RELEASE.with(|hook| hook.set(None));
-                assert_eq!(vma.lock.wakeups(), 1, "the unlock touched the lock after munmap took it");
+                assert_eq!(
+                    vma.lock.wakeups(),
+                    1,
+                    "the unlock touched the lock after munmap took it"
+                );
                 vma.check(); // still alive: freed only after rcu_read_unlock
                 drop(read);
             });
@@ -76,14 +80,22 @@ fn a_fault_unlocking_a_vma_that_munmap_just_took_touches_live_memory() {
                 let removed = mm::munmap(&mm, STRIDE, 2 * STRIDE, how);
                 assert_eq!(removed, 1);
                 assert!(RELEASED.load(SeqCst), "munmap took the lock in the window");
-                assert_eq!(FREED.load(SeqCst), freed, "not freed while the fault is inside");
+                assert_eq!(
+                    FREED.load(SeqCst),
+                    freed,
+                    "not freed while the fault is inside"
+                );
                 MUNMAP_RETURNED.store(true, SeqCst);
             });
             munmap.join().unwrap();
             fault.join().unwrap();
         });
         mm.barrier();
-        assert_eq!(FREED.load(SeqCst), freed + 1, "freed once the fault left ({how:?})");
+        assert_eq!(
+            FREED.load(SeqCst),
+            freed + 1,
+            "freed once the fault left ({how:?})"
+        );
         mm::exit_mmap(mm, Exit::Direct);
     }
 }
@@ -116,7 +128,10 @@ fn faults_race_with_munmap_then_exit_frees_every_vma() {
                         let mut addr = t * 7919;
                         // At least a few faults each, however fast munmap is.
                         while served.iter().sum::<u64>() < 50 || !stop.load(Relaxed) {
-                            addr = addr.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) >> 1;
+                            addr = addr
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407)
+                                >> 1;
                             served[mm::fault(&mm, addr % (vmas * STRIDE)) as usize] += 1;
                         }
                         served
@@ -138,11 +153,18 @@ fn faults_race_with_munmap_then_exit_frees_every_vma() {
                 .map(|f| f.join().unwrap())
                 .fold([0; 3], |a, b| [a[0] + b[0], a[1] + b[1], a[2] + b[2]])
         });
-        assert!(served[Fault::PerVma as usize] > 0, "some faults took the VMA lock alone");
+        assert!(
+            served[Fault::PerVma as usize] > 0,
+            "some faults took the VMA lock alone"
+        );
         mm::exit_mmap(mm, exit);
         let (now_created, now_freed) = counts();
         assert_eq!(now_created - created, vmas + mapped);
-        assert_eq!(now_freed - freed, now_created - created, "{how:?}/{exit:?}: leaked");
+        assert_eq!(
+            now_freed - freed,
+            now_created - created,
+            "{how:?}/{exit:?}: leaked"
+        );
     }
 }
 
@@ -157,7 +179,11 @@ fn direct_exit_waits_for_no_grace_period_and_registers_nothing() {
     let stats = mm::exit_mmap(mm, Exit::Direct);
     assert_eq!(stats.registrations, 1, "only munmap's batch");
     assert_eq!(domain.stats().grace_periods, grace_periods);
-    assert_eq!(counts(), (created, freed + 100), "90 live and 10 pending, freed directly");
+    assert_eq!(
+        counts(),
+        (created, freed + 100),
+        "90 live and 10 pending, freed directly"
+    );
 }
 
 #[test]

@@ -49,7 +49,9 @@ fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| -> Option<&str> {
         let i = args.iter().position(|a| a == name)?;
-        let v = args.get(i + 1).unwrap_or_else(|| usage(&format!("{name} needs a value")));
+        let v = args
+            .get(i + 1)
+            .unwrap_or_else(|| usage(&format!("{name} needs a value")));
         Some(v.as_str())
     };
     let number = |name: &str, default: u64| -> u64 {
@@ -59,7 +61,14 @@ fn options() -> Options {
         })
     };
     for arg in args.iter().step_by(2) {
-        let known = ["--teardown", "--munmap", "--threads", "--vmas", "--ops", "--seed"];
+        let known = [
+            "--teardown",
+            "--munmap",
+            "--threads",
+            "--vmas",
+            "--ops",
+            "--seed",
+        ];
         if !known.contains(&arg.as_str()) {
             usage(&format!("unknown option {arg:?}"));
         }
@@ -67,7 +76,9 @@ fn options() -> Options {
     let teardown = match value("--teardown").unwrap_or("all") {
         "all" => Exit::ALL.to_vec(),
         name => vec![Exit::parse(name).unwrap_or_else(|| {
-            usage(&format!("--teardown takes direct, batch, per-object or all, got {name:?}"))
+            usage(&format!(
+                "--teardown takes direct, batch, per-object or all, got {name:?}"
+            ))
         })],
     };
     let munmap = match value("--munmap").unwrap_or("batch") {
@@ -192,7 +203,10 @@ fn run(o: &Options, how: Exit) -> Run {
     let started = Instant::now();
     let last = mm::exit_mmap(mm, how);
     r.exit = started.elapsed();
-    assert!(holder.upgrade().is_none(), "mmget_not_zero must fail after exit");
+    assert!(
+        holder.upgrade().is_none(),
+        "mmget_not_zero must fail after exit"
+    );
 
     r.retired = before.retired;
     r.registrations = before.registrations;
@@ -214,7 +228,11 @@ fn main() {
         o.ops,
         o.munmap.name(),
         o.seed,
-        if ownrcu::uses_membarrier() { "yes" } else { "no" }
+        if ownrcu::uses_membarrier() {
+            "yes"
+        } else {
+            "no"
+        }
     );
     let mut summary = String::new();
     let mut leaked_total = 0;
@@ -253,9 +271,16 @@ fn main() {
             r.exit,
             r.exit_registrations,
             r.exit_grace_periods,
-            if how == Exit::Direct { " (freed directly)" } else { "" }
+            if how == Exit::Direct {
+                " (freed directly)"
+            } else {
+                ""
+            }
         );
-        println!("  VMAs     {} created, {} freed, {leaked} leaked", r.created, r.freed);
+        println!(
+            "  VMAs     {} created, {} freed, {leaked} leaked",
+            r.created, r.freed
+        );
         leaked_total += leaked;
         for (t, n) in totals.iter_mut().zip(r.faults) {
             *t += n;

@@ -164,7 +164,11 @@ impl Vma {
 
     /// Panics if the VMA was freed: a reader got to freed memory.
     pub fn check(&self) {
-        assert_eq!(self.magic.load(Relaxed), LIVE, "a fault reached a freed VMA");
+        assert_eq!(
+            self.magic.load(Relaxed),
+            LIVE,
+            "a fault reached a freed VMA"
+        );
     }
 
     fn contains(&self, addr: u64) -> bool {
@@ -366,7 +370,10 @@ impl Exit {
 ///
 /// If `mm` is not the last user handle.
 pub fn exit_mmap(mut mm: MmUser, how: Exit) -> OwnerStats {
-    assert!(mm.exclusive().is_some(), "exit_mmap needs the last user handle");
+    assert!(
+        mm.exclusive().is_some(),
+        "exit_mmap needs the last user handle"
+    );
     match how {
         Exit::Direct => {}
         Exit::Batch | Exit::PerObject => {
