@@ -29,6 +29,7 @@ use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::owner::{Read, User};
 use crate::pending::Pending;
@@ -170,18 +171,45 @@ impl<T: Send + Sync + 'static> Default for Array<T> {
 
 impl<T: Send + Sync + 'static> Drop for Array<T> {
     /// Frees every object of the current version directly: `&mut self`
-    /// means no reader holds a reference from [`load`](Array::load).
+    /// means no reader holds a reference from [`load`](Array::load). A
+    /// panicking destructor does not stop the others; the first panic is
+    /// resumed once all are freed.
     fn drop(&mut self) {
         let version = self.current.load(Relaxed);
         // SAFETY: the current version, allocated by `Version::into_raw` and
         // owned by the array alone now.
         let version = unsafe { Box::from_raw(version) };
-        let items: *mut [NonNull<T>] = Box::into_raw(version.items);
-        // SAFETY: the current version owns its objects, each from
-        // `Box::<T>::into_raw`, and `Box<T>` has the layout of `NonNull<T>`
-        // for a sized `T`; so the slice is a `Box<[Box<T>]>`, dropped once.
-        // The slice's drop keeps dropping the rest past a panicking one.
-        drop(unsafe { Box::from_raw(items as *mut [Box<T>]) });
+        // SAFETY: the current version owns its objects, each freed once here.
+        unsafe { free_each(&version.items) };
+    }
+}
+
+/// Drops every boxed object of `items`, in order, keeping on past a
+/// panicking destructor; resumes the first panic at the end.
+///
+/// # Safety
+///
+/// Each pointer came from `Box::<T>::into_raw`, is owned by the caller and
+/// not used again.
+unsafe fn free_each<T>(items: &[NonNull<T>]) {
+    let mut next = 0;
+    let mut first_panic = None;
+    while next < items.len() {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            for ptr in &items[next..] {
+                next += 1;
+                // SAFETY: forwarded from this function's contract; `next`
+                // moves past each object before its drop, so a panicking
+                // one is not dropped again.
+                drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+            }
+        }));
+        if let Err(payload) = result {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        panic::resume_unwind(payload);
     }
 }
 

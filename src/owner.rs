@@ -20,6 +20,7 @@ use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::panic::{self, AssertUnwindSafe};
 
 use crossbeam_utils::Backoff;
 
@@ -191,6 +192,8 @@ impl<D: Send + Sync + 'static> User<D> {
     /// # Panics
     ///
     /// If the calling thread is inside a read section of the owner's domain.
+    /// If a destructor panics: every other object is still freed, then the
+    /// first panic is resumed.
     pub fn barrier(&self) {
         assert!(
             !crate::local::in_section(self.domain().inner()),
@@ -307,18 +310,24 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
         // collective holder reference is given up once, at the end.
         // SAFETY: this handle's share of `holders` is given up here, once.
         let _release = scopeguard::guard((), move |()| unsafe { release_holder(shared) });
-        // The retired objects still waiting are freed directly too, also if
-        // dropping the data panics.
-        let pending = &self.shared().pending;
-        // SAFETY: `users` reached zero, so no reader of this owner exists or
-        // can appear (see below).
-        let _pending = scopeguard::guard((), |()| unsafe { pending.free_directly() });
         // `users` reached zero: no other user handle and no reference into
         // the data exists (each borrows a user handle), and no upgrade can
-        // make one (it needs a non-zero count).
+        // make one (it needs a non-zero count). The data and the retired
+        // objects still waiting are both freed, directly, even if a
+        // destructor in one of them panics; then the first panic goes on.
         let data = &self.shared().data;
-        // SAFETY: so we are the only accessor of `data`; dropped once.
-        data.with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: so we are the only accessor of `data`; dropped once.
+            data.with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
+        }));
+        let pending = &self.shared().pending;
+        let freed = panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as above, no reader of this owner exists or can appear.
+            unsafe { pending.free_directly() };
+        }));
+        if let Err(payload) = dropped.and(freed) {
+            panic::resume_unwind(payload);
+        }
     }
 }
 

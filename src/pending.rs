@@ -143,12 +143,26 @@ impl Pending {
     }
 
     /// Waits for the grace period of everything queued, then frees it.
+    /// Keeps going past panicking destructors, then resumes the first panic.
     pub(crate) fn barrier(&self) {
-        let last = lock(&self.pending).back().map(|&(gp, _)| gp);
+        // The latest grace period queued. Not necessarily the back one: two
+        // registrations may push in the other order than they got theirs.
+        let last = lock(&self.pending).iter().map(|&(gp, _)| gp).max();
         if let Some(gp) = last {
             self.domain.inner().wait_for(gp);
         }
-        self.collect(usize::MAX);
+        // Everything queued before the call is complete now: `collect`
+        // returns only once its front is incomplete (a later registration)
+        // or the queue is empty. A panicking destructor's unit goes back to
+        // the front, still complete, and the next round goes on with it.
+        let mut first_panic = None;
+        while let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| self.collect(usize::MAX)))
+        {
+            first_panic.get_or_insert(payload);
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
+        }
     }
 
     /// Frees everything queued, directly: no reader of the owner can exist.

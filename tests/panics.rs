@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 
-use ownrcu::{Batch, Domain};
+use ownrcu::{Array, Batch, Domain, User};
 
 /// The payload of a panicking destructor: the object's id.
 #[derive(Debug, PartialEq, Eq)]
@@ -375,5 +375,99 @@ fn a_panicking_destructor_while_other_threads_retire() {
     let s = d.stats();
     assert_eq!(s.pending, 0);
     assert_eq!(s.freed, (per_thread * threads) as u64);
+    assert_usable(&d);
+}
+
+/// Owner teardown: the last user's drop frees the array's live objects and
+/// everything retired through the owner that still waits (pinned by a
+/// reader of the domain), directly. Panicking destructors among both: every
+/// other object is freed exactly once, the first panic reaches the dropping
+/// caller, the owner is gone for good, and the domain stays usable.
+#[test]
+fn a_panicking_destructor_in_an_owner_teardown() {
+    let d = Domain::new();
+    let pinned = pin(&d); // what the owner retires stays pending
+    let t = Tracker::new(30);
+    // Objects 0..20 live in the array; 3 and 17 panic.
+    let objects = (0..20).map(|id| t.obj(id, id == 3 || id == 17)).collect();
+    let mm = User::new(&d, Array::from_vec(objects));
+    let holder = mm.holder();
+    // Remove 0..10 (with 3): one registration, pending behind the reader.
+    let mut writer = mm.write(&mm);
+    writer.remove(..10);
+    writer.commit().retire();
+    // Replace 10..15 one by one with 20..25 (22 panics), each retired alone.
+    for (i, id) in (20..25).enumerate() {
+        let mut writer = mm.write(&mm);
+        writer.replace(i, t.obj(id, id == 22));
+        writer.commit().retire_each();
+    }
+    assert_eq!(mm.stats().pending, 15, "nothing freed behind the reader");
+    let first = boom(move || drop(mm));
+    assert!([3, 17, 22].contains(&first), "panic {first}");
+    t.assert_dropped_once(25);
+    assert!(holder.upgrade().is_none(), "torn down for good");
+    let stats = holder.stats();
+    assert_eq!(stats.pending, 0);
+    assert_eq!(stats.freed_after_grace_period, 0, "no grace period waited");
+    drop(pinned);
+    assert_usable(&d);
+}
+
+/// `User::barrier` frees what was retired through the owner; panicking
+/// destructors among them (two in one unit) do not stop it: everything else
+/// is freed, the first panic is resumed, and the owner stays usable (more
+/// retirements, another barrier, teardown).
+#[test]
+fn a_panicking_destructor_in_an_owner_barrier() {
+    let d = Domain::new();
+    let t = Tracker::new(20);
+    let objects = (0..10).map(|id| t.obj(id, id == 4 || id == 6)).collect();
+    let mm = User::new(&d, Array::from_vec(objects));
+    {
+        let pinned = pin(&d); // keeps amortized collection away from them
+        let mut writer = mm.write(&mm);
+        writer.remove(..8);
+        writer.commit().retire(); // one unit: 4 and 6 panic inside it
+        drop(pinned);
+    }
+    // Freed oldest first: 4 panics first; 6 panics too, and 7 is still freed.
+    assert_eq!(boom(|| mm.barrier()), 4);
+    t.assert_dropped_once(8);
+    assert_eq!(mm.stats().pending, 0);
+    let mut writer = mm.write(&mm);
+    writer.push(t.obj(10, false));
+    writer.remove(..1);
+    writer.commit().retire();
+    mm.barrier();
+    assert_eq!(mm.stats().pending, 0);
+    drop(mm);
+    // 0..11, but not 8 and 9 twice: the array held 8, 9 and 10 until now.
+    t.assert_dropped_once(11);
+    assert_usable(&d);
+}
+
+/// `Exclusive::free_pending` with a panicking destructor: the rest is freed
+/// directly, the panic is resumed, and the owner is released (another user
+/// can be made afterwards).
+#[test]
+fn a_panicking_destructor_in_free_pending() {
+    let d = Domain::new();
+    let pinned = pin(&d);
+    let t = Tracker::new(10);
+    let objects = (0..10).map(|id| t.obj(id, id == 5)).collect();
+    let mut mm = User::new(&d, Array::from_vec(objects));
+    for _ in 0..2 {
+        let mut writer = mm.write(&mm);
+        writer.remove(..3);
+        writer.commit().retire_each();
+    }
+    assert_eq!(boom(|| mm.exclusive().unwrap().free_pending()), 5);
+    t.assert_dropped_once(6);
+    let other = mm.clone(); // the exclusive access was released
+    drop(mm);
+    drop(other);
+    t.assert_dropped_once(10);
+    drop(pinned);
     assert_usable(&d);
 }

@@ -1,0 +1,148 @@
+//! A stalled reader: a thread that stays inside its read-side section while
+//! writers keep going. Writers never block on it (retire, batches, drains
+//! and owner retirement all return), nothing is freed that it could still
+//! see, what waits grows only by the objects retired (counted in `pending`),
+//! and once it leaves one barrier frees everything. Waiting from inside a
+//! section panics with a message instead of hanging (see `tests/domain.rs`
+//! for each waiting call).
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::thread;
+
+use ownrcu::{Array, Domain, User};
+
+/// Objects retired while the reader is stalled (small under Miri).
+const N: usize = if cfg!(miri) { 40 } else { 50_000 };
+
+/// An object whose destructor counts itself and poisons its magic.
+struct Obj {
+    magic: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+const LIVE: u64 = 0x5eed_5eed_5eed_5eed;
+
+impl Obj {
+    fn new(drops: &Arc<AtomicUsize>) -> Box<Self> {
+        Box::new(Self {
+            magic: LIVE,
+            drops: drops.clone(),
+        })
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        assert_eq!(self.magic, LIVE, "freed twice");
+        self.magic = 0;
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+/// A reader on another thread that entered a section of `domain` and stays
+/// there until `leave` is sent (or dropped).
+fn stalled_reader(domain: &Domain) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let domain = domain.clone();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let reader = thread::spawn(move || {
+        let guard = domain.read();
+        entered_tx.send(()).unwrap();
+        let _ = leave_rx.recv();
+        drop(guard);
+    });
+    entered_rx.recv().unwrap();
+    (leave_tx, reader)
+}
+
+#[test]
+fn writers_keep_going_while_a_reader_stalls_and_everything_is_freed_after() {
+    let domain = Domain::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (leave, reader) = stalled_reader(&domain);
+    let cookie = domain.grace_period();
+
+    // Two writers, singles and batches, far past every rationing threshold:
+    // each call returns, nothing is freed.
+    thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for i in 0..N / 2 {
+                    if i % 2 == 0 {
+                        domain.retire(Obj::new(&drops));
+                    } else {
+                        let mut batch = domain.batch();
+                        batch.push(Obj::new(&drops));
+                        batch.drain();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(drops.load(SeqCst), 0, "freed under a reader that could see it");
+    assert!(!domain.poll(&cookie), "a grace period ended under the reader");
+    let stats = domain.stats();
+    assert_eq!(stats.retired, N as u64);
+    assert_eq!(stats.freed, 0);
+    assert_eq!(stats.pending, N as u64, "what waits is what was retired");
+
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    domain.wait(&cookie); // returns now that the reader has left
+    assert!(domain.poll(&cookie));
+    domain.barrier();
+    assert_eq!(drops.load(SeqCst), N);
+    assert_eq!(domain.stats().pending, 0);
+}
+
+#[test]
+fn an_owner_keeps_retiring_while_a_reader_of_its_domain_stalls() {
+    let domain = Domain::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let objects = (0..8).map(|_| Obj::new(&drops)).collect();
+    let mm = User::new(&domain, Array::from_vec(objects));
+    let (leave, reader) = stalled_reader(&domain);
+
+    // Replace every object, over and over, one commit at a time.
+    let rounds = N / 8;
+    for _ in 0..rounds {
+        for i in 0..8 {
+            let mut writer = mm.write(&mm);
+            writer.replace(i, Obj::new(&drops));
+            writer.commit().retire();
+        }
+    }
+    assert_eq!(drops.load(SeqCst), 0, "freed under a reader that could see it");
+    let stats = mm.stats();
+    assert_eq!(stats.retired, (rounds * 8) as u64);
+    assert_eq!(stats.pending, stats.retired);
+
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    mm.barrier();
+    assert_eq!(drops.load(SeqCst), rounds * 8);
+    drop(mm);
+    assert_eq!(drops.load(SeqCst), rounds * 8 + 8);
+}
+
+/// The stalled reader belongs to the domain, not to the owner: the owner's
+/// last user still tears it down at once, freeing the pending objects too.
+#[test]
+fn the_last_user_tears_down_directly_while_a_reader_of_the_domain_stalls() {
+    let domain = Domain::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let objects = (0..N).map(|_| Obj::new(&drops)).collect();
+    let mm = User::new(&domain, Array::from_vec(objects));
+    let (leave, reader) = stalled_reader(&domain);
+    let mut writer = mm.write(&mm);
+    writer.remove(..N / 2);
+    writer.commit().retire();
+    assert_eq!(drops.load(SeqCst), 0);
+    let grace_periods = domain.stats().grace_periods;
+    drop(mm);
+    assert_eq!(drops.load(SeqCst), N, "all freed directly");
+    assert_eq!(domain.stats().grace_periods, grace_periods);
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+}
