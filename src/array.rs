@@ -51,6 +51,32 @@ impl<T> Version<T> {
     }
 }
 
+/// A replaced version, unlinked but possibly still read by readers that
+/// loaded it earlier. Kept as a raw pointer, not a `Box`: a `Box` claims
+/// unique access the moment it exists, which those readers contradict. It
+/// becomes a `Box` only when this is dropped, after its grace period.
+struct OldVersion<T>(NonNull<Version<T>>);
+
+impl<T> OldVersion<T> {
+    /// # Safety
+    ///
+    /// `version` came from `Version::into_raw`, is unreachable for new
+    /// readers, and is owned by the result alone; the result is dropped only
+    /// once no reader can still hold the version (after a grace period, or
+    /// with no reader able to exist).
+    unsafe fn new(version: *mut Version<T>) -> Self {
+        // SAFETY: `Version::into_raw` never returns null.
+        Self(unsafe { NonNull::new_unchecked(version) })
+    }
+}
+
+impl<T> Drop for OldVersion<T> {
+    fn drop(&mut self) {
+        // SAFETY: the contract of `new`: ours alone, and no reader is left.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
 /// An RCU-protected array of an owner's objects (of type `T`), ordered as
 /// its writers keep it: readers [`load`](Array::load) the current version
 /// as a slice under the owner's [`Read`] guard, with no lock, and search it
@@ -340,7 +366,7 @@ impl<'a, 'u, T: Send + Sync + 'static> ArrayWriter<'a, 'u, T> {
             objects: core::mem::take(&mut self.removed),
             // SAFETY: `old` came from `Version::into_raw`, and the swap made
             // it unreachable for new readers; it is owned by `Removed` now.
-            old: Some(unsafe { Box::from_raw(old) }),
+            old: Some(unsafe { OldVersion::new(old) }),
         }
     }
 }
@@ -374,7 +400,7 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for ArrayWriter<'_, '_, T> {
 pub struct Removed<'u, T: Send + Sync + 'static> {
     owner: &'u Pending,
     objects: Vec<NonNull<T>>,
-    old: Option<Box<Version<T>>>,
+    old: Option<OldVersion<T>>,
 }
 
 // SAFETY: it owns boxed `T`s (`T: Send`), and the old slice of pointers to
@@ -387,7 +413,7 @@ unsafe impl<T: Send + Sync + 'static> Sync for Removed<'_, T> {}
 /// slice, freed with the unit once all of them are.
 struct Commit<T> {
     objects: Typed<T>,
-    _old: Option<Box<Version<T>>>,
+    _old: Option<OldVersion<T>>,
 }
 
 // SAFETY: `Typed<T>` is `Send`; the old slice only points to objects that
