@@ -80,8 +80,15 @@ fn writers_keep_going_while_a_reader_stalls_and_everything_is_freed_after() {
             });
         }
     });
-    assert_eq!(drops.load(SeqCst), 0, "freed under a reader that could see it");
-    assert!(!domain.poll(&cookie), "a grace period ended under the reader");
+    assert_eq!(
+        drops.load(SeqCst),
+        0,
+        "freed under a reader that could see it"
+    );
+    assert!(
+        !domain.poll(&cookie),
+        "a grace period ended under the reader"
+    );
     let stats = domain.stats();
     assert_eq!(stats.retired, N as u64);
     assert_eq!(stats.freed, 0);
@@ -113,7 +120,11 @@ fn an_owner_keeps_retiring_while_a_reader_of_its_domain_stalls() {
             writer.commit().retire();
         }
     }
-    assert_eq!(drops.load(SeqCst), 0, "freed under a reader that could see it");
+    assert_eq!(
+        drops.load(SeqCst),
+        0,
+        "freed under a reader that could see it"
+    );
     let stats = mm.stats();
     assert_eq!(stats.retired, (rounds * 8) as u64);
     assert_eq!(stats.pending, stats.retired);
