@@ -31,10 +31,12 @@
 //! ```
 //!
 //! Data can also live in an *owner* ([`User`], [`Holder`]), with objects in
-//! RCU [`Slot`]s retired through the owner ([`Unlinked`], [`OwnerBatch`]):
-//! readers reach them only through a user handle, so when the last one
-//! drops, the data and everything retired through the owner are freed
-//! directly, with no grace period (the kernel's `exit_mmap`).
+//! RCU [`Slot`]s or an RCU-replaced [`Array`] (an ordered index, like an
+//! address space's VMAs), retired through the owner ([`Unlinked`],
+//! [`OwnerBatch`], [`Removed`]): readers reach them only through a user
+//! handle, so when the last one drops, the data and everything retired
+//! through the owner are freed directly, with no grace period (the kernel's
+//! `exit_mmap`). `examples/vma` builds a miniature address space on this.
 //!
 //! # How the read side stays cheap
 //!

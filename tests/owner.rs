@@ -320,6 +320,20 @@ fn a_slot_used_through_another_owner_panics() {
     let _ = read.replace(Some(Box::new(2)), &b); // through B: refused
 }
 
+/// A guard from another domain: the slot belongs to an owner of domain X;
+/// a read guard of an owner of domain Y would not hold off X's grace
+/// periods, so loading the slot under it is refused with a message.
+#[test]
+#[should_panic(expected = "does not belong to")]
+fn a_slot_loaded_under_a_guard_of_another_domain_panics() {
+    let (x, y) = (Domain::new(), Domain::new());
+    let a = User::new(&x, Slot::new(Box::new(1_u32)));
+    let b = User::new(&y, ());
+    a.take(&a).unwrap().retire(); // binds the slot to A (domain X)
+    let read_y = b.read();
+    let _ = a.load(&read_y); // a guard of domain Y: refused
+}
+
 #[test]
 fn unlinked_objects_are_readable_and_retired_when_dropped() {
     let domain = Domain::new();

@@ -24,7 +24,7 @@
 //! - `--threads N` fault threads (default 2), `--vmas N` (default 10000),
 //!   `--ops N` munmap+mmap pairs (default 2000), `--seed N`
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -140,6 +140,7 @@ struct Run {
     exit: Duration,
     exit_registrations: u64,
     exit_grace_periods: u64,
+    other_faults: u64,
     freed_after: u64,
     created: u64,
     freed: u64,
@@ -198,11 +199,35 @@ fn run(o: &Options, how: Exit) -> Run {
     });
 
     let before = mm.stats();
-    let grace_periods = domain.stats().grace_periods;
     r.at_exit = mm.read().vmas.load(&mm.read()).len() as u64;
-    let started = Instant::now();
-    let last = mm::exit_mmap(mm, how);
-    r.exit = started.elapsed();
+    // Another process keeps faulting on its own mm, in the same domain, while
+    // this one exits: its read sections are what a grace period waits for,
+    // as every CPU's readers are for the kernel's RCU.
+    let other = mm::new_mm(&domain, 64, PAGES);
+    let other_stop = AtomicBool::new(false);
+    let other_faults = AtomicU64::new(0);
+    let (last, grace_periods) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut rng = Rng(o.seed.wrapping_add(0x0743));
+            while !other_stop.load(Relaxed) {
+                mm::fault(&other, rng.below(64 * (PAGES + 1) * PAGE));
+                other_faults.fetch_add(1, Relaxed);
+            }
+        });
+        while other_faults.load(Relaxed) == 0 {
+            std::thread::yield_now(); // the other process is faulting
+        }
+        let grace_periods = domain.stats().grace_periods;
+        let faults = other_faults.load(Relaxed);
+        let started = Instant::now();
+        let last = mm::exit_mmap(mm, how);
+        r.exit = started.elapsed();
+        r.other_faults = other_faults.load(Relaxed) - faults;
+        let grace_periods = domain.stats().grace_periods - grace_periods;
+        other_stop.store(true, Relaxed);
+        (last, grace_periods)
+    });
+    drop(other);
     assert!(
         holder.upgrade().is_none(),
         "mmget_not_zero must fail after exit"
@@ -212,7 +237,7 @@ fn run(o: &Options, how: Exit) -> Run {
     r.registrations = before.registrations;
     r.freed_after = before.freed_after_grace_period;
     r.exit_registrations = last.registrations - before.registrations;
-    r.exit_grace_periods = domain.stats().grace_periods - grace_periods;
+    r.exit_grace_periods = grace_periods;
     r.created = CREATED.load(Relaxed) - created;
     r.freed = FREED.load(Relaxed) - freed;
     r
@@ -266,7 +291,7 @@ fn main() {
         let leaked = r.created as i64 - r.freed as i64;
         println!(
             "  exit     {} VMAs freed in {:.2?}: {} registrations, {} grace periods \
-             waited for{}",
+             waited for{}; another mm served {} faults meanwhile",
             r.at_exit,
             r.exit,
             r.exit_registrations,
@@ -275,7 +300,8 @@ fn main() {
                 " (freed directly)"
             } else {
                 ""
-            }
+            },
+            r.other_faults
         );
         println!(
             "  VMAs     {} created, {} freed, {leaked} leaked",
