@@ -26,7 +26,7 @@ use crossbeam_utils::Backoff;
 
 use crate::pending::{OwnerStats, Pending};
 use crate::slot::OwnerBatch;
-use crate::sync::{fence, AtomicUsize, UnsafeCell};
+use crate::sync::{AtomicUsize, UnsafeCell};
 use crate::{Domain, Guard};
 
 /// `users` while an [`Exclusive`] is alive.
@@ -304,7 +304,9 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
         if self.shared().users.fetch_sub(1, Release) != 1 {
             return;
         }
-        fence(Acquire);
+        // Acquire (a load rather than a fence, which ThreadSanitizer cannot
+        // follow): every other user's accesses happen before the teardown.
+        self.shared().users.load(Acquire);
         let shared = self.shared;
         // Whatever happens below (a destructor may panic), the users'
         // collective holder reference is given up once, at the end.
@@ -342,7 +344,8 @@ unsafe fn release_holder<D>(shared: NonNull<Shared<D>>) {
     let holders = unsafe { &shared.as_ref().holders };
     // Release/Acquire: every use of the allocation happens before its free.
     if holders.fetch_sub(1, Release) == 1 {
-        fence(Acquire);
+        // Acquire, as a load (see `User::drop`).
+        holders.load(Acquire);
         // SAFETY: the last reference: the allocation came from `Box::leak`
         // in `User::new`, and its data was dropped by the last user (the
         // users' collective reference is only given up after that).
