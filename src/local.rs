@@ -46,12 +46,16 @@ std::thread_local! {
     static CACHE: Cell<(u64, *const Record)> = const { Cell::new(NO_DOMAIN) };
     /// Id of the domain whose destructors this thread is running, if any.
     static FREEING: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// Address of the owner queue whose destructors this thread is running,
+    /// or 0.
+    static OWNER_FREEING: Cell<usize> = const { Cell::new(0) };
 }
 #[cfg(loom)]
 loom::thread_local! {
     static REGISTRY: Registry = Registry { domains: RefCell::new(Vec::new()) };
     static CACHE: Cell<(u64, *const Record)> = Cell::new(NO_DOMAIN);
     static FREEING: Cell<u64> = Cell::new(u64::MAX);
+    static OWNER_FREEING: Cell<usize> = Cell::new(0);
 }
 
 /// Marks this thread as running destructors of domain `id` until the
@@ -66,6 +70,22 @@ pub(crate) fn freeing(id: u64) -> impl Drop {
 /// Whether this thread is running destructors of domain `id`.
 pub(crate) fn is_freeing(id: u64) -> bool {
     FREEING.try_with(|f| f.get() == id).unwrap_or(false)
+}
+
+/// Marks this thread as running destructors of the owner whose queue lives
+/// at `owner` until the returned value drops (scopes nest).
+pub(crate) fn owner_freeing(owner: usize) -> impl Drop {
+    let previous = OWNER_FREEING.try_with(|f| f.replace(owner)).unwrap_or(0);
+    scopeguard::guard(previous, |previous| {
+        let _ = OWNER_FREEING.try_with(|f| f.set(previous));
+    })
+}
+
+/// Whether this thread is running destructors of the owner at `owner`.
+pub(crate) fn is_owner_freeing(owner: usize) -> bool {
+    OWNER_FREEING
+        .try_with(|f| f.get() == owner)
+        .unwrap_or(false)
 }
 
 impl Registry {

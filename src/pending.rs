@@ -9,8 +9,14 @@
 //!   when they are freed: after their grace period (`collect`, `barrier`),
 //!   or directly once no reader of the owner can exist (the last user's
 //!   teardown, or exclusive access), with no grace period at all.
-//! - Units are queued in registration order, so their grace periods never
-//!   decrease along the queue.
+//! - Units are queued in registration order, and each takes its grace
+//!   period under the queue's lock, so grace periods never decrease along
+//!   the queue.
+//! - Queued units are freed by whoever holds the `freeing` lock, one thread
+//!   at a time per owner: a unit is off the queue only while that lock is
+//!   held. So `barrier`, which takes it, knows every unit it waited for is
+//!   either freed or still queued, never half-way on another thread. Lock
+//!   order: `freeing`, then `pending`, then the domain's state.
 
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::Relaxed;
@@ -19,7 +25,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::internal::COLLECT_BUDGET;
 use crate::retired::Reclaim;
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard, TryLockError};
 use crate::Domain;
 
 /// A snapshot of an owner's counters, from [`User::stats`](crate::User::stats).
@@ -45,6 +51,8 @@ pub struct OwnerStats {
 pub(crate) struct Pending {
     pub(crate) domain: Domain,
     pending: Mutex<VecDeque<(u64, Box<dyn Reclaim>)>>,
+    /// Held by whoever frees queued units; see the module docs.
+    freeing: Mutex<()>,
     retired: AtomicU64,
     freed_after: AtomicU64,
     freed_direct: AtomicU64,
@@ -58,11 +66,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 impl Pending {
     pub(crate) fn new(domain: &Domain) -> Self {
         Self {
             domain: domain.clone(),
             pending: Mutex::new(VecDeque::new()),
+            freeing: Mutex::new(()),
             retired: AtomicU64::new(0),
             freed_after: AtomicU64::new(0),
             freed_direct: AtomicU64::new(0),
@@ -74,25 +91,45 @@ impl Pending {
     /// Queues a unit for the next grace period of the owner's domain (one
     /// registration), then frees a bounded amount of completed work.
     pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool) {
-        let gp = self.domain.inner().register_owned(unit.len());
         self.retired.fetch_add(unit.len() as u64, Relaxed);
         self.registrations.fetch_add(1, Relaxed);
         if batch {
             self.batches.fetch_add(1, Relaxed);
         }
-        lock(&self.pending).push_back((gp, unit));
+        {
+            let mut pending = lock(&self.pending);
+            let gp = self.domain.inner().register_owned(unit.len());
+            pending.push_back((gp, unit));
+        }
         self.collect(COLLECT_BUDGET);
     }
 
-    /// Frees up to `budget` objects whose grace period has completed.
-    pub(crate) fn collect(&self, budget: usize) {
+    /// Frees up to `budget` objects whose grace period has completed, unless
+    /// another thread (or a destructor up our own stack) is freeing them.
+    fn collect(&self, budget: usize) {
+        if let Some(_freeing) = try_lock(&self.freeing) {
+            let _mark = crate::local::owner_freeing(self.key());
+            self.collect_locked(budget, u64::MAX);
+        }
+    }
+
+    /// This owner's key for `local::owner_freeing`: its queue's address.
+    fn key(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// `collect`, with the `freeing` lock held, of units that wait for grace
+    /// period `up_to` or an earlier one.
+    fn collect_locked(&self, budget: usize, up_to: u64) {
         let inner = self.domain.inner();
         let mut left = budget;
         while left > 0 {
             let (gp, unit) = {
                 let mut pending = lock(&self.pending);
                 match pending.front() {
-                    Some(&(gp, _)) if inner.is_complete(gp) => pending.pop_front().unwrap(),
+                    Some(&(gp, _)) if gp <= up_to && inner.is_complete(gp) => {
+                        pending.pop_front().unwrap()
+                    }
                     _ => return,
                 }
             };
@@ -144,19 +181,36 @@ impl Pending {
 
     /// Waits for the grace period of everything queued, then frees it.
     /// Keeps going past panicking destructors, then resumes the first panic.
+    ///
+    /// # Panics
+    ///
+    /// If called from a destructor this owner is running (it would wait for
+    /// itself).
     pub(crate) fn barrier(&self) {
-        // The latest grace period queued. Not necessarily the back one: two
-        // registrations may push in the other order than they got theirs.
-        let last = lock(&self.pending).iter().map(|&(gp, _)| gp).max();
-        if let Some(gp) = last {
-            self.domain.inner().wait_for(gp);
+        assert!(
+            !crate::local::is_owner_freeing(self.key()),
+            "ownrcu: User::barrier() called from a destructor that the same owner is \
+             running; it would wait for itself: call it after the destructor returns"
+        );
+        // The back unit has the latest grace period (see the module docs).
+        // (None: nothing queued; a unit may still be in another thread's
+        // hands, which the `freeing` lock below waits for.)
+        let up_to = lock(&self.pending).back().map_or(0, |&(gp, _)| gp);
+        if up_to > 0 {
+            self.domain.inner().wait_for(up_to);
         }
-        // Everything queued before the call is complete now: `collect`
-        // returns only once its front is incomplete (a later registration)
-        // or the queue is empty. A panicking destructor's unit goes back to
-        // the front, still complete, and the next round goes on with it.
+        // Taking `freeing` waits for frees in progress on other threads, so
+        // everything queued before the call is now either freed or still
+        // queued, and complete. `collect_locked` returns once its front is
+        // a later registration (or the queue is empty): it does not chase
+        // what other threads keep retiring. A panicking destructor's unit
+        // goes back to the front, still complete, and the next round goes on
+        // with it.
+        let _freeing = lock(&self.freeing);
+        let _mark = crate::local::owner_freeing(self.key());
         let mut first_panic = None;
-        while let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| self.collect(usize::MAX)))
+        while let Err(payload) =
+            panic::catch_unwind(AssertUnwindSafe(|| self.collect_locked(usize::MAX, up_to)))
         {
             first_panic.get_or_insert(payload);
         }

@@ -1,6 +1,7 @@
 //! Owners through the public API: user and holder counts, reads bounded by a
 //! user handle, exclusive access, and direct teardown by the last user.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
@@ -318,6 +319,92 @@ fn a_slot_used_through_another_owner_panics() {
     let read = a.read();
     assert_eq!(read.load(&read), Some(&1)); // binds the slot to A
     let _ = read.replace(Some(Box::new(2)), &b); // through B: refused
+}
+
+/// `User::barrier` waits for frees in progress on other threads: another
+/// user keeps retiring through the owner, so its `retire` keeps freeing the
+/// completed units it finds; a slow object retired just before the barrier
+/// may be in that thread's hands when the barrier looks, and must still be
+/// freed when the barrier returns.
+#[test]
+fn user_barrier_waits_for_a_free_in_progress_on_another_thread() {
+    /// Sets its flag when its destructor has finished; a slow one sleeps first.
+    struct Flagged(Arc<AtomicBool>, bool);
+    impl Drop for Flagged {
+        fn drop(&mut self) {
+            if self.1 {
+                thread::sleep(Duration::from_millis(2));
+            }
+            self.0.store(true, SeqCst);
+        }
+    }
+    let rounds = if cfg!(miri) { 3 } else { 50 };
+    let domain = Domain::new();
+    let mm = User::new(&domain, [Slot::<Flagged>::empty(), Slot::empty()]);
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        let other = mm.clone();
+        let stop = &stop;
+        s.spawn(move || {
+            while !stop.load(SeqCst) {
+                let new = Box::new(Flagged(Arc::default(), false));
+                if let Some(old) = other[0].replace(Some(new), &other) {
+                    old.retire();
+                }
+            }
+        });
+        // Stops the other user also if an assertion below fails.
+        let _stop = scopeguard_stop(stop);
+        for round in 0..rounds {
+            let freed = Arc::new(AtomicBool::new(false));
+            mm[1].replace(Some(Box::new(Flagged(freed.clone(), true))), &mm);
+            mm[1].take(&mm).unwrap().retire();
+            thread::sleep(Duration::from_millis(1));
+            mm.barrier();
+            assert!(freed.load(SeqCst), "round {round}: barrier returned early");
+        }
+    });
+}
+
+/// Sets `stop` when dropped, also while unwinding.
+fn scopeguard_stop(stop: &AtomicBool) -> impl Drop + '_ {
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    Stop(stop)
+}
+
+/// `User::barrier` from a destructor the same owner is running would wait
+/// for itself: it panics with a message instead.
+#[test]
+fn user_barrier_from_a_destructor_of_the_same_owner_panics() {
+    struct Reentrant(User<Slot<Reentrant>>);
+    impl Drop for Reentrant {
+        fn drop(&mut self) {
+            self.0.barrier();
+        }
+    }
+    let domain = Domain::new();
+    let mm = User::new(&domain, Slot::empty());
+    assert!(mm
+        .replace(Some(Box::new(Reentrant(mm.clone()))), &mm)
+        .is_none());
+    mm.take(&mm).unwrap().retire();
+    let payload = std::panic::catch_unwind(AssertUnwindSafe(|| mm.barrier())).unwrap_err();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or_default();
+    assert!(
+        message.contains("from a destructor that the same owner"),
+        "{message}"
+    );
+    assert_eq!(mm.users(), 1, "the destructor's handle was dropped too");
+    mm.barrier(); // usable afterwards
 }
 
 /// A guard from another domain: the slot belongs to an owner of domain X;

@@ -189,3 +189,43 @@ fn teardown_of_one_owner_races_a_reader_of_another() {
         assert_eq!(drops.load(SeqCst), 3);
     });
 }
+
+/// `User::barrier` on one thread while another user's retirement frees the
+/// owner's completed units: an object retired before the barrier may be in
+/// the other thread's hands, half-way through its free, when the barrier
+/// looks at the queue; the barrier must still return only after it is
+/// freed.
+#[test]
+fn owner_barrier_waits_for_a_free_on_another_thread() {
+    crate::common::check(
+        "owner::owner_barrier_waits_for_a_free_on_another_thread",
+        crate::common::TWO_THREADS,
+        || {
+            let (drops, ours) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let domain = Domain::new();
+            let slots = [
+                ownrcu::Slot::new(obj(&drops, 1)),
+                ownrcu::Slot::new(obj(&ours, 2)),
+            ];
+            let mm = Arc::new(User::new(&domain, slots));
+            let other = {
+                let mm = mm.clone();
+                thread::spawn(move || {
+                    // Retiring registers, then frees what has completed,
+                    // possibly the main thread's object too.
+                    mm[0].take(&mm).unwrap().retire();
+                })
+            };
+            mm[1].take(&mm).unwrap().retire();
+            mm.barrier();
+            assert_eq!(
+                ours.load(SeqCst),
+                1,
+                "barrier returned before our object was freed"
+            );
+            other.join().unwrap();
+            mm.barrier();
+            assert_eq!(drops.load(SeqCst), 1);
+        },
+    );
+}
