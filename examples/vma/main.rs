@@ -24,8 +24,8 @@
 //! - `--threads N` fault threads (default 2), `--vmas N` (default 10000),
 //!   `--ops N` munmap+mmap pairs (default 2000), `--seed N`
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use ownrcu::Domain;
