@@ -23,6 +23,9 @@
 //!   retires what it removes
 //! - `--threads N` fault threads (default 2), `--vmas N` (default 10000),
 //!   `--ops N` munmap+mmap pairs (default 2000), `--seed N`
+//! - `--reader-us N` (default 100): during exit, another mm of the same
+//!   domain is read in sections of N µs (0: single faults), which every
+//!   grace period must wait for
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -39,6 +42,7 @@ const PAGES: u64 = 4;
 struct Options {
     teardown: Vec<Exit>,
     munmap: Retire,
+    reader_us: u64,
     threads: usize,
     vmas: u64,
     ops: u64,
@@ -68,6 +72,7 @@ fn options() -> Options {
             "--vmas",
             "--ops",
             "--seed",
+            "--reader-us",
         ];
         if !known.contains(&arg.as_str()) {
             usage(&format!("unknown option {arg:?}"));
@@ -96,6 +101,7 @@ fn options() -> Options {
         vmas: number("--vmas", 10_000).max(1),
         ops: number("--ops", 2_000),
         seed: number("--seed", 1),
+        reader_us: number("--reader-us", 100),
     }
 }
 
@@ -103,7 +109,7 @@ fn usage(problem: &str) -> ! {
     eprintln!("error: {problem}");
     eprintln!(
         "usage: vma [--teardown direct|batch|per-object|all] [--munmap batch|per-object|synchronize] \
-         [--threads N] [--vmas N] [--ops N] [--seed N]"
+         [--threads N] [--vmas N] [--ops N] [--seed N] [--reader-us N]"
     );
     std::process::exit(2)
 }
@@ -140,7 +146,7 @@ struct Run {
     exit: Duration,
     exit_registrations: u64,
     exit_grace_periods: u64,
-    other_faults: u64,
+    other_sections: u64,
     freed_after: u64,
     created: u64,
     freed: u64,
@@ -150,7 +156,11 @@ fn run(o: &Options, how: Exit) -> Run {
     let (created, freed) = (CREATED.load(Relaxed), FREED.load(Relaxed));
     let domain = Domain::new();
     let mm = mm::new_mm(&domain, o.vmas, PAGES);
-    let span = o.vmas * (PAGES + 1) * PAGE;
+    // A fault lands on a page of a VMA's range: a process faults on what it
+    // mapped; it finds no VMA only when munmap got there first.
+    let mapped_page = |rng: &mut Rng, vmas: u64| {
+        rng.below(vmas) * (PAGES + 1) * PAGE + rng.below(PAGES) * PAGE + rng.below(PAGE)
+    };
     let holder = mm.holder(); // mmgrab: like a /proc reader of this mm
     let stop = AtomicBool::new(false);
     let mut r = Run::default();
@@ -163,7 +173,7 @@ fn run(o: &Options, how: Exit) -> Run {
                 s.spawn(move || {
                     let mut served = [0_u64; 3];
                     while !stop.load(Relaxed) {
-                        let kind = mm::fault(&mm, rng.below(span));
+                        let kind = mm::fault(&mm, mapped_page(&mut rng, o.vmas));
                         served[kind as usize] += 1;
                     }
                     served // the thread's handle drops here (mmput)
@@ -200,17 +210,28 @@ fn run(o: &Options, how: Exit) -> Run {
 
     let before = mm.stats();
     r.at_exit = mm.read().vmas.load(&mm.read()).len() as u64;
-    // Another process keeps faulting on its own mm, in the same domain, while
-    // this one exits: its read sections are what a grace period waits for,
-    // as every CPU's readers are for the kernel's RCU.
+    // Another process's mm, in the same domain, keeps being read while this
+    // one exits: its read sections are what a grace period waits for, as
+    // every CPU's readers are for the kernel's RCU. Each section is a fault,
+    // or, with `--reader-us N`, a /proc/<pid>/maps reader that walks the
+    // VMAs for N µs under one read section (a long reader).
     let other = mm::new_mm(&domain, 64, PAGES);
     let other_stop = AtomicBool::new(false);
     let other_faults = AtomicU64::new(0);
+    let hold = Duration::from_micros(o.reader_us);
     let (last, grace_periods) = std::thread::scope(|s| {
         s.spawn(|| {
             let mut rng = Rng(o.seed.wrapping_add(0x0743));
             while !other_stop.load(Relaxed) {
-                mm::fault(&other, rng.below(64 * (PAGES + 1) * PAGE));
+                if hold.is_zero() {
+                    mm::fault(&other, mapped_page(&mut rng, 64));
+                } else {
+                    let read = other.read();
+                    let started = Instant::now();
+                    while started.elapsed() < hold {
+                        read.vmas.load(&read).iter().for_each(|vma| vma.check());
+                    }
+                }
                 other_faults.fetch_add(1, Relaxed);
             }
         });
@@ -222,7 +243,7 @@ fn run(o: &Options, how: Exit) -> Run {
         let started = Instant::now();
         let last = mm::exit_mmap(mm, how);
         r.exit = started.elapsed();
-        r.other_faults = other_faults.load(Relaxed) - faults;
+        r.other_sections = other_faults.load(Relaxed) - faults;
         let grace_periods = domain.stats().grace_periods - grace_periods;
         other_stop.store(true, Relaxed);
         (last, grace_periods)
@@ -247,12 +268,18 @@ fn main() {
     let o = options();
     println!(
         "ownrcu VMA demo: {} VMAs of {PAGES} pages, {} fault threads, {} munmap+mmap pairs \
-         (munmap retires: {}), seed {}; membarrier: {}",
+         (munmap retires: {}), seed {}; during exit another mm's readers hold sections of {}; \
+         membarrier: {}",
         o.vmas,
         o.threads,
         o.ops,
         o.munmap.name(),
         o.seed,
+        if o.reader_us == 0 {
+            "one fault".to_string()
+        } else {
+            format!("{} µs", o.reader_us)
+        },
         if ownrcu::uses_membarrier() {
             "yes"
         } else {
@@ -268,11 +295,11 @@ fn main() {
         let pct = |n: u64| 100.0 * n as f64 / faults.max(1) as f64;
         println!("\n--teardown {}", how.name());
         println!(
-            "  faults   {faults} served: {:.1}% under the VMA lock alone, {:.1}% under mmap_lock, \
-             {:.1}% unmapped",
+            "  faults   {faults} served: {:.2}% under the VMA lock alone, {} under mmap_lock \
+             (the VMA was being changed), {} unmapped (munmap got there first)",
             pct(r.faults[Fault::PerVma as usize]),
-            pct(r.faults[Fault::Locked as usize]),
-            pct(r.faults[Fault::Unmapped as usize]),
+            r.faults[Fault::Locked as usize],
+            r.faults[Fault::Unmapped as usize],
         );
         println!(
             "  faults/s {:.1} M per thread while munmap ran",
@@ -291,7 +318,7 @@ fn main() {
         let leaked = r.created as i64 - r.freed as i64;
         println!(
             "  exit     {} VMAs freed in {:.2?}: {} registrations, {} grace periods \
-             waited for{}; another mm served {} faults meanwhile",
+             waited for{}; another mm's readers ran {} sections meanwhile",
             r.at_exit,
             r.exit,
             r.exit_registrations,
@@ -301,7 +328,7 @@ fn main() {
             } else {
                 ""
             },
-            r.other_faults
+            r.other_sections
         );
         println!(
             "  VMAs     {} created, {} freed, {leaked} leaked",
