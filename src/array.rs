@@ -266,10 +266,10 @@ pub struct ArrayWriter<'a, 'u, T: Send + Sync + 'static> {
 impl<'a, 'u, T: Send + Sync + 'static> ArrayWriter<'a, 'u, T> {
     /// The staged version.
     pub fn items(&self) -> &[&T] {
-        // SAFETY: same layout (see `Array::load`); every staged pointer is
-        // either an object of the current version, which only a writer
-        // (us) or the array's drop (prevented by our borrow) can free, or an
-        // object we inserted and own.
+        // Every staged pointer is an object of the current version, which
+        // only a writer (us) or the array's drop (which our borrow prevents)
+        // can free, or an object we inserted and own.
+        // SAFETY: so each is valid while we are; same layout (`Array::load`).
         unsafe { core::slice::from_raw_parts(self.items.as_ptr().cast::<&T>(), self.items.len()) }
     }
 
