@@ -316,7 +316,7 @@ impl Inner {
             self.has_completed(&st)
         };
         if ready {
-            self.free_completed(COLLECT_BUDGET, false);
+            self.free_completed(COLLECT_BUDGET, u64::MAX, false);
         }
     }
 
@@ -344,7 +344,7 @@ impl Inner {
             self.has_completed(&st)
         };
         if ready {
-            self.free_completed(COLLECT_BUDGET, false);
+            self.free_completed(COLLECT_BUDGET, u64::MAX, false);
         }
     }
 
@@ -497,8 +497,9 @@ impl Inner {
         self.wait_for(gp);
         // Everything registered before the call now waits for a completed
         // grace period. Taking `freeing` waits for frees in progress; then we
-        // free the rest ourselves.
-        self.free_completed(usize::MAX, true);
+        // free the rest ourselves, up to `gp`: not what other threads keep
+        // retiring meanwhile, which could keep us here forever.
+        self.free_completed(usize::MAX, gp, true);
     }
 
     // ----- freeing -------------------------------------------------------
@@ -510,11 +511,11 @@ impl Inner {
             .is_some_and(|w| w.gp <= self.completed.load(Relaxed))
     }
 
-    /// Frees up to `budget` objects whose grace period completed (all of
-    /// them once the domain is dead). With
+    /// Frees up to `budget` objects whose grace period completed and is no
+    /// later than `up_to` (all of them once the domain is dead). With
     /// `wait`, blocks for the `freeing` lock and keeps going past panicking
     /// destructors, re-raising the first panic at the end.
-    fn free_completed(&self, budget: usize, wait: bool) {
+    fn free_completed(&self, budget: usize, up_to: u64, wait: bool) {
         let _freeing = if wait {
             // We would wait for the `freeing` lock our own caller holds.
             assert!(
@@ -536,7 +537,7 @@ impl Inner {
         // the next lock we take anyway.
         let mut spare = None;
         while left > 0 {
-            let Some(unit) = self.pop_completed(&mut spare) else {
+            let Some(Waiting { gp, unit }) = self.pop_completed(up_to, &mut spare) else {
                 break;
             };
             let freed = if wait {
@@ -544,7 +545,7 @@ impl Inner {
                 let result = panic::catch_unwind(AssertUnwindSafe(|| {
                     // SAFETY: `pop_completed` only returns units whose grace
                     // period has completed.
-                    freed = unsafe { self.free_unit(unit, left, &mut spare) };
+                    freed = unsafe { self.free_unit(gp, unit, left, &mut spare) };
                 }));
                 if let Err(payload) = result {
                     first_panic.get_or_insert(payload);
@@ -552,7 +553,7 @@ impl Inner {
                 freed
             } else {
                 // SAFETY: as above.
-                unsafe { self.free_unit(unit, left, &mut spare) }
+                unsafe { self.free_unit(gp, unit, left, &mut spare) }
             };
             left = left.saturating_sub(freed.max(1));
         }
@@ -564,15 +565,17 @@ impl Inner {
         }
     }
 
-    /// Frees up to `max` objects of `unit`, returning how many. Even if a
-    /// destructor panics, the objects freed are counted and the rest go back
-    /// to the front of the queue; an emptied thread bag goes to `spare`.
+    /// Frees up to `max` objects of `unit` (which waited for grace period
+    /// `gp`), returning how many. Even if a destructor panics, the objects
+    /// freed are counted and the rest go back to the front of the queue,
+    /// still tagged `gp`; an emptied thread bag goes to `spare`.
     ///
     /// # Safety
     ///
     /// The unit's grace period has completed, or no reader can exist.
     unsafe fn free_unit(
         &self,
+        gp: u64,
         unit: Box<dyn Reclaim>,
         max: usize,
         spare: &mut Option<Box<Bag>>,
@@ -582,7 +585,7 @@ impl Inner {
             let freed = before - unit.len();
             self.counters.freed.fetch_add(freed as u64, Relaxed);
             if unit.len() > 0 {
-                self.push_front(unit);
+                lock(&self.state).waiting.push_front(Waiting { gp, unit });
             } else if let Some(mut bag) = unit.into_bag() {
                 bag.reset();
                 *spare = Some(bag);
@@ -601,19 +604,16 @@ impl Inner {
         }
     }
 
-    fn pop_completed(&self, spare: &mut Option<Box<Bag>>) -> Option<Box<dyn Reclaim>> {
+    /// The front unit, if its grace period has completed and is no later
+    /// than `up_to` (any unit once the domain is dead).
+    fn pop_completed(&self, up_to: u64, spare: &mut Option<Box<Bag>>) -> Option<Waiting> {
         let completed = self.completed.load(Acquire);
         let mut st = lock(&self.state);
         Self::keep_spare(&mut st, spare);
-        if !st.dead && st.waiting.front()?.gp > completed {
+        if !st.dead && st.waiting.front()?.gp > completed.min(up_to) {
             return None;
         }
-        st.waiting.pop_front().map(|w| w.unit)
-    }
-
-    fn push_front(&self, unit: Box<dyn Reclaim>) {
-        let gp = self.completed.load(Relaxed);
-        lock(&self.state).waiting.push_front(Waiting { gp, unit });
+        st.waiting.pop_front()
     }
 
     // ----- teardown ------------------------------------------------------
@@ -636,7 +636,7 @@ impl Inner {
             }
         }
         // `dead` makes every queued unit free-able at once.
-        self.free_completed(usize::MAX, true);
+        self.free_completed(usize::MAX, u64::MAX, true);
     }
 
     // ----- statistics ----------------------------------------------------

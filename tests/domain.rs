@@ -1312,3 +1312,51 @@ fn barrier_from_a_destructor_of_the_same_domain_panics() {
     d.barrier(); // the domain is still usable
     assert_eq!(c.get(), 3);
 }
+
+/// A barrier frees what was retired before it, not what other threads keep
+/// retiring meanwhile. Another thread retires slow objects (one
+/// registration each) faster than one thread can free them: a barrier that
+/// chased them would return only once that thread ran out of objects.
+#[test]
+fn barrier_returns_while_another_thread_keeps_retiring() {
+    struct Slow;
+    impl Drop for Slow {
+        fn drop(&mut self) {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let (barriers, objects) = if cfg!(miri) { (1, 40) } else { (4, 20_000) };
+    let d = Domain::new();
+    let producing = AtomicBool::new(true);
+    let stop = AtomicBool::new(false);
+    let c = Counter::new();
+    thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..objects {
+                if stop.load(SeqCst) {
+                    break;
+                }
+                d.batch().extend([Box::new(Slow)]);
+                d.grace_period(); // requests a grace period, as a poller would
+                thread::sleep(Duration::from_micros(20));
+            }
+            producing.store(false, SeqCst);
+        });
+        for round in 1..=barriers {
+            d.retire(c.obj());
+            d.barrier();
+            assert_eq!(
+                c.get(),
+                round,
+                "the barrier freed what was retired before it"
+            );
+            if !cfg!(miri) {
+                assert!(
+                    producing.load(SeqCst),
+                    "barrier {round} returned only once the other thread stopped retiring"
+                );
+            }
+        }
+        stop.store(true, SeqCst);
+    });
+}
