@@ -14,7 +14,8 @@
 //!   the queue.
 //! - Queued units are freed by whoever holds the `freeing` lock, one thread
 //!   at a time per owner: a unit is off the queue only while that lock is
-//!   held. So `barrier`, which takes it, knows every unit it waited for is
+//!   held (or while the owner's only user frees them directly, when no
+//!   other thread can reach the owner at all). So `barrier`, which takes it, knows every unit it waited for is
 //!   either freed or still queued, never half-way on another thread. Lock
 //!   order: `freeing`, then `pending`, then the domain's state.
 
@@ -23,9 +24,9 @@ use core::sync::atomic::Ordering::Relaxed;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::internal::COLLECT_BUDGET;
+use crate::internal::{try_lock, COLLECT_BUDGET};
 use crate::retired::Reclaim;
-use crate::sync::{Mutex, MutexGuard, TryLockError};
+use crate::sync::{Mutex, MutexGuard};
 use crate::Domain;
 
 /// A snapshot of an owner's counters, from [`User::stats`](crate::User::stats).
@@ -64,14 +65,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every step pops before it frees, so a panicking destructor leaves the
     // queue consistent: poisoning is ignored.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    match mutex.try_lock() {
-        Ok(guard) => Some(guard),
-        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
 }
 
 impl Pending {
