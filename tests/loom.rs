@@ -28,6 +28,9 @@
 //! - `array`: a reader scanning an `Array` version while the writer commits
 //!   and retires what it removed (one batch and barrier, or synchronize and
 //!   a direct free); two writers taking turns.
+//! - `collect`: the owner's barrier while another thread's amortized collect
+//!   has popped the only unit and will put part of it back: the barrier
+//!   still frees everything registered before it.
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half
@@ -69,3 +72,6 @@ mod owner;
 
 #[path = "loom/array.rs"]
 mod array;
+
+#[path = "loom/collect.rs"]
+mod collect;
