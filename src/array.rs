@@ -29,13 +29,13 @@ use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
-use std::panic::{self, AssertUnwindSafe};
 
 use crate::owner::{Read, User};
 use crate::pending::Pending;
 use crate::retired::{Reclaim, Single, Typed};
 use crate::slot::Binding;
 use crate::sync::{AtomicPtr, Mutex, MutexGuard};
+use crate::unwind::FirstPanic;
 
 /// One published version: pointers to boxed objects, owned by the array
 /// while the version is current and borrowed by it afterwards.
@@ -162,6 +162,10 @@ impl<T: Send + Sync + 'static> Array<T> {
     /// Starts the only writer (waiting for any other to finish), for an
     /// owner's user handle.
     ///
+    /// A writer that was leaked (`mem::forget`) is never finished, so this
+    /// then waits forever, like locking a `Mutex` whose guard was leaked;
+    /// [`try_write`](Array::try_write) does not wait.
+    ///
     /// # Panics
     ///
     /// If the array belongs to another owner than `user`'s.
@@ -174,6 +178,46 @@ impl<T: Send + Sync + 'static> Array<T> {
         // Every step pops or pushes whole pointers, so a writer that
         // panicked left no half-edited version behind: poisoning is ignored.
         let lock = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.writer_with(owner, lock)
+    }
+
+    /// Starts the only writer if no other writer is alive; `None` (at once)
+    /// if one is, or if one was leaked.
+    ///
+    /// # Panics
+    ///
+    /// If the array belongs to another owner than `user`'s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Array, Domain, User};
+    ///
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, Array::from_vec(vec![Box::new(1_u32)]));
+    /// let writer = mm.write(&mm);
+    /// assert!(mm.try_write(&mm).is_none()); // busy
+    /// writer.commit().retire();
+    /// let mut writer = mm.try_write(&mm).expect("no other writer");
+    /// writer.push(Box::new(2));
+    /// ```
+    pub fn try_write<'a, 'u, D: Send + Sync + 'static>(
+        &'a self,
+        user: &'u User<D>,
+    ) -> Option<ArrayWriter<'a, 'u, T>> {
+        let owner = user.pending();
+        self.owner.bind(owner);
+        // Poisoning is ignored, as in `write`.
+        let lock = crate::internal::try_lock(&self.writer)?;
+        Some(self.writer_with(owner, lock))
+    }
+
+    /// The writer, once `lock` is held.
+    fn writer_with<'a, 'u>(
+        &'a self,
+        owner: &'u Pending,
+        lock: MutexGuard<'a, ()>,
+    ) -> ArrayWriter<'a, 'u, T> {
         let version = self.current.load(Relaxed);
         // SAFETY: the current version; the lock keeps anyone else from
         // replacing (and retiring) it while we hold it.
@@ -219,9 +263,9 @@ impl<T: Send + Sync + 'static> Drop for Array<T> {
 /// not used again.
 unsafe fn free_each<T>(items: &[NonNull<T>]) {
     let mut next = 0;
-    let mut first_panic = None;
+    let mut first_panic = FirstPanic::default();
     while next < items.len() {
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        first_panic.catch(|| {
             for ptr in &items[next..] {
                 next += 1;
                 // SAFETY: forwarded from this function's contract; `next`
@@ -229,14 +273,9 @@ unsafe fn free_each<T>(items: &[NonNull<T>]) {
                 // one is not dropped again.
                 drop(unsafe { Box::from_raw(ptr.as_ptr()) });
             }
-        }));
-        if let Err(payload) = result {
-            first_panic.get_or_insert(payload);
-        }
+        });
     }
-    if let Some(payload) = first_panic {
-        panic::resume_unwind(payload);
-    }
+    first_panic.resume();
 }
 
 impl<T: Send + Sync + 'static> core::fmt::Debug for Array<T> {
@@ -251,6 +290,17 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for Array<T> {
 /// Readers keep seeing the version that was current when the writer
 /// started until the commit publishes the copy. Dropping an uncommitted
 /// writer commits it and retires what it removed as one registration.
+///
+/// # Leaking it
+///
+/// Forgetting a writer (`mem::forget`) is never undefined behaviour, but
+/// it keeps the writer lock for good, like a leaked `MutexGuard`: every
+/// later [`Array::write`] waits forever and [`Array::try_write`] returns
+/// `None`. Readers are not affected (they keep seeing the current
+/// version). What the writer staged leaks: the objects it inserted, and
+/// the copy of the version; the objects it removed stay in the current
+/// version, so the array's drop still frees them.
+#[must_use = "dropping the writer commits its staged version at once"]
 pub struct ArrayWriter<'a, 'u, T: Send + Sync + 'static> {
     array: &'a Array<T>,
     owner: &'u Pending,
@@ -397,6 +447,14 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for ArrayWriter<'_, '_, T> {
 /// (the flood the batch avoids), or [`synchronize`](Removed::synchronize):
 /// wait for the grace period here, then free directly. Dropping it retires
 /// it as one registration.
+///
+/// # Leaking it
+///
+/// Forgetting it (`mem::forget`) leaks the removed objects and the old
+/// version's slice: they are never freed, not even by the owner's
+/// teardown, and the owner's statistics never count them. Nothing else is
+/// affected; never undefined behaviour.
+#[must_use = "dropping it retires the removed objects as one registration; say so with `.retire()`"]
 pub struct Removed<'u, T: Send + Sync + 'static> {
     owner: &'u Pending,
     objects: Vec<NonNull<T>>,
@@ -470,11 +528,15 @@ impl<'u, T: Send + Sync + 'static> Removed<'u, T> {
 
     /// Retires each removed object with a registration of its own, and the
     /// old slice with one more: the per-object flood, for comparison.
+    ///
+    /// Every registration is queued before any older work is freed, so a
+    /// panicking destructor of an older object (which propagates from here)
+    /// leaves all of these queued.
     pub fn retire_each(mut self) {
         for ptr in core::mem::take(&mut self.objects) {
             // SAFETY: as in `unit`, for one object.
-            self.owner
-                .register(Box::new(unsafe { Single::new(ptr) }), false);
+            let unit = Box::new(unsafe { Single::new(ptr) });
+            self.owner.enqueue(unit, false);
         }
         // The old slice, in a unit of no objects.
         let unit = self.unit();

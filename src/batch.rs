@@ -46,6 +46,14 @@ use crate::Domain;
 /// domain.barrier();
 /// assert_eq!(domain.stats().freed, 10);
 /// ```
+///
+/// # Leaking it
+///
+/// Forgetting a batch (`mem::forget`) leaks the objects in it: they are
+/// never freed, not even by the domain's teardown or a
+/// [`barrier`](Domain::barrier), and the domain's statistics never count
+/// them. Nothing else is affected; never undefined behaviour.
+#[must_use = "dropping the batch drains it at once; say so with `.drain()`"]
 pub struct Batch<'d, T: ?Sized + Send + 'static> {
     domain: &'d Domain,
     items: Vec<NonNull<T>>,

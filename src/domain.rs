@@ -448,7 +448,7 @@ impl Clone for Domain {
             #[cfg(not(loom))]
             Repr::Global => Self { repr: Repr::Global },
             Repr::Owned(inner, id) => {
-                inner.handles.fetch_add(1, Relaxed);
+                crate::unwind::check_count(inner.handles.fetch_add(1, Relaxed));
                 Self {
                     repr: Repr::Owned(inner.clone(), *id),
                 }

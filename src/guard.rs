@@ -27,8 +27,16 @@ use crate::Domain;
 /// is_send(domain.read()); // error: `*const ()` cannot be sent between threads
 /// ```
 ///
-/// Forgetting a guard (`mem::forget`) leaves its thread inside the section
-/// for good: grace periods of the domain then never complete.
+/// # Leaking it
+///
+/// Forgetting a guard (`mem::forget`) is never undefined behaviour, but it
+/// leaves its thread inside the section for good: no grace period of the
+/// domain completes again, so nothing retired into the domain (or its
+/// owners) after that is freed until the domain's teardown, which frees it
+/// all directly; waiting for a grace period ([`Domain::synchronize`],
+/// [`Domain::barrier`], [`User::barrier`](crate::User::barrier)) blocks on
+/// other threads and panics on this one, and the thread's record is never
+/// reused. Retiring never blocks.
 ///
 /// # Examples
 ///
@@ -49,7 +57,7 @@ impl<'d> Guard<'d> {
     pub(crate) fn enter(domain: &'d Domain) -> Self {
         let record = match domain.record() {
             Some(record) => record,
-            None => domain.inner().claim_temporary(),
+            None => crate::local::temporary_record(domain.inner()),
         };
         record.enter(&domain.inner().epoch);
         Self {
@@ -69,9 +77,10 @@ impl Drop for Guard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
         if self.record.exit() && self.record.is_temporary() {
-            // SAFETY: the record was claimed for this guard alone, and the
-            // section it tracked has just ended.
-            unsafe { self.domain.inner().release(self.record) };
+            // SAFETY: the record is this thread's, kept outside its registry
+            // for the sections this guard was the last of, which has just
+            // ended.
+            unsafe { crate::local::release_temporary(self.domain.inner(), self.record) };
         }
     }
 }

@@ -40,15 +40,15 @@
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64};
 use std::collections::VecDeque;
-use std::panic::{self, AssertUnwindSafe};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::fence;
 use crate::record::Record;
 use crate::retired::{Bag, DropRun, Reclaim, Slot};
-use crate::stats::Stats;
+use crate::stats::{OwnerCounters, Stats};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
+use crate::unwind::{may_free, FirstPanic};
 
 /// Work waiting for a grace period.
 struct Waiting {
@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     /// Held by whoever runs destructors; see the module docs.
     freeing: Mutex<()>,
     counters: Counters,
+    /// The sum of the counters of the owners that use this domain.
+    owners: OwnerCounters,
     /// Unique among all domains ever created; 0 is the global domain.
     pub(crate) id: u64,
     /// Set once torn down; lets thread-locals drop their registration early.
@@ -183,6 +185,7 @@ macro_rules! inner_new {
                 registrations: StdAtomicU64::new(0),
                 grace_periods: StdAtomicU64::new(0),
             },
+            owners: OwnerCounters::new(),
             id: $id,
             dead: StdAtomicBool::new(false),
             handles: AtomicUsize::new(1),
@@ -242,21 +245,15 @@ impl Inner {
         unsafe { &*rec }
     }
 
-    /// Claims a record for one guard, on a thread whose locals are being
-    /// destroyed; the guard's drop releases it.
-    #[cold]
-    pub(crate) fn claim_temporary(&self) -> &Record {
-        let rec = self.claim();
-        rec.set_temporary(true);
-        rec
-    }
-
-    /// Hands over a record's bag and frees the record for another thread.
+    /// Hands over a record's bag and, unless a read section of it is still
+    /// alive, frees the record for another thread: returns whether it did.
+    /// A record kept must be released again once its last section ends.
     ///
     /// # Safety
     ///
-    /// Called by the record's owner, which will not use it again.
-    pub(crate) unsafe fn release(&self, rec: &Record) {
+    /// Called by the record's owner, which will not use it again (except to
+    /// end the sections still alive, and then release it).
+    pub(crate) unsafe fn release(&self, rec: &Record) -> bool {
         let mut st = lock(&self.state);
         if !st.dead {
             // SAFETY: we hold the state lock and own the record.
@@ -266,13 +263,16 @@ impl Inner {
             }
         }
         drop(st);
-        // A guard still alive (e.g. made in another thread-local's
-        // destructor) keeps the record: reusing it would corrupt its state.
-        if !rec.in_section() {
-            rec.set_temporary(false);
-            // Release: the next owner sees the record as we left it.
-            rec.in_use.store(false, Release);
+        // A guard still alive (e.g. kept in a thread-local destroyed after
+        // the thread's registry) keeps the record: reusing it would corrupt
+        // its state.
+        if rec.in_section() {
+            return false;
         }
+        rec.set_temporary(false);
+        // Release: the next owner sees the record as we left it.
+        rec.in_use.store(false, Release);
+        true
     }
 
     fn records(&self) -> impl Iterator<Item = &Record> {
@@ -316,7 +316,7 @@ impl Inner {
             self.advance(&mut st);
             self.has_completed(&st)
         };
-        if ready {
+        if ready && may_free() {
             self.free_completed(COLLECT_BUDGET, u64::MAX, false);
         }
     }
@@ -344,7 +344,7 @@ impl Inner {
             self.advance(&mut st);
             self.has_completed(&st)
         };
-        if ready {
+        if ready && may_free() {
             self.free_completed(COLLECT_BUDGET, u64::MAX, false);
         }
     }
@@ -400,6 +400,11 @@ impl Inner {
         st.unstarted_units += 1;
         self.advance(&mut st);
         gp
+    }
+
+    /// The sum of the counters of the owners that use this domain.
+    pub(crate) fn owner_counters(&self) -> &OwnerCounters {
+        &self.owners
     }
 
     /// The grace period that a cookie taken now must wait for.
@@ -533,7 +538,7 @@ impl Inner {
         };
         let _mark = crate::local::freeing(self.id);
         let mut left = budget;
-        let mut first_panic = None;
+        let mut first_panic = FirstPanic::default();
         // An emptied bag on its way back to `State::spare`, handed over under
         // the next lock we take anyway.
         let mut spare = None;
@@ -542,16 +547,11 @@ impl Inner {
                 break;
             };
             let freed = if wait {
-                let mut freed = 0;
-                let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                    // SAFETY: `pop_completed` only returns units whose grace
-                    // period has completed.
-                    freed = unsafe { self.free_unit(gp, unit, left, &mut spare) };
-                }));
-                if let Err(payload) = result {
-                    first_panic.get_or_insert(payload);
-                }
-                freed
+                // SAFETY: `pop_completed` only returns units whose grace
+                // period has completed.
+                let freed =
+                    first_panic.catch(|| unsafe { self.free_unit(gp, unit, left, &mut spare) });
+                freed.unwrap_or(0)
             } else {
                 // SAFETY: as above.
                 unsafe { self.free_unit(gp, unit, left, &mut spare) }
@@ -561,9 +561,7 @@ impl Inner {
         if spare.is_some() {
             Self::keep_spare(&mut lock(&self.state), &mut spare);
         }
-        if let Some(payload) = first_panic {
-            panic::resume_unwind(payload);
-        }
+        first_panic.resume();
     }
 
     /// Frees up to `max` objects of `unit` (which waited for grace period
@@ -653,6 +651,9 @@ impl Inner {
             batches: self.counters.batches.load(Relaxed),
             registrations: self.counters.registrations.load(Relaxed),
             grace_periods: self.counters.grace_periods.load(Relaxed),
+            grace_periods_started: self.epoch.load(Relaxed),
+            records: self.records().count() as u64,
+            owners: self.owners.snapshot(),
         }
     }
 }

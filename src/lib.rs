@@ -69,6 +69,7 @@ mod retired;
 mod slot;
 mod stats;
 mod sync;
+mod unwind;
 
 pub use array::{Array, ArrayWriter, Removed};
 pub use batch::Batch;
@@ -76,6 +77,5 @@ pub use domain::{Domain, GracePeriod};
 pub use fence::uses_membarrier;
 pub use guard::Guard;
 pub use owner::{Exclusive, Holder, Read, User};
-pub use pending::OwnerStats;
 pub use slot::{OwnerBatch, Slot, Unlinked};
-pub use stats::Stats;
+pub use stats::{OwnerStats, Stats};

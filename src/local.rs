@@ -17,6 +17,17 @@
 //!   domain's state, so the record stays valid until this thread hands it
 //!   back in its exit destructor, which also hands over the record's bag:
 //!   nothing a thread retired waits for that thread after it exits.
+//! - A record this thread holds outside `REGISTRY` is an *orphan*, listed
+//!   in `ORPHANS` (a thread-local without a destructor, so readable at any
+//!   point of the thread's exit) with its domain's id: one claimed for a
+//!   single guard made after the registry was destroyed, or the registry's
+//!   own record of a domain whose section was still open when the registry
+//!   was destroyed (a guard kept in a thread-local destroyed later). It is
+//!   released when its last section ends, whatever the order of
+//!   destruction, and [`in_section`] sees its sections, so the "inside a
+//!   read section" panics hold in thread-local destructors too. An entry is
+//!   followed only when its id is that of a domain the caller borrows (so
+//!   alive); a leaked guard's entry may outlive its domain, unfollowed.
 
 use core::cell::{Cell, RefCell};
 use core::ptr;
@@ -49,6 +60,8 @@ std::thread_local! {
     /// Address of the owner queue whose destructors this thread is running,
     /// or 0.
     static OWNER_FREEING: Cell<usize> = const { Cell::new(0) };
+    /// This thread's orphan records (see the module invariants), or null.
+    static ORPHANS: Cell<*mut Orphans> = const { Cell::new(ptr::null_mut()) };
 }
 #[cfg(loom)]
 loom::thread_local! {
@@ -56,7 +69,12 @@ loom::thread_local! {
     static CACHE: Cell<(u64, *const Record)> = Cell::new(NO_DOMAIN);
     static FREEING: Cell<u64> = Cell::new(u64::MAX);
     static OWNER_FREEING: Cell<usize> = Cell::new(0);
+    static ORPHANS: Cell<*mut Orphans> = Cell::new(ptr::null_mut());
 }
+
+/// Records held outside the registry, with their domains' ids. Allocated
+/// while non-empty only.
+type Orphans = Vec<(u64, *const Record)>;
 
 /// Marks this thread as running destructors of domain `id` until the
 /// returned value drops (scopes nest: the previous mark comes back).
@@ -148,14 +166,23 @@ impl Drop for Registry {
         let _ = CACHE.try_with(|c| c.set(NO_DOMAIN));
         #[cfg(not(loom))]
         if let Some(rec) = ptr::NonNull::new(self.global.get().cast_mut()) {
+            let inner = &crate::domain::GLOBAL_INNER;
             // SAFETY: we own the record and this thread will not use it
-            // again through the registry (a guard still alive keeps it; see
-            // `Inner::release`).
-            unsafe { crate::domain::GLOBAL_INNER.release(rec.as_ref()) };
+            // again through the registry; a guard still alive keeps it, as
+            // an orphan that guard releases.
+            if !unsafe { inner.release(rec.as_ref()) } {
+                // SAFETY: global records are never freed.
+                adopt(inner.id, unsafe { rec.as_ref() });
+            }
         }
         for (inner, rec) in self.domains.get_mut().drain(..) {
             // SAFETY: as above; the Arc keeps the record valid.
-            unsafe { inner.release(&*rec) };
+            if !unsafe { inner.release(&*rec) } {
+                // SAFETY: a guard of `inner` is alive (its section is open),
+                // and it borrows a handle, which keeps `inner` and its
+                // records alive until that guard releases the record.
+                adopt(inner.id, unsafe { &*rec });
+            }
         }
     }
 }
@@ -212,11 +239,91 @@ fn register(inner: &Arc<Inner>) -> Option<&Record> {
 
 /// Whether this thread is inside a read section of `inner`.
 pub(crate) fn in_section(inner: &Inner) -> bool {
-    REGISTRY
+    let registered = REGISTRY
         .try_with(|registry| {
             let rec = registry.find(inner);
             // SAFETY: a record found for `inner` lives as long as `inner`.
             !rec.is_null() && unsafe { (*rec).in_section() }
         })
+        .unwrap_or(false);
+    registered || orphans_in_section(inner)
+}
+
+/// Whether an orphan record of this thread in `inner` is in a section.
+fn orphans_in_section(inner: &Inner) -> bool {
+    ORPHANS
+        .try_with(|orphans| {
+            let list = orphans.get();
+            // SAFETY: this thread's list; nothing else borrows it now.
+            let Some(list) = (unsafe { list.as_ref() }) else {
+                return false;
+            };
+            list.iter().any(|&(id, rec)| {
+                // SAFETY: the record is of domain `id`, which is `inner`,
+                // which the caller borrows: alive, and so are its records.
+                id == inner.id && unsafe { (*rec).in_section() }
+            })
+        })
         .unwrap_or(false)
+}
+
+/// A record of `inner` for one guard, on a thread whose registry is gone
+/// (or being destroyed): an orphan until that guard's drop releases it
+/// ([`release_temporary`]).
+#[cold]
+pub(crate) fn temporary_record(inner: &Inner) -> &Record {
+    let rec = inner.claim();
+    adopt(inner.id, rec);
+    rec
+}
+
+/// Lists `rec`, a record of domain `id` that this thread owns outside its
+/// registry, as an orphan, to be released when its last section ends.
+#[cold]
+fn adopt(id: u64, rec: &Record) {
+    rec.set_temporary(true);
+    // Under loom the list may be destroyed already; then `in_section`
+    // cannot see this record (`std` never destroys it).
+    let _ = ORPHANS.try_with(|orphans| {
+        let mut list = orphans.get();
+        if list.is_null() {
+            list = Box::into_raw(Box::default());
+            orphans.set(list);
+        }
+        // SAFETY: this thread's list, allocated above or earlier by this
+        // thread; nothing else borrows it now.
+        unsafe { (*list).push((id, rec)) };
+    });
+}
+
+/// Releases an orphan record whose last section has just ended.
+///
+/// # Safety
+///
+/// `rec` is a record of `inner` that this thread owns as an orphan, and no
+/// section of it is alive.
+#[cold]
+pub(crate) unsafe fn release_temporary(inner: &Inner, rec: &Record) {
+    let _ = ORPHANS.try_with(|orphans| {
+        let list = orphans.get();
+        if list.is_null() {
+            return;
+        }
+        // SAFETY: this thread's list; nothing else borrows it now.
+        let entries = unsafe { &mut *list };
+        if let Some(at) = entries.iter().position(|&(_, r)| ptr::eq(r, rec)) {
+            entries.swap_remove(at);
+        }
+        if entries.is_empty() {
+            orphans.set(ptr::null_mut());
+            // SAFETY: allocated by `adopt` with `Box::into_raw`; unlisted.
+            drop(unsafe { Box::from_raw(list) });
+        }
+    });
+    // SAFETY: forwarded: ours, with no section alive, so it is released.
+    let released = unsafe { inner.release(rec) };
+    debug_assert!(
+        released,
+        "ownrcu: released an orphan record still in a section"
+    );
 }

@@ -12,28 +12,43 @@
 //! - `holders` counts [`Holder`] handles, plus one for all users together
 //!   (like `mm_count`). The shared allocation is freed when it reaches zero;
 //!   the data itself is dropped earlier, by the last user.
-//! - While an [`Exclusive`] lives, `users` is `LOCKED`: its handle is the only
-//!   user, and a racing upgrade waits until it is released.
+//! - `users` holds the count of user handles times [`ONE_USER`], plus the
+//!   [`EXCLUSIVE`] bit while an [`Exclusive`] may be alive. Counting never
+//!   touches the bit (it moves in steps of two and aborts long before it
+//!   could wrap), and the bit never changes the count. While the bit is set
+//!   the count is 1: its handle is the only user, an upgrade waits, and no
+//!   clone can be made (the `Exclusive` borrows that handle mutably). So a
+//!   user handle that finds the bit set through a shared borrow knows the
+//!   `Exclusive` was leaked (`mem::forget`) and may clear it.
 
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::panic::{self, AssertUnwindSafe};
 
 use crossbeam_utils::Backoff;
 
-use crate::pending::{OwnerStats, Pending};
+use crate::pending::Pending;
 use crate::slot::OwnerBatch;
+use crate::stats::OwnerStats;
 use crate::sync::{AtomicUsize, UnsafeCell};
+use crate::unwind::FirstPanic;
 use crate::{Domain, Guard};
 
-/// `users` while an [`Exclusive`] is alive.
-const LOCKED: usize = usize::MAX;
+/// One user handle in `users` (the low bit is [`EXCLUSIVE`]).
+const ONE_USER: usize = 2;
+/// The bit of `users` set by [`User::exclusive`].
+const EXCLUSIVE: usize = 1;
+
+/// The number of user handles in a `users` value.
+fn user_count(users: usize) -> usize {
+    users / ONE_USER
+}
 
 /// The allocation every handle of one owner points to.
 struct Shared<D> {
+    /// User handles times `ONE_USER`, plus the `EXCLUSIVE` bit.
     users: AtomicUsize,
     holders: AtomicUsize,
     /// The domain, and the objects retired through this owner.
@@ -147,7 +162,7 @@ impl<D: Send + Sync + 'static> User<D> {
     /// first user handle.
     pub fn new(domain: &Domain, data: D) -> Self {
         let shared = Box::new(Shared {
-            users: AtomicUsize::new(1),
+            users: AtomicUsize::new(ONE_USER),
             holders: AtomicUsize::new(1),
             pending: Pending::new(domain),
             data: UnsafeCell::new(ManuallyDrop::new(data)),
@@ -224,7 +239,7 @@ impl<D: Send + Sync + 'static> User<D> {
     /// Takes a holder handle (`mmgrab`).
     pub fn holder(&self) -> Holder<D> {
         // Relaxed: like `Arc::clone`, the new handle is made from a live one.
-        self.shared().holders.fetch_add(1, Relaxed);
+        crate::unwind::check_count(self.shared().holders.fetch_add(1, Relaxed));
         Holder {
             shared: self.shared,
             _owns: PhantomData,
@@ -249,21 +264,25 @@ impl<D: Send + Sync + 'static> User<D> {
     /// assert_eq!(*mm.exclusive().unwrap(), [1, 2]);
     /// ```
     pub fn exclusive(&mut self) -> Option<Exclusive<'_, D>> {
-        // Acquire: every other user's accesses (their handles are gone)
-        // happen before ours.
-        self.shared()
-            .users
-            .compare_exchange(1, LOCKED, Acquire, Relaxed)
+        let users = &self.shared().users;
+        let now = users.load(Relaxed);
+        if user_count(now) != 1 {
+            return None;
+        }
+        // The count is 1, so ours is the only handle; `EXCLUSIVE` may be set
+        // only by an `Exclusive` of this handle that was leaked (a live one
+        // would borrow it mutably). Acquire: every other user's accesses
+        // (their handles are gone) happen before ours. Fails if an upgrade
+        // got in meanwhile.
+        users
+            .compare_exchange(now, ONE_USER | EXCLUSIVE, Acquire, Relaxed)
             .ok()?;
         Some(Exclusive { user: self })
     }
 
     /// Number of user handles (a snapshot; others may change it meanwhile).
     pub fn users(&self) -> usize {
-        match self.shared().users.load(Relaxed) {
-            LOCKED => 1,
-            n => n,
-        }
+        user_count(self.shared().users.load(Relaxed))
     }
 }
 
@@ -287,10 +306,16 @@ impl<D: Send + Sync + 'static> Deref for User<D> {
 impl<D: Send + Sync + 'static> Clone for User<D> {
     /// Another user handle (`mmget`).
     fn clone(&self) -> Self {
-        // Relaxed: made from a live handle (as `Arc::clone`). The count
-        // cannot be LOCKED: `exclusive` borrows the only handle mutably.
-        let old = self.shared().users.fetch_add(1, Relaxed);
-        assert!(old < isize::MAX as usize, "ownrcu: too many user handles");
+        let users = &self.shared().users;
+        // Relaxed: made from a live handle (as `Arc::clone`).
+        let old = users.fetch_add(ONE_USER, Relaxed);
+        crate::unwind::check_count(old);
+        if old & EXCLUSIVE != 0 {
+            // We borrow a handle while the bit is set, so the `Exclusive`
+            // was leaked (see the module invariants): let upgrades go on.
+            // Release: what was written through it happens before them.
+            users.fetch_and(!EXCLUSIVE, Release);
+        }
         Self {
             shared: self.shared,
             _owns: PhantomData,
@@ -302,7 +327,8 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
     /// `mmput`: the last user tears the owner down, directly.
     fn drop(&mut self) {
         // Release: our accesses happen before the teardown (which acquires).
-        if self.shared().users.fetch_sub(1, Release) != 1 {
+        // A leaked `Exclusive`'s bit stays set; the count alone decides.
+        if user_count(self.shared().users.fetch_sub(ONE_USER, Release)) != 1 {
             return;
         }
         // Acquire (a load rather than a fence, which ThreadSanitizer cannot
@@ -319,18 +345,17 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
         // objects still waiting are both freed, directly, even if a
         // destructor in one of them panics; then the first panic goes on.
         let data = &self.shared().data;
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut first_panic = FirstPanic::default();
+        first_panic.catch(|| {
             // SAFETY: so we are the only accessor of `data`; dropped once.
             data.with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
-        }));
+        });
         let pending = &self.shared().pending;
-        let freed = panic::catch_unwind(AssertUnwindSafe(|| {
+        first_panic.catch(|| {
             // SAFETY: as above, no reader of this owner exists or can appear.
             unsafe { pending.free_directly() };
-        }));
-        if let Err(payload) = dropped.and(freed) {
-            panic::resume_unwind(payload);
-        }
+        });
+        first_panic.resume();
     }
 }
 
@@ -360,32 +385,35 @@ impl<D: Send + Sync + 'static> Holder<D> {
     ///
     /// While the only user holds an [`Exclusive`], this waits until it is
     /// dropped; so calling it on the thread that holds the `Exclusive` never
-    /// returns.
+    /// returns. (If the `Exclusive` was leaked, it waits until its user
+    /// handle is next cloned, made exclusive again or dropped.) Once the
+    /// last user handle is gone it returns `None` at once.
     pub fn upgrade(&self) -> Option<User<D>> {
         // SAFETY: the type invariant: `shared` is live while this handle is.
         let users = unsafe { &self.shared.as_ref().users };
         let backoff = Backoff::new();
         let mut n = users.load(Relaxed);
         loop {
-            match n {
-                0 => return None,
-                LOCKED => {
-                    // An `Exclusive` is alive; wait for it to be released.
-                    crate::sync::snooze(&backoff);
-                    n = users.load(Relaxed);
+            if user_count(n) == 0 {
+                return None;
+            }
+            if n & EXCLUSIVE != 0 {
+                // An `Exclusive` may be alive; wait for it to be released.
+                crate::sync::snooze(&backoff);
+                n = users.load(Relaxed);
+                continue;
+            }
+            crate::unwind::check_count(n);
+            // Acquire: the data is alive and initialized for us, and what an
+            // `Exclusive` wrote is visible.
+            match users.compare_exchange_weak(n, n + ONE_USER, Acquire, Relaxed) {
+                Ok(_) => {
+                    return Some(User {
+                        shared: self.shared,
+                        _owns: PhantomData,
+                    })
                 }
-                _ => {
-                    // Acquire: the data is alive and initialized for us.
-                    match users.compare_exchange_weak(n, n + 1, Acquire, Relaxed) {
-                        Ok(_) => {
-                            return Some(User {
-                                shared: self.shared,
-                                _owns: PhantomData,
-                            })
-                        }
-                        Err(now) => n = now,
-                    }
-                }
+                Err(now) => n = now,
             }
         }
     }
@@ -415,7 +443,7 @@ impl<D: Send + Sync + 'static> Holder<D> {
     /// Whether the owner has been torn down (no user left).
     pub fn is_torn_down(&self) -> bool {
         // SAFETY: the type invariant.
-        unsafe { self.shared.as_ref() }.users.load(Acquire) == 0
+        user_count(unsafe { self.shared.as_ref() }.users.load(Acquire)) == 0
     }
 }
 
@@ -423,9 +451,9 @@ impl<D: Send + Sync + 'static> Clone for Holder<D> {
     /// Another holder handle (`mmgrab`).
     fn clone(&self) -> Self {
         // SAFETY: the type invariant.
-        unsafe { self.shared.as_ref() }
-            .holders
-            .fetch_add(1, Relaxed);
+        let holders = &unsafe { self.shared.as_ref() }.holders;
+        // Relaxed: made from a live handle (as `Arc::clone`).
+        crate::unwind::check_count(holders.fetch_add(1, Relaxed));
         Self {
             shared: self.shared,
             _owns: PhantomData,
@@ -443,6 +471,17 @@ impl<D: Send + Sync + 'static> Drop for Holder<D> {
 
 /// Shared access to an owner's data inside a read-side section, from
 /// [`User::read`]. It borrows the user handle and derefs to the data.
+///
+/// # Leaking it
+///
+/// A `Read` holds a [`Guard`] of the owner's domain, so forgetting it
+/// (`mem::forget`) leaves the thread inside that domain's read section for
+/// good, exactly as forgetting a guard does: no grace period of the domain
+/// completes again (so nothing retired into it or its owners is freed after
+/// one), and waiting for one (`synchronize`, `barrier`) blocks, or panics
+/// on this thread. The owner's teardown is not affected: the last user's
+/// drop frees everything directly. Never undefined behaviour.
+#[must_use = "the read section ends when the `Read` is dropped"]
 pub struct Read<'u, D: Send + Sync + 'static> {
     user: &'u User<D>,
     _guard: Guard<'u>,
@@ -464,6 +503,32 @@ impl<D: Send + Sync + 'static> Deref for Read<'_, D> {
 
 /// Exclusive access to an owner's data through its only user handle, from
 /// [`User::exclusive`]. Derefs mutably to the data.
+///
+/// # Leaking it
+///
+/// Forgetting an `Exclusive` (`mem::forget`) leaks nothing and breaks
+/// nothing: its borrow of the user handle ends, and the handle works as
+/// before (`clone`, `users`, `exclusive`, and its drop, which still tears
+/// the owner down when it is the last). The only trace is that a
+/// [`Holder::upgrade`] racing on another thread keeps waiting, as it would
+/// for a live `Exclusive`, until that user handle is next cloned, made
+/// exclusive again, or dropped; once the last user handle is gone,
+/// `upgrade` returns `None`.
+///
+/// ```
+/// # use ownrcu::{Domain, User};
+/// let domain = Domain::new();
+/// let mut mm = User::new(&domain, 1_u32);
+/// let grab = mm.holder();
+/// std::mem::forget(mm.exclusive().unwrap());
+/// let other = mm.clone(); // fine; upgrades go on again
+/// assert_eq!(mm.users(), 2);
+/// drop(grab.upgrade().unwrap());
+/// drop(other);
+/// drop(mm); // the last user: torn down as usual
+/// assert!(grab.upgrade().is_none());
+/// ```
+#[must_use = "exclusive access ends when the `Exclusive` is dropped"]
 pub struct Exclusive<'u, D: Send + Sync + 'static> {
     user: &'u mut User<D>,
 }
@@ -484,8 +549,9 @@ impl<D: Send + Sync + 'static> Exclusive<'_, D> {
     /// assert_eq!(mm.stats().freed_directly, 1);
     /// ```
     pub fn free_pending(&mut self) {
-        // SAFETY: `users` is LOCKED by our handle, the only one: no reader
-        // of the owner exists, and none can appear until we are dropped.
+        // SAFETY: `users` has the `EXCLUSIVE` bit and a count of 1, our
+        // handle: no reader of the owner exists, and none can appear until
+        // we are dropped (upgrades wait, and our handle is borrowed).
         unsafe { self.user.pending().free_directly() }
     }
 }
@@ -495,8 +561,9 @@ impl<D: Send + Sync + 'static> Deref for Exclusive<'_, D> {
 
     fn deref(&self) -> &D {
         let data = self.user.shared().data.with(|data| data);
-        // SAFETY: `users` is LOCKED: we are the only user and hold it
-        // mutably, so nobody else can reach the data.
+        // SAFETY: `users` has the `EXCLUSIVE` bit and a count of 1: we are
+        // the only user and hold it mutably, so nobody else can reach the
+        // data.
         unsafe { &*data }
     }
 }
@@ -512,8 +579,10 @@ impl<D: Send + Sync + 'static> DerefMut for Exclusive<'_, D> {
 
 impl<D: Send + Sync + 'static> Drop for Exclusive<'_, D> {
     fn drop(&mut self) {
-        // Release: our writes happen before any later upgrade (Acquire).
-        self.user.shared().users.store(1, Release);
+        // The count is 1 while we live (no clone: we borrow the only
+        // handle mutably; upgrades wait). Release: our writes happen before
+        // any later upgrade (Acquire).
+        self.user.shared().users.store(ONE_USER, Release);
     }
 }
 

@@ -11,54 +11,48 @@
 //!   teardown, or exclusive access), with no grace period at all.
 //! - Units are queued in registration order, and each takes its grace
 //!   period under the queue's lock, so grace periods never decrease along
-//!   the queue.
+//!   the queue, and `latest` (kept under the same lock) is the grace period
+//!   of the last registration: what `barrier` must wait for, even when the
+//!   unit that took it is in another thread's hands at that moment.
+//! - Registering and freeing are separate steps: a retirement first queues
+//!   everything it holds, then frees a bounded amount of older work, and
+//!   only when the thread is not unwinding (module `unwind`). So a
+//!   panicking destructor in that free leaves nothing unqueued.
 //! - Queued units are freed by whoever holds the `freeing` lock, one thread
 //!   at a time per owner: a unit is off the queue only while that lock is
 //!   held (or while the owner's only user frees them directly, when no
-//!   other thread can reach the owner at all). So `barrier`, which takes it, knows every unit it waited for is
-//!   either freed or still queued, never half-way on another thread. Lock
-//!   order: `freeing`, then `pending`, then the domain's state.
+//!   other thread can reach the owner at all). So `barrier`, which takes
+//!   it, knows every unit it waited for is either freed or still queued,
+//!   never half-way on another thread. Lock order: `freeing`, then
+//!   `queue`, then the domain's state.
+//! - Every count an owner keeps is also added to its domain's sum over
+//!   its owners ([`Stats::owners`](crate::Stats::owners)), which outlives
+//!   the owners.
 
-use core::sync::atomic::AtomicU64;
-use core::sync::atomic::Ordering::Relaxed;
 use std::collections::VecDeque;
-use std::panic::{self, AssertUnwindSafe};
 
 use crate::internal::{try_lock, COLLECT_BUDGET};
 use crate::retired::Reclaim;
+use crate::stats::{OwnerCounters, OwnerStats};
 use crate::sync::{Mutex, MutexGuard};
+use crate::unwind::{may_free, FirstPanic};
 use crate::Domain;
-
-/// A snapshot of an owner's counters, from [`User::stats`](crate::User::stats).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct OwnerStats {
-    /// Objects retired through the owner.
-    pub retired: u64,
-    /// Retired objects freed after a grace period.
-    pub freed_after_grace_period: u64,
-    /// Retired objects freed directly, with no grace period, because no
-    /// reader could exist (teardown or exclusive access).
-    pub freed_directly: u64,
-    /// Retired objects not freed yet.
-    pub pending: u64,
-    /// Batches drained through the owner.
-    pub batches: u64,
-    /// Grace-period registrations: one per batch or single retirement.
-    pub registrations: u64,
-}
 
 /// An owner's domain handle and its queue of retired objects.
 pub(crate) struct Pending {
     pub(crate) domain: Domain,
-    pending: Mutex<VecDeque<(u64, Box<dyn Reclaim>)>>,
+    queue: Mutex<Queue>,
     /// Held by whoever frees queued units; see the module docs.
     freeing: Mutex<()>,
-    retired: AtomicU64,
-    freed_after: AtomicU64,
-    freed_direct: AtomicU64,
-    batches: AtomicU64,
-    registrations: AtomicU64,
+    /// This owner's counters; the domain keeps the sum over its owners.
+    counters: OwnerCounters,
+}
+
+/// Units waiting for their grace period, oldest first.
+struct Queue {
+    units: VecDeque<(u64, Box<dyn Reclaim>)>,
+    /// The grace period the last registration waits for (0: none yet).
+    latest: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,35 +65,47 @@ impl Pending {
     pub(crate) fn new(domain: &Domain) -> Self {
         Self {
             domain: domain.clone(),
-            pending: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue {
+                units: VecDeque::new(),
+                latest: 0,
+            }),
             freeing: Mutex::new(()),
-            retired: AtomicU64::new(0),
-            freed_after: AtomicU64::new(0),
-            freed_direct: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
-            registrations: AtomicU64::new(0),
+            counters: OwnerCounters::new(),
         }
+    }
+
+    /// Counts in this owner's counters and in its domain's sum of them.
+    fn count(&self, f: impl Fn(&OwnerCounters)) {
+        f(&self.counters);
+        f(self.domain.inner().owner_counters());
     }
 
     /// Queues a unit for the next grace period of the owner's domain (one
     /// registration), then frees a bounded amount of completed work.
     pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool) {
-        self.retired.fetch_add(unit.len() as u64, Relaxed);
-        self.registrations.fetch_add(1, Relaxed);
-        if batch {
-            self.batches.fetch_add(1, Relaxed);
-        }
-        {
-            let mut pending = lock(&self.pending);
-            let gp = self.domain.inner().register_owned(unit.len());
-            pending.push_back((gp, unit));
-        }
+        self.enqueue(unit, batch);
         self.collect(COLLECT_BUDGET);
     }
 
+    /// Queues a unit for the next grace period of the owner's domain (one
+    /// registration), freeing nothing: a caller that registers several
+    /// units queues them all first, then calls [`Pending::collect`] once.
+    pub(crate) fn enqueue(&self, unit: Box<dyn Reclaim>, batch: bool) {
+        let objects = unit.len();
+        self.count(|c| c.retired(objects, true, batch));
+        let mut queue = lock(&self.queue);
+        let gp = self.domain.inner().register_owned(objects);
+        queue.latest = gp;
+        queue.units.push_back((gp, unit));
+    }
+
     /// Frees up to `budget` objects whose grace period has completed, unless
-    /// another thread (or a destructor up our own stack) is freeing them.
-    fn collect(&self, budget: usize) {
+    /// another thread (or a destructor up our own stack) is freeing them,
+    /// or this thread is unwinding (module `unwind`).
+    pub(crate) fn collect(&self, budget: usize) {
+        if !may_free() {
+            return;
+        }
         if let Some(_freeing) = try_lock(&self.freeing) {
             let _mark = crate::local::owner_freeing(self.key());
             self.collect_locked(budget, u64::MAX);
@@ -118,10 +124,10 @@ impl Pending {
         let mut left = budget;
         while left > 0 {
             let (gp, unit) = {
-                let mut pending = lock(&self.pending);
-                match pending.front() {
+                let mut queue = lock(&self.queue);
+                match queue.units.front() {
                     Some(&(gp, _)) if gp <= up_to && inner.is_complete(gp) => {
-                        pending.pop_front().unwrap()
+                        queue.units.pop_front().unwrap()
                     }
                     _ => return,
                 }
@@ -141,15 +147,9 @@ impl Pending {
     unsafe fn free(&self, gp: u64, unit: Box<dyn Reclaim>, max: usize, direct: bool) -> usize {
         let before = unit.len();
         let mut unit = scopeguard::guard(unit, |unit| {
-            let freed = (before - unit.len()) as u64;
-            let counter = if direct {
-                &self.freed_direct
-            } else {
-                &self.freed_after
-            };
-            counter.fetch_add(freed, Relaxed);
+            self.count(|c| c.freed(before - unit.len(), direct));
             if unit.len() > 0 {
-                lock(&self.pending).push_front((gp, unit));
+                lock(&self.queue).units.push_front((gp, unit));
             }
         });
         // SAFETY: forwarded from this function's contract.
@@ -167,7 +167,8 @@ impl Pending {
     /// Every object in the unit was unlinked before a grace period of the
     /// owner's domain that has completed.
     pub(crate) unsafe fn free_synchronized(&self, unit: Box<dyn Reclaim>) {
-        self.retired.fetch_add(unit.len() as u64, Relaxed);
+        let objects = unit.len();
+        self.count(|c| c.retired(objects, false, false));
         // SAFETY: forwarded; grace period 0 is complete from the start.
         unsafe { self.free(0, unit, usize::MAX, false) };
     }
@@ -185,10 +186,10 @@ impl Pending {
             "ownrcu: User::barrier() called from a destructor that the same owner is \
              running; it would wait for itself: call it after the destructor returns"
         );
-        // The back unit has the latest grace period (see the module docs).
-        // (None: nothing queued; a unit may still be in another thread's
-        // hands, which the `freeing` lock below waits for.)
-        let up_to = lock(&self.pending).back().map_or(0, |&(gp, _)| gp);
+        // The latest grace period any registration before this call took
+        // (see the module docs): not the back of the queue, which misses a
+        // unit that another thread's collect has popped and may push back.
+        let up_to = lock(&self.queue).latest;
         if up_to > 0 {
             self.domain.inner().wait_for(up_to);
         }
@@ -201,15 +202,12 @@ impl Pending {
         // with it.
         let _freeing = lock(&self.freeing);
         let _mark = crate::local::owner_freeing(self.key());
-        let mut first_panic = None;
-        while let Err(payload) =
-            panic::catch_unwind(AssertUnwindSafe(|| self.collect_locked(usize::MAX, up_to)))
-        {
-            first_panic.get_or_insert(payload);
-        }
-        if let Some(payload) = first_panic {
-            panic::resume_unwind(payload);
-        }
+        let mut first_panic = FirstPanic::default();
+        while first_panic
+            .catch(|| self.collect_locked(usize::MAX, up_to))
+            .is_none()
+        {}
+        first_panic.resume();
     }
 
     /// Frees everything queued, directly: no reader of the owner can exist.
@@ -220,35 +218,18 @@ impl Pending {
     /// No reader of the owner can exist (the last user is tearing it down,
     /// or holds it exclusively).
     pub(crate) unsafe fn free_directly(&self) {
-        let mut first_panic = None;
+        let mut first_panic = FirstPanic::default();
         loop {
-            let Some((gp, unit)) = lock(&self.pending).pop_front() else {
+            let Some((gp, unit)) = lock(&self.queue).units.pop_front() else {
                 break;
             };
-            let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: forwarded from this function's contract.
-                unsafe { self.free(gp, unit, usize::MAX, true) }
-            }));
-            if let Err(payload) = result {
-                first_panic.get_or_insert(payload);
-            }
+            // SAFETY: forwarded from this function's contract.
+            first_panic.catch(|| unsafe { self.free(gp, unit, usize::MAX, true) });
         }
-        if let Some(payload) = first_panic {
-            panic::resume_unwind(payload);
-        }
+        first_panic.resume();
     }
 
     pub(crate) fn stats(&self) -> OwnerStats {
-        let retired = self.retired.load(Relaxed);
-        let after = self.freed_after.load(Relaxed);
-        let direct = self.freed_direct.load(Relaxed);
-        OwnerStats {
-            retired,
-            freed_after_grace_period: after,
-            freed_directly: direct,
-            pending: retired.saturating_sub(after + direct),
-            batches: self.batches.load(Relaxed),
-            registrations: self.registrations.load(Relaxed),
-        }
+        self.counters.snapshot()
     }
 }

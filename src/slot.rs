@@ -140,6 +140,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
     /// # Panics
     ///
     /// If the slot belongs to another owner than `user`'s.
+    #[must_use = "the old object comes back `Unlinked`: dropping it retires it"]
     pub fn replace<'u, D: Send + Sync + 'static>(
         &self,
         new: Option<Box<T>>,
@@ -159,6 +160,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
     /// # Panics
     ///
     /// If the slot belongs to another owner than `user`'s.
+    #[must_use = "the object comes back `Unlinked`: dropping it retires it"]
     pub fn take<'u, D: Send + Sync + 'static>(&self, user: &'u User<D>) -> Option<Unlinked<'u, T>> {
         self.replace(None, user)
     }
@@ -195,6 +197,13 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for Slot<T> {
 /// [`retire`](Unlinked::retire) or an [`OwnerBatch`]; dropping it retires it
 /// too. It borrows the owner's user handle, so it is always retired while
 /// the owner is alive.
+///
+/// # Leaking it
+///
+/// Forgetting it (`mem::forget`) leaks the object: it is never freed, not
+/// even by the owner's teardown, and the owner's statistics never count it.
+/// Nothing else is affected; never undefined behaviour.
+#[must_use = "dropping it retires the object through its owner; say so with `.retire()`"]
 pub struct Unlinked<'u, T: Send + Sync + 'static> {
     ptr: NonNull<T>,
     owner: &'u Pending,
@@ -258,6 +267,13 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for Unlinked<'_, T> {
 /// assert_eq!(mm.stats().freed_after_grace_period, 4);
 /// assert_eq!(mm.stats().registrations, 1);
 /// ```
+///
+/// # Leaking it
+///
+/// Forgetting it (`mem::forget`) leaks the objects in it: they are never
+/// freed, not even by the owner's teardown, and the owner's statistics
+/// never count them. Nothing else is affected; never undefined behaviour.
+#[must_use = "dropping the batch retires its objects at once; say so with `.drain()`"]
 pub struct OwnerBatch<'u, T: Send + Sync + 'static> {
     owner: &'u Pending,
     items: Vec<NonNull<T>>,

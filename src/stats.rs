@@ -1,4 +1,11 @@
-//! Counters a domain keeps about its own work.
+//! Counters a domain and its owners keep about their work.
+//!
+//! Statistics only: never used for synchronization, so every counter is a
+//! relaxed atomic, and a snapshot taken while other threads work is
+//! approximate.
+
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::Relaxed;
 
 /// A snapshot of a domain's counters, from [`Domain::stats`](crate::Domain::stats).
 ///
@@ -19,9 +26,12 @@
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Objects retired so far (singly or in batches).
+    /// Objects retired into the domain (singly or in batches; objects
+    /// retired through owners are in [`owners`](Stats::owners)).
     pub retired: u64,
-    /// Objects whose destructor has run.
+    /// Objects whose destructor has run, after a grace period or at the
+    /// domain's teardown. An object whose destructor panicked counts as
+    /// freed: it is never dropped again.
     pub freed: u64,
     /// Objects retired but not freed yet.
     pub pending: u64,
@@ -32,4 +42,126 @@ pub struct Stats {
     pub registrations: u64,
     /// Grace periods completed.
     pub grace_periods: u64,
+    /// Grace periods started. A teardown that frees everything directly
+    /// starts none, which this shows.
+    pub grace_periods_started: u64,
+    /// Thread records the domain has allocated (one per thread that used
+    /// it at the same time; a record handed back by an exited thread is
+    /// reused by the next one). Every grace period scans them all.
+    pub records: u64,
+    /// Everything retired through the owners whose readers use this domain
+    /// ([`User`](crate::User)s made with it), summed over all of them,
+    /// torn-down ones included. The fields above do not count these objects:
+    /// they wait in their owners' queues, which
+    /// [`Domain::barrier`](crate::Domain::barrier) does not free
+    /// ([`User::barrier`](crate::User::barrier) and the owners' teardowns
+    /// do). Their registrations do count toward starting grace periods.
+    pub owners: OwnerStats,
+}
+
+impl Stats {
+    /// Objects retired into the domain directly and through its owners.
+    pub fn retired_total(&self) -> u64 {
+        self.retired + self.owners.retired
+    }
+
+    /// Objects retired into the domain directly or through its owners and
+    /// not freed yet.
+    pub fn pending_total(&self) -> u64 {
+        self.pending + self.owners.pending
+    }
+}
+
+/// A snapshot of an owner's counters, from [`User::stats`](crate::User::stats)
+/// and [`Holder::stats`](crate::Holder::stats), or of all the owners of a
+/// domain summed ([`Stats::owners`]).
+///
+/// # Examples
+///
+/// ```
+/// use ownrcu::{Domain, Slot, User};
+///
+/// let domain = Domain::new();
+/// let mm = User::new(&domain, Slot::new(Box::new(1_u32)));
+/// mm.replace(Some(Box::new(2)), &mm).unwrap().retire();
+/// mm.barrier();
+/// let stats = mm.stats();
+/// assert_eq!((stats.retired, stats.freed_after_grace_period, stats.pending), (1, 1, 0));
+/// assert_eq!(domain.stats().owners, stats); // the only owner of the domain
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OwnerStats {
+    /// Objects retired through the owner.
+    pub retired: u64,
+    /// Retired objects freed after a grace period.
+    pub freed_after_grace_period: u64,
+    /// Retired objects freed directly, with no grace period, because no
+    /// reader could exist (teardown or exclusive access).
+    pub freed_directly: u64,
+    /// Retired objects not freed yet.
+    pub pending: u64,
+    /// Batches drained through the owner.
+    pub batches: u64,
+    /// Grace-period registrations: one per batch or single retirement.
+    pub registrations: u64,
+}
+
+/// The counters behind [`OwnerStats`]: kept by each owner, and summed over
+/// a domain's owners by the domain.
+#[derive(Debug, Default)]
+pub(crate) struct OwnerCounters {
+    retired: AtomicU64,
+    freed_after: AtomicU64,
+    freed_direct: AtomicU64,
+    batches: AtomicU64,
+    registrations: AtomicU64,
+}
+
+impl OwnerCounters {
+    pub(crate) const fn new() -> Self {
+        Self {
+            retired: AtomicU64::new(0),
+            freed_after: AtomicU64::new(0),
+            freed_direct: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            registrations: AtomicU64::new(0),
+        }
+    }
+
+    /// `objects` retired, in one registration unless `registration` is
+    /// false (freed right away after waiting for a grace period).
+    pub(crate) fn retired(&self, objects: usize, registration: bool, batch: bool) {
+        self.retired.fetch_add(objects as u64, Relaxed);
+        if registration {
+            self.registrations.fetch_add(1, Relaxed);
+        }
+        if batch {
+            self.batches.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// `objects` freed, `direct`ly or after a grace period.
+    pub(crate) fn freed(&self, objects: usize, direct: bool) {
+        let counter = if direct {
+            &self.freed_direct
+        } else {
+            &self.freed_after
+        };
+        counter.fetch_add(objects as u64, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> OwnerStats {
+        let retired = self.retired.load(Relaxed);
+        let after = self.freed_after.load(Relaxed);
+        let direct = self.freed_direct.load(Relaxed);
+        OwnerStats {
+            retired,
+            freed_after_grace_period: after,
+            freed_directly: direct,
+            pending: retired.saturating_sub(after + direct),
+            batches: self.batches.load(Relaxed),
+            registrations: self.registrations.load(Relaxed),
+        }
+    }
 }

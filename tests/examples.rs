@@ -20,6 +20,9 @@ fn quickstart_frees_everything() {
         (101, 101, 0)
     );
     assert_eq!((domain.batches, domain.registrations), (1, 2));
+    // The domain also sums what its owners retired: the one owner's counts.
+    assert_eq!(domain.owners, owner);
+    assert_eq!((domain.retired_total(), domain.pending_total()), (102, 0));
     // The owner's replaced VMA was retired through it and is freed by now:
     // directly by the last user's drop, unless a grace period that started
     // meanwhile let a collection free it first.

@@ -357,7 +357,7 @@ fn user_barrier_waits_for_a_free_in_progress_on_another_thread() {
         let _stop = scopeguard_stop(stop);
         for round in 0..rounds {
             let freed = Arc::new(AtomicBool::new(false));
-            mm[1].replace(Some(Box::new(Flagged(freed.clone(), true))), &mm);
+            drop(mm[1].replace(Some(Box::new(Flagged(freed.clone(), true))), &mm));
             mm[1].take(&mm).unwrap().retire();
             thread::sleep(Duration::from_millis(1));
             mm.barrier();
