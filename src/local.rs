@@ -311,7 +311,10 @@ pub(crate) unsafe fn release_temporary(inner: &Inner, rec: &Record) {
         }
         // SAFETY: this thread's list; nothing else borrows it now.
         let entries = unsafe { &mut *list };
-        if let Some(at) = entries.iter().position(|&(_, r)| ptr::eq(r, rec)) {
+        // By id too: a leaked guard's entry may name a freed record whose
+        // address a record of another domain now has.
+        let mine = |&(id, r): &(u64, *const Record)| id == inner.id && ptr::eq(r, rec);
+        if let Some(at) = entries.iter().position(mine) {
             entries.swap_remove(at);
         }
         if entries.is_empty() {
