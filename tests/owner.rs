@@ -433,3 +433,249 @@ fn unlinked_objects_are_readable_and_retired_when_dropped() {
     assert_eq!(mm.stats().freed_after_grace_period, 1);
     assert_eq!(mm.read().load(&mm.read()).map(String::as_str), Some("new"));
 }
+
+// ----- a forgotten Exclusive -------------------------------------------------
+
+use std::panic::catch_unwind;
+
+/// Defect: a forgotten `Exclusive` left the user count "locked" for good.
+/// Forgetting one (`mem::forget`) is safe code, and the `Exclusive` borrowed
+/// the handle mutably, so once the handle is usable again it must behave
+/// normally: `users()` counts handles, a clone adds one (it used to wrap the
+/// count and panic with "too many user handles") and its drop removes it,
+/// exclusive access is granted again, a holder's upgrade succeeds, and the
+/// last user's drop tears down.
+#[test]
+fn a_forgotten_exclusive_leaves_the_handle_usable() {
+    let domain = Domain::new();
+    let (objects, drops) = counted(3);
+    let mut mm = User::new(&domain, objects);
+    let grab = mm.holder();
+    std::mem::forget(mm.exclusive().expect("the only user"));
+    assert_eq!(mm.users(), 1);
+    assert_eq!(mm.read().len(), 3);
+    let other = mm.clone();
+    assert_eq!(mm.users(), 2, "a clone adds a user");
+    assert_eq!(other.users(), 2);
+    drop(other);
+    assert_eq!(mm.users(), 1, "the clone's drop removes it");
+    assert_eq!(drops.load(SeqCst), 0, "a user remains: nothing torn down");
+    assert_eq!(
+        mm.exclusive().expect("the only user again").len(),
+        3,
+        "exclusive access after the clone is gone"
+    );
+    let user = grab
+        .upgrade()
+        .expect("the handle was used again: upgrades work");
+    assert_eq!(mm.users(), 2);
+    drop(user);
+    drop(mm);
+    assert_eq!(drops.load(SeqCst), 3, "the last user's drop tears down");
+    assert!(grab.is_torn_down());
+    assert!(grab.upgrade().is_none());
+}
+
+/// Defect: cloning the handle of a forgotten `Exclusive` wrapped the user
+/// count and panicked (a catchable panic, which then left the count at
+/// zero with two handles alive). The clone must succeed; the original and
+/// the clone are then ordinary users, and the clone, dropped last on
+/// another thread, tears down.
+#[test]
+fn a_clone_after_a_forgotten_exclusive_does_not_panic() {
+    let domain = Domain::new();
+    let (objects, drops) = counted(4);
+    let mut mm = User::new(&domain, objects);
+    let grab = mm.holder();
+    std::mem::forget(mm.exclusive().expect("the only user"));
+    let other = catch_unwind(AssertUnwindSafe(|| mm.clone()))
+        .expect("cloning the handle of a forgotten Exclusive panicked");
+    assert_eq!(other.users(), 2);
+    drop(mm); // not the last user
+    assert_eq!(drops.load(SeqCst), 0, "the clone keeps the data");
+    assert_eq!(other.users(), 1);
+    assert!(!grab.is_torn_down());
+    thread::spawn(move || drop(other)).join().unwrap();
+    assert_eq!(drops.load(SeqCst), 4, "the last user's drop tears down");
+    assert!(grab.is_torn_down());
+    assert!(grab.upgrade().is_none());
+}
+
+/// Data for the teardown test: its own drop counter, and a slot whose
+/// objects are retired through the owner.
+struct Owned {
+    _data: Counted,
+    slot: Slot<Counted>,
+}
+
+/// Defect: the last user's drop after a forgotten `Exclusive` did not tear
+/// down: the count went from "locked" to "locked minus one", so the data
+/// and the objects retired through the owner leaked, and a holder could
+/// even upgrade afterwards. The drop must tear down once: the data is
+/// dropped exactly once, the retired object is freed, and upgrades fail at
+/// once.
+#[test]
+fn the_last_user_drop_after_a_forgotten_exclusive_tears_down() {
+    let domain = Domain::new();
+    let data_drops = Arc::new(AtomicUsize::new(0));
+    let object_drops = Arc::new(AtomicUsize::new(0));
+    let mut mm = User::new(
+        &domain,
+        Owned {
+            _data: Counted(data_drops.clone()),
+            slot: Slot::new(Box::new(Counted(object_drops.clone()))),
+        },
+    );
+    let grab = mm.holder();
+    mm.slot.take(&mm).unwrap().retire(); // through the owner
+    std::mem::forget(mm.exclusive().expect("the only user"));
+    drop(mm);
+    assert_eq!(
+        data_drops.load(SeqCst),
+        1,
+        "the last user's drop after a forgotten Exclusive must drop the data once"
+    );
+    assert_eq!(
+        object_drops.load(SeqCst),
+        1,
+        "the object retired through the owner is freed"
+    );
+    assert!(grab.is_torn_down());
+    assert_eq!(grab.stats().pending, 0);
+    assert!(
+        grab.upgrade().is_none(),
+        "torn down: an upgrade fails at once"
+    );
+    assert_eq!(data_drops.load(SeqCst), 1, "dropped exactly once");
+}
+
+/// Defect: after a forgotten `Exclusive`, `exclusive()` on the only handle
+/// failed (the count stayed "locked", not 1). It must succeed again; once
+/// that second `Exclusive` is dropped, a holder upgrades normally.
+#[test]
+fn exclusive_access_again_after_a_forgotten_exclusive() {
+    let domain = Domain::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut mm = User::new(&domain, slots(2, &drops));
+    let grab = mm.holder();
+    mm.read()[0].take(&mm).unwrap().retire();
+    std::mem::forget(mm.exclusive().expect("the only user"));
+    {
+        let mut ex = mm
+            .exclusive()
+            .expect("exclusive access to the only handle after a forgotten Exclusive");
+        ex.free_pending();
+    }
+    assert_eq!(drops.load(SeqCst), 1, "free_pending freed the retired one");
+    let user = grab.upgrade().expect("released: a holder upgrades again");
+    assert_eq!(user.users(), 2);
+    drop(user);
+    drop(mm);
+    assert_eq!(drops.load(SeqCst), 2);
+    assert!(grab.upgrade().is_none());
+}
+
+/// Defect: an upgrade that found a forgotten `Exclusive` waited for a
+/// release that never came (or, on the old code, failed once a clone had
+/// wrapped the count). An upgrade running on another thread may wait while
+/// the handle is unused, but must succeed once the handle is cloned.
+#[test]
+fn an_upgrade_waiting_on_a_forgotten_exclusive_succeeds_after_a_clone() {
+    let domain = Domain::new();
+    let (objects, drops) = counted(2);
+    let mut mm = User::new(&domain, objects);
+    let grab = mm.holder();
+    std::mem::forget(mm.exclusive().expect("the only user"));
+    let start = Barrier::new(2);
+    thread::scope(|s| {
+        let upgrader = s.spawn(|| {
+            start.wait();
+            let user = grab
+                .upgrade()
+                .expect("a user is alive: the upgrade must succeed");
+            assert_eq!(user.read().len(), 2);
+        });
+        start.wait();
+        thread::sleep(Duration::from_millis(5)); // usually finds it waiting
+        let other = mm.clone();
+        upgrader.join().unwrap();
+        assert_eq!(other.users(), 2, "the upgraded handle was dropped");
+    });
+    drop(mm);
+    assert_eq!(drops.load(SeqCst), 2);
+    assert!(grab.upgrade().is_none());
+}
+
+// ----- User::barrier against another thread's amortized collect ---------------
+
+use ownrcu::Array;
+use std::sync::Mutex;
+
+/// What every `Slow` object shares.
+struct SlowShared {
+    drops: AtomicUsize,
+    /// Taken by the first object dropped, which signals and then naps.
+    first: Mutex<Option<mpsc::Sender<()>>>,
+    nap: Duration,
+}
+
+/// Counts its drops; the first one dropped signals through `first`, then
+/// naps, holding up the collect that frees it.
+struct Slow(Arc<SlowShared>);
+
+impl Drop for Slow {
+    fn drop(&mut self) {
+        self.0.drops.fetch_add(1, SeqCst);
+        let first = self.0.first.lock().unwrap().take();
+        if let Some(signal) = first {
+            let _ = signal.send(());
+            thread::sleep(self.0.nap);
+        }
+    }
+}
+
+/// Defect: `User::barrier` took the grace period to wait for from the back
+/// of the owner's queue. Thread A drains a unit big enough to start (and,
+/// with no reader, complete) a grace period by itself, so A's `retire` runs
+/// an amortized collect: it pops the unit, frees one budget of it (the
+/// first destructor signals B, then naps), and pushes the rest back. B's
+/// barrier, called meanwhile, found the queue empty and returned with most
+/// objects still pending. A barrier must free everything retired before it
+/// was called, wherever the unit is.
+#[test]
+fn user_barrier_waits_for_a_unit_another_threads_collect_pushes_back() {
+    let n = if cfg!(miri) { 40 } else { 6000 };
+    // Also under Miri: its clock is virtual, and skips ahead while every
+    // thread waits; a shorter nap there ends before B is even scheduled.
+    let nap = Duration::from_millis(50);
+    let (signal, signalled) = mpsc::channel();
+    let shared = Arc::new(SlowShared {
+        drops: AtomicUsize::new(0),
+        first: Mutex::new(Some(signal)),
+        nap,
+    });
+    let objects = (0..n).map(|_| Box::new(Slow(shared.clone()))).collect();
+    let domain = Domain::new();
+    let mm = User::new(&domain, Array::from_vec(objects));
+    thread::scope(|s| {
+        let a = mm.clone();
+        let shared = &shared;
+        s.spawn(move || {
+            let mut writer = a.write(&a);
+            writer.remove(..);
+            writer.commit().retire(); // one unit of n objects
+                                      // If nothing was freed here, B must not wait for a signal.
+            drop(shared.first.lock().unwrap().take());
+        });
+        // B: once A is inside its collect (or done).
+        let b = mm.clone();
+        let _ = signalled.recv();
+        b.barrier();
+        assert_eq!(
+            shared.drops.load(SeqCst),
+            n,
+            "User::barrier returned before every object retired earlier was freed"
+        );
+        assert_eq!(b.stats().pending, 0);
+    });
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 
-use ownrcu::{Array, Batch, Domain, User};
+use ownrcu::{Array, Batch, Domain, Slot, User};
 
 /// The payload of a panicking destructor: the object's id.
 #[derive(Debug, PartialEq, Eq)]
@@ -470,4 +470,213 @@ fn a_panicking_destructor_in_free_pending() {
     t.assert_dropped_once(10);
     drop(pinned);
     assert_usable(&d);
+}
+
+/// Defect: `Removed::retire_each` registers its objects one at a time, and
+/// each registration runs an amortized free of older completed work. When
+/// one of those older destructors panicked, the objects not registered yet
+/// leaked (and `stats().pending` did not count them). The panic may reach
+/// the caller, but every removed object must stay queued and be freed later,
+/// exactly once; the panicking destructor is not run again.
+#[test]
+fn retire_each_keeps_the_rest_queued_when_an_older_destructor_panics() {
+    let n = 10;
+    let d = Domain::new();
+    let t = Tracker::new(n + 1);
+    // Object 0 panics; 1..=n are removed and retired one by one below.
+    let objects = (0..=n).map(|id| t.obj(id, id == 0)).collect();
+    let mm = User::new(&d, Array::from_vec(objects));
+    let mut writer = mm.write(&mm);
+    writer.remove(..1);
+    writer.commit().retire();
+    mm.domain().synchronize(); // object 0's grace period is over
+    t.assert_dropped_once(0); // and nothing freed it yet
+
+    // What `retire_each` registers waits behind this reader: it can only be
+    // pending afterwards, whatever the rationing thresholds.
+    let pinned = pin(&d);
+    let mut writer = mm.write(&mm);
+    writer.remove(..);
+    let removed = writer.commit();
+    assert_eq!(removed.len(), n);
+    assert_eq!(boom(|| removed.retire_each()), 0);
+    t.assert_dropped_once(1);
+    assert_eq!(
+        mm.stats().pending,
+        n as u64,
+        "every object retire_each was given must be queued after the panic"
+    );
+    drop(pinned);
+    mm.barrier();
+    t.assert_dropped_once(n + 1);
+    assert_eq!(mm.stats().pending, 0);
+    drop(mm);
+    t.assert_dropped_once(n + 1);
+    assert_usable(&d);
+}
+
+// ----- a value dropped while unwinding from an unrelated panic -----------------
+//
+// Defect: `Unlinked`, `Batch`, `OwnerBatch`, `Removed` and `ArrayWriter`
+// register what they hold in their `Drop`, which runs an amortized free of
+// older completed retirements. Dropped while the thread unwinds from an
+// unrelated panic, a panicking older destructor there was a panic during
+// unwinding: the process aborted. Each test below sets up an older object
+// (0) with a panicking destructor whose grace period has completed but
+// which is not freed yet, then unwinds past a value holding a fresh object
+// (1). The unrelated panic must reach `catch_unwind`; the older object is
+// not freed during the unwinding (still pending), the fresh one is
+// registered; a later barrier frees both, once each, resuming object 0's
+// panic.
+
+/// Runs `f`, which must panic with the payload "unrelated".
+fn unrelated(f: impl FnOnce()) {
+    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected the unrelated panic");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"unrelated"),
+        "the unrelated panic reaches the caller"
+    );
+}
+
+/// A domain whose queue holds object 0 (panicking destructor) in a drained
+/// batch, its grace period completed but not freed.
+fn domain_with_a_ripe_panicking_object(t: &Tracker) -> Domain {
+    let d = Domain::new();
+    let mut batch = d.batch();
+    batch.push(t.obj(0, true));
+    batch.drain();
+    d.synchronize(); // frees nothing
+    t.assert_dropped_once(0);
+    assert_eq!(d.stats().pending, 1);
+    d
+}
+
+/// An owner's data: a slot and an array of objects.
+type Owned = (Slot<Obj>, Array<Obj>);
+
+/// An owner whose queue holds object 0 (panicking destructor), retired
+/// through an `Unlinked`, its grace period completed but not freed. Object
+/// 1, fresh, is in the array if `in_array`, else in the slot.
+fn owner_with_a_ripe_panicking_object(d: &Domain, t: &Tracker, in_array: bool) -> User<Owned> {
+    let array = if in_array {
+        Array::from_vec(vec![t.obj(1, false)])
+    } else {
+        Array::new()
+    };
+    let mm = User::new(d, (Slot::new(t.obj(0, true)), array));
+    mm.0.take(&mm).unwrap().retire();
+    mm.domain().synchronize(); // frees nothing
+    if !in_array {
+        assert!(mm.0.replace(Some(t.obj(1, false)), &mm).is_none());
+    }
+    t.assert_dropped_once(0);
+    assert_eq!(mm.stats().pending, 1);
+    mm
+}
+
+/// After the unwinding, for an owner: both objects pending, none freed; a
+/// barrier frees both and resumes object 0's panic; the owner tears down.
+fn assert_owner_recovers(d: &Domain, t: &Tracker, mm: User<Owned>) {
+    t.assert_dropped_once(0);
+    assert_eq!(
+        mm.stats().pending,
+        2,
+        "the older object stays queued, the fresh one was registered"
+    );
+    assert_eq!(boom(|| mm.barrier()), 0);
+    t.assert_dropped_once(2);
+    assert_eq!(mm.stats().pending, 0);
+    drop(mm);
+    t.assert_dropped_once(2);
+    assert_usable(d);
+}
+
+/// Defect: a `Batch` dropped while unwinding ran an amortized free whose
+/// panicking older destructor aborted the process (see the section comment).
+#[test]
+fn a_batch_dropped_while_unwinding_does_not_abort() {
+    let t = Tracker::new(2);
+    let d = domain_with_a_ripe_panicking_object(&t);
+    unrelated(|| {
+        let mut batch = d.batch();
+        batch.push(t.obj(1, false));
+        panic!("unrelated");
+    });
+    t.assert_dropped_once(0);
+    assert_eq!(
+        d.stats().pending,
+        2,
+        "the older object stays queued, the fresh one was registered"
+    );
+    assert_eq!(boom(|| d.barrier()), 0);
+    t.assert_dropped_once(2);
+    assert_eq!(d.stats().pending, 0);
+    assert_usable(&d);
+}
+
+/// Defect: an `Unlinked` dropped while unwinding ran an amortized free whose
+/// panicking older destructor aborted the process (see the section comment).
+#[test]
+fn an_unlinked_dropped_while_unwinding_does_not_abort() {
+    let d = Domain::new();
+    let t = Tracker::new(2);
+    let mm = owner_with_a_ripe_panicking_object(&d, &t, false);
+    unrelated(|| {
+        let _unlinked = mm.0.take(&mm).unwrap();
+        panic!("unrelated");
+    });
+    assert_owner_recovers(&d, &t, mm);
+}
+
+/// Defect: an `OwnerBatch` dropped while unwinding ran an amortized free
+/// whose panicking older destructor aborted the process (see the section
+/// comment).
+#[test]
+fn an_owner_batch_dropped_while_unwinding_does_not_abort() {
+    let d = Domain::new();
+    let t = Tracker::new(2);
+    let mm = owner_with_a_ripe_panicking_object(&d, &t, false);
+    unrelated(|| {
+        let mut batch = mm.batch();
+        batch.push(mm.0.take(&mm).unwrap());
+        panic!("unrelated");
+    });
+    assert_owner_recovers(&d, &t, mm);
+}
+
+/// Defect: a `Removed` dropped while unwinding ran an amortized free whose
+/// panicking older destructor aborted the process (see the section comment).
+#[test]
+fn a_removed_dropped_while_unwinding_does_not_abort() {
+    let d = Domain::new();
+    let t = Tracker::new(2);
+    let mm = owner_with_a_ripe_panicking_object(&d, &t, true);
+    unrelated(|| {
+        let mut writer = mm.1.write(&mm);
+        writer.remove(..);
+        let _removed = writer.commit();
+        panic!("unrelated");
+    });
+    assert_owner_recovers(&d, &t, mm);
+}
+
+/// Defect: an uncommitted `ArrayWriter` dropped while unwinding (its drop
+/// commits and retires what it removed) ran an amortized free whose
+/// panicking older destructor aborted the process (see the section comment).
+#[test]
+fn an_array_writer_dropped_while_unwinding_does_not_abort() {
+    let d = Domain::new();
+    let t = Tracker::new(2);
+    let mm = owner_with_a_ripe_panicking_object(&d, &t, true);
+    unrelated(|| {
+        let mut writer = mm.1.write(&mm);
+        writer.remove(..);
+        panic!("unrelated");
+    });
+    assert!(
+        mm.read().1.load(&mm.read()).is_empty(),
+        "the drop committed"
+    );
+    assert_owner_recovers(&d, &t, mm);
 }
