@@ -414,7 +414,25 @@ impl Domain {
         }
     }
 
-    /// A snapshot of the domain's counters.
+    /// A snapshot of the domain's counters: its own retirements, and in
+    /// [`Stats::owners`] the sum of what its owners retired.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Domain, Slot, User};
+    ///
+    /// let domain = Domain::new();
+    /// domain.retire(Box::new(1_u32));
+    /// let mm = User::new(&domain, Slot::new(Box::new(2_u32)));
+    /// mm.replace(None, &mm).unwrap().retire();
+    /// drop(mm); // exit: frees the retired object directly
+    /// domain.barrier();
+    /// let stats = domain.stats();
+    /// assert_eq!((stats.retired, stats.freed), (1, 1));
+    /// assert_eq!((stats.owners.retired, stats.owners.freed_directly), (1, 1));
+    /// assert_eq!((stats.retired_total(), stats.pending_total()), (2, 0));
+    /// ```
     pub fn stats(&self) -> Stats {
         self.inner().stats()
     }
