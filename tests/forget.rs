@@ -170,7 +170,10 @@ fn a_forgotten_batch_leaks_its_objects() {
 fn a_forgotten_owner_batch_leaks_its_objects() {
     let drops = Drops::default();
     let domain = Domain::new();
-    let mm = User::new(&domain, vec![Slot::new(drops.obj()), Slot::new(drops.obj())]);
+    let mm = User::new(
+        &domain,
+        vec![Slot::new(drops.obj()), Slot::new(drops.obj())],
+    );
     let mut batch = mm.batch();
     batch.extend(mm[0].take(&mm));
     mem::forget(batch);
