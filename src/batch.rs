@@ -124,10 +124,27 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
     /// Hands every object to the domain as one grace-period registration.
     /// An empty batch registers nothing.
     pub fn drain(mut self) {
-        self.register();
+        self.register(false);
     }
 
-    fn register(&mut self) {
+    /// [`drain`](Batch::drain), and start the grace period now instead of
+    /// when enough work waits (`call_rcu_hurry`; see
+    /// [`Domain::hurry`](crate::Domain::hurry) for the cost).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let mut batch = domain.batch();
+    /// batch.push(Box::new([0_u8; 1 << 16]));
+    /// batch.drain_hurry();
+    /// assert_eq!(domain.stats().grace_periods_hurried, 1);
+    /// ```
+    pub fn drain_hurry(mut self) {
+        self.register(true);
+    }
+
+    fn register(&mut self, hurry: bool) {
         if self.items.is_empty() {
             return;
         }
@@ -136,7 +153,7 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
         // uniquely owned `Box<T>` that readers reached only under guards of
         // this domain.
         let unit = Box::new(unsafe { Typed::new(items) });
-        self.domain.inner().register(unit, true);
+        self.domain.inner().register(unit, true, hurry);
     }
 }
 
@@ -151,7 +168,7 @@ impl<T: ?Sized + Send + 'static> Extend<Box<T>> for Batch<'_, T> {
 impl<T: ?Sized + Send + 'static> Drop for Batch<'_, T> {
     /// Drains the batch.
     fn drop(&mut self) {
-        self.register();
+        self.register(false);
     }
 }
 

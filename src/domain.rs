@@ -9,6 +9,7 @@
 
 use core::sync::atomic::Ordering::{AcqRel, Relaxed};
 
+use crate::config::{Config, DomainBuilder};
 use crate::internal::Inner;
 use crate::local;
 use crate::record::Record;
@@ -122,9 +123,26 @@ impl Domain {
     /// ```
     #[must_use]
     pub fn new() -> Self {
+        Self::with_config(Config::DEFAULT)
+    }
+
+    /// A builder for a domain with other limits than the defaults (see
+    /// [`DomainBuilder`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::builder().max_pending(100_000).build();
+    /// # drop(domain);
+    /// ```
+    pub fn builder() -> DomainBuilder {
+        DomainBuilder::new()
+    }
+
+    pub(crate) fn with_config(config: Config) -> Self {
         Self {
             repr: {
-                let inner = Arc::new(Inner::new());
+                let inner = Arc::new(Inner::new(config));
                 let id = inner.id;
                 Repr::Owned(inner, id)
             },
@@ -254,6 +272,73 @@ impl Domain {
             }
         }
         self.inner().retire_slow(rec, slot, drop);
+    }
+
+    /// Retires a boxed object and starts its grace period now
+    /// (`call_rcu_hurry`): [`retire`](Domain::retire), then
+    /// [`hurry`](Domain::hurry).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// domain.retire_hurry(Box::new([0_u8; 4096]));
+    /// assert_eq!(domain.stats().grace_periods_hurried, 1);
+    /// ```
+    pub fn retire_hurry<T: ?Sized + Send + 'static>(&self, object: Box<T>) {
+        self.retire(object);
+        self.hurry();
+    }
+
+    /// Starts a grace period now for everything retired so far, instead of
+    /// when enough work waits (`call_rcu_hurry`, for what is already
+    /// retired): hands this thread's buffer of single retirements to the
+    /// domain, and starts the grace period they and every registered batch
+    /// wait for, unless it is running. Never blocks on readers and frees
+    /// nothing itself; the objects are freed by the next retirement,
+    /// [`collect`](Domain::collect) or [`barrier`](Domain::barrier) after
+    /// the readers have left.
+    ///
+    /// Costs one process-wide barrier (about a microsecond) when it starts a
+    /// grace period; rationing exists to save exactly that.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// domain.retire(Box::new(1_u32));
+    /// domain.hurry(); // its grace period starts (and, with no reader, ends)
+    /// assert_eq!(domain.collect(), 1); // so it can be freed without waiting
+    /// ```
+    pub fn hurry(&self) {
+        let inner = self.inner();
+        inner.flush(self.record());
+        inner.hurry();
+    }
+
+    /// Frees what can be freed now, without waiting for anything: hands this
+    /// thread's buffer to the domain, starts a grace period if work waits
+    /// for one (as [`hurry`](Domain::hurry)), and runs the destructors of
+    /// every object whose grace period has completed. Returns how many it
+    /// freed: 0 if another thread is freeing this domain's objects right
+    /// now (it does not wait for that thread), or if the calling thread is
+    /// unwinding from a panic.
+    ///
+    /// May be called inside a read section (it never waits); a destructor
+    /// that panics propagates from here, and the rest stay queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// for i in 0..10_u64 {
+    ///     domain.retire(Box::new(i));
+    /// }
+    /// assert_eq!(domain.collect(), 10); // no reader: freed at once
+    /// assert_eq!(domain.stats().freed_by.collect, 10);
+    /// ```
+    pub fn collect(&self) -> usize {
+        self.inner().collect(self.record())
     }
 
     /// Runs `f` after a grace period: `call_rcu` with a closure.

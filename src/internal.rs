@@ -41,12 +41,16 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64};
 use std::collections::VecDeque;
 
-use crossbeam_utils::{Backoff, CachePadded};
+use crossbeam_utils::CachePadded;
 
+mod throttle;
+pub(crate) use throttle::Throttled;
+
+use crate::config::Config;
 use crate::fence;
 use crate::record::Record;
 use crate::retired::{Bag, DropRun, Reclaim, Slot};
-use crate::stats::{OwnerCounters, Stats};
+use crate::stats::{FreedBy, OwnerCounters, Stats};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 use crate::unwind::{may_free, FirstPanic};
 
@@ -115,6 +119,43 @@ struct Counters {
     batches: StdAtomicU64,
     registrations: StdAtomicU64,
     grace_periods: StdAtomicU64,
+    /// Grace periods started because somebody asked to hurry.
+    hurried: StdAtomicU64,
+    /// The most objects seen pending at a registration.
+    peak_pending: StdAtomicU64,
+    /// Objects freed, by path (they add up to `freed`).
+    freed_by: [StdAtomicU64; Path::COUNT],
+    /// Backpressure events (module `throttle`).
+    throttle: throttle::Counters,
+}
+
+/// Who frees completed units, which decides how `free_completed` takes
+/// the `freeing` lock, and what it does with a destructor's panic.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// A retirement's bounded free: skips if another thread is freeing,
+    /// propagates a panic at once.
+    Amortized = 0,
+    /// A retirement past the bound: waits for the lock, propagates.
+    Backpressure = 1,
+    /// `barrier`: waits for the lock, frees past panics, resumes the first.
+    Barrier = 2,
+    /// `collect`: skips if another thread is freeing, propagates.
+    Collect = 3,
+    /// The domain's teardown: as `Barrier`.
+    Teardown = 4,
+}
+
+impl Path {
+    const COUNT: usize = 5;
+
+    fn waits_for_lock(self) -> bool {
+        matches!(self, Path::Backpressure | Path::Barrier | Path::Teardown)
+    }
+
+    fn frees_past_panics(self) -> bool {
+        matches!(self, Path::Barrier | Path::Teardown)
+    }
 }
 
 pub(crate) struct Inner {
@@ -130,6 +171,11 @@ pub(crate) struct Inner {
     counters: Counters,
     /// The sum of the counters of the owners that use this domain.
     owners: OwnerCounters,
+    /// Limits, fixed at creation.
+    config: Config,
+    /// A grace period that a retirement past the bound waited for in vain
+    /// (module `throttle`); until it completes, others do not wait.
+    stalled: StdAtomicU64,
     /// Unique among all domains ever created; 0 is the global domain.
     pub(crate) id: u64,
     /// Set once torn down; lets thread-locals drop their registration early.
@@ -163,7 +209,7 @@ pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 }
 
 macro_rules! inner_new {
-    ($id:expr) => {
+    ($id:expr, $config:expr) => {
         Inner {
             epoch: CachePadded::new(AtomicU64::new(0)),
             completed: CachePadded::new(AtomicU64::new(0)),
@@ -184,8 +230,14 @@ macro_rules! inner_new {
                 batches: StdAtomicU64::new(0),
                 registrations: StdAtomicU64::new(0),
                 grace_periods: StdAtomicU64::new(0),
+                hurried: StdAtomicU64::new(0),
+                peak_pending: StdAtomicU64::new(0),
+                freed_by: [const { StdAtomicU64::new(0) }; Path::COUNT],
+                throttle: throttle::Counters::new(),
             },
             owners: OwnerCounters::new(),
+            config: $config,
+            stalled: StdAtomicU64::new(0),
             id: $id,
             dead: StdAtomicBool::new(false),
             handles: AtomicUsize::new(1),
@@ -197,12 +249,12 @@ impl Inner {
     /// The global domain's state, built at compile time.
     #[cfg(not(loom))]
     pub(crate) const fn new_global() -> Self {
-        inner_new!(0)
+        inner_new!(0, Config::DEFAULT)
     }
 
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
-        inner_new!(NEXT_ID.fetch_add(1, Relaxed))
+        inner_new!(NEXT_ID.fetch_add(1, Relaxed), config)
     }
 
     // ----- records -------------------------------------------------------
@@ -296,7 +348,10 @@ impl Inner {
     /// Adds a unit to the waiting queue (state lock held).
     fn enqueue(&self, st: &mut State, unit: Box<dyn Reclaim>, batch: bool) {
         let gp = self.epoch.load(Relaxed) + 1;
-        self.counters.retired.fetch_add(unit.len() as u64, Relaxed);
+        let retired = self.counters.retired.fetch_add(unit.len() as u64, Relaxed);
+        let pending =
+            (retired + unit.len() as u64).saturating_sub(self.counters.freed.load(Relaxed));
+        self.counters.peak_pending.fetch_max(pending, Relaxed);
         st.unstarted_objects += unit.len();
         st.unstarted_units += 1;
         st.waiting.push_back(Waiting { gp, unit });
@@ -306,19 +361,41 @@ impl Inner {
         }
     }
 
-    /// Registers a drained batch (or a lone object) as one unit, then does a
-    /// bounded amount of reclamation.
-    pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool) {
+    /// Registers a drained batch (or a lone object) as one unit, starting
+    /// its grace period now if `hurry`, then does a bounded amount of
+    /// reclamation, or applies backpressure if the domain is past its bound.
+    pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool, hurry: bool) {
         let ready = {
             let mut st = lock(&self.state);
             assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
             self.enqueue(&mut st, unit, batch);
+            let epoch = self.epoch.load(Relaxed); // only written under this lock
+            if hurry {
+                st.requested = st.requested.max(epoch + 1);
+            }
             self.advance(&mut st);
+            if hurry && self.epoch.load(Relaxed) > epoch {
+                self.counters.hurried.fetch_add(1, Relaxed);
+            }
             self.has_completed(&st)
         };
-        if ready && may_free() {
-            self.free_completed(COLLECT_BUDGET, u64::MAX, false);
+        self.after_registration(ready);
+    }
+
+    /// What a registration does once its unit is queued: backpressure past
+    /// the bound, else the amortized free.
+    fn after_registration(&self, ready: bool) {
+        if self.pending() > self.config.max_pending as u64 {
+            self.throttle(None);
+        } else if ready && may_free() {
+            self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
         }
+    }
+
+    /// Registered objects not freed yet (the bound's measure).
+    fn pending(&self) -> u64 {
+        let retired = self.counters.retired.load(Relaxed);
+        retired.saturating_sub(self.counters.freed.load(Relaxed))
     }
 
     /// The slow path of a single retirement: the record's bag is full (or
@@ -331,7 +408,7 @@ impl Inner {
             // empty bag always accepts.
             let len = unsafe { bag.push(slot, drop) };
             debug_assert_eq!(len, 1);
-            return self.register(bag, false);
+            return self.register(bag, false, false);
         };
         let ready = {
             let mut st = lock(&self.state);
@@ -344,9 +421,7 @@ impl Inner {
             self.advance(&mut st);
             self.has_completed(&st)
         };
-        if ready && may_free() {
-            self.free_completed(COLLECT_BUDGET, u64::MAX, false);
-        }
+        self.after_registration(ready);
     }
 
     // ----- grace periods -------------------------------------------------
@@ -402,6 +477,11 @@ impl Inner {
         gp
     }
 
+    /// The domain's limits.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The sum of the counters of the owners that use this domain.
     pub(crate) fn owner_counters(&self) -> &OwnerCounters {
         &self.owners
@@ -436,35 +516,7 @@ impl Inner {
 
     /// Blocks until grace period `gp` has completed, driving it.
     pub(crate) fn wait_for(&self, gp: u64) {
-        let backoff = Backoff::new();
-        #[cfg_attr(loom, allow(unused_mut, unused_variables))]
-        let mut sleep_us = 1;
-        loop {
-            {
-                let mut st = lock(&self.state);
-                st.requested = st.requested.max(gp);
-                self.advance(&mut st);
-            }
-            if self.is_complete(gp) {
-                return;
-            }
-            // Spin briefly (readers are usually short), then sleep with a
-            // growing period so a stalled reader does not burn a CPU.
-            if !backoff.is_completed() {
-                crate::sync::snooze(&backoff);
-            } else {
-                #[cfg(not(loom))]
-                {
-                    std::thread::sleep(std::time::Duration::from_micros(sleep_us));
-                    sleep_us = (sleep_us * 2).min(1000);
-                }
-                #[cfg(loom)]
-                {
-                    let _ = sleep_us;
-                    crate::sync::yield_now();
-                }
-            }
-        }
+        self.wait_until(gp, None);
     }
 
     /// Takes every thread's bag into the waiting queue (state lock held).
@@ -505,7 +557,7 @@ impl Inner {
         // grace period. Taking `freeing` waits for frees in progress; then we
         // free the rest ourselves, up to `gp`: not what other threads keep
         // retiring meanwhile, which could keep us here forever.
-        self.free_completed(usize::MAX, gp, true);
+        self.free_completed(usize::MAX, gp, Path::Barrier);
     }
 
     // ----- freeing -------------------------------------------------------
@@ -518,11 +570,12 @@ impl Inner {
     }
 
     /// Frees up to `budget` objects whose grace period completed and is no
-    /// later than `up_to` (all of them once the domain is dead). With
-    /// `wait`, blocks for the `freeing` lock and keeps going past panicking
-    /// destructors, re-raising the first panic at the end.
-    fn free_completed(&self, budget: usize, up_to: u64, wait: bool) {
-        let _freeing = if wait {
+    /// later than `up_to` (all of them once the domain is dead); returns how
+    /// many. `path` says whether to wait for the `freeing` lock and whether
+    /// to keep going past panicking destructors (re-raising the first panic
+    /// at the end) or to propagate one at once.
+    fn free_completed(&self, budget: usize, up_to: u64, path: Path) -> usize {
+        let _freeing = if path.waits_for_lock() {
             // We would wait for the `freeing` lock our own caller holds.
             assert!(
                 !crate::local::is_freeing(self.id),
@@ -533,11 +586,12 @@ impl Inner {
         } else {
             match try_lock(&self.freeing) {
                 Some(g) => g,
-                None => return,
+                None => return 0,
             }
         };
         let _mark = crate::local::freeing(self.id);
         let mut left = budget;
+        let mut total = 0;
         let mut first_panic = FirstPanic::default();
         // An emptied bag on its way back to `State::spare`, handed over under
         // the next lock we take anyway.
@@ -546,22 +600,25 @@ impl Inner {
             let Some(Waiting { gp, unit }) = self.pop_completed(up_to, &mut spare) else {
                 break;
             };
-            let freed = if wait {
+            let spare = &mut spare;
+            let freed = if path.frees_past_panics() {
                 // SAFETY: `pop_completed` only returns units whose grace
                 // period has completed.
                 let freed =
-                    first_panic.catch(|| unsafe { self.free_unit(gp, unit, left, &mut spare) });
+                    first_panic.catch(|| unsafe { self.free_unit(gp, unit, left, path, spare) });
                 freed.unwrap_or(0)
             } else {
                 // SAFETY: as above.
-                unsafe { self.free_unit(gp, unit, left, &mut spare) }
+                unsafe { self.free_unit(gp, unit, left, path, spare) }
             };
+            total += freed;
             left = left.saturating_sub(freed.max(1));
         }
         if spare.is_some() {
             Self::keep_spare(&mut lock(&self.state), &mut spare);
         }
         first_panic.resume();
+        total
     }
 
     /// Frees up to `max` objects of `unit` (which waited for grace period
@@ -577,12 +634,14 @@ impl Inner {
         gp: u64,
         unit: Box<dyn Reclaim>,
         max: usize,
+        path: Path,
         spare: &mut Option<Box<Bag>>,
     ) -> usize {
         let before = unit.len();
         let mut unit = scopeguard::guard(unit, |unit| {
-            let freed = before - unit.len();
-            self.counters.freed.fetch_add(freed as u64, Relaxed);
+            let freed = (before - unit.len()) as u64;
+            self.counters.freed.fetch_add(freed, Relaxed);
+            self.counters.freed_by[path as usize].fetch_add(freed, Relaxed);
             if unit.len() > 0 {
                 lock(&self.state).waiting.push_front(Waiting { gp, unit });
             } else if let Some(mut bag) = unit.into_bag() {
@@ -635,10 +694,14 @@ impl Inner {
             }
         }
         // `dead` makes every queued unit free-able at once.
-        self.free_completed(usize::MAX, u64::MAX, true);
+        self.free_completed(usize::MAX, u64::MAX, Path::Teardown);
     }
 
     // ----- statistics ----------------------------------------------------
+
+    fn freed_by(&self, path: Path) -> u64 {
+        self.counters.freed_by[path as usize].load(Relaxed)
+    }
 
     pub(crate) fn stats(&self) -> Stats {
         let in_bags: u64 = self.records().map(Record::buffered).sum();
@@ -652,6 +715,16 @@ impl Inner {
             registrations: self.counters.registrations.load(Relaxed),
             grace_periods: self.counters.grace_periods.load(Relaxed),
             grace_periods_started: self.epoch.load(Relaxed),
+            grace_periods_hurried: self.counters.hurried.load(Relaxed),
+            peak_pending: self.counters.peak_pending.load(Relaxed),
+            freed_by: FreedBy {
+                amortized: self.freed_by(Path::Amortized),
+                backpressure: self.freed_by(Path::Backpressure),
+                barrier: self.freed_by(Path::Barrier),
+                collect: self.freed_by(Path::Collect),
+                teardown: self.freed_by(Path::Teardown),
+            },
+            throttle: self.counters.throttle.snapshot(),
             records: self.records().count() as u64,
             owners: self.owners.snapshot(),
         }

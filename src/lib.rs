@@ -57,6 +57,7 @@ struct ReadmeDoctests;
 
 mod array;
 mod batch;
+mod config;
 mod domain;
 mod fence;
 mod guard;
@@ -73,9 +74,10 @@ mod unwind;
 
 pub use array::{Array, ArrayWriter, Removed};
 pub use batch::Batch;
+pub use config::{DomainBuilder, DEFAULT_MAX_PENDING};
 pub use domain::{Domain, GracePeriod};
 pub use fence::uses_membarrier;
 pub use guard::Guard;
 pub use owner::{Exclusive, Holder, Read, User};
 pub use slot::{OwnerBatch, Slot, Unlinked};
-pub use stats::{OwnerStats, Stats};
+pub use stats::{FreedBy, OwnerStats, Stats, Throttle};

@@ -31,7 +31,7 @@
 
 use std::collections::VecDeque;
 
-use crate::internal::{try_lock, COLLECT_BUDGET};
+use crate::internal::{try_lock, Throttled, COLLECT_BUDGET};
 use crate::retired::Reclaim;
 use crate::stats::{OwnerCounters, OwnerStats};
 use crate::sync::{Mutex, MutexGuard};
@@ -81,10 +81,28 @@ impl Pending {
     }
 
     /// Queues a unit for the next grace period of the owner's domain (one
-    /// registration), then frees a bounded amount of completed work.
+    /// registration), then frees a bounded amount of completed work, or
+    /// applies backpressure if the owner is past its bound.
     pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool) {
         self.enqueue(unit, batch);
-        self.collect(COLLECT_BUDGET);
+        self.after_registration();
+    }
+
+    /// [`register`](Pending::register), then starts the grace period now
+    /// (`call_rcu_hurry`).
+    pub(crate) fn register_hurry(&self, unit: Box<dyn Reclaim>, batch: bool) {
+        self.enqueue(unit, batch);
+        self.domain.inner().hurry();
+        self.after_registration();
+    }
+
+    /// What a registration does once its unit is queued.
+    pub(crate) fn after_registration(&self) {
+        if Throttled::over_bound(self) {
+            self.domain.inner().throttle(Some(self));
+        } else {
+            self.collect(COLLECT_BUDGET);
+        }
     }
 
     /// Queues a unit for the next grace period of the owner's domain (one
@@ -102,7 +120,7 @@ impl Pending {
     /// Frees up to `budget` objects whose grace period has completed, unless
     /// another thread (or a destructor up our own stack) is freeing them,
     /// or this thread is unwinding (module `unwind`).
-    pub(crate) fn collect(&self, budget: usize) {
+    fn collect(&self, budget: usize) {
         if !may_free() {
             return;
         }
@@ -118,10 +136,11 @@ impl Pending {
     }
 
     /// `collect`, with the `freeing` lock held, of units that wait for grace
-    /// period `up_to` or an earlier one.
-    fn collect_locked(&self, budget: usize, up_to: u64) {
+    /// period `up_to` or an earlier one; returns how many objects it freed.
+    fn collect_locked(&self, budget: usize, up_to: u64) -> usize {
         let inner = self.domain.inner();
         let mut left = budget;
+        let mut total = 0;
         while left > 0 {
             let (gp, unit) = {
                 let mut queue = lock(&self.queue);
@@ -129,12 +148,15 @@ impl Pending {
                     Some(&(gp, _)) if gp <= up_to && inner.is_complete(gp) => {
                         queue.units.pop_front().unwrap()
                     }
-                    _ => return,
+                    _ => return total,
                 }
             };
             // SAFETY: the unit's grace period has completed.
-            left = left.saturating_sub(unsafe { self.free(gp, unit, left, false) }.max(1));
+            let freed = unsafe { self.free(gp, unit, left, false) };
+            total += freed;
+            left = left.saturating_sub(freed.max(1));
         }
+        total
     }
 
     /// Frees `max` objects of `unit`, counting them; what is left (also after
@@ -231,5 +253,22 @@ impl Pending {
 
     pub(crate) fn stats(&self) -> OwnerStats {
         self.counters.snapshot()
+    }
+}
+
+impl Throttled for Pending {
+    fn freeing_here(&self) -> bool {
+        crate::local::is_owner_freeing(self.key())
+    }
+
+    fn free_inline(&self) -> usize {
+        let _freeing = lock(&self.freeing);
+        let _mark = crate::local::owner_freeing(self.key());
+        self.collect_locked(usize::MAX, u64::MAX)
+    }
+
+    fn over_bound(&self) -> bool {
+        let bound = self.domain.inner().config().owner_max_pending;
+        self.counters.snapshot().pending > bound as u64
     }
 }

@@ -219,6 +219,38 @@ impl<'u, T: Send + Sync + 'static> Unlinked<'u, T> {
     pub fn retire(self) {
         drop(self);
     }
+
+    /// [`retire`](Unlinked::retire), and start the grace period now instead
+    /// of when enough work waits (`call_rcu_hurry`; see
+    /// [`Domain::hurry`](crate::Domain::hurry) for the cost).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ownrcu::{Domain, Slot, User};
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, Slot::new(Box::new(1_u32)));
+    /// mm.take(&mm).unwrap().retire_hurry();
+    /// assert_eq!(domain.stats().grace_periods_hurried, 1);
+    /// ```
+    pub fn retire_hurry(self) {
+        core::mem::ManuallyDrop::new(self).register(true);
+    }
+
+    /// Registers the object with its owner; runs once, from `drop` or
+    /// `retire_hurry`.
+    fn register(&self, hurry: bool) {
+        // SAFETY: unlinked, from `Box::into_raw`, readers reach it only under
+        // guards of this owner (the slot was bound to it); owned by this
+        // value alone, which is going away (dropped, or forgotten by
+        // `retire_hurry`).
+        let unit = Box::new(unsafe { Single::new(self.ptr) });
+        if hurry {
+            self.owner.register_hurry(unit, false);
+        } else {
+            self.owner.register(unit, false);
+        }
+    }
 }
 
 impl<T: Send + Sync + 'static> Deref for Unlinked<'_, T> {
@@ -234,11 +266,7 @@ impl<T: Send + Sync + 'static> Deref for Unlinked<'_, T> {
 impl<T: Send + Sync + 'static> Drop for Unlinked<'_, T> {
     /// Retires the object.
     fn drop(&mut self) {
-        // SAFETY: unlinked, from `Box::into_raw`, readers reach it only under
-        // guards of this owner (the slot was bound to it); owned by this
-        // value alone, which is going away.
-        let unit = Box::new(unsafe { Single::new(self.ptr) });
-        self.owner.register(unit, false);
+        self.register(false);
     }
 }
 
@@ -316,10 +344,16 @@ impl<'u, T: Send + Sync + 'static> OwnerBatch<'u, T> {
 
     /// Retires every object as one registration (none if empty).
     pub fn drain(mut self) {
-        self.register();
+        self.register(false);
     }
 
-    fn register(&mut self) {
+    /// [`drain`](OwnerBatch::drain), and start the grace period now instead
+    /// of when enough work waits (`call_rcu_hurry`).
+    pub fn drain_hurry(mut self) {
+        self.register(true);
+    }
+
+    fn register(&mut self, hurry: bool) {
         if self.items.is_empty() {
             return;
         }
@@ -327,7 +361,11 @@ impl<'u, T: Send + Sync + 'static> OwnerBatch<'u, T> {
         // SAFETY: every pointer is an unlinked `Box<T>` of this owner, owned
         // by the batch alone.
         let unit = Box::new(unsafe { Typed::new(items) });
-        self.owner.register(unit, true);
+        if hurry {
+            self.owner.register_hurry(unit, true);
+        } else {
+            self.owner.register(unit, true);
+        }
     }
 }
 
@@ -342,7 +380,7 @@ impl<'u, T: Send + Sync + 'static> Extend<Unlinked<'u, T>> for OwnerBatch<'u, T>
 impl<T: Send + Sync + 'static> Drop for OwnerBatch<'_, T> {
     /// Drains the batch.
     fn drop(&mut self) {
-        self.register();
+        self.register(false);
     }
 }
 

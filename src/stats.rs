@@ -45,6 +45,18 @@ pub struct Stats {
     /// Grace periods started. A teardown that frees everything directly
     /// starts none, which this shows.
     pub grace_periods_started: u64,
+    /// Of those, grace periods started early because somebody asked to
+    /// hurry ([`Domain::retire_hurry`](crate::Domain::retire_hurry),
+    /// [`Domain::collect`](crate::Domain::collect), ...).
+    pub grace_periods_hurried: u64,
+    /// The most objects seen pending in the domain at a registration (not
+    /// counting owners' objects).
+    pub peak_pending: u64,
+    /// How the domain's own objects were freed, by path.
+    pub freed_by: FreedBy,
+    /// Backpressure: retirements that found the domain, or one of its
+    /// owners, past its bound, and what they did about it.
+    pub throttle: Throttle,
     /// Thread records the domain has allocated (one per thread that used
     /// it at the same time; a record handed back by an exited thread is
     /// reused by the next one). Every grace period scans them all.
@@ -70,6 +82,45 @@ impl Stats {
     pub fn pending_total(&self) -> u64 {
         self.pending + self.owners.pending
     }
+}
+
+/// How a domain's own objects were freed, by path (part of [`Stats`]).
+///
+/// The fields add up to [`Stats::freed`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FreedBy {
+    /// By the amortized free of a retirement (at most 1024 per call).
+    pub amortized: u64,
+    /// Inline by a retirement past the bound (backpressure).
+    pub backpressure: u64,
+    /// By [`Domain::barrier`](crate::Domain::barrier).
+    pub barrier: u64,
+    /// By [`Domain::collect`](crate::Domain::collect).
+    pub collect: u64,
+    /// Directly by the domain's teardown (its last handle's drop).
+    pub teardown: u64,
+}
+
+/// Backpressure events of a domain and its owners (part of [`Stats`]); see
+/// [the bound on pending objects](crate::DomainBuilder#the-bound-on-pending-objects).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Throttle {
+    /// Registrations that left the domain, or an owner, past its bound.
+    pub over_bound: u64,
+    /// Grace periods they started early (step 1).
+    pub grace_periods_started: u64,
+    /// Objects they freed inline (steps 2 and 3; the domain's own objects
+    /// are also in [`FreedBy::backpressure`]).
+    pub freed_inline: u64,
+    /// Bounded waits for a grace period (step 3).
+    pub waits: u64,
+    /// Registrations that went on past the bound: the bounded wait ran out
+    /// (or was skipped, its grace period having run out before), or the
+    /// thread could not wait (inside a read section or a destructor of the
+    /// domain, or unwinding).
+    pub exceeded: u64,
 }
 
 /// A snapshot of an owner's counters, from [`User::stats`](crate::User::stats)

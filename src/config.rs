@@ -1,0 +1,159 @@
+//! [`DomainBuilder`]: how much garbage a domain lets wait, and how long a
+//! retiring thread may be held back when there is more.
+//!
+//! # Invariant
+//!
+//! A domain's configuration is fixed when it is built (the global domain's
+//! is [`Config::DEFAULT`]); the grace-period machine reads it without
+//! synchronization.
+
+use core::time::Duration;
+
+use crate::Domain;
+
+/// A domain's limits (see [`DomainBuilder`] for what each one means).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// Registered objects of the domain not freed yet, past which a
+    /// retirement applies backpressure (`usize::MAX`: never).
+    pub(crate) max_pending: usize,
+    /// The same, for the objects retired through each owner of the domain.
+    pub(crate) owner_max_pending: usize,
+    /// The longest a retirement past the bound waits for a grace period.
+    pub(crate) max_wait: Duration,
+}
+
+impl Config {
+    /// The defaults of [`Domain::new`] and [`Domain::global`]: twice the
+    /// objects that start a grace period unasked, so steady retirement
+    /// never meets the bound, and a wait short enough that a writer behind
+    /// a stalled reader loses milliseconds, once per stall.
+    pub(crate) const DEFAULT: Self = Self {
+        max_pending: DEFAULT_MAX_PENDING,
+        owner_max_pending: DEFAULT_MAX_PENDING,
+        max_wait: Duration::from_millis(10),
+    };
+}
+
+/// The default bound on pending objects, per domain and per owner.
+pub const DEFAULT_MAX_PENDING: usize = 8192;
+
+/// Builds a [`Domain`] with limits other than the defaults, from
+/// [`Domain::builder`].
+///
+/// # The bound on pending objects
+///
+/// A domain counts the objects registered with it and not freed yet (a
+/// thread's buffer of up to 128 single retirements is registered when it
+/// fills, when the thread exits, or on [`Domain::collect`] and
+/// [`Domain::barrier`]). When a registration (a full buffer, a batch drain,
+/// an owner's retirement) leaves more than
+/// [`max_pending`](DomainBuilder::max_pending) objects pending
+/// ([`owner_max_pending`](DomainBuilder::owner_max_pending) for the objects
+/// of one owner), the retiring thread pays, in steps:
+///
+/// 1. it starts a grace period now, instead of when enough work waits
+///    (one process-wide barrier, about a microsecond);
+/// 2. it frees every object whose grace period has completed, past the
+///    amortized budget of 1024, waiting first for a thread that is freeing
+///    some (destructors of one domain, or one owner, run one thread at a
+///    time; that wait is bounded by work already queued, never by a
+///    reader);
+/// 3. if its own grace period has not completed, it waits for it for at
+///    most [`max_wait`](DomainBuilder::max_wait), then frees again.
+///
+/// If that grace period still has not completed (a reader stays in its
+/// section), the retirement returns past the bound and the event is
+/// counted ([`Throttle::exceeded`](crate::Throttle::exceeded)); until that
+/// grace period completes, later retirements skip the wait: a writer never
+/// blocks behind a stalled reader for more than one `max_wait` per stall.
+/// A thread inside a read section of the domain, inside one of its
+/// destructors, or unwinding from a panic goes past the bound at once (it
+/// could not wait without deadlocking, or must not run destructors), and
+/// that is counted too.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let domain = ownrcu::Domain::builder()
+///     .max_pending(1000)
+///     .max_wait(Duration::from_millis(2))
+///     .build();
+/// let mut batch = domain.batch();
+/// batch.extend((0..5000).map(Box::new));
+/// batch.drain(); // past the bound: freed before `drain` returns
+/// let stats = domain.stats();
+/// assert_eq!(stats.pending, 0);
+/// assert_eq!(stats.throttle.over_bound, 1);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct DomainBuilder {
+    config: Config,
+}
+
+impl DomainBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            config: Config::DEFAULT,
+        }
+    }
+
+    /// The most objects that may wait in the domain (not counting owners'
+    /// objects) before a retirement applies backpressure. Default
+    /// [`DEFAULT_MAX_PENDING`] (8192).
+    ///
+    /// # Panics
+    ///
+    /// If `objects` is 0 (use [`unbounded`](DomainBuilder::unbounded) to
+    /// turn the bound off).
+    pub fn max_pending(mut self, objects: usize) -> Self {
+        assert!(
+            objects > 0,
+            "ownrcu: DomainBuilder::max_pending(0) would hold back every retirement; use \
+             unbounded() to turn the bound off"
+        );
+        self.config.max_pending = objects;
+        self
+    }
+
+    /// The most objects retired through one owner of the domain that may
+    /// wait before a retirement through it applies backpressure. Default
+    /// [`DEFAULT_MAX_PENDING`] (8192).
+    ///
+    /// # Panics
+    ///
+    /// If `objects` is 0.
+    pub fn owner_max_pending(mut self, objects: usize) -> Self {
+        assert!(
+            objects > 0,
+            "ownrcu: DomainBuilder::owner_max_pending(0) would hold back every retirement; \
+             use unbounded() to turn the bound off"
+        );
+        self.config.owner_max_pending = objects;
+        self
+    }
+
+    /// No bound, for the domain or its owners: retirement never applies
+    /// backpressure, and pending objects may grow without limit while
+    /// nobody frees them.
+    pub fn unbounded(mut self) -> Self {
+        self.config.max_pending = usize::MAX;
+        self.config.owner_max_pending = usize::MAX;
+        self
+    }
+
+    /// The longest a retirement past the bound waits for a grace period.
+    /// Default 10 ms.
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.config.max_wait = wait;
+        self
+    }
+
+    /// The domain.
+    pub fn build(self) -> Domain {
+        Domain::with_config(self.config)
+    }
+}

@@ -1,0 +1,230 @@
+//! Backpressure, hurry and collect: the calls that make a domain's grace
+//! periods and frees happen sooner than rationing alone would.
+//!
+//! # Invariants
+//!
+//! - A retirement that leaves its domain (or its owner) past the bound
+//!   ([`Config`](crate::config::Config)) pays in the documented steps:
+//!   start a grace period now, free completed work inline (waiting for a
+//!   thread that is freeing), then wait for that grace period for at most
+//!   `max_wait` and free again. It never waits for a reader longer than
+//!   that: a grace period that ran out is remembered in `Inner::stalled`,
+//!   and until it completes nobody waits again.
+//! - A thread that cannot wait or free without deadlocking or aborting
+//!   (inside a read section of the domain, inside a destructor of the
+//!   domain or of the owner, or unwinding) goes past the bound at once.
+//! - Every path is counted, so `Stats::throttle` tells what backpressure
+//!   cost.
+
+use core::sync::atomic::AtomicU64 as StdAtomicU64;
+use core::sync::atomic::Ordering::Relaxed;
+use core::time::Duration;
+
+use crossbeam_utils::Backoff;
+
+use super::{lock, Inner, Path};
+use crate::record::Record;
+use crate::stats::Throttle;
+use crate::unwind::may_free;
+
+/// Backpressure events (statistics only).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    over_bound: StdAtomicU64,
+    grace_periods_started: StdAtomicU64,
+    freed_inline: StdAtomicU64,
+    waits: StdAtomicU64,
+    exceeded: StdAtomicU64,
+}
+
+impl Counters {
+    pub(crate) const fn new() -> Self {
+        Self {
+            over_bound: StdAtomicU64::new(0),
+            grace_periods_started: StdAtomicU64::new(0),
+            freed_inline: StdAtomicU64::new(0),
+            waits: StdAtomicU64::new(0),
+            exceeded: StdAtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Throttle {
+        Throttle {
+            over_bound: self.over_bound.load(Relaxed),
+            grace_periods_started: self.grace_periods_started.load(Relaxed),
+            freed_inline: self.freed_inline.load(Relaxed),
+            waits: self.waits.load(Relaxed),
+            exceeded: self.exceeded.load(Relaxed),
+        }
+    }
+}
+
+/// Where a throttled registration went: the domain's own queue, or an
+/// owner's.
+pub(crate) trait Throttled {
+    /// Whether this thread is running one of the queue's destructors (it
+    /// must not wait for the queue's `freeing` lock).
+    fn freeing_here(&self) -> bool;
+    /// Frees every completed object of the queue, waiting for a thread that
+    /// is freeing; returns how many it freed.
+    fn free_inline(&self) -> usize;
+    /// Whether the queue is past its bound.
+    fn over_bound(&self) -> bool;
+}
+
+/// The domain's own queue, as a [`Throttled`].
+struct Own<'a>(&'a Inner);
+
+impl Throttled for Own<'_> {
+    fn freeing_here(&self) -> bool {
+        false // `Inner::throttle` checks the domain's destructors itself
+    }
+    fn free_inline(&self) -> usize {
+        self.0
+            .free_completed(usize::MAX, u64::MAX, Path::Backpressure)
+    }
+    fn over_bound(&self) -> bool {
+        self.0.pending() > self.0.config.max_pending as u64
+    }
+}
+
+impl Inner {
+    /// Backpressure on a registration that left `queue` (the domain's own
+    /// queue if `None`) past its bound; see the module invariants.
+    #[cold]
+    pub(crate) fn throttle(&self, queue: Option<&dyn Throttled>) {
+        let own = Own(self);
+        let queue = queue.unwrap_or(&own);
+        let c = &self.counters.throttle;
+        c.over_bound.fetch_add(1, Relaxed);
+        if !may_free()
+            || crate::local::is_freeing(self.id)
+            || queue.freeing_here()
+            || crate::local::in_section(self)
+        {
+            c.exceeded.fetch_add(1, Relaxed);
+            return;
+        }
+        // 1. The grace period that everything registered so far waits for,
+        //    started now if it was not.
+        let gp = self.start_now(&c.grace_periods_started);
+        // 2. Free what is complete, past the amortized budget.
+        c.freed_inline
+            .fetch_add(queue.free_inline() as u64, Relaxed);
+        if !queue.over_bound() || self.is_complete(gp) {
+            return;
+        }
+        // 3. Wait for it a bounded time, unless a grace period that ran out
+        //    before has still not completed (the same stalled reader).
+        let stalled = self.stalled.load(Relaxed);
+        if stalled != 0 && !self.is_complete(stalled) {
+            c.exceeded.fetch_add(1, Relaxed);
+            return;
+        }
+        c.waits.fetch_add(1, Relaxed);
+        if self.wait_until(gp, Some(self.config.max_wait)) {
+            c.freed_inline
+                .fetch_add(queue.free_inline() as u64, Relaxed);
+        } else {
+            self.stalled.fetch_max(gp, Relaxed);
+            c.exceeded.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Starts the grace period that everything registered so far waits for,
+    /// if it has not started, and returns it; counts it in `started` if
+    /// this call started it.
+    pub(crate) fn start_now(&self, started: &StdAtomicU64) -> u64 {
+        let mut st = lock(&self.state);
+        let epoch = self.epoch.load(Relaxed); // only written under this lock
+        let gp = epoch + u64::from(st.unstarted_units > 0);
+        st.requested = st.requested.max(gp);
+        self.advance(&mut st);
+        if self.epoch.load(Relaxed) > epoch {
+            started.fetch_add(1, Relaxed);
+        }
+        gp
+    }
+
+    /// `call_rcu_hurry`: starts the grace period that everything registered
+    /// so far waits for, now.
+    pub(crate) fn hurry(&self) {
+        self.start_now(&self.counters.hurried);
+    }
+
+    /// Hands this thread's buffer of single retirements to the domain, so
+    /// the next grace period covers it.
+    pub(crate) fn flush(&self, rec: Option<&Record>) {
+        let Some(rec) = rec else { return };
+        let mut st = lock(&self.state);
+        if st.dead {
+            return;
+        }
+        // SAFETY: we hold the state lock and own the record.
+        if let Some(bag) = unsafe { rec.steal_bag() } {
+            self.enqueue(&mut st, bag, false);
+        }
+    }
+
+    /// `Domain::collect`: hands over this thread's buffer, starts a grace
+    /// period if work waits for one, and frees what is complete, without
+    /// waiting for anything; returns how many objects it freed.
+    pub(crate) fn collect(&self, rec: Option<&Record>) -> usize {
+        self.flush(rec);
+        self.hurry();
+        if !may_free() {
+            return 0;
+        }
+        self.free_completed(usize::MAX, u64::MAX, Path::Collect)
+    }
+
+    /// Blocks until grace period `gp` has completed, driving it, for at most
+    /// `max` (forever if `None`); returns whether it completed.
+    pub(crate) fn wait_until(&self, gp: u64, max: Option<Duration>) -> bool {
+        #[cfg(not(loom))]
+        let deadline = max.map(|max| std::time::Instant::now() + max);
+        // Loom has no clock: a bounded wait is a few rounds instead.
+        #[cfg(loom)]
+        let mut rounds = max.map(|_| 3_u32);
+        let backoff = Backoff::new();
+        #[cfg_attr(loom, allow(unused_mut, unused_variables))]
+        let mut sleep_us = 1;
+        loop {
+            {
+                let mut st = lock(&self.state);
+                st.requested = st.requested.max(gp);
+                self.advance(&mut st);
+            }
+            if self.is_complete(gp) {
+                return true;
+            }
+            #[cfg(not(loom))]
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return false;
+            }
+            #[cfg(loom)]
+            if let Some(rounds) = rounds.as_mut() {
+                if *rounds == 0 {
+                    return false;
+                }
+                *rounds -= 1;
+            }
+            // Spin briefly (readers are usually short), then sleep with a
+            // growing period so a stalled reader does not burn a CPU.
+            if !backoff.is_completed() {
+                crate::sync::snooze(&backoff);
+            } else {
+                #[cfg(not(loom))]
+                {
+                    std::thread::sleep(Duration::from_micros(sleep_us));
+                    sleep_us = (sleep_us * 2).min(1000);
+                }
+                #[cfg(loom)]
+                {
+                    let _ = sleep_us;
+                    crate::sync::yield_now();
+                }
+            }
+        }
+    }
+}
