@@ -45,9 +45,19 @@ pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
 ///
 /// Grace periods are rationed: one starts when 4096 objects or 32 buffers
 /// and batches wait for one, or when someone waits ([`synchronize`],
-/// [`barrier`], [`GracePeriod`] polling). Until then retired objects stay
-/// pending; [`barrier`] (or dropping the domain) frees them.
+/// [`barrier`], [`GracePeriod`] polling) or hurries ([`hurry`],
+/// [`retire_hurry`](Domain::retire_hurry), [`Batch::drain_hurry`]). Until
+/// then retired objects stay pending; [`collect`](Domain::collect) frees
+/// what is ready without blocking, [`barrier`] (or dropping the domain)
+/// everything.
 ///
+/// Pending objects are bounded (8192 by default; [`DomainBuilder`]): a
+/// retirement that leaves more pending starts a grace period at once, frees
+/// inline, and waits for the grace period for a bounded time (see [the
+/// bound](DomainBuilder#the-bound-on-pending-objects)).
+///
+/// [`hurry`]: Domain::hurry
+/// [`DomainBuilder`]: crate::DomainBuilder
 /// Emptied buffers are kept for reuse, up to 40 per domain (a grace
 /// period's worth, plus a few): steady single retirement then allocates no
 /// buffers, at the price of up to about 87 KiB (2.2 KiB a buffer) that a

@@ -351,7 +351,10 @@ impl Inner {
         let retired = self.counters.retired.fetch_add(unit.len() as u64, Relaxed);
         let pending =
             (retired + unit.len() as u64).saturating_sub(self.counters.freed.load(Relaxed));
-        self.counters.peak_pending.fetch_max(pending, Relaxed);
+        // Only written under the state lock, which we hold: no RMW needed.
+        if pending > self.counters.peak_pending.load(Relaxed) {
+            self.counters.peak_pending.store(pending, Relaxed);
+        }
         st.unstarted_objects += unit.len();
         st.unstarted_units += 1;
         st.waiting.push_back(Waiting { gp, unit });

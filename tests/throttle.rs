@@ -1,0 +1,347 @@
+//! The bound on pending objects and its backpressure, hurry, and collect
+//! (`DomainBuilder`, `Domain::hurry`, `Domain::collect`).
+//!
+//! No test here asserts a duration: where a wait is bounded, the test
+//! checks what the bound promises (the events counted, nothing freed early,
+//! nothing lost), and the waits are generous where a verdict depends on a
+//! reader leaving in time.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use ownrcu::{Domain, Slot, User, DEFAULT_MAX_PENDING};
+
+/// Poisoned when freed; counts its drops.
+struct Obj {
+    magic: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+const LIVE: u64 = 0x7407_7107_7407_7107;
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        assert_eq!(self.magic, LIVE, "freed twice");
+        self.magic = 0;
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+#[derive(Clone, Default)]
+struct Drops(Arc<AtomicUsize>);
+
+impl Drops {
+    fn obj(&self) -> Box<Obj> {
+        Box::new(Obj {
+            magic: LIVE,
+            drops: self.0.clone(),
+        })
+    }
+    fn get(&self) -> usize {
+        self.0.load(SeqCst)
+    }
+}
+
+/// A reader on another thread, inside a section of `domain` until told to
+/// leave (or the sender drops).
+fn stalled_reader(domain: &Domain) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let domain = domain.clone();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let reader = thread::spawn(move || {
+        let guard = domain.read();
+        entered_tx.send(()).unwrap();
+        let _ = leave_rx.recv();
+        drop(guard);
+    });
+    entered_rx.recv().unwrap();
+    (leave_tx, reader)
+}
+
+/// Several writers (single retirements, batches, retirements through an
+/// owner) and readers that come and go: every registration past the bound
+/// frees inline, so pending never grows past the bound by more than one
+/// unit per writer, and every object is freed exactly once.
+#[test]
+fn the_bound_holds_with_several_writers() {
+    const WRITERS: usize = 3;
+    const BATCH: usize = 16;
+    let rounds = if cfg!(miri) { 20 } else { 4000 };
+    let bound = if cfg!(miri) { 8 } else { 1000 };
+    // Generous: the verdict must not depend on a reader being scheduled
+    // within the wait (no retirement may go past the bound here).
+    let domain = Domain::builder()
+        .max_pending(bound)
+        .owner_max_pending(bound)
+        .max_wait(Duration::from_secs(30))
+        .build();
+    let drops = Drops::default();
+    let mm = User::new(&domain, Slot::new(drops.obj()));
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        // A reader that keeps entering and leaving sections.
+        s.spawn(|| {
+            while !stop.load(SeqCst) {
+                let read = mm.read();
+                if let Some(obj) = mm.load(&read) {
+                    assert_eq!(obj.magic, LIVE, "a reader saw a freed object");
+                }
+            }
+        });
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (domain, drops, mm) = (&domain, &drops, &mm);
+                s.spawn(move || {
+                    for round in 0..rounds {
+                        match (w + round) % 3 {
+                            0 => domain.retire(drops.obj()),
+                            1 => {
+                                let mut batch = domain.batch();
+                                batch.extend((0..BATCH).map(|_| drops.obj()));
+                                batch.drain();
+                            }
+                            _ => {
+                                let old = mm.replace(Some(drops.obj()), mm);
+                                old.expect("the slot is never empty").retire();
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        stop.store(true, SeqCst);
+    });
+    let stats = domain.stats();
+    // A unit is at most a batch (or a thread's buffer of 128 singles).
+    let slack = (WRITERS * BATCH.max(128)) as u64;
+    assert_eq!(stats.throttle.exceeded, 0, "{stats:?}");
+    assert!(
+        stats.throttle.over_bound > 0,
+        "the bound was met: {stats:?}"
+    );
+    assert!(
+        stats.peak_pending <= bound as u64 + slack,
+        "peak pending {} past the bound {bound} + {slack}",
+        stats.peak_pending
+    );
+    assert_eq!(
+        stats.freed_by.amortized
+            + stats.freed_by.backpressure
+            + stats.freed_by.barrier
+            + stats.freed_by.collect
+            + stats.freed_by.teardown,
+        stats.freed
+    );
+    domain.barrier();
+    mm.barrier();
+    let retired = domain.stats().retired + mm.stats().retired;
+    assert_eq!(drops.get() as u64, retired, "every retired object freed");
+    drop(mm);
+    assert_eq!(
+        drops.get() as u64,
+        retired + 1,
+        "and the slot's, at teardown"
+    );
+    drop(domain);
+    assert_eq!(drops.get() as u64, retired + 1, "nothing freed twice");
+}
+
+/// A stalled reader: a retirement past the bound waits once (for at most
+/// `max_wait`), goes on, and counts it; later ones skip the wait while the
+/// same grace period is stuck. Nothing the reader could see is freed; once
+/// it leaves, everything is.
+#[test]
+fn writers_go_past_the_bound_after_one_bounded_wait_per_stall() {
+    let domain = Domain::builder()
+        .max_pending(10)
+        .max_wait(Duration::from_millis(1))
+        .build();
+    let drops = Drops::default();
+    let (leave, reader) = stalled_reader(&domain);
+    let batches = 50;
+    for _ in 0..batches {
+        let mut batch = domain.batch();
+        batch.extend((0..4).map(|_| drops.obj()));
+        batch.drain();
+    }
+    let stats = domain.stats();
+    assert_eq!(drops.get(), 0, "nothing freed under the stalled reader");
+    assert_eq!(stats.pending, batches * 4);
+    // Registrations 3.. are past the bound (12 > 10).
+    assert_eq!(stats.throttle.over_bound, batches - 2);
+    assert_eq!(stats.throttle.waits, 1, "one bounded wait per stall");
+    assert_eq!(stats.throttle.exceeded, batches - 2);
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    domain.barrier();
+    assert_eq!(drops.get() as u64, batches * 4);
+}
+
+/// A thread inside a read section of the domain goes past the bound at
+/// once: waiting for a grace period would wait for itself.
+#[test]
+fn a_retirement_inside_a_read_section_goes_past_the_bound_at_once() {
+    let domain = Domain::builder().max_pending(4).build();
+    let drops = Drops::default();
+    {
+        let _guard = domain.read();
+        let mut batch = domain.batch();
+        batch.extend((0..10).map(|_| drops.obj()));
+        batch.drain(); // returns: no wait, no deadlock
+        let throttle = domain.stats().throttle;
+        assert_eq!(
+            (throttle.over_bound, throttle.exceeded, throttle.waits),
+            (1, 1, 0)
+        );
+    }
+    domain.barrier();
+    assert_eq!(drops.get(), 10);
+}
+
+/// A destructor of the domain that retires past the bound goes past it at
+/// once (it runs under the domain's freeing lock: freeing inline would
+/// wait for itself).
+#[test]
+fn a_destructor_retiring_past_the_bound_goes_past_it_at_once() {
+    struct RetiresMore {
+        domain: Domain,
+        drops: Drops,
+    }
+    impl Drop for RetiresMore {
+        fn drop(&mut self) {
+            let mut batch = self.domain.batch();
+            batch.extend((0..10).map(|_| self.drops.obj()));
+            batch.drain();
+        }
+    }
+    let domain = Domain::builder().max_pending(4).build();
+    let drops = Drops::default();
+    domain.retire(Box::new(RetiresMore {
+        domain: domain.clone(),
+        drops: drops.clone(),
+    }));
+    domain.barrier(); // runs the destructor, which retires 10 more
+    let throttle = domain.stats().throttle;
+    assert_eq!((throttle.over_bound, throttle.exceeded), (1, 1));
+    domain.barrier();
+    assert_eq!(drops.get(), 10);
+}
+
+/// A batch dropped while its thread unwinds, past the bound: registered,
+/// nothing freed, counted.
+#[test]
+fn a_retirement_while_unwinding_goes_past_the_bound_at_once() {
+    let domain = Domain::builder().max_pending(4).build();
+    let drops = Drops::default();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut batch = domain.batch();
+        batch.extend((0..10).map(|_| drops.obj()));
+        panic!("unrelated");
+    }));
+    assert!(result.is_err());
+    let stats = domain.stats();
+    assert_eq!((stats.pending, stats.throttle.exceeded), (10, 1));
+    assert_eq!(drops.get(), 0);
+    domain.barrier();
+    assert_eq!(drops.get(), 10);
+}
+
+/// An owner's bound: a retirement through the owner past it frees the
+/// owner's completed objects inline.
+#[test]
+fn an_owner_past_its_bound_frees_inline() {
+    let domain = Domain::builder().owner_max_pending(8).build();
+    let drops = Drops::default();
+    let mm = User::new(&domain, Slot::new(drops.obj()));
+    for _ in 0..100 {
+        mm.replace(Some(drops.obj()), &mm).unwrap().retire();
+    }
+    let stats = mm.stats();
+    assert!(stats.pending <= 8, "{stats:?}");
+    assert_eq!(stats.freed_after_grace_period + stats.pending, 100);
+    let throttle = domain.stats().throttle;
+    assert!(throttle.over_bound > 0 && throttle.freed_inline > 0);
+    assert_eq!(throttle.exceeded, 0);
+    drop(mm);
+    assert_eq!(drops.get(), 101);
+}
+
+/// The default bound is set (not unbounded), and a batch larger than it is
+/// freed by the drain itself when no reader is in the way.
+#[test]
+fn the_default_bound_frees_a_huge_batch_inline() {
+    let domain = Domain::new();
+    let drops = Drops::default();
+    let n = if cfg!(miri) {
+        40
+    } else {
+        2 * DEFAULT_MAX_PENDING
+    };
+    let mut batch = domain.batch();
+    batch.extend((0..n).map(|_| drops.obj()));
+    batch.drain();
+    if !cfg!(miri) {
+        assert_eq!(drops.get(), n, "freed before drain returned");
+        assert_eq!(domain.stats().freed_by.backpressure, n as u64);
+    }
+    domain.barrier();
+    assert_eq!(drops.get(), n);
+}
+
+/// `collect` frees what is ready without waiting: everything when no reader
+/// is in the way, nothing that a reader could still see.
+#[test]
+fn collect_frees_what_is_ready_and_never_waits() {
+    let domain = Domain::new();
+    let drops = Drops::default();
+    for _ in 0..10 {
+        domain.retire(drops.obj());
+    }
+    assert_eq!(domain.collect(), 10);
+    assert_eq!(drops.get(), 10);
+    let (leave, reader) = stalled_reader(&domain);
+    for _ in 0..10 {
+        domain.retire(drops.obj());
+    }
+    assert_eq!(domain.collect(), 0, "a reader may see them");
+    {
+        let _guard = domain.read();
+        assert_eq!(domain.collect(), 0, "callable inside a section");
+    }
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    assert_eq!(domain.collect(), 10);
+    assert_eq!(domain.stats().freed_by.collect, 20);
+}
+
+/// Hurry starts the grace period now: a single retirement, a batch and an
+/// owner's retirement each count one hurried grace period, and their
+/// objects can then be collected without any wait.
+#[test]
+fn hurry_starts_a_grace_period_now() {
+    let domain = Domain::new();
+    let drops = Drops::default();
+    domain.retire_hurry(drops.obj());
+    assert_eq!(domain.stats().grace_periods_hurried, 1);
+    let mut batch = domain.batch();
+    batch.push(drops.obj());
+    batch.drain_hurry();
+    assert_eq!(domain.stats().grace_periods_hurried, 2);
+    // The drain's own amortized free may have freed both already.
+    domain.collect();
+    assert_eq!(drops.get(), 2, "no reader: both freed without a barrier");
+    let mm = User::new(&domain, Slot::new(drops.obj()));
+    mm.take(&mm).unwrap().retire_hurry();
+    assert_eq!(domain.stats().grace_periods_hurried, 3);
+    // Nothing to hurry for: no grace period is started.
+    domain.hurry();
+    assert_eq!(domain.stats().grace_periods_hurried, 3);
+    mm.barrier();
+    assert_eq!(drops.get(), 3);
+}
