@@ -21,6 +21,9 @@ pub(crate) struct Config {
     pub(crate) owner_max_pending: usize,
     /// The longest a retirement past the bound waits for a grace period.
     pub(crate) max_wait: Duration,
+    /// Whether retiring threads run destructors (the amortized free, and
+    /// the inline free of backpressure).
+    pub(crate) retiring_threads_free: bool,
 }
 
 impl Config {
@@ -32,6 +35,7 @@ impl Config {
         max_pending: DEFAULT_MAX_PENDING,
         owner_max_pending: DEFAULT_MAX_PENDING,
         max_wait: Duration::from_millis(10),
+        retiring_threads_free: true,
     };
 }
 
@@ -149,6 +153,39 @@ impl DomainBuilder {
     /// Default 10 ms.
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.config.max_wait = wait;
+        self
+    }
+
+    /// Whether threads that retire objects run destructors (default
+    /// `true`): the amortized free of up to 1024 objects after a
+    /// registration, and the inline free of the bound's backpressure.
+    ///
+    /// With `false`, retiring never runs a destructor, for producers that
+    /// must not (real-time threads, or code holding locks the destructors
+    /// take): objects are freed by whoever calls [`Domain::collect`] or
+    /// [`Domain::barrier`] (or by the domain's teardown), so choose that
+    /// thread. Past the bound a retirement still starts a grace period and
+    /// waits for it a bounded time, but frees nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::builder().retiring_threads_free(false).build();
+    /// let mut batch = domain.batch();
+    /// batch.extend((0..20_000).map(Box::new)); // past the bound
+    /// batch.drain(); // frees nothing
+    /// assert_eq!(domain.stats().freed, 0);
+    /// // A thread of our choosing frees them:
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| while domain.stats().pending > 0 {
+    ///         domain.collect();
+    ///         std::thread::yield_now();
+    ///     });
+    /// });
+    /// assert_eq!(domain.stats().freed_by.collect, 20_000);
+    /// ```
+    pub fn retiring_threads_free(mut self, free: bool) -> Self {
+        self.config.retiring_threads_free = free;
         self
     }
 

@@ -311,7 +311,9 @@ impl Inner {
             // SAFETY: we hold the state lock and own the record.
             if let Some(bag) = unsafe { rec.steal_bag() } {
                 self.enqueue(&mut st, bag, false);
-                self.advance(&mut st);
+                // Nobody may call in again for this work: its grace period
+                // starts now (one barrier per exiting thread that retired).
+                self.start_locked(&mut st, &self.counters.hurried);
             }
         }
         drop(st);
@@ -372,13 +374,10 @@ impl Inner {
             let mut st = lock(&self.state);
             assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
             self.enqueue(&mut st, unit, batch);
-            let epoch = self.epoch.load(Relaxed); // only written under this lock
             if hurry {
-                st.requested = st.requested.max(epoch + 1);
-            }
-            self.advance(&mut st);
-            if hurry && self.epoch.load(Relaxed) > epoch {
-                self.counters.hurried.fetch_add(1, Relaxed);
+                self.start_locked(&mut st, &self.counters.hurried);
+            } else {
+                self.advance(&mut st);
             }
             self.has_completed(&st)
         };
@@ -390,7 +389,7 @@ impl Inner {
     fn after_registration(&self, ready: bool) {
         if self.pending() > self.config.max_pending as u64 {
             self.throttle(None);
-        } else if ready && may_free() {
+        } else if ready && may_free() && self.config.retiring_threads_free {
             self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
         }
     }

@@ -100,7 +100,7 @@ impl Pending {
     pub(crate) fn after_registration(&self) {
         if Throttled::over_bound(self) {
             self.domain.inner().throttle(Some(self));
-        } else {
+        } else if self.domain.inner().config().retiring_threads_free {
             self.collect(COLLECT_BUDGET);
         }
     }
@@ -262,6 +262,9 @@ impl Throttled for Pending {
     }
 
     fn free_inline(&self) -> usize {
+        if !self.domain.inner().config().retiring_threads_free {
+            return 0;
+        }
         let _freeing = lock(&self.freeing);
         let _mark = crate::local::owner_freeing(self.key());
         self.collect_locked(usize::MAX, u64::MAX)

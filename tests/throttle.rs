@@ -347,3 +347,84 @@ fn hurry_starts_a_grace_period_now() {
     mm.barrier();
     assert_eq!(drops.get(), 3);
 }
+
+/// With `retiring_threads_free(false)`, no retirement runs a destructor,
+/// past the bound included (it still starts grace periods and counts);
+/// the thread that calls `collect` frees everything.
+#[test]
+fn retiring_threads_never_free_in_that_mode() {
+    thread_local! {
+        static RETIRING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    struct Checked(Drops);
+    impl Drop for Checked {
+        fn drop(&mut self) {
+            assert!(
+                !RETIRING.with(|r| r.get()),
+                "a destructor ran on the retiring thread"
+            );
+            self.0 .0.fetch_add(1, SeqCst);
+        }
+    }
+    let domain = Domain::builder()
+        .retiring_threads_free(false)
+        .max_pending(100)
+        .max_wait(Duration::from_millis(1))
+        .build();
+    let drops = Drops::default();
+    let n = if cfg!(miri) { 50 } else { 5000 };
+    let mm = User::new(&domain, Slot::new(Box::new(Checked(drops.clone()))));
+    thread::scope(|s| {
+        s.spawn(|| {
+            RETIRING.with(|r| r.set(true));
+            for i in 0..n {
+                if i % 2 == 0 {
+                    domain.retire(Box::new(Checked(drops.clone())));
+                } else {
+                    let mut batch = domain.batch();
+                    batch.push(Box::new(Checked(drops.clone())));
+                    batch.drain();
+                }
+                let old = mm.replace(Some(Box::new(Checked(drops.clone()))), &mm);
+                old.unwrap().retire();
+            }
+            domain.hurry(); // hands its buffer over
+        });
+    });
+    assert_eq!(drops.get(), 0, "nothing freed by the retiring thread");
+    let throttle = domain.stats().throttle;
+    assert!(throttle.over_bound > 0, "{throttle:?}");
+    assert_eq!(throttle.freed_inline, 0);
+    // This thread chooses to free the domain's objects.
+    while domain.stats().pending > 0 {
+        domain.collect();
+        thread::yield_now();
+    }
+    assert_eq!(drops.get(), n);
+    mm.barrier(); // and the owner's
+    assert_eq!(drops.get(), 2 * n);
+    drop(mm);
+    assert_eq!(drops.get(), 2 * n + 1);
+}
+
+/// A thread that retires and exits hands its buffer over and starts its
+/// grace period: with no reader in the way, a `collect` (which never waits)
+/// then frees everything, with no barrier.
+#[test]
+fn an_exiting_thread_starts_the_grace_period_of_its_buffer() {
+    let domain = Domain::new();
+    let drops = Drops::default();
+    let (d, objects) = (domain.clone(), drops.clone());
+    // `join` (not a scope) returns after the thread's locals are destroyed,
+    // which is when it hands its buffer over.
+    thread::spawn(move || {
+        for _ in 0..3 {
+            d.retire(objects.obj());
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(domain.stats().grace_periods_hurried, 1);
+    assert_eq!(domain.collect(), 3);
+    assert_eq!(drops.get(), 3);
+}

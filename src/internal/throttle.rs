@@ -22,7 +22,7 @@ use core::time::Duration;
 
 use crossbeam_utils::Backoff;
 
-use super::{lock, Inner, Path};
+use super::{lock, Inner, Path, State};
 use crate::record::Record;
 use crate::stats::Throttle;
 use crate::unwind::may_free;
@@ -80,6 +80,9 @@ impl Throttled for Own<'_> {
         false // `Inner::throttle` checks the domain's destructors itself
     }
     fn free_inline(&self) -> usize {
+        if !self.0.config.retiring_threads_free {
+            return 0;
+        }
         self.0
             .free_completed(usize::MAX, u64::MAX, Path::Backpressure)
     }
@@ -135,11 +138,15 @@ impl Inner {
     /// if it has not started, and returns it; counts it in `started` if
     /// this call started it.
     pub(crate) fn start_now(&self, started: &StdAtomicU64) -> u64 {
-        let mut st = lock(&self.state);
+        self.start_locked(&mut lock(&self.state), started)
+    }
+
+    /// [`start_now`](Inner::start_now), with the state lock held.
+    pub(super) fn start_locked(&self, st: &mut State, started: &StdAtomicU64) -> u64 {
         let epoch = self.epoch.load(Relaxed); // only written under this lock
         let gp = epoch + u64::from(st.unstarted_units > 0);
         st.requested = st.requested.max(gp);
-        self.advance(&mut st);
+        self.advance(st);
         if self.epoch.load(Relaxed) > epoch {
             started.fetch_add(1, Relaxed);
         }
