@@ -1,0 +1,620 @@
+//! `pending_peak` and `slow_destructors`: how much garbage waits while one
+//! thread retires without pause and another thread keeps using the same
+//! domain (or collector), and what it costs to keep that bounded.
+//!
+//! # `pending_peak`
+//!
+//! One thread (the bench thread) retires 1 000 000 objects of 192 bytes
+//! (`objects::Obj`, which counts its drops) in groups of 16, while another
+//! thread enters and leaves read sections of the same domain or collector in
+//! a loop for the whole timed region. The timed region ends when all
+//! 1 000 000 destructors have run (each back-end is driven until they have)
+//! and checks that exactly 1 000 000 ran. Functions: `ownrcu_bounded` (a
+//! domain with `max_pending(10_000)`), `ownrcu_unbounded` (`unbounded()`),
+//! `crossbeam_epoch`, `sdd`, `seize`; each peer uses its fastest documented
+//! path for retiring 16 objects (see the comment on each function).
+//!
+//! Shows: the throughput (objects/s, from the median run) and the peak
+//! pending garbage of each back-end under steady retirement with a busy
+//! reader. Targets (issue 10): `ownrcu_bounded` peak pending ≤ 2 × its
+//! bound (20 000), its throughput within 10 % of `ownrcu_unbounded`, and a
+//! lower peak than every peer at equal or better throughput.
+//!
+//! # `slow_destructors`
+//!
+//! One thread retires 10 000 objects of 192 bytes whose destructor sleeps
+//! 200 µs, one `Batch` of 1 per object with a `grace_period()` request after
+//! each (as in `tests/domain.rs`,
+//! `barrier_returns_while_another_thread_keeps_retiring`), while another
+//! thread calls `barrier()` in a loop. The timed region ends when all 10 000
+//! destructors have run (a final `barrier()` on the retiring thread) and
+//! checks that exactly 10 000 ran. Functions: `ownrcu_default`
+//! (`Domain::new()`, the default bound of 8192) and `ownrcu_unbounded`.
+//! 10 000 objects, more than the default bound, so the bound is actually
+//! reached (with fewer objects than the bound the peak target would hold
+//! trivially); destructors of one domain run one thread at a time, so one
+//! run takes at least 10 000 × 200 µs = 2 s.
+//!
+//! Shows: the run time and peak pending when destructors are slow, so
+//! freeing, not retiring, is the bottleneck. Targets (issue 10): with the
+//! default bound, peak pending ≤ 2 × the bound (16 384), and run time linear
+//! in the objects retired (the bench prints the run time per object, to
+//! compare with the 200 µs sleep; a single size cannot show linearity by
+//! itself).
+//!
+//! # How garbage is counted
+//!
+//! Identically for every back-end, and never from a library's own
+//! statistics: the retiring thread publishes how many objects it has handed
+//! over (`RETIRED`, stored before the hand-over), each object's destructor
+//! counts itself (`objects::DROPS`), and ONE monitor thread samples
+//! `RETIRED - DROPS` every 100 µs (a fixed schedule of deadlines; the timer's
+//! slack makes the real period somewhat longer, and the bench prints the
+//! mean period it achieved). The peak printed for a function is the largest
+//! sample over all its runs (warm-up included).
+//!
+//! # Output
+//!
+//! Besides Criterion's medians (`<group>/<function>/new/estimates.json`),
+//! each function prints to stderr
+//! `<group>/<function>: peak pending N, M objects/s; ...` (throughput from
+//! its median run) and each group writes a JSON map `<function> ->
+//! {peak_pending, objects_per_s, median_run_ns, peaks (every run's, in run
+//! order), ...}` to `target/criterion/<group>/peaks.json` (`$CRITERION_HOME`
+//! or `$CARGO_TARGET_DIR/criterion` instead of `target/criterion` when set).
+//! For the ownrcu functions a second line gives the domain's own counters
+//! (its peak pending, backpressure events), for diagnosis only.
+//!
+//! # Set-up and timing
+//!
+//! Objects are allocated before each run, outside the timing
+//! (`iter_custom`: each run is set up, then timed on its own); the other
+//! thread and the monitor are started, and have done their first section and
+//! first sample, before the timing starts; they are stopped after it ends.
+//! Both groups use 10 samples and Criterion's flat sampling mode (a run is
+//! long: 1 000 000 objects, or 2 s of destructors), so that the file runs in
+//! about two minutes with `--warm-up-time 1 --measurement-time 3`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::mem::size_of;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
+use ownrcu::{Batch, Domain};
+
+#[allow(dead_code)] // `drop_floor`: this file has no floor function
+mod objects;
+use objects::{boxes, check, Obj, DROPS};
+
+mod common;
+
+/// Objects retired per `pending_peak` run (fixed by the issue).
+const N: usize = 1_000_000;
+/// Objects per retirement group in `pending_peak`.
+const GROUP: usize = 16;
+/// The bound of `ownrcu_bounded`.
+const BOUND: usize = 10_000;
+/// Objects retired per `slow_destructors` run.
+const SLOW_N: usize = 10_000;
+/// How long each `slow_destructors` destructor sleeps.
+const SLOW_DROP: Duration = Duration::from_micros(200);
+/// The monitor's sampling period.
+const PERIOD: Duration = Duration::from_micros(100);
+
+/// Objects handed to the back-end so far in the current run, published by
+/// the retiring thread before each hand-over.
+static RETIRED: AtomicUsize = AtomicUsize::new(0);
+
+/// Start/stop handshake with a helper thread.
+#[derive(Default)]
+struct Ctl {
+    ready: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl Ctl {
+    /// Runs `step` once, reports ready, then runs it until told to stop.
+    fn run(&self, mut step: impl FnMut()) {
+        step();
+        self.ready.store(true, Release);
+        while !self.stop.load(Relaxed) {
+            step();
+        }
+    }
+}
+
+/// Raises the helpers' stop flags when dropped, so that a panicking run
+/// cannot leave the scope's join hanging.
+struct StopOnDrop<'a>([&'a AtomicBool; 2]);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        for flag in self.0 {
+            flag.store(true, Relaxed);
+        }
+    }
+}
+
+/// The monitor thread: samples `RETIRED - DROPS` on a fixed schedule until
+/// told to stop (one last sample after that), returning the peak and the
+/// number of samples.
+fn monitor(ctl: &Ctl) -> (usize, usize) {
+    let (mut peak, mut samples) = (0, 0);
+    let mut next = Instant::now();
+    loop {
+        // Drops first: an object is counted as retired before it can be
+        // dropped, so reading in this order can over-count (by what is
+        // retired between the two loads), never under-count.
+        let dropped = DROPS.load(Acquire);
+        let retired = RETIRED.load(Acquire);
+        peak = peak.max(retired.saturating_sub(dropped));
+        samples += 1;
+        ctl.ready.store(true, Release);
+        if ctl.stop.load(Relaxed) {
+            return (peak, samples);
+        }
+        next += PERIOD;
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// One timed run.
+struct Run {
+    time: Duration,
+    peak: usize,
+    samples: usize,
+}
+
+/// Starts `other` (the reader, or the barrier caller) and the monitor,
+/// times `work(input)` on this thread, then stops both.
+fn run_once<I>(input: I, other: impl Fn(&Ctl) + Sync, work: impl FnOnce(I)) -> Run {
+    RETIRED.store(0, Relaxed);
+    let (helper, mon) = (Ctl::default(), Ctl::default());
+    thread::scope(|s| {
+        let stop = StopOnDrop([&helper.stop, &mon.stop]);
+        let helper_thread = s.spawn(|| other(&helper));
+        let monitor_thread = s.spawn(|| monitor(&mon));
+        while !(helper.ready.load(Acquire) && mon.ready.load(Acquire)) {
+            assert!(
+                !helper_thread.is_finished() && !monitor_thread.is_finished(),
+                "a helper thread ended before the run"
+            );
+            thread::yield_now();
+        }
+        let start = Instant::now();
+        work(input);
+        let time = start.elapsed();
+        drop(stop);
+        let (peak, samples) = monitor_thread.join().unwrap();
+        Run {
+            time,
+            peak,
+            samples,
+        }
+    })
+}
+
+/// What a group measured, per function, for the printout and the JSON map.
+struct Report {
+    group: &'static str,
+    objects: usize,
+    entries: Vec<(&'static str, Summary)>,
+}
+
+struct Summary {
+    runs: usize,
+    median: Duration,
+    peak: usize,
+    median_peak: usize,
+    period: Duration,
+    /// Every run's peak, in run order.
+    peaks: Vec<usize>,
+}
+
+impl Report {
+    fn new(group: &'static str, objects: usize) -> Self {
+        Self {
+            group,
+            objects,
+            entries: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, function: &'static str, mut runs: Vec<Run>) {
+        if runs.is_empty() {
+            return; // filtered out
+        }
+        let in_order: Vec<usize> = runs.iter().map(|r| r.peak).collect();
+        runs.sort_by_key(|r| r.time);
+        let median = runs[runs.len() / 2].time;
+        let total: Duration = runs.iter().map(|r| r.time).sum();
+        let samples: usize = runs.iter().map(|r| r.samples).sum();
+        let mut peaks = in_order.clone();
+        peaks.sort_unstable();
+        let summary = Summary {
+            runs: runs.len(),
+            median,
+            peak: *peaks.last().unwrap(),
+            median_peak: peaks[peaks.len() / 2],
+            period: total / samples.max(1) as u32,
+            peaks: in_order,
+        };
+        let rate = self.objects as f64 / median.as_secs_f64();
+        eprintln!(
+            "{}/{function}: peak pending {}, {rate:.0} objects/s; median run {:.1} ms \
+             ({:.1} µs per object), median peak {}, {} runs, one sample per {:.0} µs",
+            self.group,
+            summary.peak,
+            median.as_secs_f64() * 1e3,
+            median.as_secs_f64() * 1e6 / self.objects as f64,
+            summary.median_peak,
+            summary.runs,
+            summary.period.as_secs_f64() * 1e6,
+        );
+        self.entries.push((function, summary));
+    }
+
+    /// Writes `<criterion dir>/<group>/peaks.json`.
+    fn write(&self) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let mut json = String::from("{\n");
+        for (i, (function, s)) in self.entries.iter().enumerate() {
+            let comma = if i + 1 < self.entries.len() { "," } else { "" };
+            let _ = writeln!(
+                json,
+                "  \"{function}\": {{\"peak_pending\": {}, \"median_peak_pending\": {}, \
+                 \"objects_per_s\": {:.0}, \"median_run_ns\": {}, \"runs\": {}, \
+                 \"objects\": {}, \"mean_sample_period_ns\": {}, \"peaks\": {:?}}}{comma}",
+                s.peak,
+                s.median_peak,
+                self.objects as f64 / s.median.as_secs_f64(),
+                s.median.as_nanos(),
+                s.runs,
+                self.objects,
+                s.period.as_nanos(),
+                s.peaks,
+            );
+        }
+        json.push_str("}\n");
+        // Criterion's own choice, without its `cargo metadata` fallback.
+        let root = if let Some(home) = env::var_os("CRITERION_HOME") {
+            PathBuf::from(home)
+        } else if let Some(target) = env::var_os("CARGO_TARGET_DIR") {
+            PathBuf::from(target).join("criterion")
+        } else {
+            PathBuf::from("target/criterion")
+        };
+        let dir = root.join(self.group);
+        let path = dir.join("peaks.json");
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
+            eprintln!("could not write {}: {e}", path.display());
+        }
+    }
+}
+
+/// Benchmarks one function: each run is set up by `setup` (untimed), then
+/// `work` is timed while `other` runs on another thread and the monitor
+/// samples.
+fn bench<I>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    report: &mut Report,
+    function: &'static str,
+    mut setup: impl FnMut() -> I,
+    other: impl Fn(&Ctl) + Sync,
+    mut work: impl FnMut(I),
+) {
+    let mut runs = Vec::new();
+    group.bench_function(function, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let input = setup();
+                let run = run_once(input, &other, &mut work);
+                total += run.time;
+                runs.push(run);
+            }
+            total
+        });
+    });
+    report.add(function, runs);
+}
+
+/// ownrcu's path: a `Batch` of 16 drained, then `barrier()` until all are
+/// freed.
+#[allow(clippy::vec_box)] // one allocation per object, as retired
+fn ownrcu_churn(domain: &Domain, objects: Vec<Box<Obj>>) {
+    let mut objects = objects.into_iter();
+    let mut retired = 0;
+    while objects.len() > 0 {
+        let mut batch = Batch::with_capacity(domain, GROUP);
+        batch.extend(objects.by_ref().take(GROUP));
+        retired += batch.len();
+        RETIRED.store(retired, Release);
+        batch.drain();
+    }
+    domain.barrier();
+    check(N);
+}
+
+/// For diagnosis only (the peaks above come from the objects' own
+/// counters): what the domain's own counters say, summed over all runs.
+fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
+    let s = domain.stats();
+    let t = s.throttle;
+    eprintln!(
+        "  {group}/{function}, ownrcu's own counters over all runs: peak_pending {}, \
+         grace periods {}, throttle: over_bound {}, early grace periods {}, freed inline {}, \
+         waits {}, exceeded {}",
+        s.peak_pending,
+        s.grace_periods,
+        t.over_bound,
+        t.grace_periods_started,
+        t.freed_inline,
+        t.waits,
+        t.exceeded,
+    );
+}
+
+/// The reader of an ownrcu domain: enters and leaves read sections.
+fn ownrcu_reader(domain: &Domain, ctl: &Ctl) {
+    ctl.run(|| {
+        let guard = domain.read();
+        black_box(&guard);
+        drop(guard);
+    });
+}
+
+fn pending_peak(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pending_peak");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(N as u64));
+    let mut report = Report::new("pending_peak", N);
+
+    // User-created domains, made once outside the timing.
+    let bounded = Domain::builder().max_pending(BOUND).build();
+    bench(
+        &mut group,
+        &mut report,
+        "ownrcu_bounded",
+        || boxes(N),
+        |ctl| ownrcu_reader(&bounded, ctl),
+        |v| ownrcu_churn(&bounded, v),
+    );
+    ownrcu_diagnosis("pending_peak", "ownrcu_bounded", &bounded);
+    drop(bounded);
+
+    let unbounded = Domain::builder().unbounded().build();
+    bench(
+        &mut group,
+        &mut report,
+        "ownrcu_unbounded",
+        || boxes(N),
+        |ctl| ownrcu_reader(&unbounded, ctl),
+        |v| ownrcu_churn(&unbounded, v),
+    );
+    ownrcu_diagnosis("pending_peak", "ownrcu_unbounded", &unbounded);
+    drop(unbounded);
+
+    // crossbeam-epoch at its best: a private `Collector` with a
+    // `LocalHandle` registered once for the retiring thread (no
+    // thread-local lookup); one `pin` per 16 `defer_destroy` calls (bags of
+    // 64 deferred functions, no allocation per object; pinning collects
+    // every 128 pins); then flush and re-pin until every object has been
+    // dropped. The reader registers its own handle with the same collector.
+    let collector = crossbeam_epoch::Collector::new();
+    let handle = collector.register();
+    bench(
+        &mut group,
+        &mut report,
+        "crossbeam_epoch",
+        || boxes(N),
+        |ctl| {
+            let reader = collector.register();
+            ctl.run(|| {
+                let guard = reader.pin();
+                black_box(&guard);
+                drop(guard);
+            });
+        },
+        |v| {
+            let mut objects = v.into_iter();
+            let mut retired = 0;
+            while objects.len() > 0 {
+                retired += objects.len().min(GROUP);
+                RETIRED.store(retired, Release);
+                let guard = handle.pin();
+                for object in objects.by_ref().take(GROUP) {
+                    let ptr = crossbeam_epoch::Shared::from(Box::into_raw(object).cast_const());
+                    // SAFETY: the object came from a `Box` (crossbeam's
+                    // `Owned<T>` for a sized `T` is a `Box<T>`), is reachable
+                    // by nobody else, and is destroyed once.
+                    unsafe { guard.defer_destroy(ptr) };
+                }
+                drop(guard);
+            }
+            while DROPS.load(Relaxed) < N {
+                handle.pin().flush();
+            }
+            check(N);
+        },
+    );
+    drop(handle);
+    drop(collector);
+
+    // sdd: its retire path is dropping an `Owned<T>` (an sdd allocation with
+    // sdd's intrusive header, made in set-up), which pushes it on the
+    // thread's garbage list with no atomics; 16 are dropped under one
+    // `Guard` (sdd rotates its garbage lists and frees the thread's own
+    // garbage when guards are created and dropped). sdd has one global
+    // collector (its `PrivateCollector` frees without regard to readers, a
+    // teardown tool, not a retire path), so the reader's `Guard`s are of
+    // that collector. Then new guards with `accelerate()` until every object
+    // has been dropped.
+    bench(
+        &mut group,
+        &mut report,
+        "sdd",
+        || {
+            DROPS.store(0, Relaxed);
+            (0..N)
+                .map(|i| sdd::Owned::new(Obj::new(i)))
+                .collect::<Vec<_>>()
+        },
+        |ctl| {
+            ctl.run(|| {
+                let guard = sdd::Guard::new();
+                black_box(&guard);
+                drop(guard);
+            });
+        },
+        |v| {
+            let mut objects = v.into_iter();
+            let mut retired = 0;
+            while objects.len() > 0 {
+                retired += objects.len().min(GROUP);
+                RETIRED.store(retired, Release);
+                let guard = sdd::Guard::new();
+                for object in objects.by_ref().take(GROUP) {
+                    drop(object);
+                }
+                drop(guard);
+            }
+            while DROPS.load(Relaxed) < N {
+                let guard = sdd::Guard::new();
+                guard.accelerate();
+                drop(guard);
+            }
+            check(N);
+        },
+    );
+
+    // seize 0.5.1: a private `Collector` (default batch size), 16
+    // `Collector::retire` calls with `reclaim::boxed` outside any guard (the
+    // fast path: a full batch is handed to the threads active at that
+    // moment, one membarrier per batch, and the last of them to leave frees
+    // it; freed at once if none is active); then one guard's `flush()` at a
+    // time until every object has been dropped. The reader enters and leaves
+    // `LocalGuard`s of the same collector.
+    let seize = seize::Collector::new();
+    bench(
+        &mut group,
+        &mut report,
+        "seize",
+        || boxes(N),
+        |ctl| {
+            ctl.run(|| {
+                let guard = seize.enter();
+                black_box(&guard);
+                drop(guard);
+            });
+        },
+        |v| {
+            let mut objects = v.into_iter();
+            let mut retired = 0;
+            while objects.len() > 0 {
+                retired += objects.len().min(GROUP);
+                RETIRED.store(retired, Release);
+                for object in objects.by_ref().take(GROUP) {
+                    // SAFETY: the object came from a `Box`, is reachable by
+                    // nobody else, and is retired once.
+                    unsafe { seize.retire(Box::into_raw(object), seize::reclaim::boxed) };
+                }
+            }
+            while DROPS.load(Relaxed) < N {
+                use seize::Guard as _;
+                seize.enter().flush();
+            }
+            check(N);
+        },
+    );
+    drop(seize);
+
+    group.finish();
+    report.write();
+}
+
+/// A 192-byte object whose destructor sleeps, then counts itself (in
+/// `Obj`'s destructor).
+struct Slow(#[allow(dead_code)] Obj);
+
+const _: () = assert!(size_of::<Slow>() == 192);
+
+impl Drop for Slow {
+    fn drop(&mut self) {
+        thread::sleep(SLOW_DROP);
+    }
+}
+
+/// Set-up: resets the drop counter and allocates the slow objects.
+#[allow(clippy::vec_box)] // one allocation per object, as retired
+fn slow_boxes() -> Vec<Box<Slow>> {
+    DROPS.store(0, Relaxed);
+    (0..SLOW_N).map(|i| Box::new(Slow(Obj::new(i)))).collect()
+}
+
+/// One `Batch` of 1 per object and a grace-period request after each, then
+/// `barrier()` until all are freed.
+#[allow(clippy::vec_box)] // one allocation per object, as retired
+fn slow_churn(domain: &Domain, objects: Vec<Box<Slow>>) {
+    for (i, object) in objects.into_iter().enumerate() {
+        RETIRED.store(i + 1, Release);
+        let mut batch = Batch::with_capacity(domain, 1);
+        batch.push(object);
+        batch.drain();
+        let _cookie = domain.grace_period();
+    }
+    domain.barrier();
+    check(SLOW_N);
+}
+
+fn slow_destructors(c: &mut Criterion) {
+    let mut group = c.benchmark_group("slow_destructors");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(SLOW_N as u64));
+    let mut report = Report::new("slow_destructors", SLOW_N);
+
+    for (function, domain) in [
+        ("ownrcu_default", Domain::new()),
+        ("ownrcu_unbounded", Domain::builder().unbounded().build()),
+    ] {
+        bench(
+            &mut group,
+            &mut report,
+            function,
+            slow_boxes,
+            |ctl| ctl.run(|| domain.barrier()),
+            |v| slow_churn(&domain, v),
+        );
+        ownrcu_diagnosis("slow_destructors", function, &domain);
+        drop(domain);
+    }
+
+    group.finish();
+    report.write();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = pending_peak, slow_destructors
+}
+criterion_main!(benches);
