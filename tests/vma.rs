@@ -1,6 +1,6 @@
 //! The VMA example's address space (`examples/vma/mm.rs`) under test: the
 //! unlock-after-free hazard of the per-VMA lock, faults racing with munmap
-//! for every retirement strategy, and the three exit strategies, each with
+//! for every retirement strategy, and the four exit strategies, each with
 //! every VMA counted.
 
 #[path = "../examples/vma/mm.rs"]
@@ -43,7 +43,7 @@ fn a_fault_unlocking_a_vma_that_munmap_just_took_touches_live_memory() {
         }
     }
 
-    for how in [Retire::Batch, Retire::PerObject] {
+    for how in [Retire::Batch, Retire::PerObject, Retire::Capped(1)] {
         let _turn = counting();
         RELEASED.store(false, SeqCst);
         MUNMAP_RETURNED.store(false, SeqCst);
@@ -112,6 +112,8 @@ fn faults_race_with_munmap_then_exit_frees_every_vma() {
         (Retire::Batch, Exit::Direct),
         (Retire::PerObject, Exit::Batch),
         (Retire::Synchronize, Exit::PerObject),
+        // Three VMAs a munmap in chunks of two; exit in chunks of three.
+        (Retire::Capped(2), Exit::Capped(3)),
     ] {
         let _turn = counting();
         let (created, freed) = counts();
@@ -200,10 +202,90 @@ fn batch_exit_is_one_registration_and_per_object_one_per_vma() {
     }
 }
 
+/// Patch 39's list at exit: one registration per `cap` VMAs, rounded up
+/// (the replaced arrays ride along, one per chunk), and every VMA freed
+/// after its grace period.
 #[test]
-fn exit_parses_its_names() {
-    for exit in Exit::ALL {
-        assert_eq!(Exit::parse(exit.name()), Some(exit));
+fn capped_exit_is_one_registration_per_cap_vmas() {
+    let _turn = counting();
+    let cases: &[(u64, usize)] = if cfg!(miri) {
+        &[(10, 4), (8, 4), (3, 32)]
+    } else {
+        &[(50, 32), (64, 32), (50, 8), (50, 1), (5, 32), (1000, 32)]
+    };
+    for &(vmas, cap) in cases {
+        let domain = Domain::new();
+        let (created, freed) = counts();
+        let mm = mm::new_mm(&domain, vmas, PAGES);
+        let stats = mm::exit_mmap(mm, Exit::Capped(cap));
+        let chunks = (vmas as usize).div_ceil(cap) as u64;
+        assert_eq!(stats.registrations, chunks, "{vmas} VMAs, cap {cap}");
+        assert_eq!(stats.batches, chunks, "{vmas} VMAs, cap {cap}");
+        assert_eq!(stats.freed_after_grace_period, vmas);
+        assert_eq!(stats.pending, 0, "exit_mmap waited for every chunk");
+        assert_eq!(
+            counts(),
+            (created + vmas, freed + vmas),
+            "{vmas} VMAs, cap {cap}: leaked"
+        );
     }
-    assert_eq!(Exit::parse("lazy"), None);
+}
+
+/// munmap capped: one registration per `cap` VMAs of one call, rounded up;
+/// a call of no more than `cap` VMAs is one registration, like the batch.
+/// Everything it retires is freed after a grace period; exit frees the
+/// rest.
+#[test]
+fn capped_munmap_is_one_registration_per_cap_vmas_of_a_call() {
+    let _turn = counting();
+    let domain = Domain::new();
+    let (created, freed) = counts();
+    let mm = mm::new_mm(&domain, 40, PAGES);
+    let mut unmapped = 0;
+    for (first, count, cap, registrations) in [
+        (0, 10, 4, 3),  // 4 + 4 + 2
+        (10, 8, 4, 2),  // 4 + 4
+        (20, 3, 32, 1), // under the cap: one, as a batch
+        (30, 5, 1, 5),  // one per VMA
+    ] {
+        let before = mm.stats().registrations;
+        let removed = mm::munmap(
+            &mm,
+            first * STRIDE,
+            (first + count) * STRIDE,
+            Retire::Capped(cap),
+        );
+        assert_eq!(removed as u64, count);
+        assert_eq!(
+            mm.stats().registrations - before,
+            registrations,
+            "{count} VMAs, cap {cap}"
+        );
+        unmapped += count;
+    }
+    // A fault finds none of them.
+    for vma in (0..10).chain(10..18).chain(20..23).chain(30..35) {
+        assert_eq!(mm::fault(&mm, vma * STRIDE), Fault::Unmapped);
+    }
+    assert_eq!(mm::fault(&mm, 18 * STRIDE), Fault::PerVma);
+    mm.barrier();
+    assert_eq!(mm.stats().freed_after_grace_period, unmapped);
+    assert_eq!(FREED.load(SeqCst), freed + unmapped);
+    let stats = mm::exit_mmap(mm, Exit::Direct);
+    assert_eq!(stats.registrations, 3 + 2 + 1 + 5);
+    assert_eq!(counts(), (created + 40, freed + 40), "leaked");
+}
+
+#[test]
+fn exit_and_retire_parse_their_names() {
+    for exit in Exit::all(7) {
+        assert_eq!(Exit::parse(exit.name(), 7), Some(exit));
+    }
+    assert_eq!(Exit::parse("capped", 32), Some(Exit::Capped(32)));
+    assert_eq!(Exit::parse("lazy", 32), None);
+    for retire in Retire::all(7) {
+        assert_eq!(Retire::parse(retire.name(), 7), Some(retire));
+    }
+    assert_eq!(Retire::parse("capped", 8), Some(Retire::Capped(8)));
+    assert_eq!(Retire::parse("lazy", 8), None);
 }

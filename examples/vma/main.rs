@@ -3,24 +3,33 @@
 //! A miniature address space (`mm.rs`): an `Mm` owner holds VMAs in an
 //! RCU-replaced array ordered by address. Fault threads look up the VMA
 //! covering an address under a read guard, with no address-space lock, and
-//! take the VMA's own read lock; a writer thread munmaps ranges (every VMA
-//! a call removes is retired as ONE batch) and mmaps them again. Then the
-//! process exits, in one of three ways, side by side:
+//! take the VMA's own read lock; a writer thread munmaps ranges (by default
+//! every VMA a call removes is retired as ONE batch) and mmaps them again.
+//! Then the process exits, in one of the four ways the kernel thread
+//! weighed, side by side:
 //!
 //! - `direct`: the last user handle drops; no fault can exist, so every VMA
 //!   is freed right there, with no grace period (Linux 6.4's `exit_mmap`);
 //! - `batch`: every VMA retired as one batch, then waited for (the proposal
 //!   to batch the callbacks);
-//! - `per-object`: every VMA retired on its own (Linux 6.3's flood).
+//! - `per-object`: every VMA retired on its own (Linux 6.3's flood);
+//! - `capped`: one registration per `--cap` VMAs (32), then waited for (the
+//!   seed patch 39's per-mm list). The array's commits are split into
+//!   chunks of `--cap` VMAs, each retired as one registration (a commit's
+//!   removed VMAs cannot be split afterwards), so each chunk also copies the
+//!   remaining array.
 //!
 //! Every VMA ever created is counted, and so is every one freed: the last
 //! line says `leaked=0` only if the two agree.
 //!
 //! Run: `cargo run --release --example vma [-- OPTIONS]`
 //!
-//! - `--teardown direct|batch|per-object|all` (default `all`)
-//! - `--munmap batch|per-object|synchronize` (default `batch`): how munmap
-//!   retires what it removes
+//! - `--teardown direct|batch|per-object|capped|all` (default `all`)
+//! - `--munmap batch|per-object|synchronize|capped` (default `batch`): how
+//!   munmap retires what it removes
+//! - `--cap N` (default 32): VMAs per registration for `capped`, within one
+//!   munmap or one exit (a munmap of no more than N VMAs is one
+//!   registration, like `batch`)
 //! - `--threads N` fault threads (default 2), `--vmas N` (default 10000),
 //!   `--ops N` munmap+mmap pairs (default 2000), `--seed N`
 //! - `--reader-us N` (default 100): during exit, another mm of the same
@@ -34,7 +43,7 @@ use std::time::{Duration, Instant};
 use ownrcu::Domain;
 
 mod mm;
-use mm::{Exit, Fault, Retire, CREATED, FREED, PAGE};
+use mm::{Exit, Fault, Retire, CREATED, DEFAULT_CAP, FREED, PAGE};
 
 /// Pages per VMA; each VMA is followed by a one-page hole.
 const PAGES: u64 = 4;
@@ -42,6 +51,7 @@ const PAGES: u64 = 4;
 struct Options {
     teardown: Vec<Exit>,
     munmap: Retire,
+    cap: usize,
     reader_us: u64,
     threads: usize,
     vmas: u64,
@@ -73,30 +83,35 @@ fn options() -> Options {
             "--ops",
             "--seed",
             "--reader-us",
+            "--cap",
         ];
         if !known.contains(&arg.as_str()) {
             usage(&format!("unknown option {arg:?}"));
         }
     }
+    let cap = number("--cap", DEFAULT_CAP as u64);
+    if cap == 0 {
+        usage("--cap takes a number of VMAs per registration, at least 1");
+    }
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
     let teardown = match value("--teardown").unwrap_or("all") {
-        "all" => Exit::ALL.to_vec(),
-        name => vec![Exit::parse(name).unwrap_or_else(|| {
+        "all" => Exit::all(cap).to_vec(),
+        name => vec![Exit::parse(name, cap).unwrap_or_else(|| {
             usage(&format!(
-                "--teardown takes direct, batch, per-object or all, got {name:?}"
+                "--teardown takes direct, batch, per-object, capped or all, got {name:?}"
             ))
         })],
     };
-    let munmap = match value("--munmap").unwrap_or("batch") {
-        "batch" => Retire::Batch,
-        "per-object" => Retire::PerObject,
-        "synchronize" => Retire::Synchronize,
-        name => usage(&format!(
-            "--munmap takes batch, per-object or synchronize, got {name:?}"
-        )),
-    };
+    let name = value("--munmap").unwrap_or("batch");
+    let munmap = Retire::parse(name, cap).unwrap_or_else(|| {
+        usage(&format!(
+            "--munmap takes batch, per-object, synchronize or capped, got {name:?}"
+        ))
+    });
     Options {
         teardown,
         munmap,
+        cap,
         threads: number("--threads", 2).max(1) as usize,
         vmas: number("--vmas", 10_000).max(1),
         ops: number("--ops", 2_000),
@@ -108,7 +123,8 @@ fn options() -> Options {
 fn usage(problem: &str) -> ! {
     eprintln!("error: {problem}");
     eprintln!(
-        "usage: vma [--teardown direct|batch|per-object|all] [--munmap batch|per-object|synchronize] \
+        "usage: vma [--teardown direct|batch|per-object|capped|all] \
+         [--munmap batch|per-object|synchronize|capped] [--cap N] \
          [--threads N] [--vmas N] [--ops N] [--seed N] [--reader-us N]"
     );
     std::process::exit(2)
@@ -266,6 +282,10 @@ fn run(o: &Options, how: Exit) -> Run {
 
 fn main() {
     let o = options();
+    let munmap = match o.munmap {
+        Retire::Capped(cap) => format!("capped, {cap} VMAs a registration"),
+        how => how.name().to_string(),
+    };
     println!(
         "ownrcu VMA demo: {} VMAs of {PAGES} pages, {} fault threads, {} munmap+mmap pairs \
          (munmap retires: {}), seed {}; during exit another mm's readers hold sections of {}; \
@@ -273,7 +293,7 @@ fn main() {
         o.vmas,
         o.threads,
         o.ops,
-        o.munmap.name(),
+        munmap,
         o.seed,
         if o.reader_us == 0 {
             "one fault".to_string()
@@ -293,7 +313,10 @@ fn main() {
         let r = run(&o, how);
         let faults: u64 = r.faults.iter().sum();
         let pct = |n: u64| 100.0 * n as f64 / faults.max(1) as f64;
-        println!("\n--teardown {}", how.name());
+        match how {
+            Exit::Capped(_) => println!("\n--teardown capped --cap {}", o.cap),
+            _ => println!("\n--teardown {}", how.name()),
+        }
         println!(
             "  faults   {faults} served: {:.2}% under the VMA lock alone, {} under mmap_lock \
              (the VMA was being changed), {} unmapped (munmap got there first)",
@@ -311,7 +334,7 @@ fn main() {
             r.munmaps,
             r.unmapped_vmas,
             r.munmap_registrations,
-            o.munmap.name(),
+            munmap,
             r.mmaps,
             r.registrations - r.munmap_registrations
         );

@@ -23,6 +23,20 @@
 //! At exit the last user handle goes: no fault can be running (each one
 //! borrows a user handle), so every VMA is freed directly, with no grace
 //! period (`exit_mmap`).
+//!
+//! # The capped list (patch 39)
+//!
+//! The seed patch throttled `call_rcu` by keeping a per-mm list of freed
+//! VMAs and issuing one `call_rcu` per 32 of them. [`Retire::Capped`] and
+//! [`Exit::Capped`] register one grace period per `cap` VMAs. A committed
+//! writer's [`Removed`] is retired whole or one object at a time, and cannot
+//! be split, so the capped modes *split the commit*: the VMAs go in commits
+//! of at most `cap` each, and each commit's [`Removed`] is one registration
+//! (carrying the replaced array's slice too). The price is one copy of the
+//! array per chunk. Also, the cap counts within one munmap or one exit: the
+//! patch's list carried VMAs over from one munmap to the next, but two
+//! `Removed` cannot be merged, so a munmap of no more than `cap` VMAs is one
+//! registration, as with [`Retire::Batch`].
 
 // Each user of this module (example, bench, test) uses a different part.
 #![allow(dead_code)]
@@ -33,9 +47,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::RwLock;
 
-use ownrcu::{Array, Domain, OwnerStats, Removed, User};
+use ownrcu::{Array, ArrayWriter, Domain, OwnerStats, Removed, User};
 
 pub const PAGE: u64 = 4096;
+/// VMAs per registration in the capped modes unless told otherwise: the
+/// seed patch's 32.
+pub const DEFAULT_CAP: usize = 32;
 const LIVE: u64 = 0x7a11_7a11_7a11_7a11;
 const POISON: u64 = 0xdead_dead_dead_dead;
 
@@ -195,8 +212,7 @@ pub struct Mm {
 /// A user handle on an address space (`mm_users`).
 pub type MmUser = User<Mm>;
 
-/// How munmap (and, at exit, the `batch` and `per-object` strategies)
-/// hand the VMAs they remove to the grace-period machinery.
+/// How munmap hands the VMAs it removes to the grace-period machinery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retire {
     /// One registration for everything one call removed (the batch).
@@ -205,23 +221,78 @@ pub enum Retire {
     PerObject,
     /// Wait for a grace period in the call itself, then free directly.
     Synchronize,
+    /// One registration per this many VMAs (at least 1) that one call
+    /// removed, rounded up (patch 39's list; see the module docs).
+    Capped(usize),
 }
 
 impl Retire {
+    /// Every way, with `cap` for [`Retire::Capped`].
+    pub fn all(cap: usize) -> [Retire; 4] {
+        [
+            Retire::Batch,
+            Retire::PerObject,
+            Retire::Synchronize,
+            Retire::Capped(cap),
+        ]
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Retire::Batch => "batch",
             Retire::PerObject => "per-object",
             Retire::Synchronize => "synchronize",
+            Retire::Capped(_) => "capped",
         }
+    }
+
+    /// The way called `name`, with `cap` if it is `capped`.
+    pub fn parse(name: &str, cap: usize) -> Option<Self> {
+        Self::all(cap).into_iter().find(|r| r.name() == name)
     }
 
     fn apply(self, removed: Removed<'_, Vma>) {
         match self {
-            Retire::Batch => removed.retire(),
+            // Capped: each chunk was committed on its own; one registration.
+            Retire::Batch | Retire::Capped(_) => removed.retire(),
             Retire::PerObject => removed.retire_each(),
             Retire::Synchronize => removed.synchronize(),
         }
+    }
+}
+
+/// Removes `count` objects from `first` on of `writer`'s staged version, in
+/// commits of at most `cap` objects (`cap` at least 1; the range's last
+/// chunk first): one [`Removed`] per commit, to be retired as one
+/// registration each. The public API cannot split one commit's [`Removed`],
+/// so the removal is split instead; every commit after the first copies the
+/// array again. `count == 0` still commits once, as a plain writer does.
+///
+/// # Panics
+///
+/// If `cap` is 0, or the range is out of bounds of the staged version.
+fn remove_capped<'u>(
+    mm: &'u MmUser,
+    mut writer: ArrayWriter<'u, 'u, Vma>,
+    first: usize,
+    mut count: usize,
+    cap: usize,
+) -> Vec<Removed<'u, Vma>> {
+    assert!(cap > 0, "a cap of 0 VMAs per registration");
+    let mut chunks = Vec::with_capacity(count.div_ceil(cap).max(1));
+    loop {
+        // From the end of the range: the staged copy's tail moves less.
+        let n = count.min(cap);
+        writer.remove(first + count - n..first + count);
+        chunks.push(writer.commit());
+        count -= n;
+        if count == 0 {
+            return chunks;
+        }
+        // Only one writer at a time, and the caller holds what keeps other
+        // writers out (`mmap_lock`, or the only user handle): the next
+        // writer finds the version the last commit published.
+        writer = mm.vmas.write(mm);
     }
 }
 
@@ -295,6 +366,12 @@ pub fn fault(mm: &MmUser, addr: u64) -> Fault {
 /// munmap of `[start, end)`: removes every VMA that overlaps it (whole; this
 /// model does not split VMAs), under the address-space write lock, and
 /// retires them with `how`. Returns how many it removed.
+///
+/// With [`Retire::Capped`], the VMAs are unlinked in commits of at most
+/// `cap` each, all under the one write lock: every VMA of the range is
+/// write-locked and detached before the first commit, so a fault that finds
+/// one in a version between two commits falls back to `mmap_lock` and waits
+/// for the whole munmap, as it would for one commit.
 pub fn munmap(mm: &MmUser, start: u64, end: u64, how: Retire) -> usize {
     let removed = {
         let _mmap = mm.mmap_lock.write().unwrap_or_else(|e| e.into_inner());
@@ -306,11 +383,18 @@ pub fn munmap(mm: &MmUser, start: u64, end: u64, how: Retire) -> usize {
             vma.lock.write_lock(); // vma_start_write: waits for its faults
             vma.detached.store(true, Release);
         }
-        writer.remove(first..last);
-        writer.commit()
+        match how {
+            Retire::Capped(cap) => remove_capped(mm, writer, first, last - first, cap),
+            _ => {
+                writer.remove(first..last);
+                vec![writer.commit()]
+            }
+        }
     };
-    let n = removed.len();
-    how.apply(removed);
+    let n = removed.iter().map(Removed::len).sum();
+    for chunk in removed {
+        how.apply(chunk);
+    }
     n
 }
 
@@ -343,21 +427,35 @@ pub enum Exit {
     Batch,
     /// Every VMA retired on its own, then waited for (Linux 6.3).
     PerObject,
+    /// One registration per this many VMAs (at least 1), rounded up, then
+    /// waited for (the seed patch 39's per-mm list of 32; see the module
+    /// docs).
+    Capped(usize),
 }
 
 impl Exit {
-    pub const ALL: [Exit; 3] = [Exit::Direct, Exit::Batch, Exit::PerObject];
+    /// Every strategy, with `cap` for [`Exit::Capped`].
+    pub fn all(cap: usize) -> [Exit; 4] {
+        [
+            Exit::Direct,
+            Exit::Batch,
+            Exit::PerObject,
+            Exit::Capped(cap),
+        ]
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             Exit::Direct => "direct",
             Exit::Batch => "batch",
             Exit::PerObject => "per-object",
+            Exit::Capped(_) => "capped",
         }
     }
 
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == name)
+    /// The strategy called `name`, with `cap` if it is `capped`.
+    pub fn parse(name: &str, cap: usize) -> Option<Self> {
+        Self::all(cap).into_iter().find(|e| e.name() == name)
     }
 }
 
@@ -366,9 +464,12 @@ impl Exit {
 /// freed. Returns the owner's counters as they were just before the last
 /// user handle dropped.
 ///
+/// [`Exit::Capped`] makes `ceil(n / cap)` registrations for `n` VMAs (one
+/// if `n` is 0, for the replaced array, as [`Exit::Batch`] does).
+///
 /// # Panics
 ///
-/// If `mm` is not the last user handle.
+/// If `mm` is not the last user handle, or the cap is 0.
 pub fn exit_mmap(mut mm: MmUser, how: Exit) -> OwnerStats {
     assert!(
         mm.exclusive().is_some(),
@@ -388,6 +489,14 @@ pub fn exit_mmap(mut mm: MmUser, how: Exit) -> OwnerStats {
                 removed.retire_each();
             }
             // Waits for the grace period, and frees everything retired.
+            mm.barrier();
+        }
+        Exit::Capped(cap) => {
+            let writer = mm.vmas.write(&mm);
+            let n = writer.len();
+            for chunk in remove_capped(&mm, writer, 0, n, cap) {
+                chunk.retire(); // one registration per `cap` VMAs
+            }
             mm.barrier();
         }
     }
