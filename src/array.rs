@@ -543,6 +543,49 @@ impl<'u, T: Send + Sync + 'static> Removed<'u, T> {
         self.owner.register(unit, false);
     }
 
+    /// Retires the removed objects with one registration per `cap` of them
+    /// (the last one also carries the old slice): the seed patch's throttle
+    /// ("one `call_rcu` per 32 VMAs"), between [`retire`](Removed::retire)
+    /// (one registration) and [`retire_each`](Removed::retire_each) (one
+    /// per object). Like `retire_each`, it queues every registration before
+    /// freeing any older work.
+    ///
+    /// # Panics
+    ///
+    /// If `cap` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Array, Domain, User};
+    ///
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, Array::from_vec((0..100_u32).map(Box::new).collect()));
+    /// let mut writer = mm.write(&mm);
+    /// writer.clear();
+    /// writer.commit().retire_capped(32); // 4 registrations: 32 + 32 + 32 + 4
+    /// assert_eq!(mm.stats().registrations, 4);
+    /// ```
+    pub fn retire_capped(mut self, cap: usize) {
+        assert!(
+            cap > 0,
+            "ownrcu: Removed::retire_capped(0): a registration holds at least one object"
+        );
+        let mut objects = core::mem::take(&mut self.objects);
+        // The last chunk (possibly empty) goes with the old slice, below.
+        let last = objects.len().saturating_sub(1) / cap * cap;
+        let tail = objects.split_off(last);
+        for chunk in objects.chunks(cap) {
+            // SAFETY: as in `unit`, for the objects of one chunk.
+            let unit = Box::new(unsafe { Typed::new(chunk.to_vec()) });
+            self.owner.enqueue(unit, true);
+        }
+        self.objects = tail;
+        let batch = !self.objects.is_empty();
+        let unit = self.unit();
+        self.owner.register(unit, batch);
+    }
+
     /// Waits for a grace period of the owner's domain (`synchronize`),
     /// then frees everything here, directly: no reader that could have
     /// seen the old version is left. No registration.

@@ -117,6 +117,35 @@ fn retire_each_registers_every_object_and_the_old_version() {
     assert_eq!(keys(&mm), [0, 1, 6, 7, 8, 9]);
 }
 
+/// The seed patch's throttle: one registration per `cap` removed objects,
+/// the old slice with the last (or alone when nothing was removed).
+#[test]
+fn retire_capped_registers_one_unit_per_cap_objects() {
+    for (n, cap, registrations) in [(10, 4, 3), (8, 4, 2), (3, 32, 1), (5, 1, 5), (0, 4, 1)] {
+        let domain = Domain::new();
+        let (mm, drops) = mm(&domain, 0..n);
+        let mut writer = mm.write(&mm);
+        writer.clear();
+        writer.commit().retire_capped(cap);
+        mm.barrier();
+        assert_eq!(drops.load(SeqCst), n as usize, "{n} objects, cap {cap}");
+        let stats = mm.stats();
+        assert_eq!(stats.registrations, registrations, "{n} objects, cap {cap}");
+        assert_eq!(stats.batches, if n == 0 { 0 } else { registrations });
+        assert_eq!(stats.pending, 0);
+    }
+}
+
+#[test]
+#[should_panic(expected = "retire_capped(0)")]
+fn retire_capped_with_a_cap_of_zero_panics() {
+    let domain = Domain::new();
+    let (mm, _drops) = mm(&domain, 0..2);
+    let mut writer = mm.write(&mm);
+    writer.clear();
+    writer.commit().retire_capped(0);
+}
+
 #[test]
 fn synchronize_frees_the_removed_objects_before_it_returns() {
     let domain = Domain::new();

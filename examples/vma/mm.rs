@@ -28,15 +28,11 @@
 //!
 //! The seed patch throttled `call_rcu` by keeping a per-mm list of freed
 //! VMAs and issuing one `call_rcu` per 32 of them. [`Retire::Capped`] and
-//! [`Exit::Capped`] register one grace period per `cap` VMAs. A committed
-//! writer's [`Removed`] is retired whole or one object at a time, and cannot
-//! be split, so the capped modes *split the commit*: the VMAs go in commits
-//! of at most `cap` each, and each commit's [`Removed`] is one registration
-//! (carrying the replaced array's slice too). The price is one copy of the
-//! array per chunk. Also, the cap counts within one munmap or one exit: the
-//! patch's list carried VMAs over from one munmap to the next, but two
-//! `Removed` cannot be merged, so a munmap of no more than `cap` VMAs is one
-//! registration, as with [`Retire::Batch`].
+//! [`Exit::Capped`] register one grace period per `cap` VMAs of one commit
+//! ([`Removed::retire_capped`]). The cap counts within one munmap or one
+//! exit: the patch's list carried VMAs over from one munmap to the next,
+//! which this example does not model, so a munmap of no more than `cap`
+//! VMAs is one registration, as with [`Retire::Batch`].
 
 // Each user of this module (example, bench, test) uses a different part.
 #![allow(dead_code)]
@@ -47,7 +43,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::RwLock;
 
-use ownrcu::{Array, ArrayWriter, Domain, OwnerStats, Removed, User};
+use ownrcu::{Array, Domain, OwnerStats, Removed, User};
 
 pub const PAGE: u64 = 4096;
 /// VMAs per registration in the capped modes unless told otherwise: the
@@ -253,46 +249,11 @@ impl Retire {
 
     fn apply(self, removed: Removed<'_, Vma>) {
         match self {
-            // Capped: each chunk was committed on its own; one registration.
-            Retire::Batch | Retire::Capped(_) => removed.retire(),
+            Retire::Batch => removed.retire(),
+            Retire::Capped(cap) => removed.retire_capped(cap),
             Retire::PerObject => removed.retire_each(),
             Retire::Synchronize => removed.synchronize(),
         }
-    }
-}
-
-/// Removes `count` objects from `first` on of `writer`'s staged version, in
-/// commits of at most `cap` objects (`cap` at least 1; the range's last
-/// chunk first): one [`Removed`] per commit, to be retired as one
-/// registration each. The public API cannot split one commit's [`Removed`],
-/// so the removal is split instead; every commit after the first copies the
-/// array again. `count == 0` still commits once, as a plain writer does.
-///
-/// # Panics
-///
-/// If `cap` is 0, or the range is out of bounds of the staged version.
-fn remove_capped<'u>(
-    mm: &'u MmUser,
-    mut writer: ArrayWriter<'u, 'u, Vma>,
-    first: usize,
-    mut count: usize,
-    cap: usize,
-) -> Vec<Removed<'u, Vma>> {
-    assert!(cap > 0, "a cap of 0 VMAs per registration");
-    let mut chunks = Vec::with_capacity(count.div_ceil(cap).max(1));
-    loop {
-        // From the end of the range: the staged copy's tail moves less.
-        let n = count.min(cap);
-        writer.remove(first + count - n..first + count);
-        chunks.push(writer.commit());
-        count -= n;
-        if count == 0 {
-            return chunks;
-        }
-        // Only one writer at a time, and the caller holds what keeps other
-        // writers out (`mmap_lock`, or the only user handle): the next
-        // writer finds the version the last commit published.
-        writer = mm.vmas.write(mm);
     }
 }
 
@@ -366,12 +327,6 @@ pub fn fault(mm: &MmUser, addr: u64) -> Fault {
 /// munmap of `[start, end)`: removes every VMA that overlaps it (whole; this
 /// model does not split VMAs), under the address-space write lock, and
 /// retires them with `how`. Returns how many it removed.
-///
-/// With [`Retire::Capped`], the VMAs are unlinked in commits of at most
-/// `cap` each, all under the one write lock: every VMA of the range is
-/// write-locked and detached before the first commit, so a fault that finds
-/// one in a version between two commits falls back to `mmap_lock` and waits
-/// for the whole munmap, as it would for one commit.
 pub fn munmap(mm: &MmUser, start: u64, end: u64, how: Retire) -> usize {
     let removed = {
         let _mmap = mm.mmap_lock.write().unwrap_or_else(|e| e.into_inner());
@@ -383,18 +338,11 @@ pub fn munmap(mm: &MmUser, start: u64, end: u64, how: Retire) -> usize {
             vma.lock.write_lock(); // vma_start_write: waits for its faults
             vma.detached.store(true, Release);
         }
-        match how {
-            Retire::Capped(cap) => remove_capped(mm, writer, first, last - first, cap),
-            _ => {
-                writer.remove(first..last);
-                vec![writer.commit()]
-            }
-        }
+        writer.remove(first..last);
+        writer.commit()
     };
-    let n = removed.iter().map(Removed::len).sum();
-    for chunk in removed {
-        how.apply(chunk);
-    }
+    let n = removed.len();
+    how.apply(removed);
     n
 }
 
@@ -492,11 +440,12 @@ pub fn exit_mmap(mut mm: MmUser, how: Exit) -> OwnerStats {
             mm.barrier();
         }
         Exit::Capped(cap) => {
-            let writer = mm.vmas.write(&mm);
-            let n = writer.len();
-            for chunk in remove_capped(&mm, writer, 0, n, cap) {
-                chunk.retire(); // one registration per `cap` VMAs
-            }
+            let removed = {
+                let mut writer = mm.vmas.write(&mm);
+                writer.clear();
+                writer.commit()
+            };
+            removed.retire_capped(cap); // one registration per `cap` VMAs
             mm.barrier();
         }
     }
