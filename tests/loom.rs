@@ -31,6 +31,11 @@
 //! - `collect`: the owner's barrier while another thread's amortized collect
 //!   has popped the only unit and will put part of it back: the barrier
 //!   still frees everything registered before it.
+//! - `throttle`: a retirement past the bound (`max_pending(1)`, and an
+//!   owner's `owner_max_pending(1)`) starts a grace period, frees inline and
+//!   waits a bounded time, against a reader holding its object and a
+//!   concurrent `barrier`: nothing freed early, nothing lost, and the
+//!   throttle counters agree with the path taken.
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half
@@ -75,3 +80,6 @@ mod array;
 
 #[path = "loom/collect.rs"]
 mod collect;
+
+#[path = "loom/throttle.rs"]
+mod throttle;

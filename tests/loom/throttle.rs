@@ -1,0 +1,422 @@
+//! Backpressure: a retirement that leaves its domain (or its owner) past the
+//! bound starts a grace period, frees what is complete, waits a bounded time
+//! for its grace period (3 rounds under loom, which has no clock) and frees
+//! again. Against a reader still holding one of its objects, and a
+//! concurrent `barrier`: nothing is freed early, nothing twice, nothing lost,
+//! and the throttle counters tell the path taken.
+//!
+//! What every model here relies on (under loom, `src/internal.rs`): a
+//! registration of one object or more starts its grace period at once
+//! (`GP_OBJECTS` = 1), unless the previous one is still running. The reader
+//! never drives grace periods (leaving a section is one store; its thread's
+//! exit hands over no bag), so in the two-thread models only the writer
+//! completes them.
+
+use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc as StdArc;
+
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::AtomicPtr;
+use loom::sync::atomic::Ordering::{AcqRel, Acquire};
+use loom::sync::Arc;
+use loom::thread;
+use ownrcu::{Domain, Slot, Throttle, User};
+
+use crate::common::{check, read_side, Objects, Shared, Tracked, THREE_THREADS, TWO_THREADS};
+
+/// How many executions ended the throttled retirement each way (counted in
+/// schedule order, outside the model), so a model can show it explored the
+/// wait that runs out as well as the one that succeeds.
+#[derive(Default)]
+struct Outcomes {
+    /// Freed inline (step 2, or step 3 after a successful wait).
+    freed: StdAtomicUsize,
+    /// The bounded wait ran out: went on past the bound (`exceeded`).
+    exceeded: StdAtomicUsize,
+    /// Returned with its objects not freed and nothing counted as exceeded:
+    /// another thread (here the barrier's wait) completed the grace period
+    /// between step 2's free and the check before step 3, which then returns
+    /// without freeing again. Allowed by these models (the barrier frees
+    /// them); reached only with 3 preemptions (`LOOM_MAX_PREEMPTIONS=3` on
+    /// the barrier model: 4424 of 1.9 million executions, 5 minutes).
+    left_uncounted: StdAtomicUsize,
+}
+
+impl Outcomes {
+    fn record(&self, throttle: &Throttle, freed_on_return: usize) {
+        let which = if throttle.exceeded > 0 {
+            &self.exceeded
+        } else if freed_on_return == 2 {
+            &self.freed
+        } else {
+            &self.left_uncounted
+        };
+        which.fetch_add(1, SeqCst);
+    }
+
+    /// Prints the counts and, unless `LOOM_MAX_PREEMPTIONS` narrowed the
+    /// search, checks that both ends of the bounded wait were explored.
+    fn report(&self, name: &str) {
+        let (freed, exceeded, uncounted) = (
+            self.freed.load(SeqCst),
+            self.exceeded.load(SeqCst),
+            self.left_uncounted.load(SeqCst),
+        );
+        eprintln!(
+            "loom model {name}: retirement freed inline in {freed}, went past the bound in \
+             {exceeded}, returned unfreed and uncounted in {uncounted} executions"
+        );
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            assert!(freed > 0, "{name}: never freed inline");
+            assert!(exceeded > 0, "{name}: the bounded wait never ran out");
+        }
+    }
+}
+
+/// The throttle counters after one registration past the bound by a thread
+/// that is not in a read section, not in a destructor and not unwinding, in
+/// a domain where nobody else registers: true in every interleaving.
+///
+/// - `over_bound == 1`: exactly one registration, and it left 2 objects
+///   pending with a bound of 1.
+/// - `waits <= 1`: at most one bounded wait per throttled registration.
+/// - `exceeded <= waits`: the early exits that count `exceeded` without a
+///   wait are all ruled out (the writer may free, is in no section and no
+///   destructor), and so is the skip behind a stalled grace period: that
+///   needs `stalled != 0`, which only an earlier wait that ran out sets, and
+///   there is no earlier throttled retirement. So `exceeded` only counts a
+///   wait that ran out.
+/// - `freed_inline <= 2`: only the batch's two objects exist.
+fn assert_one_throttled_registration(t: &Throttle) {
+    assert_eq!(t.over_bound, 1, "{t:?}");
+    assert!(t.waits <= 1, "more than one bounded wait: {t:?}");
+    assert!(
+        t.exceeded <= t.waits,
+        "went past the bound without waiting: {t:?}"
+    );
+    assert!(t.freed_inline <= 2, "{t:?}");
+}
+
+/// How many times a reader yields inside its section, after reading its
+/// object: a slow reader. Loom runs another thread for at least one step
+/// after a yield, so a reader that leaves its section within the three steps
+/// the writer's three waiting rounds hand it never lets the wait run out;
+/// with these yields it can, and loom explores both outcomes.
+const READER_YIELDS: usize = 3;
+
+/// The reader's side of the domain models: `read_side` (which checks the
+/// object is live and reads it through loom's cell), nested in a section
+/// that stays open for `READER_YIELDS` more yields, then checks the object
+/// it loaded first is still not freed.
+fn slow_read_side(domain: &Domain, shared: &AtomicPtr<Tracked>, candidates: &[Shared]) {
+    let guard = domain.read();
+    let ptr = shared.load(Acquire);
+    let object = candidates
+        .iter()
+        .find(|c| c.ptr == ptr)
+        .expect("the shared pointer holds an object the model never stored");
+    read_side(domain, shared, candidates);
+    for _ in 0..READER_YIELDS {
+        thread::yield_now();
+    }
+    assert!(
+        !object.is_freed(),
+        "object freed while a slow reader's section held it"
+    );
+    drop(guard);
+}
+
+/// The writer's side: unlink `old` (swap `new` in), then retire it together
+/// with `extra` in one `Batch`: two objects pending, bound 1, so the drain
+/// is throttled.
+fn unlink_and_drain(
+    domain: &Domain,
+    shared: &AtomicPtr<Tracked>,
+    new: *mut Tracked,
+    extra: *mut Tracked,
+) {
+    let old = shared.swap(new, AcqRel);
+    let mut batch = domain.batch::<Tracked>();
+    // SAFETY: both from `Box::into_raw`, retired once; `old` is unlinked
+    // (readers reach it only under guards), `extra` was never shared.
+    unsafe {
+        batch.push_raw(old);
+        batch.push_raw(extra);
+    }
+    batch.drain();
+}
+
+/// A reader holds the shared object in its section while the writer unlinks
+/// it and drains it with another object: 2 objects pending, bound 1, so the
+/// drain is throttled. The registration starts the grace period itself
+/// (`GP_OBJECTS` = 1), so step 1 finds it started; step 2 frees both if the
+/// reader is not in an older section; otherwise step 3 waits 3 rounds,
+/// yielding to the reader, and frees both if the reader left meanwhile, or
+/// gives up (`exceeded`) and leaves them to the `barrier`.
+///
+/// Asserts, in every interleaving: the reader never sees its object freed
+/// (`read_side`: the `freed` flag in schedule order, and loom's cell for
+/// happens-before); the counters of `assert_one_throttled_registration`,
+/// and, since the writer is the only thread that completes grace periods
+/// and frees, exactly one of two outcomes: both objects freed inline by
+/// the time `drain` returns (`freed_inline == 2`, `exceeded == 0`), or none
+/// and the wait ran out (`freed_inline == 0`, `exceeded == waits == 1`).
+/// Also `grace_periods_started == 0`: the registration already started the
+/// grace period, and nothing else registers, so `start_now` never starts
+/// one. Then `barrier` frees whatever is left: both objects exactly once,
+/// and the statistics add up.
+///
+/// Bounded by `TWO_THREADS` (5): the wait that runs out needs 2 preemptions
+/// of the slow reader (found from bound 2 on), so 5 leaves three to spare;
+/// about 12 thousand executions, a second. Exhaustive is too slow: without
+/// the reader's yields it is already 850 thousand executions, 80 s.
+#[test]
+fn retirement_past_the_bound_waits_for_a_reader() {
+    let outcomes = StdArc::new(Outcomes::default());
+    let seen = outcomes.clone();
+    let name = "throttle/batch past the bound vs reader";
+    check(name, TWO_THREADS, move || {
+        let domain = Arc::new(Domain::builder().max_pending(1).build());
+        let objects = Objects::new();
+        let first = objects.make_shared();
+        let second = objects.make_shared();
+        let extra = objects.make_shared();
+        let shared = Arc::new(AtomicPtr::new(first.ptr));
+        let candidates = vec![first.clone(), second.clone()];
+
+        let reader = {
+            let (domain, shared) = (domain.clone(), shared.clone());
+            thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
+        };
+
+        unlink_and_drain(&domain, &shared, second.ptr, extra.ptr);
+        let t = domain.stats().throttle;
+        let freed_on_return = objects.drops();
+        seen.record(&t, freed_on_return);
+        assert_one_throttled_registration(&t);
+        assert_eq!(t.grace_periods_started, 0, "{t:?}");
+        if t.exceeded == 0 {
+            assert_eq!(
+                t.freed_inline, 2,
+                "not past the bound, yet not freed: {t:?}"
+            );
+        } else {
+            assert_eq!(t.freed_inline, 0, "freed after the wait ran out: {t:?}");
+        }
+        assert_eq!(freed_on_return as u64, t.freed_inline, "{t:?}");
+
+        domain.barrier();
+        assert!(
+            first.is_freed() && extra.is_freed(),
+            "barrier left an object"
+        );
+        assert_eq!(objects.drops(), 2);
+
+        reader.join().unwrap();
+        let stats = domain.stats();
+        assert_eq!((stats.retired, stats.freed, stats.pending), (2, 2, 0));
+        assert_eq!(stats.freed_by.backpressure, t.freed_inline);
+        assert_eq!(stats.freed_by.backpressure + stats.freed_by.barrier, 2);
+        // SAFETY: the reader has finished; `second` was never retired.
+        drop(unsafe { Box::from_raw(second.ptr) });
+        drop(domain);
+        assert_eq!(objects.drops(), 3, "an object freed twice");
+    });
+    outcomes.report(name);
+}
+
+/// The same throttled drain on its own thread, racing a reader and a
+/// `barrier` on the main thread. The barrier takes the `freeing` lock the
+/// throttled retirement also waits for, and drives grace periods too, so
+/// either may free the batch.
+///
+/// Asserts, in every interleaving: the reader never sees its object freed;
+/// when the barrier returns, the batch is freed if its drain had returned
+/// before the barrier began (counted in schedule order; conservative, the
+/// registration is inside `drain`); after a second barrier both objects
+/// are freed exactly once; the counters of
+/// `assert_one_throttled_registration`, `grace_periods_started <= 1` (the
+/// barrier can start the grace period before the registration, which then
+/// waits for the next one, which `start_now` may start once the reader
+/// left), and the inline and barrier frees add up to the two objects.
+///
+/// Three threads, so bounded by `THREE_THREADS` (2 preemptions): both ends
+/// of the bounded wait, and the barrier freeing the batch before, during and
+/// after the throttle, are reached within 2 (16 thousand executions, about
+/// 2 s); bound 3 takes 1.9 million executions and 5 minutes (it passes, and
+/// adds the `left_uncounted` outcome).
+#[test]
+fn throttled_retirement_races_a_barrier() {
+    let outcomes = StdArc::new(Outcomes::default());
+    let seen = outcomes.clone();
+    let name = "throttle/batch past the bound vs reader + barrier";
+    check(name, THREE_THREADS, move || {
+        let domain = Arc::new(Domain::builder().max_pending(1).build());
+        let objects = Objects::new();
+        let first = objects.make_shared();
+        let second = objects.make_shared();
+        let extra = objects.make_shared();
+        let shared = Arc::new(AtomicPtr::new(first.ptr));
+        let candidates = vec![first.clone(), second.clone()];
+        let drained = StdArc::new(StdAtomicUsize::new(0));
+
+        let reader = {
+            let (domain, shared) = (domain.clone(), shared.clone());
+            thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
+        };
+        let writer = {
+            let (domain, shared, drained) = (domain.clone(), shared.clone(), drained.clone());
+            let (objects, seen) = (objects.clone(), seen.clone());
+            let (new, extra) = (second.clone(), extra.clone());
+            thread::spawn(move || {
+                unlink_and_drain(&domain, &shared, new.ptr, extra.ptr);
+                drained.store(1, SeqCst);
+                seen.record(&domain.stats().throttle, objects.drops());
+            })
+        };
+
+        let before = drained.load(SeqCst);
+        domain.barrier();
+        if before == 1 {
+            assert!(
+                first.is_freed() && extra.is_freed(),
+                "barrier returned before freeing a batch drained before it"
+            );
+        }
+
+        writer.join().unwrap();
+        reader.join().unwrap();
+        domain.barrier();
+        assert!(first.is_freed() && extra.is_freed(), "an object was lost");
+        assert_eq!(objects.drops(), 2);
+        let stats = domain.stats();
+        let t = stats.throttle;
+        assert_one_throttled_registration(&t);
+        assert!(t.grace_periods_started <= 1, "{t:?}");
+        assert_eq!((stats.retired, stats.freed, stats.pending), (2, 2, 0));
+        assert_eq!(stats.freed_by.backpressure, t.freed_inline, "{stats:?}");
+        assert_eq!(
+            stats.freed_by.backpressure + stats.freed_by.barrier,
+            2,
+            "{stats:?}"
+        );
+        // SAFETY: the reader has finished; `second` was never retired.
+        drop(unsafe { Box::from_raw(second.ptr) });
+        drop(domain);
+        assert_eq!(objects.drops(), 3, "an object freed twice");
+    });
+    outcomes.report(name);
+}
+
+/// An object in an owner's slot that loom watches (as `common::Tracked`,
+/// but `Sync`, as a slot requires): readers read `value`, the destructor
+/// writes it, so a free not ordered after a reader's access is reported;
+/// `freed` is kept outside the object, in schedule order.
+struct Obj {
+    value: UnsafeCell<usize>,
+    freed: StdArc<std::sync::atomic::AtomicBool>,
+    drops: StdArc<StdAtomicUsize>,
+}
+
+// SAFETY (test): `value` is written only by the destructor, which must not
+// race a reader; loom checks exactly that.
+unsafe impl Sync for Obj {}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.value.with_mut(|v| {
+            // SAFETY: `&mut self`, and loom checks the claim.
+            unsafe { *v = 0 }
+        });
+        assert!(!self.freed.swap(true, SeqCst), "object freed twice");
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+/// The owner variant: a reader of the owner holds the object of slot 0 while
+/// the writer takes slots 0 and 1 and retires both in one `OwnerBatch`: 2
+/// objects pending in the owner, `owner_max_pending(1)`, so the drain
+/// applies backpressure with the owner's queue as the throttled queue (its
+/// own `freeing` lock and `collect_locked`). The reader's section blocks the
+/// domain's grace period exactly as before.
+///
+/// Asserts what the domain model does, with the owner's counters: the
+/// reader's object is never freed while it holds it; the throttle counters
+/// (shared with the domain's `Stats::throttle`) show one registration past
+/// the bound with the same two outcomes; the domain's own queue holds
+/// nothing; the owner's barrier frees what is left, each object once.
+///
+/// Bounded by `TWO_THREADS`, as the domain model.
+#[test]
+fn owner_retirement_past_the_bound_waits_for_a_reader() {
+    let outcomes = StdArc::new(Outcomes::default());
+    let seen = outcomes.clone();
+    let name = "throttle/owner batch past the bound vs reader";
+    check(name, TWO_THREADS, move || {
+        let drops = StdArc::new(StdAtomicUsize::new(0));
+        let freed: Vec<_> = (0..2)
+            .map(|_| StdArc::new(std::sync::atomic::AtomicBool::new(false)))
+            .collect();
+        let obj = |i: usize| {
+            Box::new(Obj {
+                value: UnsafeCell::new(crate::common::LIVE),
+                freed: freed[i].clone(),
+                drops: drops.clone(),
+            })
+        };
+        let domain = Domain::builder().owner_max_pending(1).build();
+        let mm = Arc::new(User::new(&domain, [Slot::new(obj(0)), Slot::new(obj(1))]));
+
+        let reader = {
+            let (mm, freed) = (mm.clone(), freed[0].clone());
+            thread::spawn(move || {
+                let read = mm.read();
+                if let Some(o) = read[0].load(&read) {
+                    assert!(!freed.load(SeqCst), "reader reached a freed object");
+                    assert_eq!(o.value.with(|v| unsafe { *v }), crate::common::LIVE);
+                    let _ = read[1].load(&read); // a scheduling point
+                    for _ in 0..READER_YIELDS {
+                        thread::yield_now();
+                    }
+                    assert!(
+                        !freed.load(SeqCst),
+                        "object freed while a reader's section held it"
+                    );
+                }
+            })
+        };
+
+        let mut batch = mm.batch();
+        batch.extend(mm[0].take(&mm));
+        batch.extend(mm[1].take(&mm));
+        batch.drain();
+        let t = domain.stats().throttle;
+        let freed_on_return = drops.load(SeqCst);
+        seen.record(&t, freed_on_return);
+        assert_one_throttled_registration(&t);
+        assert_eq!(t.grace_periods_started, 0, "{t:?}");
+        if t.exceeded == 0 {
+            assert_eq!(
+                t.freed_inline, 2,
+                "not past the bound, yet not freed: {t:?}"
+            );
+        } else {
+            assert_eq!(t.freed_inline, 0, "freed after the wait ran out: {t:?}");
+        }
+        assert_eq!(freed_on_return as u64, t.freed_inline, "{t:?}");
+
+        mm.barrier();
+        assert_eq!(drops.load(SeqCst), 2, "the owner's barrier left an object");
+        reader.join().unwrap();
+        let stats = domain.stats();
+        assert_eq!(stats.pending, 0, "nothing in the domain's own queue");
+        assert_eq!(stats.freed_by.backpressure, 0, "{stats:?}");
+        let owner = mm.stats();
+        assert_eq!((owner.retired, owner.pending), (2, 0), "{owner:?}");
+        assert_eq!(owner.freed_after_grace_period, 2, "{owner:?}");
+        drop(mm);
+        assert_eq!(drops.load(SeqCst), 2, "an object freed twice");
+    });
+    outcomes.report(name);
+}
