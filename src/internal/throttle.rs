@@ -114,24 +114,27 @@ impl Inner {
         // 2. Free what is complete, past the amortized budget.
         c.freed_inline
             .fetch_add(queue.free_inline() as u64, Relaxed);
-        if !queue.over_bound() || self.is_complete(gp) {
+        if !queue.over_bound() {
             return;
         }
-        // 3. Wait for it a bounded time, unless a grace period that ran out
-        //    before has still not completed (the same stalled reader).
-        let stalled = self.stalled.load(Relaxed);
-        if stalled != 0 && !self.is_complete(stalled) {
-            c.exceeded.fetch_add(1, Relaxed);
-            return;
+        // 3. Wait for it a bounded time (unless another thread completed it
+        //    meanwhile), but not if a grace period that ran out before has
+        //    still not completed (the same stalled reader); then free again.
+        if !self.is_complete(gp) {
+            let stalled = self.stalled.load(Relaxed);
+            if stalled != 0 && !self.is_complete(stalled) {
+                c.exceeded.fetch_add(1, Relaxed);
+                return;
+            }
+            c.waits.fetch_add(1, Relaxed);
+            if !self.wait_until(gp, Some(self.config.max_wait)) {
+                self.stalled.fetch_max(gp, Relaxed);
+                c.exceeded.fetch_add(1, Relaxed);
+                return;
+            }
         }
-        c.waits.fetch_add(1, Relaxed);
-        if self.wait_until(gp, Some(self.config.max_wait)) {
-            c.freed_inline
-                .fetch_add(queue.free_inline() as u64, Relaxed);
-        } else {
-            self.stalled.fetch_max(gp, Relaxed);
-            c.exceeded.fetch_add(1, Relaxed);
-        }
+        c.freed_inline
+            .fetch_add(queue.free_inline() as u64, Relaxed);
     }
 
     /// Starts the grace period that everything registered so far waits for,
