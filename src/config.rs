@@ -71,10 +71,10 @@ pub const DEFAULT_MAX_PENDING: usize = 8192;
 /// counted ([`Throttle::exceeded`](crate::Throttle::exceeded)); until that
 /// grace period completes, later retirements skip the wait: a writer never
 /// blocks behind a stalled reader for more than one `max_wait` per stall.
-/// A thread inside a read section of the domain, inside one of its
-/// destructors, or unwinding from a panic goes past the bound at once (it
-/// could not wait without deadlocking, or must not run destructors), and
-/// that is counted too.
+/// A thread inside a read section of the domain, inside a destructor of
+/// any domain or owner, or unwinding from a panic goes past the bound at
+/// once (it could not wait without risking a deadlock, or must not run
+/// destructors), and that is counted too.
 ///
 /// # Examples
 ///

@@ -90,6 +90,13 @@ pub(crate) fn is_freeing(id: u64) -> bool {
     FREEING.try_with(|f| f.get() == id).unwrap_or(false)
 }
 
+/// Whether this thread is running destructors of any domain or owner (it
+/// holds that one's `freeing` lock).
+pub(crate) fn is_freeing_any() -> bool {
+    let domain = FREEING.try_with(|f| f.get() != u64::MAX).unwrap_or(false);
+    domain || OWNER_FREEING.try_with(|f| f.get() != 0).unwrap_or(false)
+}
+
 /// Marks this thread as running destructors of the owner whose queue lives
 /// at `owner` until the returned value drops (scopes nest).
 pub(crate) fn owner_freeing(owner: usize) -> impl Drop {

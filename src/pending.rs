@@ -257,10 +257,6 @@ impl Pending {
 }
 
 impl Throttled for Pending {
-    fn freeing_here(&self) -> bool {
-        crate::local::is_owner_freeing(self.key())
-    }
-
     fn free_inline(&self) -> usize {
         if !self.domain.inner().config().retiring_threads_free {
             return 0;

@@ -233,6 +233,37 @@ fn a_destructor_retiring_past_the_bound_goes_past_it_at_once() {
     assert_eq!(drops.get(), 10);
 }
 
+/// A destructor of one domain retiring past the bound of *another* goes
+/// past it at once too: it holds the first domain's `freeing` lock, and
+/// waiting for the second's could deadlock with a thread doing the
+/// converse.
+#[test]
+fn a_destructor_of_another_domain_goes_past_the_bound_at_once() {
+    struct RetiresElsewhere {
+        other: Domain,
+        drops: Drops,
+    }
+    impl Drop for RetiresElsewhere {
+        fn drop(&mut self) {
+            let mut batch = self.other.batch();
+            batch.extend((0..10).map(|_| self.drops.obj()));
+            batch.drain();
+        }
+    }
+    let (first, second) = (Domain::new(), Domain::builder().max_pending(4).build());
+    let drops = Drops::default();
+    first.retire(Box::new(RetiresElsewhere {
+        other: second.clone(),
+        drops: drops.clone(),
+    }));
+    first.barrier();
+    let throttle = second.stats().throttle;
+    assert_eq!((throttle.over_bound, throttle.exceeded), (1, 1));
+    assert_eq!(drops.get(), 0);
+    second.barrier();
+    assert_eq!(drops.get(), 10);
+}
+
 /// A batch dropped while its thread unwinds, past the bound: registered,
 /// nothing freed, counted.
 #[test]

@@ -11,8 +11,10 @@
 //!   that: a grace period that ran out is remembered in `Inner::stalled`,
 //!   and until it completes nobody waits again.
 //! - A thread that cannot wait or free without deadlocking or aborting
-//!   (inside a read section of the domain, inside a destructor of the
-//!   domain or of the owner, or unwinding) goes past the bound at once.
+//!   (inside a read section of the domain, unwinding, or inside a
+//!   destructor of any domain or owner: it holds that one's `freeing` lock,
+//!   and waiting for another's could close a cycle with a thread doing the
+//!   converse) goes past the bound at once.
 //! - Every path is counted, so `Stats::throttle` tells what backpressure
 //!   cost.
 
@@ -62,9 +64,6 @@ impl Counters {
 /// Where a throttled registration went: the domain's own queue, or an
 /// owner's.
 pub(crate) trait Throttled {
-    /// Whether this thread is running one of the queue's destructors (it
-    /// must not wait for the queue's `freeing` lock).
-    fn freeing_here(&self) -> bool;
     /// Frees every completed object of the queue, waiting for a thread that
     /// is freeing; returns how many it freed.
     fn free_inline(&self) -> usize;
@@ -76,9 +75,6 @@ pub(crate) trait Throttled {
 struct Own<'a>(&'a Inner);
 
 impl Throttled for Own<'_> {
-    fn freeing_here(&self) -> bool {
-        false // `Inner::throttle` checks the domain's destructors itself
-    }
     fn free_inline(&self) -> usize {
         if !self.0.config.retiring_threads_free {
             return 0;
@@ -100,11 +96,7 @@ impl Inner {
         let queue = queue.unwrap_or(&own);
         let c = &self.counters.throttle;
         c.over_bound.fetch_add(1, Relaxed);
-        if !may_free()
-            || crate::local::is_freeing(self.id)
-            || queue.freeing_here()
-            || crate::local::in_section(self)
-        {
+        if !may_free() || crate::local::is_freeing_any() || crate::local::in_section(self) {
             c.exceeded.fetch_add(1, Relaxed);
             return;
         }
