@@ -62,7 +62,12 @@ pub const DEFAULT_MAX_PENDING: usize = 8192;
 ///    amortized budget of 1024, waiting first for a thread that is freeing
 ///    some (destructors of one domain, or one owner, run one thread at a
 ///    time; that wait is bounded by work already queued, never by a
-///    reader);
+///    reader). So a retirement past the bound may wait for destructors
+///    running on another thread: if those take a lock that the retiring
+///    thread holds, that is a deadlock, as it would be with
+///    [`Domain::barrier`]; build such a domain with
+///    [`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free),
+///    which skips this step;
 /// 3. if its own grace period has not completed, it waits for it for at
 ///    most [`max_wait`](DomainBuilder::max_wait), then frees again.
 ///
