@@ -203,6 +203,16 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for Slot<T> {
 /// Forgetting it (`mem::forget`) leaks the object: it is never freed, not
 /// even by the owner's teardown, and the owner's statistics never count it.
 /// Nothing else is affected; never undefined behaviour.
+///
+/// It is `#[must_use]`: ignoring one (which retires it at once) is flagged.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// use ownrcu::{Domain, Slot, User};
+/// let domain = Domain::new();
+/// let mm = User::new(&domain, Slot::new(Box::new(1_u32)));
+/// mm.take(&mm); // error: unused `Option<Unlinked>` that must be used
+/// ```
 #[must_use = "dropping it retires the object through its owner; say so with `.retire()`"]
 pub struct Unlinked<'u, T: Send + Sync + 'static> {
     ptr: NonNull<T>,

@@ -679,3 +679,42 @@ fn user_barrier_waits_for_a_unit_another_threads_collect_pushes_back() {
         assert_eq!(b.stats().pending, 0);
     });
 }
+
+/// The domain's counters sum what its owners retired (`Stats::owners`; an
+/// exit that made thousands of owner registrations used to show none of
+/// them), and show started grace periods: a direct teardown starts none.
+#[test]
+fn domain_stats_sum_the_owners_and_count_started_grace_periods() {
+    let domain = Domain::new();
+    let mm = User::new(
+        &domain,
+        vec![Slot::new(Box::new(1_u32)), Slot::new(Box::new(2_u32))],
+    );
+    let mut batch = mm.batch();
+    for slot in mm.iter() {
+        batch.extend(slot.take(&mm));
+    }
+    batch.drain();
+    let before = domain.stats();
+    assert_eq!(
+        (
+            before.owners.retired,
+            before.owners.registrations,
+            before.owners.batches
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(before.retired, 0, "the domain's own counters stay its own");
+    assert_eq!(before.retired_total(), 2);
+    drop(mm); // the last user: frees the two directly
+    let after = domain.stats();
+    assert_eq!(
+        after.grace_periods_started, before.grace_periods_started,
+        "the teardown started no grace period"
+    );
+    assert_eq!(
+        after.owners.freed_directly + after.owners.freed_after_grace_period,
+        2
+    );
+    assert_eq!(after.pending_total(), 0);
+}
