@@ -250,10 +250,9 @@ impl<'u, T: Send + Sync + 'static> Unlinked<'u, T> {
     /// Registers the object with its owner; runs once, from `drop` or
     /// `retire_hurry`.
     fn register(&self, hurry: bool) {
-        // SAFETY: unlinked, from `Box::into_raw`, readers reach it only under
-        // guards of this owner (the slot was bound to it); owned by this
-        // value alone, which is going away (dropped, or forgotten by
-        // `retire_hurry`).
+        // SAFETY: unlinked, from `Box::into_raw`, read only under guards of
+        // this owner (the slot was bound to it); owned by this value alone,
+        // which is going away (dropped, or forgotten by `retire_hurry`).
         let unit = Box::new(unsafe { Single::new(self.ptr) });
         if hurry {
             self.owner.register_hurry(unit, false);
