@@ -107,7 +107,9 @@ impl Pending {
 
     /// Queues a unit for the next grace period of the owner's domain (one
     /// registration), freeing nothing: a caller that registers several
-    /// units queues them all first, then calls [`Pending::collect`] once.
+    /// units queues all but the last with this, then the last with
+    /// [`register`](Pending::register), so a panicking destructor in its
+    /// free cannot leave any of them unqueued.
     pub(crate) fn enqueue(&self, unit: Box<dyn Reclaim>, batch: bool) {
         let objects = unit.len();
         self.count(|c| c.retired(objects, true, batch));
