@@ -350,9 +350,8 @@ impl Inner {
     /// Adds a unit to the waiting queue (state lock held).
     fn enqueue(&self, st: &mut State, unit: Box<dyn Reclaim>, batch: bool) {
         let gp = self.epoch.load(Relaxed) + 1;
-        let retired = self.counters.retired.fetch_add(unit.len() as u64, Relaxed);
-        let pending =
-            (retired + unit.len() as u64).saturating_sub(self.counters.freed.load(Relaxed));
+        self.counters.retired.fetch_add(unit.len() as u64, Relaxed);
+        let pending = self.pending();
         // Only written under the state lock, which we hold: no RMW needed.
         if pending > self.counters.peak_pending.load(Relaxed) {
             self.counters.peak_pending.store(pending, Relaxed);

@@ -117,9 +117,10 @@ pub struct Throttle {
     /// Bounded waits for a grace period (step 3).
     pub waits: u64,
     /// Registrations that went on past the bound: the bounded wait ran out
-    /// (or was skipped, its grace period having run out before), or the
-    /// thread could not wait (inside a read section or a destructor of the
-    /// domain, or unwinding).
+    /// (or was skipped, its grace period having run out before), the
+    /// thread could not wait (inside a read section or a destructor, or
+    /// unwinding), or retiring threads do not free
+    /// ([`DomainBuilder::retiring_threads_free`](crate::DomainBuilder::retiring_threads_free)).
     pub exceeded: u64,
 }
 

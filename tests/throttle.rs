@@ -427,6 +427,7 @@ fn retiring_threads_never_free_in_that_mode() {
     let throttle = domain.stats().throttle;
     assert!(throttle.over_bound > 0, "{throttle:?}");
     assert_eq!(throttle.freed_inline, 0);
+    assert_eq!(throttle.exceeded, throttle.over_bound, "all went past it");
     // This thread chooses to free the domain's objects.
     while domain.stats().pending > 0 {
         domain.collect();

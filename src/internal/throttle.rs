@@ -127,6 +127,10 @@ impl Inner {
         }
         c.freed_inline
             .fetch_add(queue.free_inline() as u64, Relaxed);
+        if !self.config.retiring_threads_free {
+            // Nothing was freed: the retirement goes on past the bound.
+            c.exceeded.fetch_add(1, Relaxed);
+        }
     }
 
     /// Starts the grace period that everything registered so far waits for,
