@@ -24,6 +24,11 @@ pub(crate) struct Config {
     /// Whether retiring threads run destructors (the amortized free, and
     /// the inline free of backpressure).
     pub(crate) retiring_threads_free: bool,
+    /// Whether the process-wide reclaimer serves the domain.
+    pub(crate) reclaimer: bool,
+    /// How long retired work may wait before the reclaimer starts its
+    /// grace period.
+    pub(crate) time_bound: Duration,
 }
 
 impl Config {
@@ -36,8 +41,16 @@ impl Config {
         owner_max_pending: DEFAULT_MAX_PENDING,
         max_wait: Duration::from_millis(10),
         retiring_threads_free: true,
+        // Loom models have no reclaimer thread.
+        reclaimer: cfg!(not(loom)),
+        time_bound: DEFAULT_TIME_BOUND,
     };
 }
+
+/// The default [time bound](DomainBuilder::time_bound): how long retired
+/// objects may wait before the [`Reclaimer`](crate::Reclaimer) starts their
+/// grace period.
+pub const DEFAULT_TIME_BOUND: Duration = Duration::from_millis(100);
 
 /// The default bound on pending objects, per domain and per owner.
 pub const DEFAULT_MAX_PENDING: usize = 8192;
@@ -169,13 +182,20 @@ impl DomainBuilder {
     /// must not (real-time threads, or code holding locks the destructors
     /// take): objects are freed by whoever calls [`Domain::collect`] or
     /// [`Domain::barrier`] (or by the domain's teardown), so choose that
-    /// thread. Past the bound a retirement still starts a grace period and
-    /// waits for it a bounded time, but frees nothing.
+    /// thread, or leave it to the [`Reclaimer`](crate::Reclaimer) thread
+    /// (the default, unless [`reclaimer(false)`](DomainBuilder::reclaimer)).
+    /// Past the bound a retirement still starts a grace period and waits
+    /// for it a bounded time, but frees nothing.
     ///
     /// # Examples
     ///
     /// ```
-    /// let domain = ownrcu::Domain::builder().retiring_threads_free(false).build();
+    /// // Freed by `collect` on a thread of our choosing (and not by the
+    /// // reclaimer thread, so the counts below are exact):
+    /// let domain = ownrcu::Domain::builder()
+    ///     .retiring_threads_free(false)
+    ///     .reclaimer(false)
+    ///     .build();
     /// let mut batch = domain.batch();
     /// batch.extend((0..20_000).map(Box::new)); // past the bound
     /// batch.drain(); // frees nothing
@@ -191,6 +211,55 @@ impl DomainBuilder {
     /// ```
     pub fn retiring_threads_free(mut self, free: bool) -> Self {
         self.config.retiring_threads_free = free;
+        self
+    }
+
+    /// Whether the process-wide [`Reclaimer`](crate::Reclaimer) serves the
+    /// domain (default `true`): objects retired and then left alone (an
+    /// idle writer, a last partial buffer) get their grace period within
+    /// the [time bound](DomainBuilder::time_bound) and are freed on the
+    /// reclaimer thread, with no further call. With `false`, they wait for
+    /// the next retirement that starts a grace period, a
+    /// [`collect`](Domain::collect), a [`barrier`](Domain::barrier), or
+    /// the domain's drop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::builder().reclaimer(false).build();
+    /// domain.retire(Box::new(1_u32));
+    /// std::thread::sleep(std::time::Duration::from_millis(300));
+    /// assert_eq!(domain.stats().freed, 0); // nobody freed it
+    /// domain.barrier();
+    /// assert_eq!(domain.stats().freed, 1);
+    /// ```
+    pub fn reclaimer(mut self, serve: bool) -> Self {
+        self.config.reclaimer = serve;
+        self
+    }
+
+    /// The longest retired objects wait before their grace period starts,
+    /// when fewer wait than start one unasked (default
+    /// [`DEFAULT_TIME_BOUND`], 100 ms). The [`Reclaimer`](crate::Reclaimer)
+    /// enforces it: it visits the domain every half of it, takes over
+    /// buffers of single retirements that were already non-empty at its
+    /// previous visit, starts a grace period for work that was already
+    /// waiting at its previous visit, and frees what is complete. So an
+    /// idle writer's objects are freed within about one and a half time
+    /// bounds, plus however long readers keep the grace period open.
+    /// Shorter bounds cost more reclaimer wake-ups (two per time bound,
+    /// while work waits) and more grace periods.
+    ///
+    /// # Panics
+    ///
+    /// If `bound` is zero.
+    pub fn time_bound(mut self, bound: Duration) -> Self {
+        assert!(
+            !bound.is_zero(),
+            "ownrcu: DomainBuilder::time_bound(0); use hurry() or retire_hurry() to start a \
+             grace period at once"
+        );
+        self.config.time_bound = bound;
         self
     }
 

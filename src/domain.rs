@@ -35,21 +35,26 @@ pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
 ///
 /// # Who runs destructors, and when
 ///
-/// There is no background thread. Destructors run on threads that call into
-/// the domain: a [`retire`](Domain::retire) that fills its thread's buffer (one
-/// call in 128) and a [`Batch::drain`] each free at most 1024 objects whose
-/// grace period has completed; [`barrier`](Domain::barrier)
-/// frees everything it waited for; dropping the last handle of a user-created
-/// domain frees everything left. Guards never run destructors. Destructors of
+/// Destructors run on threads that call into the domain: a
+/// [`retire`](Domain::retire) that fills its thread's buffer (one call in
+/// 128) and a [`Batch::drain`] each free at most 1024 objects whose grace
+/// period has completed; [`collect`](Domain::collect) frees what is ready
+/// without blocking; [`barrier`](Domain::barrier) frees everything it
+/// waited for; dropping the last handle of a user-created domain frees
+/// everything left. And on one process-wide background thread, the
+/// [`Reclaimer`]: work that waits gets its grace period within the [time
+/// bound](crate::DomainBuilder::time_bound) (100 ms by default), and the
+/// reclaimer frees it, so a writer that retires and then goes idle leaves
+/// nothing behind for long. Guards never run destructors. Destructors of
 /// one domain run one thread at a time.
 ///
 /// Grace periods are rationed: one starts when 4096 objects or 32 buffers
-/// and batches wait for one, or when someone waits ([`synchronize`],
-/// [`barrier`], [`GracePeriod`] polling) or hurries ([`hurry`],
-/// [`retire_hurry`](Domain::retire_hurry), [`Batch::drain_hurry`]). Until
-/// then retired objects stay pending; [`collect`](Domain::collect) frees
-/// what is ready without blocking, [`barrier`] (or dropping the domain)
-/// everything.
+/// and batches wait for one, when work has waited a time bound, or when
+/// someone waits ([`synchronize`], [`barrier`], [`GracePeriod`] polling) or
+/// hurries ([`hurry`], [`retire_hurry`](Domain::retire_hurry),
+/// [`Batch::drain_hurry`]).
+///
+/// [`Reclaimer`]: crate::Reclaimer
 ///
 /// Pending objects are bounded (8192 by default; [`DomainBuilder`]): a
 /// retirement that leaves more pending starts a grace period at once, frees
@@ -152,7 +157,7 @@ impl Domain {
     pub(crate) fn with_config(config: Config) -> Self {
         Self {
             repr: {
-                let inner = Arc::new(Inner::new(config));
+                let inner = Inner::new(config);
                 let id = inner.id;
                 Repr::Owned(inner, id)
             },

@@ -44,14 +44,16 @@ use std::collections::VecDeque;
 use crossbeam_utils::CachePadded;
 
 mod throttle;
+mod visit;
 pub(crate) use throttle::Throttled;
+pub(crate) use visit::{Served, Visit, Visited};
 
 use crate::config::Config;
 use crate::fence;
 use crate::record::Record;
 use crate::retired::{Bag, DropRun, Reclaim, Slot};
 use crate::stats::{FreedBy, OwnerCounters, Stats};
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
+use crate::sync::{Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 use crate::unwind::{may_free, FirstPanic};
 
 /// Work waiting for a grace period.
@@ -121,6 +123,8 @@ struct Counters {
     grace_periods: StdAtomicU64,
     /// Grace periods started because somebody asked to hurry.
     hurried: StdAtomicU64,
+    /// Grace periods the reclaimer started because work waited a time bound.
+    timed: StdAtomicU64,
     /// The most objects seen pending at a registration.
     peak_pending: StdAtomicU64,
     /// Objects freed, by path (they add up to `freed`).
@@ -144,17 +148,21 @@ pub(crate) enum Path {
     Collect = 3,
     /// The domain's teardown: as `Barrier`.
     Teardown = 4,
+    /// The reclaimer thread: skips if another thread is freeing, frees past
+    /// panics and resumes the first (its caller stashes it for the next
+    /// `barrier` or teardown).
+    Reclaimer = 5,
 }
 
 impl Path {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 
     fn waits_for_lock(self) -> bool {
         matches!(self, Path::Backpressure | Path::Barrier | Path::Teardown)
     }
 
     fn frees_past_panics(self) -> bool {
-        matches!(self, Path::Barrier | Path::Teardown)
+        matches!(self, Path::Barrier | Path::Teardown | Path::Reclaimer)
     }
 }
 
@@ -183,6 +191,16 @@ pub(crate) struct Inner {
     /// `Domain` handles alive (user-created domains only). A loom atomic:
     /// the last handle's drop must see every other handle's retirements.
     pub(crate) handles: AtomicUsize,
+    /// Whether the reclaimer knows this domain (module `reclaimer`).
+    pub(crate) served: StdAtomicBool,
+    /// This domain, for the reclaimer's list (dangling for the global one).
+    #[cfg(not(loom))]
+    pub(crate) this: std::sync::Weak<Inner>,
+    /// A destructor's panic caught on the reclaimer thread, for the next
+    /// `barrier` or the teardown to resume on a user's thread.
+    panicked: Mutex<Option<Box<dyn core::any::Any + Send>>>,
+    /// The owner queues the reclaimer visits along with this domain.
+    served_owners: Mutex<Vec<std::sync::Weak<dyn Served>>>,
 }
 
 // SAFETY: the raw record pointers are to records owned by this domain and
@@ -209,7 +227,7 @@ pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 }
 
 macro_rules! inner_new {
-    ($id:expr, $config:expr) => {
+    ($id:expr, $config:expr, $this:expr) => {
         Inner {
             epoch: CachePadded::new(AtomicU64::new(0)),
             completed: CachePadded::new(AtomicU64::new(0)),
@@ -231,6 +249,7 @@ macro_rules! inner_new {
                 registrations: StdAtomicU64::new(0),
                 grace_periods: StdAtomicU64::new(0),
                 hurried: StdAtomicU64::new(0),
+                timed: StdAtomicU64::new(0),
                 peak_pending: StdAtomicU64::new(0),
                 freed_by: [const { StdAtomicU64::new(0) }; Path::COUNT],
                 throttle: throttle::Counters::new(),
@@ -241,6 +260,11 @@ macro_rules! inner_new {
             id: $id,
             dead: StdAtomicBool::new(false),
             handles: AtomicUsize::new(1),
+            served: StdAtomicBool::new(false),
+            #[cfg(not(loom))]
+            this: $this,
+            panicked: Mutex::new(None),
+            served_owners: Mutex::new(Vec::new()),
         }
     };
 }
@@ -249,12 +273,17 @@ impl Inner {
     /// The global domain's state, built at compile time.
     #[cfg(not(loom))]
     pub(crate) const fn new_global() -> Self {
-        inner_new!(0, Config::DEFAULT)
+        inner_new!(0, Config::DEFAULT, std::sync::Weak::new())
     }
 
-    pub(crate) fn new(config: Config) -> Self {
+    /// A user-created domain's state.
+    pub(crate) fn new(config: Config) -> Arc<Self> {
         static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
-        inner_new!(NEXT_ID.fetch_add(1, Relaxed), config)
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        #[cfg(not(loom))]
+        return Arc::new_cyclic(|this| inner_new!(id, config, this.clone()));
+        #[cfg(loom)]
+        return Arc::new(inner_new!(id, config, ()));
     }
 
     // ----- records -------------------------------------------------------
@@ -380,6 +409,7 @@ impl Inner {
             }
             self.has_completed(&st)
         };
+        crate::reclaimer::notify(self);
         self.after_registration(ready);
     }
 
@@ -422,6 +452,7 @@ impl Inner {
             self.advance(&mut st);
             self.has_completed(&st)
         };
+        crate::reclaimer::notify(self);
         self.after_registration(ready);
     }
 
@@ -475,6 +506,8 @@ impl Inner {
         st.unstarted_objects += objects;
         st.unstarted_units += 1;
         self.advance(&mut st);
+        drop(st);
+        crate::reclaimer::notify(self);
         gp
     }
 
@@ -559,6 +592,7 @@ impl Inner {
         // free the rest ourselves, up to `gp`: not what other threads keep
         // retiring meanwhile, which could keep us here forever.
         self.free_completed(usize::MAX, gp, Path::Barrier);
+        self.resume_stashed();
     }
 
     // ----- freeing -------------------------------------------------------
@@ -696,6 +730,7 @@ impl Inner {
         }
         // `dead` makes every queued unit free-able at once.
         self.free_completed(usize::MAX, u64::MAX, Path::Teardown);
+        self.resume_stashed();
     }
 
     // ----- statistics ----------------------------------------------------
@@ -717,6 +752,7 @@ impl Inner {
             grace_periods: self.counters.grace_periods.load(Relaxed),
             grace_periods_started: self.epoch.load(Relaxed),
             grace_periods_hurried: self.counters.hurried.load(Relaxed),
+            grace_periods_timed: self.counters.timed.load(Relaxed),
             peak_pending: self.counters.peak_pending.load(Relaxed),
             freed_by: FreedBy {
                 amortized: self.freed_by(Path::Amortized),
@@ -724,6 +760,7 @@ impl Inner {
                 barrier: self.freed_by(Path::Barrier),
                 collect: self.freed_by(Path::Collect),
                 teardown: self.freed_by(Path::Teardown),
+                reclaimer: self.freed_by(Path::Reclaimer),
             },
             throttle: self.counters.throttle.snapshot(),
             records: self.records().count() as u64,

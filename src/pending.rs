@@ -28,10 +28,20 @@
 //! - Every count an owner keeps is also added to its domain's sum over
 //!   its owners ([`Stats::owners`](crate::Stats::owners)), which outlives
 //!   the owners.
+//! - The queue lives in its own allocation ([`OwnerQueue`]), without the
+//!   domain handle, so the reclaimer thread can hold it weakly and free
+//!   its completed units (module `reclaimer`): holding it never keeps the
+//!   domain alive, and the owner's teardown still frees everything before
+//!   it returns, because the direct free takes the `freeing` lock too
+//!   (unless this thread already holds it, freeing this owner's objects).
 
+use core::sync::atomic::AtomicBool;
+use core::sync::atomic::Ordering::Relaxed;
+use std::any::Any;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use crate::internal::{try_lock, Throttled, COLLECT_BUDGET};
+use crate::internal::{try_lock, Inner, Served, Throttled, Visited, COLLECT_BUDGET};
 use crate::retired::Reclaim;
 use crate::stats::{OwnerCounters, OwnerStats};
 use crate::sync::{Mutex, MutexGuard};
@@ -41,11 +51,22 @@ use crate::Domain;
 /// An owner's domain handle and its queue of retired objects.
 pub(crate) struct Pending {
     pub(crate) domain: Domain,
+    /// Shared with the reclaimer (weakly), see the module docs.
+    queue: Arc<OwnerQueue>,
+}
+
+/// An owner's retired objects, and who is freeing them.
+pub(crate) struct OwnerQueue {
     queue: Mutex<Queue>,
     /// Held by whoever frees queued units; see the module docs.
     freeing: Mutex<()>,
     /// This owner's counters; the domain keeps the sum over its owners.
     counters: OwnerCounters,
+    /// Whether the reclaimer knows this queue.
+    served: AtomicBool,
+    /// A destructor's panic caught on the reclaimer thread, for the next
+    /// `barrier` or direct free to resume on a user's thread.
+    panicked: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 /// Units waiting for their grace period, oldest first.
@@ -65,19 +86,21 @@ impl Pending {
     pub(crate) fn new(domain: &Domain) -> Self {
         Self {
             domain: domain.clone(),
-            queue: Mutex::new(Queue {
-                units: VecDeque::new(),
-                latest: 0,
+            queue: Arc::new(OwnerQueue {
+                queue: Mutex::new(Queue {
+                    units: VecDeque::new(),
+                    latest: 0,
+                }),
+                freeing: Mutex::new(()),
+                counters: OwnerCounters::new(),
+                served: AtomicBool::new(false),
+                panicked: Mutex::new(None),
             }),
-            freeing: Mutex::new(()),
-            counters: OwnerCounters::new(),
         }
     }
 
-    /// Counts in this owner's counters and in its domain's sum of them.
-    fn count(&self, f: impl Fn(&OwnerCounters)) {
-        f(&self.counters);
-        f(self.domain.inner().owner_counters());
+    fn inner(&self) -> &Inner {
+        self.domain.inner()
     }
 
     /// Queues a unit for the next grace period of the owner's domain (one
@@ -92,15 +115,15 @@ impl Pending {
     /// (`call_rcu_hurry`).
     pub(crate) fn register_hurry(&self, unit: Box<dyn Reclaim>, batch: bool) {
         self.enqueue(unit, batch);
-        self.domain.inner().hurry();
+        self.inner().hurry();
         self.after_registration();
     }
 
     /// What a registration does once its unit is queued.
     pub(crate) fn after_registration(&self) {
         if Throttled::over_bound(self) {
-            self.domain.inner().throttle(Some(self));
-        } else if self.domain.inner().config().retiring_threads_free {
+            self.inner().throttle(Some(self));
+        } else if self.inner().config().retiring_threads_free {
             self.collect(COLLECT_BUDGET);
         }
     }
@@ -111,12 +134,22 @@ impl Pending {
     /// [`register`](Pending::register), so a panicking destructor in its
     /// free cannot leave any of them unqueued.
     pub(crate) fn enqueue(&self, unit: Box<dyn Reclaim>, batch: bool) {
+        let inner = self.inner();
+        let q = &*self.queue;
+        if inner.config().reclaimer && !q.served.swap(true, Relaxed) {
+            let weak: std::sync::Weak<dyn Served> = Arc::downgrade(&self.queue) as _;
+            inner.serve(weak);
+        }
         let objects = unit.len();
-        self.count(|c| c.retired(objects, true, batch));
-        let mut queue = lock(&self.queue);
-        let gp = self.domain.inner().register_owned(objects);
-        queue.latest = gp;
-        queue.units.push_back((gp, unit));
+        q.count(inner, |c| c.retired(objects, true, batch));
+        {
+            let mut queue = lock(&q.queue);
+            let gp = inner.register_owned(objects);
+            queue.latest = gp;
+            queue.units.push_back((gp, unit));
+        }
+        // After the push, outside the queue lock (module `reclaimer`).
+        crate::reclaimer::notify(inner);
     }
 
     /// Frees up to `budget` objects whose grace period has completed, unless
@@ -126,59 +159,11 @@ impl Pending {
         if !may_free() {
             return;
         }
-        if let Some(_freeing) = try_lock(&self.freeing) {
-            let _mark = crate::local::owner_freeing(self.key());
-            self.collect_locked(budget, u64::MAX);
+        let q = &*self.queue;
+        if let Some(_freeing) = try_lock(&q.freeing) {
+            let _mark = crate::local::owner_freeing(q.key());
+            q.collect_locked(self.inner(), budget, u64::MAX);
         }
-    }
-
-    /// This owner's key for `local::owner_freeing`: its queue's address.
-    fn key(&self) -> usize {
-        self as *const Self as usize
-    }
-
-    /// `collect`, with the `freeing` lock held, of units that wait for grace
-    /// period `up_to` or an earlier one; returns how many objects it freed.
-    fn collect_locked(&self, budget: usize, up_to: u64) -> usize {
-        let inner = self.domain.inner();
-        let mut left = budget;
-        let mut total = 0;
-        while left > 0 {
-            let (gp, unit) = {
-                let mut queue = lock(&self.queue);
-                match queue.units.front() {
-                    Some(&(gp, _)) if gp <= up_to && inner.is_complete(gp) => {
-                        queue.units.pop_front().unwrap()
-                    }
-                    _ => return total,
-                }
-            };
-            // SAFETY: the unit's grace period has completed.
-            let freed = unsafe { self.free(gp, unit, left, false) };
-            total += freed;
-            left = left.saturating_sub(freed.max(1));
-        }
-        total
-    }
-
-    /// Frees `max` objects of `unit`, counting them; what is left (also after
-    /// a panicking destructor) goes back to the front of the queue.
-    ///
-    /// # Safety
-    ///
-    /// The unit's grace period has completed, or (`direct`) no reader of the
-    /// owner can exist.
-    unsafe fn free(&self, gp: u64, unit: Box<dyn Reclaim>, max: usize, direct: bool) -> usize {
-        let before = unit.len();
-        let mut unit = scopeguard::guard(unit, |unit| {
-            self.count(|c| c.freed(before - unit.len(), direct));
-            if unit.len() > 0 {
-                lock(&self.queue).units.push_front((gp, unit));
-            }
-        });
-        // SAFETY: forwarded from this function's contract.
-        unsafe { unit.free(max) };
-        before - unit.len()
     }
 
     /// Frees a unit right here, counting it as retired and freed after a
@@ -192,30 +177,33 @@ impl Pending {
     /// owner's domain that has completed.
     pub(crate) unsafe fn free_synchronized(&self, unit: Box<dyn Reclaim>) {
         let objects = unit.len();
-        self.count(|c| c.retired(objects, false, false));
+        let (q, inner) = (&*self.queue, self.inner());
+        q.count(inner, |c| c.retired(objects, false, false));
         // SAFETY: forwarded; grace period 0 is complete from the start.
-        unsafe { self.free(0, unit, usize::MAX, false) };
+        unsafe { q.free(inner, 0, unit, usize::MAX, false) };
     }
 
     /// Waits for the grace period of everything queued, then frees it.
-    /// Keeps going past panicking destructors, then resumes the first panic.
+    /// Keeps going past panicking destructors, then resumes the first panic
+    /// (or one the reclaimer caught).
     ///
     /// # Panics
     ///
     /// If called from a destructor this owner is running (it would wait for
     /// itself).
     pub(crate) fn barrier(&self) {
+        let (q, inner) = (&*self.queue, self.inner());
         assert!(
-            !crate::local::is_owner_freeing(self.key()),
+            !crate::local::is_owner_freeing(q.key()),
             "ownrcu: User::barrier() called from a destructor that the same owner is \
              running; it would wait for itself: call it after the destructor returns"
         );
         // The latest grace period any registration before this call took
         // (see the module docs): not the back of the queue, which misses a
         // unit that another thread's collect has popped and may push back.
-        let up_to = lock(&self.queue).latest;
+        let up_to = lock(&q.queue).latest;
         if up_to > 0 {
-            self.domain.inner().wait_for(up_to);
+            inner.wait_for(up_to);
         }
         // Taking `freeing` waits for frees in progress on other threads, so
         // everything queued before the call is now either freed or still
@@ -224,52 +212,165 @@ impl Pending {
         // what other threads keep retiring. A panicking destructor's unit
         // goes back to the front, still complete, and the next round goes on
         // with it.
-        let _freeing = lock(&self.freeing);
-        let _mark = crate::local::owner_freeing(self.key());
+        let _freeing = lock(&q.freeing);
+        let _mark = crate::local::owner_freeing(q.key());
         let mut first_panic = FirstPanic::default();
         while first_panic
-            .catch(|| self.collect_locked(usize::MAX, up_to))
+            .catch(|| q.collect_locked(inner, usize::MAX, up_to))
             .is_none()
         {}
         first_panic.resume();
+        q.resume_stashed();
     }
 
     /// Frees everything queued, directly: no reader of the owner can exist.
-    /// Keeps going past panicking destructors, then resumes the first panic.
+    /// Keeps going past panicking destructors, then resumes the first panic
+    /// (or one the reclaimer caught).
     ///
     /// # Safety
     ///
     /// No reader of the owner can exist (the last user is tearing it down,
     /// or holds it exclusively).
     pub(crate) unsafe fn free_directly(&self) {
+        let (q, inner) = (&*self.queue, self.inner());
+        // Wait for the reclaimer's free in progress, if any, so everything
+        // is freed when this returns; unless this thread is the one freeing
+        // (a destructor of this owner dropped its last user).
+        let _freeing = if crate::local::is_owner_freeing(q.key()) {
+            None
+        } else {
+            Some(lock(&q.freeing))
+        };
+        let _mark = crate::local::owner_freeing(q.key());
         let mut first_panic = FirstPanic::default();
         loop {
-            let Some((gp, unit)) = lock(&self.queue).units.pop_front() else {
+            let Some((gp, unit)) = lock(&q.queue).units.pop_front() else {
                 break;
             };
             // SAFETY: forwarded from this function's contract.
-            first_panic.catch(|| unsafe { self.free(gp, unit, usize::MAX, true) });
+            first_panic.catch(|| unsafe { q.free(inner, gp, unit, usize::MAX, true) });
         }
         first_panic.resume();
+        q.resume_stashed();
     }
 
     pub(crate) fn stats(&self) -> OwnerStats {
-        self.counters.snapshot()
+        self.queue.counters.snapshot()
+    }
+}
+
+impl OwnerQueue {
+    /// This owner's key for `local::owner_freeing`: the queue's address.
+    fn key(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// Counts in this owner's counters and in its domain's sum of them.
+    fn count(&self, inner: &Inner, f: impl Fn(&OwnerCounters)) {
+        f(&self.counters);
+        f(inner.owner_counters());
+    }
+
+    /// Frees, with the `freeing` lock held, up to `budget` objects of
+    /// units that wait for grace period `up_to` or an earlier one, which
+    /// has completed; returns how many objects it freed.
+    fn collect_locked(&self, inner: &Inner, budget: usize, up_to: u64) -> usize {
+        let mut left = budget;
+        let mut total = 0;
+        while left > 0 {
+            let (gp, unit) = {
+                let mut queue = lock(&self.queue);
+                match queue.units.front() {
+                    Some(&(gp, _)) if gp <= up_to && inner.is_complete(gp) => {
+                        queue.units.pop_front().unwrap()
+                    }
+                    _ => return total,
+                }
+            };
+            // SAFETY: the unit's grace period has completed.
+            let freed = unsafe { self.free(inner, gp, unit, left, false) };
+            total += freed;
+            left = left.saturating_sub(freed.max(1));
+        }
+        total
+    }
+
+    /// Frees `max` objects of `unit`, counting them; what is left (also after
+    /// a panicking destructor) goes back to the front of the queue.
+    ///
+    /// # Safety
+    ///
+    /// The unit's grace period has completed, or (`direct`) no reader of the
+    /// owner can exist.
+    unsafe fn free(
+        &self,
+        inner: &Inner,
+        gp: u64,
+        unit: Box<dyn Reclaim>,
+        max: usize,
+        direct: bool,
+    ) -> usize {
+        let before = unit.len();
+        let mut unit = scopeguard::guard(unit, |unit| {
+            self.count(inner, |c| c.freed(before - unit.len(), direct));
+            if unit.len() > 0 {
+                lock(&self.queue).units.push_front((gp, unit));
+            }
+        });
+        // SAFETY: forwarded from this function's contract.
+        unsafe { unit.free(max) };
+        before - unit.len()
+    }
+
+    /// Resumes a panic the reclaimer caught in one of this owner's
+    /// destructors, unless this thread is already unwinding.
+    fn resume_stashed(&self) {
+        let mut stashed = FirstPanic::default();
+        stashed.keep(lock(&self.panicked).take());
+        stashed.resume();
+    }
+}
+
+impl Served for OwnerQueue {
+    fn visit(&self, inner: &Inner) -> Visited {
+        let Some(_freeing) = try_lock(&self.freeing) else {
+            return Visited::Work;
+        };
+        let _mark = crate::local::owner_freeing(self.key());
+        let mut first_panic = FirstPanic::default();
+        while first_panic
+            .catch(|| self.collect_locked(inner, usize::MAX, u64::MAX))
+            .is_none()
+        {}
+        if let Some(payload) = first_panic.take() {
+            lock(&self.panicked).get_or_insert(payload);
+        }
+        drop(_mark);
+        self.has_work()
+    }
+
+    fn has_work(&self) -> Visited {
+        if lock(&self.queue).units.is_empty() {
+            Visited::Idle
+        } else {
+            Visited::Work
+        }
     }
 }
 
 impl Throttled for Pending {
     fn free_inline(&self) -> usize {
-        if !self.domain.inner().config().retiring_threads_free {
+        if !self.inner().config().retiring_threads_free {
             return 0;
         }
-        let _freeing = lock(&self.freeing);
-        let _mark = crate::local::owner_freeing(self.key());
-        self.collect_locked(usize::MAX, u64::MAX)
+        let q = &*self.queue;
+        let _freeing = lock(&q.freeing);
+        let _mark = crate::local::owner_freeing(q.key());
+        q.collect_locked(self.inner(), usize::MAX, u64::MAX)
     }
 
     fn over_bound(&self) -> bool {
-        let bound = self.domain.inner().config().owner_max_pending;
-        self.counters.snapshot().pending > bound as u64
+        let bound = self.inner().config().owner_max_pending;
+        self.queue.counters.snapshot().pending > bound as u64
     }
 }

@@ -49,6 +49,10 @@ pub struct Stats {
     /// hurry ([`Domain::retire_hurry`](crate::Domain::retire_hurry),
     /// [`Domain::collect`](crate::Domain::collect), ...).
     pub grace_periods_hurried: u64,
+    /// Of those, grace periods the [`Reclaimer`](crate::Reclaimer) started
+    /// because work had waited for one for a
+    /// [time bound](crate::DomainBuilder::time_bound).
+    pub grace_periods_timed: u64,
     /// The most objects seen pending in the domain at a registration (not
     /// counting owners' objects).
     pub peak_pending: u64,
@@ -100,6 +104,8 @@ pub struct FreedBy {
     pub collect: u64,
     /// Directly by the domain's teardown (its last handle's drop).
     pub teardown: u64,
+    /// By the [`Reclaimer`](crate::Reclaimer) thread.
+    pub reclaimer: u64,
 }
 
 /// Backpressure events of a domain and its owners (part of [`Stats`]); see

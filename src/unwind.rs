@@ -43,6 +43,19 @@ impl FirstPanic {
         }
     }
 
+    /// Keeps `payload` if no panic was caught yet (a panic caught
+    /// elsewhere, e.g. on the reclaimer thread, resumed from here).
+    pub(crate) fn keep(&mut self, payload: Option<Box<dyn Any + Send>>) {
+        if let Some(payload) = payload {
+            self.0.get_or_insert(payload);
+        }
+    }
+
+    /// The first panic caught, to be resumed elsewhere.
+    pub(crate) fn take(self) -> Option<Box<dyn Any + Send>> {
+        self.0
+    }
+
     /// Resumes the first panic caught, if any, unless the thread is already
     /// unwinding (see the module invariants).
     pub(crate) fn resume(self) {

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use ownrcu::{Batch, Domain, Stats};
 
+mod common;
+
 /// Objects retired in the larger tests (small under Miri, which is slow).
 const N: usize = if cfg!(miri) { 24 } else { 3000 };
 /// Fewer objects than any thread buffer holds (Miri's buffers hold 4).
@@ -611,7 +613,7 @@ fn an_exiting_thread_hands_its_retirements_over() {
 fn an_exited_threads_buffer_is_freed_by_an_amortized_drain() {
     // The exiting thread hands its buffer to the domain (no barrier needed
     // to find it): once its grace period is over, a `drain` frees it.
-    let d = Domain::new();
+    let d = common::quiet();
     let c = Counter::new();
     let handle = d.clone();
     let cc = c.clone();

@@ -10,6 +10,8 @@ use std::thread::{self, JoinHandle};
 
 use ownrcu::{Array, Batch, Domain, Slot, User};
 
+mod common;
+
 /// The payload of a panicking destructor: the object's id.
 #[derive(Debug, PartialEq, Eq)]
 struct Boom(usize);
@@ -133,7 +135,7 @@ fn assert_usable(d: &Domain) {
 
 #[test]
 fn barrier_resumes_a_destructor_panic_and_frees_the_rest() {
-    let d = Domain::new();
+    let d = common::quiet();
     let pinned = pin(&d);
     let t = Tracker::new(10);
     for id in 0..10 {
@@ -153,7 +155,7 @@ fn barrier_resumes_a_destructor_panic_and_frees_the_rest() {
 #[test]
 fn barrier_with_several_panicking_destructors_across_buffers() {
     let n = if cfg!(miri) { 30 } else { 300 };
-    let d = Domain::new();
+    let d = common::quiet();
     let pinned = pin(&d);
     let t = Tracker::new(n);
     let panicking = [0, 7, n / 2, n - 1];
@@ -171,7 +173,7 @@ fn barrier_with_several_panicking_destructors_across_buffers() {
 
 #[test]
 fn a_panicking_deferred_closure() {
-    let d = Domain::new();
+    let d = common::quiet();
     let pinned = pin(&d);
     let t = Tracker::new(4);
     d.retire(t.obj(0, false));
@@ -189,7 +191,7 @@ fn a_panicking_deferred_closure() {
 
 #[test]
 fn a_panicking_destructor_in_a_batch_freed_by_barrier() {
-    let d = Domain::new();
+    let d = common::quiet();
     let pinned = pin(&d);
     let t = Tracker::new(12);
     let mut batch = d.batch();
@@ -214,7 +216,7 @@ fn a_panicking_destructor_in_a_batch_freed_by_barrier() {
 
 #[test]
 fn a_panicking_destructor_in_teardown() {
-    let d = Domain::new();
+    let d = common::quiet();
     let pinned = pin(&d);
     let t = Tracker::new(40);
     // From a thread that exited.
@@ -236,7 +238,7 @@ fn a_panicking_destructor_in_teardown() {
     batch.extend((20..30).map(|id| t.obj(id, false)));
     batch.drain();
     // An unrelated domain this thread also uses: unaffected throughout.
-    let done = Domain::new();
+    let done = common::quiet();
     done.retire(t.obj(30, false));
     done.barrier();
     drop(pinned); // from here on, grace periods can complete
@@ -247,7 +249,7 @@ fn a_panicking_destructor_in_teardown() {
 
 #[test]
 fn a_panicking_destructor_in_teardown_with_several_panics() {
-    let d = Domain::new();
+    let d = common::quiet();
     let pinned = pin(&d);
     let t = Tracker::new(20);
     for id in 0..10 {
@@ -271,7 +273,7 @@ fn a_panicking_destructor_in_an_amortized_retire() {
     // buffer has been handed over and its grace period is over, a later
     // `retire` that fills a buffer frees it and the panic surfaces there.
     let n = if cfg!(miri) { 120 } else { 20_000 };
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(n);
     let result = catch_unwind(AssertUnwindSafe(|| {
         for id in 0..n {
@@ -299,7 +301,7 @@ fn a_panicking_destructor_in_an_amortized_retire() {
 
 #[test]
 fn a_panicking_destructor_in_an_amortized_drain() {
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(6);
     let mut first = d.batch();
     for id in 0..5 {
@@ -327,7 +329,7 @@ fn a_panicking_destructor_in_a_large_drain() {
     // with no reader it completes at once and the drain frees a budget of
     // it, reaching the panicking objects at both ends.
     let n = if cfg!(miri) { 40 } else { 20_000 };
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(n);
     let mut batch = d.batch();
     for id in 0..n {
@@ -350,7 +352,7 @@ fn a_panicking_destructor_in_a_large_drain() {
 fn a_panicking_destructor_while_other_threads_retire() {
     let per_thread = if cfg!(miri) { 20 } else { 2000 };
     let threads = 3;
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(per_thread * threads);
     thread::scope(|s| {
         for k in 0..threads {
@@ -385,7 +387,7 @@ fn a_panicking_destructor_while_other_threads_retire() {
 /// caller, the owner is gone for good, and the domain stays usable.
 #[test]
 fn a_panicking_destructor_in_an_owner_teardown() {
-    let d = Domain::new();
+    let d = common::quiet();
     let pinned = pin(&d); // what the owner retires stays pending
     let t = Tracker::new(30);
     // Objects 0..20 live in the array; 3 and 17 panic.
@@ -420,7 +422,7 @@ fn a_panicking_destructor_in_an_owner_teardown() {
 /// retirements, another barrier, teardown).
 #[test]
 fn a_panicking_destructor_in_an_owner_barrier() {
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(20);
     let objects = (0..10).map(|id| t.obj(id, id == 4 || id == 6)).collect();
     let mm = User::new(&d, Array::from_vec(objects));
@@ -452,7 +454,7 @@ fn a_panicking_destructor_in_an_owner_barrier() {
 /// can be made afterwards).
 #[test]
 fn a_panicking_destructor_in_free_pending() {
-    let d = Domain::new();
+    let d = common::quiet();
     let pinned = pin(&d);
     let t = Tracker::new(10);
     let objects = (0..10).map(|id| t.obj(id, id == 5)).collect();
@@ -481,7 +483,7 @@ fn a_panicking_destructor_in_free_pending() {
 #[test]
 fn retire_each_keeps_the_rest_queued_when_an_older_destructor_panics() {
     let n = 10;
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(n + 1);
     // Object 0 panics; 1..=n are removed and retired one by one below.
     let objects = (0..=n).map(|id| t.obj(id, id == 0)).collect();
@@ -542,7 +544,7 @@ fn unrelated(f: impl FnOnce()) {
 /// A domain whose queue holds object 0 (panicking destructor) in a drained
 /// batch, its grace period completed but not freed.
 fn domain_with_a_ripe_panicking_object(t: &Tracker) -> Domain {
-    let d = Domain::new();
+    let d = common::quiet();
     let mut batch = d.batch();
     batch.push(t.obj(0, true));
     batch.drain();
@@ -619,7 +621,7 @@ fn a_batch_dropped_while_unwinding_does_not_abort() {
 /// panicking older destructor aborted the process (see the section comment).
 #[test]
 fn an_unlinked_dropped_while_unwinding_does_not_abort() {
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(2);
     let mm = owner_with_a_ripe_panicking_object(&d, &t, false);
     unrelated(|| {
@@ -634,7 +636,7 @@ fn an_unlinked_dropped_while_unwinding_does_not_abort() {
 /// comment).
 #[test]
 fn an_owner_batch_dropped_while_unwinding_does_not_abort() {
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(2);
     let mm = owner_with_a_ripe_panicking_object(&d, &t, false);
     unrelated(|| {
@@ -649,7 +651,7 @@ fn an_owner_batch_dropped_while_unwinding_does_not_abort() {
 /// panicking older destructor aborted the process (see the section comment).
 #[test]
 fn a_removed_dropped_while_unwinding_does_not_abort() {
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(2);
     let mm = owner_with_a_ripe_panicking_object(&d, &t, true);
     unrelated(|| {
@@ -666,7 +668,7 @@ fn a_removed_dropped_while_unwinding_does_not_abort() {
 /// panicking older destructor aborted the process (see the section comment).
 #[test]
 fn an_array_writer_dropped_while_unwinding_does_not_abort() {
-    let d = Domain::new();
+    let d = common::quiet();
     let t = Tracker::new(2);
     let mm = owner_with_a_ripe_panicking_object(&d, &t, true);
     unrelated(|| {

@@ -7,10 +7,14 @@
 //! for each waiting call).
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 
 use ownrcu::{Array, Domain, User};
+
+mod common;
+
+use common::stalled_reader;
 
 /// Objects retired while the reader is stalled (small under Miri).
 const N: usize = if cfg!(miri) { 40 } else { 50_000 };
@@ -38,22 +42,6 @@ impl Drop for Obj {
         self.magic = 0;
         self.drops.fetch_add(1, SeqCst);
     }
-}
-
-/// A reader on another thread that entered a section of `domain` and stays
-/// there until `leave` is sent (or dropped).
-fn stalled_reader(domain: &Domain) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
-    let domain = domain.clone();
-    let (entered_tx, entered_rx) = mpsc::channel();
-    let (leave_tx, leave_rx) = mpsc::channel::<()>();
-    let reader = thread::spawn(move || {
-        let guard = domain.read();
-        entered_tx.send(()).unwrap();
-        let _ = leave_rx.recv();
-        drop(guard);
-    });
-    entered_rx.recv().unwrap();
-    (leave_tx, reader)
 }
 
 #[test]

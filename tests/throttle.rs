@@ -7,59 +7,15 @@
 //! reader leaving in time.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::thread;
 use std::time::Duration;
 
 use ownrcu::{Domain, Slot, User, DEFAULT_MAX_PENDING};
 
-/// Poisoned when freed; counts its drops.
-struct Obj {
-    magic: u64,
-    drops: Arc<AtomicUsize>,
-}
+mod common;
 
-const LIVE: u64 = 0x7407_7107_7407_7107;
-
-impl Drop for Obj {
-    fn drop(&mut self) {
-        assert_eq!(self.magic, LIVE, "freed twice");
-        self.magic = 0;
-        self.drops.fetch_add(1, SeqCst);
-    }
-}
-
-#[derive(Clone, Default)]
-struct Drops(Arc<AtomicUsize>);
-
-impl Drops {
-    fn obj(&self) -> Box<Obj> {
-        Box::new(Obj {
-            magic: LIVE,
-            drops: self.0.clone(),
-        })
-    }
-    fn get(&self) -> usize {
-        self.0.load(SeqCst)
-    }
-}
-
-/// A reader on another thread, inside a section of `domain` until told to
-/// leave (or the sender drops).
-fn stalled_reader(domain: &Domain) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
-    let domain = domain.clone();
-    let (entered_tx, entered_rx) = mpsc::channel();
-    let (leave_tx, leave_rx) = mpsc::channel::<()>();
-    let reader = thread::spawn(move || {
-        let guard = domain.read();
-        entered_tx.send(()).unwrap();
-        let _ = leave_rx.recv();
-        drop(guard);
-    });
-    entered_rx.recv().unwrap();
-    (leave_tx, reader)
-}
+use common::{stalled_reader, Drops};
 
 /// Several writers (single retirements, batches, retirements through an
 /// owner) and readers that come and go: every registration past the bound
@@ -87,7 +43,7 @@ fn the_bound_holds_with_several_writers() {
             while !stop.load(SeqCst) {
                 let read = mm.read();
                 if let Some(obj) = mm.load(&read) {
-                    assert_eq!(obj.magic, LIVE, "a reader saw a freed object");
+                    obj.check(); // a reader never sees a freed object
                 }
             }
         });
@@ -135,7 +91,8 @@ fn the_bound_holds_with_several_writers() {
             + stats.freed_by.backpressure
             + stats.freed_by.barrier
             + stats.freed_by.collect
-            + stats.freed_by.teardown,
+            + stats.freed_by.teardown
+            + stats.freed_by.reclaimer,
         stats.freed
     );
     domain.barrier();
@@ -159,6 +116,7 @@ fn the_bound_holds_with_several_writers() {
 #[test]
 fn writers_go_past_the_bound_after_one_bounded_wait_per_stall() {
     let domain = Domain::builder()
+        .reclaimer(false)
         .max_pending(10)
         .max_wait(Duration::from_millis(1))
         .build();
@@ -187,7 +145,7 @@ fn writers_go_past_the_bound_after_one_bounded_wait_per_stall() {
 /// once: waiting for a grace period would wait for itself.
 #[test]
 fn a_retirement_inside_a_read_section_goes_past_the_bound_at_once() {
-    let domain = Domain::builder().max_pending(4).build();
+    let domain = Domain::builder().reclaimer(false).max_pending(4).build();
     let drops = Drops::default();
     {
         let _guard = domain.read();
@@ -220,7 +178,7 @@ fn a_destructor_retiring_past_the_bound_goes_past_it_at_once() {
             batch.drain();
         }
     }
-    let domain = Domain::builder().max_pending(4).build();
+    let domain = Domain::builder().reclaimer(false).max_pending(4).build();
     let drops = Drops::default();
     domain.retire(Box::new(RetiresMore {
         domain: domain.clone(),
@@ -250,7 +208,10 @@ fn a_destructor_of_another_domain_goes_past_the_bound_at_once() {
             batch.drain();
         }
     }
-    let (first, second) = (Domain::new(), Domain::builder().max_pending(4).build());
+    let (first, second) = (
+        common::quiet(),
+        Domain::builder().reclaimer(false).max_pending(4).build(),
+    );
     let drops = Drops::default();
     first.retire(Box::new(RetiresElsewhere {
         other: second.clone(),
@@ -268,7 +229,7 @@ fn a_destructor_of_another_domain_goes_past_the_bound_at_once() {
 /// nothing freed, counted.
 #[test]
 fn a_retirement_while_unwinding_goes_past_the_bound_at_once() {
-    let domain = Domain::builder().max_pending(4).build();
+    let domain = Domain::builder().reclaimer(false).max_pending(4).build();
     let drops = Drops::default();
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         let mut batch = domain.batch();
@@ -287,7 +248,10 @@ fn a_retirement_while_unwinding_goes_past_the_bound_at_once() {
 /// owner's completed objects inline, before it returns.
 #[test]
 fn an_owner_past_its_bound_frees_inline() {
-    let domain = Domain::builder().owner_max_pending(8).build();
+    let domain = Domain::builder()
+        .reclaimer(false)
+        .owner_max_pending(8)
+        .build();
     let drops = Drops::default();
     let mm = User::new(&domain, Slot::new(drops.obj()));
     let mut batch = mm.batch();
@@ -309,7 +273,7 @@ fn an_owner_past_its_bound_frees_inline() {
 /// freed by the drain itself when no reader is in the way.
 #[test]
 fn the_default_bound_frees_a_huge_batch_inline() {
-    let domain = Domain::new();
+    let domain = common::quiet();
     let drops = Drops::default();
     let n = if cfg!(miri) {
         40
@@ -331,7 +295,7 @@ fn the_default_bound_frees_a_huge_batch_inline() {
 /// is in the way, nothing that a reader could still see.
 #[test]
 fn collect_frees_what_is_ready_and_never_waits() {
-    let domain = Domain::new();
+    let domain = common::quiet();
     let drops = Drops::default();
     for _ in 0..10 {
         domain.retire(drops.obj());
@@ -358,7 +322,7 @@ fn collect_frees_what_is_ready_and_never_waits() {
 /// objects can then be collected without any wait.
 #[test]
 fn hurry_starts_a_grace_period_now() {
-    let domain = Domain::new();
+    let domain = common::quiet();
     let drops = Drops::default();
     domain.retire_hurry(drops.obj());
     assert_eq!(domain.stats().grace_periods_hurried, 1);
@@ -394,13 +358,17 @@ fn retiring_threads_never_free_in_that_mode() {
                 !RETIRING.with(|r| r.get()),
                 "a destructor ran on the retiring thread"
             );
-            self.0 .0.fetch_add(1, SeqCst);
+            self.0.add();
         }
     }
     let n = if cfg!(miri) { 50 } else { 5000 };
     // Well below what the thread retires, so the bound is met.
+    // No reclaimer either: this test frees with `collect` on a thread of
+    // its choosing (tests/reclaimer.rs has the reclaimer's version).
     let domain = Domain::builder()
+        .reclaimer(false)
         .retiring_threads_free(false)
+        .reclaimer(false)
         .max_pending(n / 50)
         .max_wait(Duration::from_millis(1))
         .build();
@@ -445,7 +413,7 @@ fn retiring_threads_never_free_in_that_mode() {
 /// then frees everything, with no barrier.
 #[test]
 fn an_exiting_thread_starts_the_grace_period_of_its_buffer() {
-    let domain = Domain::new();
+    let domain = common::quiet();
     let drops = Drops::default();
     let (d, objects) = (domain.clone(), drops.clone());
     // `join` (not a scope) returns after the thread's locals are destroyed,

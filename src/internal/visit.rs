@@ -1,0 +1,175 @@
+//! What the reclaimer thread does to one domain on each visit: the time
+//! bound, and freeing on behalf of writers that went idle.
+//!
+//! # Invariants
+//!
+//! - Work that was waiting at the previous visit gets its grace period on
+//!   this one: a thread's buffer of single retirements that was already
+//!   non-empty is taken over (as `barrier` takes buffers: announce, one
+//!   heavy fence, then take), and unstarted work that was already
+//!   unstarted, with the epoch unchanged since, has its grace period
+//!   started. Visits come every half time bound, so retired work waits at
+//!   most about one time bound before its grace period starts.
+//! - A visit never waits for a reader or for another thread's frees: it
+//!   frees completed units only if nobody else is freeing (`try_lock`), so
+//!   a stalled reader or a slow destructor elsewhere never holds the
+//!   reclaimer up for other domains.
+//! - A destructor that panics during a visit does not stop the others
+//!   (the reclaimer path frees past panics); the first panic is stashed in
+//!   the domain and resumed by the next `barrier` or the teardown, on a
+//!   user's thread.
+
+use core::any::Any;
+use core::sync::atomic::Ordering::{Acquire, Relaxed};
+
+use std::sync::Weak;
+
+use super::{lock, Inner, Path};
+use crate::fence;
+use crate::record::Record;
+use crate::unwind::FirstPanic;
+
+/// An owner's queue of retired objects, which the reclaimer visits along
+/// with the owner's domain (implemented by the owner layer).
+pub(crate) trait Served: Send + Sync {
+    /// Frees the queue's completed units, unless another thread is freeing
+    /// them; a destructor's panic is kept for the owner's next `barrier`
+    /// or direct free. Never waits for a reader.
+    fn visit(&self, inner: &Inner) -> Visited;
+    /// Whether units wait in the queue (`Work`) or not (`Idle`).
+    fn has_work(&self) -> Visited;
+}
+
+/// What the reclaimer remembers of a domain between two visits.
+#[derive(Debug, Default)]
+pub(crate) struct Visit {
+    /// Addresses of the records whose buffer was non-empty.
+    buffered: Vec<usize>,
+    /// The epoch, if work waited unstarted for grace period `epoch + 1`.
+    unstarted: Option<u64>,
+}
+
+/// What a visit found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Visited {
+    /// Work still waits (buffers, unstarted or running grace periods, or
+    /// units not freed yet): come back after half a time bound.
+    Work,
+    /// Nothing waits: the reclaimer may sleep until the next registration.
+    Idle,
+    /// The domain was torn down: forget it.
+    Dead,
+}
+
+fn address(rec: &Record) -> usize {
+    rec as *const Record as usize
+}
+
+impl Inner {
+    /// One visit of the reclaimer (see the module invariants).
+    pub(crate) fn visit(&self, memo: &mut Visit) -> Visited {
+        let idle = {
+            let mut st = lock(&self.state);
+            if st.dead {
+                return Visited::Dead;
+            }
+            let head = self.records.load(Acquire);
+            let stale = |rec: &Record| rec.buffered() > 0 && memo.buffered.contains(&address(rec));
+            let took = self.records_from(head).any(stale);
+            if took {
+                for rec in self.records_from(head).filter(|rec| stale(rec)) {
+                    rec.raise_steal();
+                }
+                // One heavy fence for all records: each owner either sees
+                // `steal` or is seen `busy` (see `Record::push_fast`).
+                fence::heavy();
+                for rec in self.records_from(head).filter(|rec| stale(rec)) {
+                    // SAFETY: we hold the state lock and raised `steal` on
+                    // this record before the heavy fence.
+                    if let Some(bag) = unsafe { rec.steal_bag() } {
+                        self.enqueue(&mut st, bag, false);
+                    }
+                    rec.lower_steal();
+                }
+            }
+            memo.buffered.clear();
+            memo.buffered.extend(
+                self.records_from(head)
+                    .filter(|rec| rec.buffered() > 0)
+                    .map(address),
+            );
+            let epoch = self.epoch.load(Relaxed); // only written under this lock
+            if st.unstarted_units == 0 {
+                memo.unstarted = None;
+                self.advance(&mut st);
+            } else if took || memo.unstarted == Some(epoch) {
+                memo.unstarted = None;
+                self.start_locked(&mut st, &self.counters.timed);
+            } else {
+                memo.unstarted = Some(epoch);
+                self.advance(&mut st);
+            }
+            let idle = st.waiting.is_empty() && st.unstarted_units == 0 && !st.running;
+            idle && memo.buffered.is_empty()
+        };
+        let owners = self.visit_owners(|queue| queue.visit(self));
+        let freed = self.free_completed(usize::MAX, u64::MAX, Path::Reclaimer);
+        if idle && !owners && freed == 0 {
+            Visited::Idle
+        } else {
+            Visited::Work
+        }
+    }
+
+    /// Whether the domain has work the reclaimer would act on; taken under
+    /// the state lock, which is what makes the reclaimer's sleep race-free
+    /// (module `reclaimer`).
+    pub(crate) fn has_work(&self) -> bool {
+        let mine = {
+            let st = lock(&self.state);
+            if st.dead {
+                return false;
+            }
+            !st.waiting.is_empty()
+                || st.unstarted_units > 0
+                || st.running
+                || self.records().any(|rec| rec.buffered() > 0)
+        };
+        mine || self.visit_owners(|queue| queue.has_work())
+    }
+
+    /// Keeps a destructor's panic caught on the reclaimer thread for the
+    /// next `barrier` or the teardown (the first one; later ones are
+    /// dropped: their hook already reported them).
+    pub(crate) fn stash_panic(&self, payload: Box<dyn Any + Send>) {
+        lock(&self.panicked).get_or_insert(payload);
+    }
+
+    /// Resumes a panic the reclaimer caught in one of this domain's
+    /// destructors, unless this thread is already unwinding.
+    pub(super) fn resume_stashed(&self) {
+        let mut stashed = FirstPanic::default();
+        stashed.keep(lock(&self.panicked).take());
+        stashed.resume();
+    }
+
+    /// Has the reclaimer visit `queue` (an owner's) with this domain.
+    pub(crate) fn serve(&self, queue: Weak<dyn Served>) {
+        lock(&self.served_owners).push(queue);
+    }
+
+    /// Visits the owner queues the reclaimer serves in this domain,
+    /// forgetting those that are gone; returns whether any has work.
+    fn visit_owners(&self, visit: impl Fn(&dyn Served) -> Visited) -> bool {
+        let queues: Vec<_> = {
+            let mut owners = lock(&self.served_owners);
+            owners.retain(|q| q.strong_count() > 0);
+            owners.iter().filter_map(Weak::upgrade).collect()
+        };
+        let mut work = false;
+        for queue in queues {
+            work |= visit(&*queue) == Visited::Work;
+        }
+        work
+    }
+}

@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests (each test file that uses them
+//! declares `mod common;`; not every file uses every helper).
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ownrcu::Domain;
+
+/// A domain that the reclaimer thread does not serve: nothing is freed
+/// behind a test's back, so it may assert exact counts between calls (what
+/// is pending, which path freed what, which destructor ran when).
+pub fn quiet() -> Domain {
+    Domain::builder().reclaimer(false).build()
+}
+
+/// A reader on another thread, inside a section of `domain` until told to
+/// leave (or the sender drops).
+pub fn stalled_reader(domain: &Domain) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let domain = domain.clone();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let reader = thread::spawn(move || {
+        let guard = domain.read();
+        entered_tx.send(()).unwrap();
+        let _ = leave_rx.recv();
+        drop(guard);
+    });
+    entered_rx.recv().unwrap();
+    (leave_tx, reader)
+}
+
+/// Poisoned when freed (a second drop, or a use after free that reads it,
+/// fails); counts its drops.
+pub struct Obj {
+    magic: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+const LIVE: u64 = 0x7407_7107_7407_7107;
+
+impl Obj {
+    /// Panics if the object was freed.
+    pub fn check(&self) {
+        assert_eq!(self.magic, LIVE, "use after free");
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        assert_eq!(self.magic, LIVE, "freed twice");
+        self.magic = 0;
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+/// A drop counter and the objects it counts.
+#[derive(Clone, Default)]
+pub struct Drops(Arc<AtomicUsize>);
+
+impl Drops {
+    pub fn obj(&self) -> Box<Obj> {
+        Box::new(Obj {
+            magic: LIVE,
+            drops: self.0.clone(),
+        })
+    }
+
+    /// Counts one drop of an object of the test's own type.
+    pub fn add(&self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(SeqCst)
+    }
+}
+
+/// Waits until `done` holds, polling; panics after a minute, a bound
+/// generous enough that only a lost wake-up (a bug) reaches it, never a
+/// slow machine. Its duration is never the verdict.
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "still not true after a minute: {what}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,270 @@
+//! The reclaimer thread: idle writers' objects are freed with no further
+//! call, within the time bound plus the readers' time; never early; a
+//! panicking destructor on it is resumed on a user's thread; it can be the
+//! only thread that runs destructors.
+//!
+//! No test asserts a duration: each waits (with a minute's timeout that
+//! only a lost wake-up reaches) for what the reclaimer promises, and checks
+//! exact counts. The time the bound takes on this machine is measured by
+//! `examples/idle.rs`, not here.
+//!
+//! Under Miri the reclaimer is off unless turned on: every test here turns
+//! it on and, at its end, off again (which stops its thread, as Miri wants
+//! no thread left at exit), one test at a time.
+
+use std::panic::{catch_unwind, panic_any, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use ownrcu::{Domain, Reclaimer, Slot, User};
+
+mod common;
+
+use common::{eventually, stalled_reader, Drops};
+
+/// The reclaimer for the length of a test: under Miri, turned on, then off
+/// (stopping its thread) at the end, with the tests serialized.
+struct Served(#[allow(dead_code)] Option<MutexGuard<'static, ()>>);
+
+fn served() -> Served {
+    if cfg!(miri) {
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        Reclaimer::enable();
+        Served(Some(guard))
+    } else {
+        Served(None)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if cfg!(miri) {
+            Reclaimer::disable();
+        }
+    }
+}
+
+/// A short time bound, so the tests run fast; the default is covered by
+/// the global domain's test.
+fn domain() -> Domain {
+    Domain::builder()
+        .time_bound(Duration::from_millis(10))
+        .build()
+}
+
+const N: usize = if cfg!(miri) { 20 } else { 1000 };
+
+/// The idle writer of the issue: a thread retires objects into the global
+/// domain and then waits, alive, calling nothing; another thread only
+/// reads. Every object is freed anyway, by the reclaimer.
+#[test]
+fn an_idle_writers_objects_on_the_global_domain_are_freed_with_no_call() {
+    let _served = served();
+    let drops = Drops::default();
+    let (retired_tx, retired_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let objects = drops.clone();
+    let writer = thread::spawn(move || {
+        let domain = Domain::global();
+        for _ in 0..N {
+            domain.retire(objects.obj());
+        }
+        retired_tx.send(()).unwrap();
+        let _ = done_rx.recv(); // idle, alive, until the test ends
+    });
+    retired_rx.recv().unwrap();
+    let stop = Arc::new(AtomicUsize::new(0));
+    let reading = stop.clone();
+    let reader = thread::spawn(move || {
+        while reading.load(SeqCst) == 0 {
+            let _guard = Domain::global().read();
+            thread::yield_now();
+        }
+    });
+    eventually("the idle writer's objects were freed", || drops.get() == N);
+    stop.store(1, SeqCst);
+    reader.join().unwrap();
+    done_tx.send(()).unwrap();
+    writer.join().unwrap();
+    assert_eq!(drops.get(), N, "each freed once");
+    let stats = Domain::global().stats();
+    assert!(stats.freed_by.reclaimer >= N as u64, "{stats:?}");
+}
+
+/// The same on a user-created domain, with the counters: a buffer taken
+/// over, a grace period started by the time bound, the objects freed by
+/// the reclaimer path; nothing else freed them.
+#[test]
+fn an_idle_writers_objects_on_a_new_domain_are_freed_by_the_reclaimer() {
+    let _served = served();
+    let domain = domain();
+    let drops = Drops::default();
+    for _ in 0..N {
+        domain.retire(drops.obj());
+    }
+    let mut batch = domain.batch();
+    batch.extend((0..N).map(|_| drops.obj()));
+    batch.drain();
+    eventually("all freed", || drops.get() == 2 * N);
+    let stats = domain.stats();
+    assert_eq!(stats.freed, 2 * N as u64);
+    assert_eq!(stats.pending, 0);
+    assert!(stats.freed_by.reclaimer > 0, "{stats:?}");
+    assert!(stats.grace_periods_timed > 0, "{stats:?}");
+    assert_eq!(
+        stats.freed_by.amortized + stats.freed_by.reclaimer,
+        2 * N as u64,
+        "only retirements and the reclaimer freed: {stats:?}"
+    );
+}
+
+/// Objects retired through an owner, whose writer then goes idle, are
+/// freed by the reclaimer too, after their grace period.
+#[test]
+fn an_idle_owners_objects_are_freed_by_the_reclaimer() {
+    let _served = served();
+    let domain = domain();
+    let drops = Drops::default();
+    let mm = User::new(&domain, Slot::new(drops.obj()));
+    for _ in 0..N {
+        let old = mm.replace(Some(drops.obj()), &mm);
+        old.expect("never empty").retire();
+    }
+    eventually("the owner's objects were freed", || drops.get() == N);
+    let stats = mm.stats();
+    assert_eq!(
+        (stats.pending, stats.freed_after_grace_period),
+        (0, N as u64)
+    );
+    drop(mm);
+    assert_eq!(drops.get(), N + 1);
+}
+
+/// The reclaimer never frees early: while a reader that may see them stays
+/// in its section, nothing is freed, however long (several time bounds).
+#[test]
+fn the_reclaimer_waits_for_readers() {
+    let _served = served();
+    let domain = domain();
+    let drops = Drops::default();
+    let (leave, reader) = stalled_reader(&domain);
+    for _ in 0..N {
+        domain.retire(drops.obj());
+    }
+    let mm = User::new(&domain, Slot::new(drops.obj()));
+    mm.replace(Some(drops.obj()), &mm).unwrap().retire();
+    // Long enough for many visits: the grace period has started...
+    eventually("the time bound started a grace period", || {
+        domain.stats().grace_periods_timed > 0
+    });
+    thread::sleep(Duration::from_millis(50));
+    // ...but cannot complete.
+    assert_eq!(drops.get(), 0, "freed while a reader may see them");
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    eventually("freed once the reader left", || drops.get() == N + 1);
+    drop(mm);
+    assert_eq!(drops.get(), N + 2);
+}
+
+/// With `retiring_threads_free(false)`, the reclaimer is the thread that
+/// runs destructors (seize#39): the retiring thread never runs one, past
+/// the bound included, and everything is freed.
+#[test]
+fn the_reclaimer_can_be_the_only_thread_that_frees() {
+    thread_local! {
+        static RETIRING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    struct Checked(Drops);
+    impl Drop for Checked {
+        fn drop(&mut self) {
+            assert!(!RETIRING.with(|r| r.get()), "freed by the retiring thread");
+            self.0.add();
+        }
+    }
+    let _served = served();
+    let domain = Domain::builder()
+        .retiring_threads_free(false)
+        .time_bound(Duration::from_millis(10))
+        .max_pending(N / 4)
+        .build();
+    let drops = Drops::default();
+    let mm = User::new(&domain, Slot::new(Box::new(Checked(drops.clone()))));
+    thread::scope(|s| {
+        s.spawn(|| {
+            RETIRING.with(|r| r.set(true));
+            for _ in 0..N {
+                domain.retire(Box::new(Checked(drops.clone())));
+                let mut batch = domain.batch();
+                batch.push(Box::new(Checked(drops.clone())));
+                batch.drain();
+                let old = mm.replace(Some(Box::new(Checked(drops.clone()))), &mm);
+                old.unwrap().retire();
+            }
+        });
+    });
+    eventually("the reclaimer freed everything", || drops.get() == 3 * N);
+    let stats = domain.stats();
+    assert_eq!(stats.freed_by.reclaimer, 2 * N as u64, "{stats:?}");
+    assert_eq!(stats.owners.freed_after_grace_period, N as u64);
+    drop(mm);
+    assert_eq!(drops.get(), 3 * N + 1);
+}
+
+/// A destructor that panics on the reclaimer thread neither kills it nor
+/// is lost: the other objects are freed, the reclaimer goes on serving,
+/// and the next `barrier` resumes the panic on the caller's thread.
+#[test]
+fn a_panic_on_the_reclaimer_is_resumed_by_the_next_barrier() {
+    struct Boom(u32);
+    struct Bomb(Drops);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.0.add();
+            panic_any(Boom(7));
+        }
+    }
+    let _served = served();
+    let domain = domain();
+    let drops = Drops::default();
+    domain.retire(Box::new(Bomb(drops.clone())));
+    for _ in 0..N {
+        domain.retire(drops.obj());
+    }
+    eventually("all freed, the bomb included", || drops.get() == N + 1);
+    // The reclaimer still serves the domain.
+    domain.retire(drops.obj());
+    eventually("the reclaimer goes on", || drops.get() == N + 2);
+    let payload = catch_unwind(AssertUnwindSafe(|| domain.barrier()))
+        .expect_err("the barrier resumes the reclaimer's panic");
+    assert_eq!(payload.downcast_ref::<Boom>().map(|b| b.0), Some(7));
+    domain.barrier(); // resumed once
+    assert_eq!(domain.stats().freed, N as u64 + 2);
+}
+
+/// An owner's panicking destructor on the reclaimer is resumed by the
+/// owner's teardown (its last user's drop), on that thread.
+#[test]
+fn an_owners_panic_on_the_reclaimer_is_resumed_by_its_teardown() {
+    struct Boom;
+    struct Bomb(Drops);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.0.add();
+            panic_any(Boom);
+        }
+    }
+    let _served = served();
+    let domain = domain();
+    let drops = Drops::default();
+    let mm = User::new(&domain, Slot::new(Box::new(Bomb(drops.clone()))));
+    let old = mm.replace(None, &mm).unwrap();
+    old.retire();
+    eventually("the bomb went off on the reclaimer", || drops.get() == 1);
+    let payload = catch_unwind(AssertUnwindSafe(|| drop(mm))).expect_err("resumed");
+    assert!(payload.downcast_ref::<Boom>().is_some());
+    assert_eq!(drops.get(), 1);
+}
