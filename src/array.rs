@@ -107,6 +107,18 @@ impl<T> Drop for OldVersion<T> {
 /// let items = read.load(&read);
 /// assert_eq!(items.iter().map(|&&x| x).collect::<Vec<_>>(), [10, 20, 30]);
 /// ```
+///
+/// # Threads
+///
+/// `Array<T>` is `Send` and `Sync`, and so is a committed writer's
+/// [`Removed`]; an [`ArrayWriter`] is neither: it holds the array's writer
+/// lock (a `MutexGuard`), which is released on the thread that took it.
+///
+/// ```
+/// fn is_send_sync<T: Send + Sync>() {}
+/// is_send_sync::<ownrcu::Array<String>>();
+/// is_send_sync::<ownrcu::Removed<'static, String>>();
+/// ```
 pub struct Array<T: Send + Sync + 'static> {
     current: AtomicPtr<Version<T>>,
     writer: Mutex<()>,
@@ -290,6 +302,17 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for Array<T> {
 /// Readers keep seeing the version that was current when the writer
 /// started until the commit publishes the copy. Dropping an uncommitted
 /// writer commits it and retires what it removed as one registration.
+///
+/// # Threads
+///
+/// A writer is neither `Send` nor `Sync` (see [`Array`]):
+///
+/// ```compile_fail,E0277
+/// fn is_send<T: Send>(_: T) {}
+/// let domain = ownrcu::Domain::new();
+/// let mm = ownrcu::User::new(&domain, ownrcu::Array::<u64>::new());
+/// is_send(mm.write(&mm)); // error: `MutexGuard<'_, ()>` cannot be sent between threads
+/// ```
 ///
 /// # Leaking it
 ///

@@ -47,6 +47,24 @@ use crate::Domain;
 /// assert_eq!(domain.stats().freed, 10);
 /// ```
 ///
+/// # Threads
+///
+/// A batch is `Send` (filled on one thread, it can be drained on another)
+/// but not `Sync`: it is filled through `&mut`, and nothing is gained by
+/// sharing it.
+///
+/// ```
+/// fn is_send<T: Send>(_: &T) {}
+/// let domain = ownrcu::Domain::new();
+/// is_send(&domain.batch::<u64>());
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn is_sync<T: Sync>(_: &T) {}
+/// let domain = ownrcu::Domain::new();
+/// is_sync(&domain.batch::<u64>()); // error: `NonNull<u64>` cannot be shared between threads
+/// ```
+///
 /// # Leaking it
 ///
 /// Forgetting a batch (`mem::forget`) leaks the objects in it: they are
@@ -100,6 +118,10 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
     /// As for [`Domain::retire_raw`]: `ptr` came from `Box::<T>::into_raw`, is
     /// retired only once, is unlinked, and readers reached it only under
     /// guards of this batch's domain.
+    ///
+    /// # Panics
+    ///
+    /// If `ptr` is null.
     #[inline]
     pub unsafe fn push_raw(&mut self, ptr: *mut T) {
         let ptr = NonNull::new(ptr).expect("ownrcu: Batch::push_raw given a null pointer");

@@ -21,10 +21,31 @@ use crate::Domain;
 ///
 /// A guard cannot outlive its domain, and cannot be sent to another thread:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn is_send<T: Send>(_: T) {}
 /// let domain = ownrcu::Domain::new();
 /// is_send(domain.read()); // error: `*const ()` cannot be sent between threads
+/// ```
+///
+/// # Threads
+///
+/// `Guard` is neither `Send` nor `Sync`: the section it holds open belongs to
+/// the thread's record in the domain, so the guard stays on that thread, and
+/// so does a reference to it:
+///
+/// ```compile_fail,E0277
+/// fn is_sync<T: Sync>(_: &T) {}
+/// let domain = ownrcu::Domain::new();
+/// is_sync(&domain.read()); // error: `*const ()` cannot be shared between threads
+/// ```
+///
+/// The same holds for an owner's [`Read`](crate::Read), which holds a guard:
+///
+/// ```compile_fail,E0277
+/// fn is_send<T: Send>(_: T) {}
+/// let domain = ownrcu::Domain::new();
+/// let mm = ownrcu::User::new(&domain, 1_u64);
+/// is_send(mm.read()); // error: `*const ()` cannot be sent between threads
 /// ```
 ///
 /// # Leaking it

@@ -47,7 +47,7 @@
 //! membarrier is missing, under Miri and loom, or when the environment
 //! variable `OWNRCU_NO_MEMBARRIER=1` is set at start-up, both sides use an
 //! ordinary `fence(SeqCst)` instead.
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

@@ -87,6 +87,18 @@ impl Binding {
 /// old.unwrap().retire(); // freed after a grace period, or at teardown
 /// assert_eq!(mm.read().load(&mm.read()).unwrap(), "vma 2");
 /// ```
+///
+/// # Threads
+///
+/// `Slot<T>` is `Send` and `Sync` (it lives in data shared by every user
+/// handle, which requires both); `T` must be `Send + Sync`, because readers
+/// on any thread share the object and any thread may free it.
+///
+/// ```
+/// fn is_send_sync<T: Send + Sync>() {}
+/// is_send_sync::<ownrcu::Slot<String>>();
+/// is_send_sync::<ownrcu::Unlinked<'static, String>>();
+/// ```
 pub struct Slot<T: Send + Sync + 'static> {
     ptr: AtomicPtr<T>,
     owner: Binding,
@@ -198,6 +210,12 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for Slot<T> {
 /// too. It borrows the owner's user handle, so it is always retired while
 /// the owner is alive.
 ///
+/// # Threads
+///
+/// `Unlinked` is `Send` and `Sync`, like the object it owns: it can be
+/// retired from another thread than the one that took it (within the user
+/// handle's borrow).
+///
 /// # Leaking it
 ///
 /// Forgetting it (`mem::forget`) leaks the object: it is never freed, not
@@ -303,6 +321,24 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for Unlinked<'_, T> {
 /// mm.barrier();
 /// assert_eq!(mm.stats().freed_after_grace_period, 4);
 /// assert_eq!(mm.stats().registrations, 1);
+/// ```
+///
+/// # Threads
+///
+/// An owner batch is `Send`, not `Sync` (it is filled through `&mut`):
+///
+/// ```
+/// fn is_send<T: Send>(_: &T) {}
+/// let domain = ownrcu::Domain::new();
+/// let mm = ownrcu::User::new(&domain, ownrcu::Slot::new(Box::new(1_u64)));
+/// is_send(&mm.batch::<u64>());
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn is_sync<T: Sync>(_: &T) {}
+/// let domain = ownrcu::Domain::new();
+/// let mm = ownrcu::User::new(&domain, ownrcu::Slot::new(Box::new(1_u64)));
+/// is_sync(&mm.batch::<u64>()); // error: `NonNull<u64>` cannot be shared between threads
 /// ```
 ///
 /// # Leaking it

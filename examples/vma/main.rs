@@ -22,7 +22,8 @@
 //! Every VMA ever created is counted, and so is every one freed: the last
 //! line says `leaked=0` only if the two agree.
 //!
-//! Run: `cargo run --release --example vma [-- OPTIONS]`
+//! Run: `cargo run --release --example vma [-- OPTIONS]` (`-- --help` lists
+//! them; they are defined in `options.rs`):
 //!
 //! - `--teardown direct|batch|per-object|capped|all` (default `all`)
 //! - `--munmap batch|per-object|synchronize|capped` (default `batch`): how
@@ -43,91 +44,27 @@ use std::time::{Duration, Instant};
 use ownrcu::Domain;
 
 mod mm;
-use mm::{Exit, Fault, Retire, CREATED, DEFAULT_CAP, FREED, PAGE};
+mod options;
+use mm::{Exit, Fault, Retire, CREATED, FREED, PAGE};
+use options::{Command, Options};
 
 /// Pages per VMA; each VMA is followed by a one-page hole.
 const PAGES: u64 = 4;
 
-struct Options {
-    teardown: Vec<Exit>,
-    munmap: Retire,
-    cap: usize,
-    reader_us: u64,
-    threads: usize,
-    vmas: u64,
-    ops: u64,
-    seed: u64,
-}
-
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| -> Option<&str> {
-        let i = args.iter().position(|a| a == name)?;
-        let v = args
-            .get(i + 1)
-            .unwrap_or_else(|| usage(&format!("{name} needs a value")));
-        Some(v.as_str())
-    };
-    let number = |name: &str, default: u64| -> u64 {
-        value(name).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| usage(&format!("{name} takes a number, got {v:?}")))
-        })
-    };
-    for arg in args.iter().step_by(2) {
-        let known = [
-            "--teardown",
-            "--munmap",
-            "--threads",
-            "--vmas",
-            "--ops",
-            "--seed",
-            "--reader-us",
-            "--cap",
-        ];
-        if !known.contains(&arg.as_str()) {
-            usage(&format!("unknown option {arg:?}"));
+    match options::parse(&args) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            print!("{}", options::usage());
+            std::process::exit(0)
+        }
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            eprint!("{}", options::usage());
+            std::process::exit(2)
         }
     }
-    let cap = number("--cap", DEFAULT_CAP as u64);
-    if cap == 0 {
-        usage("--cap takes a number of VMAs per registration, at least 1");
-    }
-    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-    let teardown = match value("--teardown").unwrap_or("all") {
-        "all" => Exit::all(cap).to_vec(),
-        name => vec![Exit::parse(name, cap).unwrap_or_else(|| {
-            usage(&format!(
-                "--teardown takes direct, batch, per-object, capped or all, got {name:?}"
-            ))
-        })],
-    };
-    let name = value("--munmap").unwrap_or("batch");
-    let munmap = Retire::parse(name, cap).unwrap_or_else(|| {
-        usage(&format!(
-            "--munmap takes batch, per-object, synchronize or capped, got {name:?}"
-        ))
-    });
-    Options {
-        teardown,
-        munmap,
-        cap,
-        threads: number("--threads", 2).max(1) as usize,
-        vmas: number("--vmas", 10_000).max(1),
-        ops: number("--ops", 2_000),
-        seed: number("--seed", 1),
-        reader_us: number("--reader-us", 100),
-    }
-}
-
-fn usage(problem: &str) -> ! {
-    eprintln!("error: {problem}");
-    eprintln!(
-        "usage: vma [--teardown direct|batch|per-object|capped|all] \
-         [--munmap batch|per-object|synchronize|capped] [--cap N] \
-         [--threads N] [--vmas N] [--ops N] [--seed N] [--reader-us N]"
-    );
-    std::process::exit(2)
 }
 
 /// splitmix64: a small, seeded, reproducible generator.
