@@ -44,8 +44,11 @@ use std::collections::VecDeque;
 use crossbeam_utils::CachePadded;
 
 mod throttle;
+// Only the reclaimer thread visits, and it does not exist under loom.
+#[cfg_attr(loom, allow(dead_code))]
 mod visit;
 pub(crate) use throttle::Throttled;
+#[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use visit::{Served, Visit, Visited};
 
 use crate::config::Config;
@@ -192,6 +195,7 @@ pub(crate) struct Inner {
     /// the last handle's drop must see every other handle's retirements.
     pub(crate) handles: AtomicUsize,
     /// Whether the reclaimer knows this domain (module `reclaimer`).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) served: StdAtomicBool,
     /// This domain, for the reclaimer's list (dangling for the global one).
     #[cfg(not(loom))]

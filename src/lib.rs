@@ -81,5 +81,10 @@ pub use fence::uses_membarrier;
 pub use guard::Guard;
 pub use owner::{Exclusive, Holder, Read, User};
 pub use reclaimer::Reclaimer;
+/// The reclaimer's wake-up protocol, public in loom builds only, for
+/// `tests/loom/reclaimer.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use reclaimer::{Doorbell, Sleeper};
 pub use slot::{OwnerBatch, Slot, Unlinked};
 pub use stats::{FreedBy, OwnerStats, Stats, Throttle};

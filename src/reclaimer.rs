@@ -13,16 +13,22 @@
 //!   holds a `Domain` handle, so a domain's teardown (and the destructors
 //!   it runs) always happens on a user's thread.
 //! - It sleeps without a timeout only when no served domain has any work,
-//!   and that is decided race-free: it first announces `PARKED`, then looks
-//!   at every domain under that domain's state lock. A registration takes
-//!   the same lock and only then reads the status, so either the look sees
-//!   the work, or the registration sees `PARKED` and wakes the thread.
+//!   and that is decided race-free ([`Doorbell`](doorbell::Doorbell)): it
+//!   first announces that it parks, then looks at every domain under that
+//!   domain's state lock (and its owners' queue locks). A registration
+//!   takes the same lock and only then reads the status, so either the
+//!   look sees the work, or the registration sees the announcement and
+//!   wakes the thread.
 //! - It is never needed for correctness: every object it would free is
 //!   also freed by `barrier`, `collect`, later retirements, or the
 //!   teardown. It only makes "later" come within the time bound.
 
+mod doorbell;
 #[cfg(not(loom))]
 mod thread;
+
+#[cfg(loom)]
+pub use doorbell::{Doorbell, Sleeper};
 
 use crate::internal::Inner;
 

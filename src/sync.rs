@@ -6,16 +6,28 @@
 //! not part of a protocol (statistics, id counters) may use `core` directly.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
+};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
+};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use std::sync::TryLockError;
+
+/// Parking a thread.
+pub(crate) mod thread {
+    #[cfg(loom)]
+    pub(crate) use loom::thread::park;
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::park;
+}
 
 /// One step of a wait loop: spin, then yield (loom must always be told).
 pub(crate) fn snooze(backoff: &crossbeam_utils::Backoff) {

@@ -36,6 +36,11 @@
 //!   waits a bounded time, against a reader holding its object and a
 //!   concurrent `barrier`: nothing freed early, nothing lost, and the
 //!   throttle counters agree with the path taken.
+//! - `reclaimer`: the reclaimer's doorbell: registrations that make work
+//!   visible under a lock and then ring never leave the reclaimer parked
+//!   with work waiting, only one ring starts the thread, and a ring after
+//!   a stop starts a new one. (The reclaimer's visits reuse the steal
+//!   protocol of `barrier`, checked by `steal` and `barrier`.)
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half
@@ -83,3 +88,6 @@ mod collect;
 
 #[path = "loom/throttle.rs"]
 mod throttle;
+
+#[path = "loom/reclaimer.rs"]
+mod reclaimer;

@@ -4,22 +4,15 @@
 use core::sync::atomic::Ordering::Relaxed;
 use core::time::Duration;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU8};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::{self, JoinHandle};
 
+use super::doorbell::Doorbell;
 use crate::internal::{Inner, Visit, Visited};
 
-/// No thread (never started, or stopped).
-const STOPPED: u8 = 0;
-/// The thread is visiting domains, or sleeping half a time bound.
-const RUNNING: u8 = 1;
-/// The thread sleeps until a registration wakes it.
-const PARKED: u8 = 2;
-
-/// `STOPPED`, `RUNNING` or `PARKED`; written under `REGISTRY`'s lock, read
-/// by registrations without it.
-static STATUS: AtomicU8 = AtomicU8::new(STOPPED);
+/// Wakes (or starts) the thread; see module `doorbell`.
+static DOORBELL: Doorbell<JoinHandle<()>> = Doorbell::new();
 /// The process-wide switch.
 static ENABLED: AtomicBool = AtomicBool::new(!cfg!(miri));
 
@@ -59,14 +52,12 @@ struct Registry {
     /// Every domain the reclaimer has been told about, until it is found
     /// torn down or gone.
     targets: Vec<Target>,
-    thread: Option<JoinHandle<()>>,
     /// Set by `disable`; the thread exits at its next look.
     stop: bool,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     targets: Vec::new(),
-    thread: None,
     stop: false,
 });
 
@@ -76,22 +67,25 @@ fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// After a registration of work in `inner`, outside the lock section that
+/// made it visible: tells the reclaimer about `inner` the first time, and
+/// rings the doorbell.
 #[inline]
 pub(super) fn notify(inner: &Inner) {
-    if STATUS.load(Relaxed) != RUNNING || !inner.served.load(Relaxed) {
-        notify_slow(inner);
+    if !inner.served.load(Relaxed) {
+        serve(inner);
+    }
+    if ENABLED.load(Relaxed) {
+        DOORBELL.ring(start);
     }
 }
 
 #[cold]
-fn notify_slow(inner: &Inner) {
+fn serve(inner: &Inner) {
     if !ENABLED.load(Relaxed) {
         return;
     }
     let mut reg = registry();
-    if !ENABLED.load(Relaxed) || reg.stop {
-        return;
-    }
     if !inner.served.swap(true, Relaxed) {
         reg.targets.push(if inner.id == 0 {
             Target::Global
@@ -99,38 +93,28 @@ fn notify_slow(inner: &Inner) {
             Target::Owned(inner.this.clone())
         });
     }
-    match STATUS.load(Relaxed) {
-        STOPPED => {
-            let spawned = thread::Builder::new()
-                .name("ownrcu-reclaimer".into())
-                .spawn(run);
-            // Without a thread (the process is out of them), nothing breaks:
-            // objects are freed by the calls that free them anyway.
-            if let Ok(handle) = spawned {
-                reg.thread = Some(handle);
-                STATUS.store(RUNNING, Relaxed);
-            }
-        }
-        PARKED => {
-            STATUS.store(RUNNING, Relaxed);
-            if let Some(handle) = &reg.thread {
-                handle.thread().unpark();
-            }
-        }
-        _ => {}
+}
+
+/// Starts the thread (under the doorbell's lock).
+fn start() -> Option<JoinHandle<()>> {
+    if registry().stop {
+        // The previous thread has not seen it yet; the next ring starts one.
+        return None;
     }
+    // Without a thread (the process is out of them), nothing breaks:
+    // objects are freed by the calls that free them anyway.
+    thread::Builder::new()
+        .name("ownrcu-reclaimer".into())
+        .spawn(run)
+        .ok()
 }
 
 pub(super) fn disable() {
     ENABLED.store(false, Relaxed);
-    let handle = {
-        let mut reg = registry();
-        let Some(handle) = reg.thread.take() else {
-            return;
-        };
-        reg.stop = true;
-        handle
+    let Some(handle) = DOORBELL.stop() else {
+        return;
     };
+    registry().stop = true;
     handle.thread().unpark();
     // From a destructor running on the reclaimer itself, it cannot wait for
     // itself: it exits once that destructor returns.
@@ -160,7 +144,6 @@ fn run() {
             let mut reg = registry();
             if reg.stop {
                 reg.stop = false;
-                STATUS.store(STOPPED, Relaxed);
                 return;
             }
             reg.targets.clone()
@@ -170,22 +153,15 @@ fn run() {
             thread::park_timeout(period);
             continue;
         }
-        // Nothing waits anywhere: sleep until a registration wakes us. Look
-        // once more after announcing it (see the module invariants).
-        let targets = {
-            let reg = registry();
-            STATUS.store(PARKED, Relaxed);
-            reg.targets.clone()
-        };
-        if targets
-            .iter()
-            .any(|t| t.upgrade().is_some_and(|inner| inner.has_work()))
-        {
-            STATUS.store(RUNNING, Relaxed);
-            continue;
-        }
-        thread::park();
-        STATUS.store(RUNNING, Relaxed);
+        // Nothing waits anywhere: sleep until a registration rings. The
+        // doorbell looks once more after announcing it, with a fresh list
+        // (a domain served meanwhile was added before its ring).
+        DOORBELL.sleep(|| {
+            let targets = registry().targets.clone();
+            targets
+                .iter()
+                .any(|t| t.upgrade().is_some_and(|inner| inner.has_work()))
+        });
     }
 }
 
