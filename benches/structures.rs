@@ -22,7 +22,7 @@
 //! insert, 50 % remove) and `read` (90 % get, 5 % insert, 5 % remove), keys
 //! uniform over the range; 1 and 2 worker threads; one operation per read
 //! section; fixed-duration runs. Each (structure, mix, threads, back-end) is
-//! run `REPS` times (3), interleaved (repetition 1 of every back-end, then
+//! run 3 times, interleaved (repetition 1 of every back-end, then
 //! repetition 2, ...), and the median of each figure is reported: one run is
 //! mostly noise on a shared 2-core machine.
 //!
@@ -32,8 +32,8 @@
 //! frees the node when the key is present); the bucket is `key % buckets`
 //! (the keys are uniform), not SipHash; the remove's logical deletion (the
 //! mark) is a compare-exchange loop, not `fetch_or`, because sdd's
-//! `AtomicRaw` has no `fetch_or`; a remove returns whether it removed, and
-//! reads nothing of the node after retiring it (seize forbids it).
+//! `AtomicRaw` has no `fetch_or`; a remove returns whether it removed (it
+//! reads nothing of the node after retiring it).
 //!
 //! # What is measured, and how
 //!
@@ -54,6 +54,16 @@
 //!   back-end's garbage and bookkeeping (bags, batches, thread records) plus
 //!   the structure's random-walk growth (a few nodes). sdd's nodes carry its
 //!   16-byte intrusive header, so its node is 40 bytes where the others' is 24.
+//!
+//! Two things are the same for every back-end but worth knowing when reading
+//! the figures: the monitor is a third thread on a 2-core machine, so in the
+//! 2-thread rows it preempts workers, sometimes inside a read section (which
+//! delays every back-end's reclamation a little, as smr-benchmark's sampling
+//! thread does); and the crossbeam-epoch and seize collectors are fresh in
+//! every run (their bookkeeping is allocated within the run), while ownrcu's
+//! and sdd's are process-wide (ownrcu keeps up to about 87 KiB of emptied
+//! buffers for reuse, so its first run shows more heap than the later ones:
+//! the medians take the later ones).
 //!
 //! # Honesty checks (every run)
 //!
@@ -79,12 +89,18 @@
 //!
 //! # Running it
 //!
-//! `cargo bench --bench structures` runs every row for `SECS` (default 1 s;
-//! 8 rows × 4 back-ends × 3 repetitions ≈ 96 s of runs plus set-up, under two
-//! minutes on a 2-core machine). `OWNRCU_BENCH_SECS=0.2` shortens each run
-//! for a smoke run; `OWNRCU_BENCH_REPS` changes the repetitions. Run without
-//! `--bench` (as `cargo test --benches` does) it does a 20 ms smoke run of
-//! every row, once, and writes no JSON.
+//! `cargo bench --bench structures` runs every row with runs of 1 s (8 rows ×
+//! 4 back-ends × 3 repetitions = 96 s of runs plus set-up: about 100 s on a
+//! 2-core machine). `OWNRCU_BENCH_SECS=0.2` sets the seconds per run (e.g. for
+//! a smoke run), `OWNRCU_BENCH_REPS` the repetitions, and an argument keeps
+//! only the rows whose `structure/mix/threads` contains it
+//! (`cargo bench --bench structures -- hashmap/write`). Run without `--bench`
+//! (as `cargo test --benches` does) it does a 20 ms smoke run of every row,
+//! once, and writes no JSON.
+//!
+//! Progress goes to stderr: each row's per-back-end medians and every run's
+//! throughput, and after each ownrcu run the global domain's own counters
+//! over that run (grace periods, frees, throttle events), for diagnosis only.
 //!
 //! # Adding a back-end
 //!
