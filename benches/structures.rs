@@ -1,0 +1,1515 @@
+//! `structures`: the standard reclamation workloads of kaist-cp/smr-benchmark
+//! (the PEBR, HP++, HP-BRCU and CIRC papers' artifact), run on every back-end
+//! with one text of each algorithm.
+//!
+//! # What runs
+//!
+//! Two structures, written once, generically over a small reclamation
+//! back-end trait ([`Backend`]); only the back-end's calls differ:
+//!
+//! - `list`: a Harris–Michael sorted linked list (Michael's variant of
+//!   Harris's list: a traversal unlinks one marked node at a time and
+//!   restarts when its unlink fails), keys `0..1 000`;
+//! - `hashmap`: a Michael hash map, 30 000 buckets (smr-benchmark's bucket
+//!   count) of that same list, keys `0..100 000`.
+//!
+//! Back-ends (each peer at its best documented path; see each `impl`):
+//! `ownrcu` (raw `AtomicPtr`, `Domain::global()` guards, `Domain::retire_raw`,
+//! the crate's default settings), `crossbeam_epoch`, `seize`, `sdd`.
+//!
+//! Workloads as in smr-benchmark: the key range is prefilled to half (the
+//! same keys, in the same order, for every back-end); mixes `write` (50 %
+//! insert, 50 % remove) and `read` (90 % get, 5 % insert, 5 % remove), keys
+//! uniform over the range; 1 and 2 worker threads; one operation per read
+//! section; fixed-duration runs. Each (structure, mix, threads, back-end) is
+//! run 3 times, interleaved (repetition 1 of every back-end, then
+//! repetition 2, ...), and the median of each figure is reported: one run is
+//! mostly noise on a shared 2-core machine.
+//!
+//! Differences from smr-benchmark's text, the same for every back-end: the
+//! list head is a bare link, not a sentinel node; insert allocates its node
+//! only once it knows the key is absent (smr-benchmark allocates first and
+//! frees the node when the key is present); the bucket is `key % buckets`
+//! (the keys are uniform), not SipHash; the remove's logical deletion (the
+//! mark) is a compare-exchange loop, not `fetch_or`, because sdd's
+//! `AtomicRaw` has no `fetch_or`; a remove returns whether it removed (it
+//! reads nothing of the node after retiring it).
+//!
+//! # What is measured, and how
+//!
+//! Per row and back-end: operations per second (all threads' operations over
+//! the run's wall time), **peak garbage** and **peak heap bytes**.
+//!
+//! - Garbage = nodes retired and not yet dropped. The algorithm counts a node
+//!   as retired just before handing it to the back-end, and the node's own
+//!   destructor counts its drop; never a library's statistics. The counters
+//!   are per thread (one cache-padded slot each, so counting adds no shared
+//!   cache line to the workload) and ONE monitor thread sums them every
+//!   `PERIOD` (100 µs, a fixed schedule of deadlines, as in `churn.rs`),
+//!   identically for every back-end; the peak is the largest sample.
+//! - Heap = live bytes of the whole process, counted by a `#[global_allocator]`
+//!   wrapper around the system allocator (requested sizes, per-thread slots
+//!   summed by the same monitor sample). Peak heap = the largest sample minus
+//!   the sample taken after the prefill, before the workers start: the
+//!   back-end's garbage and bookkeeping (bags, batches, thread records) plus
+//!   the structure's random-walk growth (a few nodes). sdd's nodes carry its
+//!   16-byte intrusive header, so its node is 40 bytes where the others' is 24.
+//!
+//! Two things are the same for every back-end but worth knowing when reading
+//! the figures: the monitor is a third thread on a 2-core machine, so in the
+//! 2-thread rows it preempts workers, sometimes inside a read section (which
+//! delays every back-end's reclamation a little, as smr-benchmark's sampling
+//! thread does); and the crossbeam-epoch and seize collectors are fresh in
+//! every run (their bookkeeping is allocated within the run), while ownrcu's
+//! and sdd's are process-wide (ownrcu keeps up to about 87 KiB of emptied
+//! buffers for reuse, so its first run shows more heap than the later ones:
+//! the medians take the later ones).
+//!
+//! # Honesty checks (every run)
+//!
+//! Every worker must have completed operations. After the run (outside the
+//! timing) the structure is torn down and checked: its unmarked nodes must
+//! be exactly prefill + inserts − removes, and its marked-but-still-linked
+//! nodes exactly the removes whose node was not yet unlinked (removes −
+//! nodes retired). Then each back-end is driven until all of its garbage is
+//! freed (ownrcu `barrier()`; crossbeam flush-and-repin, then the collector
+//! dropped; seize the collector dropped; sdd new guards with `accelerate()`),
+//! and every node ever allocated must have been dropped exactly once
+//! (allocated == dropped; a destructor poisons its node's key and a second
+//! drop of a still-mapped node panics).
+//!
+//! # Output
+//!
+//! A Markdown table on stdout (rows: structure × mix × threads; per
+//! back-end: Mops/s, peak garbage, peak heap; then ownrcu ÷ best peer
+//! throughput and ownrcu ÷ crossbeam-epoch peak garbage) and JSON to
+//! `target/criterion/structures/results.json` (`$CRITERION_HOME` or
+//! `$CARGO_TARGET_DIR/criterion` instead of `target/criterion` when set),
+//! which `.ci/bench-table` prints.
+//!
+//! # Running it
+//!
+//! `cargo bench --bench structures` runs every row with runs of 1 s (8 rows ×
+//! 4 back-ends × 3 repetitions = 96 s of runs plus set-up: about 100 s on a
+//! 2-core machine). `OWNRCU_BENCH_SECS=0.2` sets the seconds per run (e.g. for
+//! a smoke run), `OWNRCU_BENCH_REPS` the repetitions, and an argument keeps
+//! only the rows whose `structure/mix/threads` contains it
+//! (`cargo bench --bench structures -- hashmap/write`). Run without `--bench`
+//! (as `cargo test --benches` does) it does a 20 ms smoke run of every row,
+//! once, and writes no JSON.
+//!
+//! Progress goes to stderr: each row's per-back-end medians and every run's
+//! throughput, and after each ownrcu run the global domain's own counters
+//! over that run (grace periods, frees, throttle events), for diagnosis only.
+//!
+//! # Adding a back-end
+//!
+//! Implement [`Backend`] (or, for one on raw `AtomicPtr`s, the smaller
+//! [`RawReclaim`]) and add one line to [`BACKENDS`]; the table and the JSON
+//! take their columns from that list. A back-end named `ownrcu...` is not a
+//! peer: "best peer" is the best back-end whose name does not start with
+//! `ownrcu`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::cmp::Ordering::{Equal, Greater, Less};
+use std::env;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ownrcu::Domain;
+
+// ---------------------------------------------------------------------------
+// Counters: per-thread slots, summed by the monitor.
+// ---------------------------------------------------------------------------
+
+/// Number of counter slots; threads take them in turn (a slot is shared only
+/// by threads 64 spawns apart, which never run in the same repetition).
+const SLOTS: usize = 64;
+
+/// One thread's counters, on its own cache lines.
+#[repr(align(128))]
+struct Slot {
+    /// Live heap bytes allocated minus freed by this thread (may be negative:
+    /// a block is often freed by another thread than the one that made it).
+    heap: AtomicIsize,
+    /// Nodes allocated.
+    allocated: AtomicUsize,
+    /// Nodes handed to a back-end's retire.
+    retired: AtomicUsize,
+    /// Nodes freed at once without a retire (never published, or torn down
+    /// with exclusive access), counted here before their drop.
+    freed_now: AtomicUsize,
+    /// Node destructors run.
+    dropped: AtomicUsize,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // only the array initialiser uses it
+const SLOT: Slot = Slot {
+    heap: AtomicIsize::new(0),
+    allocated: AtomicUsize::new(0),
+    retired: AtomicUsize::new(0),
+    freed_now: AtomicUsize::new(0),
+    dropped: AtomicUsize::new(0),
+};
+
+static COUNTERS: [Slot; SLOTS] = [SLOT; SLOTS];
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // `const`, no destructor: usable inside the allocator, during thread
+    // start-up and tear-down, without allocating.
+    static MY_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// This thread's counter slot.
+#[inline]
+fn slot() -> &'static Slot {
+    let i = MY_SLOT.with(|s| {
+        let mut i = s.get();
+        if i == usize::MAX {
+            i = NEXT_SLOT.fetch_add(1, Relaxed) % SLOTS;
+            s.set(i);
+        }
+        i
+    });
+    &COUNTERS[i]
+}
+
+/// The sums of every slot, read drops first: a node is counted as retired
+/// (Release) before it is handed over, and its drop (Release) happens after
+/// the back-end's hand-over, so a sample that sees a drop (Acquire) also sees
+/// its retirement; reading in this order can over-count garbage (by what is
+/// retired between the loads), never under-count.
+#[derive(Clone, Copy, Debug, Default)]
+struct Totals {
+    heap: isize,
+    allocated: usize,
+    retired: usize,
+    freed_now: usize,
+    dropped: usize,
+}
+
+impl Totals {
+    fn now() -> Self {
+        let mut t = Totals::default();
+        for s in &COUNTERS {
+            t.dropped += s.dropped.load(Acquire);
+        }
+        for s in &COUNTERS {
+            t.retired += s.retired.load(Acquire);
+            t.freed_now += s.freed_now.load(Acquire);
+            t.allocated += s.allocated.load(Acquire);
+            t.heap += s.heap.load(Relaxed);
+        }
+        t
+    }
+
+    /// Nodes retired and not yet dropped (`freed_now` nodes are dropped at
+    /// once, so they cancel out).
+    fn garbage(&self) -> usize {
+        (self.retired + self.freed_now).saturating_sub(self.dropped)
+    }
+}
+
+/// The system allocator, counting live bytes per thread.
+struct Counting;
+
+#[inline]
+fn count_heap(bytes: isize) {
+    slot().heap.fetch_add(bytes, Relaxed);
+}
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments,
+// so `System`'s guarantees are passed on unchanged; the counting touches
+// only atomics and a `const` thread-local (no allocation, no re-entry).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is `System.alloc`'s.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count_heap(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc_zeroed` is `System`'s.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count_heap(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`,
+        // with `layout` (the caller's contract).
+        unsafe { System.dealloc(ptr, layout) };
+        count_heap(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` was allocated by `System` with `layout`, and the
+        // caller upholds `realloc`'s contract for `new_size`.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count_heap(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Same allocator behaviour for every back-end (as `benches/common`): no heap
+/// trimming, no mmap-backed allocations.
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's tuning parameters; it is called
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The node and the back-end trait.
+// ---------------------------------------------------------------------------
+
+/// A key no run ever uses: a dropped node's key is set to it.
+const POISON: usize = usize::MAX;
+
+/// A list node: 24 bytes with a raw link (as smr-benchmark's `Node<usize,
+/// usize>`).
+struct Node<B: Backend> {
+    key: usize,
+    value: usize,
+    /// The successor, with the low bit as Harris's mark (logically deleted).
+    next: B::Link,
+}
+
+impl<B: Backend> Node<B> {
+    fn new(key: usize) -> Self {
+        slot().allocated.fetch_add(1, Relaxed);
+        Self {
+            key,
+            value: key,
+            next: B::link(B::null()),
+        }
+    }
+}
+
+impl<B: Backend> Drop for Node<B> {
+    fn drop(&mut self) {
+        assert_ne!(self.key, POISON, "a node was dropped twice");
+        self.key = POISON;
+        slot().dropped.fetch_add(1, Release);
+    }
+}
+
+/// A reclamation back-end: how a thread protects the nodes it reads, how an
+/// unlinked node is retired, and how a node link is represented.
+///
+/// The algorithm only ever calls these. A back-end on raw `AtomicPtr`s
+/// implements [`RawReclaim`] instead and gets the link half from the blanket
+/// `impl`; one with its own pointer type (sdd's `AtomicRaw`, or ownrcu's safe
+/// pointer) implements this trait directly.
+trait Backend: Sized + Sync + 'static {
+    /// The column name in the table and the JSON.
+    const NAME: &'static str;
+    /// Per-thread state, made once per worker thread (crossbeam's
+    /// `LocalHandle`).
+    type Handle<'s>;
+    /// A read-side critical section.
+    type Guard<'h>;
+    /// An atomic link to a node, with a mark bit.
+    type Link: Send + Sync;
+    /// A link's value loaded under a guard: valid (if not null) while the
+    /// guard lives.
+    type Ptr<'g>: Copy + PartialEq;
+
+    /// The shared state of one run (a fresh collector, where the back-end
+    /// has private ones).
+    fn new() -> Self;
+    fn handle(&self) -> Self::Handle<'_>;
+    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h>;
+
+    fn null<'g>() -> Self::Ptr<'g>;
+    fn is_null(p: Self::Ptr<'_>) -> bool;
+    fn is_marked(p: Self::Ptr<'_>) -> bool;
+    fn unmarked(p: Self::Ptr<'_>) -> Self::Ptr<'_>;
+    /// A new link holding `p`.
+    fn link(p: Self::Ptr<'_>) -> Self::Link;
+    /// Allocates a node, not yet published.
+    fn alloc<'g>(node: Node<Self>) -> Self::Ptr<'g>;
+
+    /// Loads a link (Acquire, or what the back-end requires for protection).
+    fn load<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g>;
+    /// Stores into the link of a node nobody else can see yet (Relaxed).
+    fn store_unpublished(link: &Self::Link, p: Self::Ptr<'_>);
+    /// Compare-exchange (Release on success, Relaxed on failure): publishes a
+    /// node or unlinks one.
+    fn cas<'g>(
+        link: &Self::Link,
+        current: Self::Ptr<'g>,
+        new: Self::Ptr<'g>,
+        guard: &'g Self::Guard<'_>,
+    ) -> bool;
+    /// Sets the mark of an unmarked link (AcqRel), returning its value; `None`
+    /// if it was already marked.
+    fn mark<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>>;
+
+    /// # Safety
+    /// `p` is not null, and was loaded under `'g`'s guard (or is owned).
+    unsafe fn deref<'g>(p: Self::Ptr<'g>) -> &'g Node<Self>;
+    /// # Safety
+    /// `p` was unlinked by the caller (no new reader can reach it), is
+    /// retired once, and every reader that may hold it is in a section of
+    /// this back-end.
+    unsafe fn retire(p: Self::Ptr<'_>, guard: &Self::Guard<'_>);
+    /// Frees a node at once.
+    ///
+    /// # Safety
+    /// No other thread can reach `p` (never published, or exclusive access).
+    unsafe fn free_now(p: Self::Ptr<'_>);
+
+    /// After the run, with no other thread in the back-end: drives it until
+    /// `all_dropped()` holds (every retired node dropped), or panics after
+    /// `DRAIN_LIMIT`.
+    fn drain(self, all_dropped: &dyn Fn() -> bool);
+}
+
+/// How long `drain` may take before the bench declares garbage lost.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+fn drain_deadline(start: Instant, name: &str) {
+    assert!(
+        start.elapsed() < DRAIN_LIMIT,
+        "{name}: garbage still not freed after {DRAIN_LIMIT:?}"
+    );
+}
+
+/// The reclamation half of a back-end whose links are raw
+/// `AtomicPtr<Node<Self>>` with the mark in the low bit.
+trait RawReclaim: Sized + Sync + 'static {
+    const NAME: &'static str;
+    type Handle<'s>;
+    type Guard<'h>;
+    fn new() -> Self;
+    fn handle(&self) -> Self::Handle<'_>;
+    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h>;
+    /// Loads a link under a guard; Acquire unless the back-end needs more.
+    #[inline]
+    fn load(link: &AtomicPtr<Node<Self>>, _guard: &Self::Guard<'_>) -> *mut Node<Self> {
+        link.load(Acquire)
+    }
+    /// # Safety
+    /// As [`Backend::retire`]; `p` came from `Box::into_raw`.
+    unsafe fn retire(p: *mut Node<Self>, guard: &Self::Guard<'_>);
+    fn drain(self, all_dropped: &dyn Fn() -> bool);
+}
+
+const MARK: usize = 1;
+
+impl<R: RawReclaim> Backend for R {
+    const NAME: &'static str = R::NAME;
+    type Handle<'s> = R::Handle<'s>;
+    type Guard<'h> = R::Guard<'h>;
+    type Link = AtomicPtr<Node<R>>;
+    type Ptr<'g> = *mut Node<R>;
+
+    fn new() -> Self {
+        R::new()
+    }
+    fn handle(&self) -> Self::Handle<'_> {
+        R::handle(self)
+    }
+    #[inline]
+    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        R::pin(handle)
+    }
+    #[inline]
+    fn null<'g>() -> Self::Ptr<'g> {
+        std::ptr::null_mut()
+    }
+    #[inline]
+    fn is_null(p: Self::Ptr<'_>) -> bool {
+        p.is_null()
+    }
+    #[inline]
+    fn is_marked(p: Self::Ptr<'_>) -> bool {
+        p as usize & MARK != 0
+    }
+    #[inline]
+    fn unmarked(p: Self::Ptr<'_>) -> Self::Ptr<'_> {
+        // `wrapping_*` on the pointer keeps its provenance.
+        p.cast::<u8>().wrapping_sub(p as usize & MARK).cast()
+    }
+    fn link(p: Self::Ptr<'_>) -> Self::Link {
+        AtomicPtr::new(p)
+    }
+    #[inline]
+    fn alloc<'g>(node: Node<Self>) -> Self::Ptr<'g> {
+        Box::into_raw(Box::new(node))
+    }
+    #[inline]
+    fn load<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g> {
+        R::load(link, guard)
+    }
+    #[inline]
+    fn store_unpublished(link: &Self::Link, p: Self::Ptr<'_>) {
+        link.store(p, Relaxed);
+    }
+    #[inline]
+    fn cas<'g>(
+        link: &Self::Link,
+        current: Self::Ptr<'g>,
+        new: Self::Ptr<'g>,
+        _guard: &'g Self::Guard<'_>,
+    ) -> bool {
+        link.compare_exchange(current, new, Release, Relaxed)
+            .is_ok()
+    }
+    #[inline]
+    fn mark<'g>(link: &Self::Link, _guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
+        link.fetch_update(AcqRel, Acquire, |p| {
+            (p as usize & MARK == 0).then(|| p.cast::<u8>().wrapping_add(MARK).cast())
+        })
+        .ok()
+    }
+    #[inline]
+    unsafe fn deref<'g>(p: Self::Ptr<'g>) -> &'g Node<Self> {
+        // SAFETY: the caller's contract: `p` is a live node (from
+        // `Box::into_raw`) protected for `'g`.
+        unsafe { &*p }
+    }
+    #[inline]
+    unsafe fn retire(p: Self::Ptr<'_>, guard: &Self::Guard<'_>) {
+        // SAFETY: the caller's contract, and every node of a raw back-end
+        // comes from `alloc`'s `Box::into_raw`.
+        unsafe { R::retire(p, guard) }
+    }
+    unsafe fn free_now(p: Self::Ptr<'_>) {
+        // SAFETY: from `Box::into_raw`, and unreachable by anyone else (the
+        // caller's contract).
+        drop(unsafe { Box::from_raw(p) });
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        R::drain(self, all_dropped);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The back-ends.
+// ---------------------------------------------------------------------------
+
+/// ownrcu: `Domain::global()` with the crate's default settings (no
+/// tuning); a guard is `Domain::read()`, a retirement
+/// `Domain::retire_raw` of the `Box::into_raw` pointer; after the run
+/// `barrier()` frees everything. Holds the domain's counters at the run's
+/// start, for the diagnosis line `drain` prints (never used for the figures).
+struct Ownrcu(ownrcu::Stats);
+
+impl RawReclaim for Ownrcu {
+    const NAME: &'static str = "ownrcu";
+    type Handle<'s> = &'static Domain;
+    type Guard<'h> = ownrcu::Guard<'static>;
+    fn new() -> Self {
+        Ownrcu(Domain::global().stats())
+    }
+    fn handle(&self) -> Self::Handle<'_> {
+        Domain::global()
+    }
+    #[inline]
+    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        handle.read()
+    }
+    #[inline]
+    unsafe fn retire(p: *mut Node<Self>, _guard: &Self::Guard<'_>) {
+        // SAFETY: (1) from `Box::into_raw`, retired once; (2) unlinked by
+        // the caller; (3) every reader reads under a guard of the global
+        // domain (the caller's contract).
+        unsafe { Domain::global().retire_raw(p) }
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        let (a, b) = (self.0, Domain::global().stats());
+        let (t, u) = (a.throttle, b.throttle);
+        eprintln!(
+            "  ownrcu's own counters over the run (diagnosis only): retired {}, freed {} \
+             (amortized {}, backpressure {}), pending at the end {}, grace periods {} \
+             (started {}), throttle: over_bound {}, early grace periods {}, freed inline {}, \
+             waits {}, exceeded {}; peak_pending since start-up {}",
+            b.retired - a.retired,
+            b.freed - a.freed,
+            b.freed_by.amortized - a.freed_by.amortized,
+            b.freed_by.backpressure - a.freed_by.backpressure,
+            b.pending,
+            b.grace_periods - a.grace_periods,
+            b.grace_periods_started - a.grace_periods_started,
+            u.over_bound - t.over_bound,
+            u.grace_periods_started - t.grace_periods_started,
+            u.freed_inline - t.freed_inline,
+            u.waits - t.waits,
+            u.exceeded - t.exceeded,
+            b.peak_pending,
+        );
+        let start = Instant::now();
+        while !all_dropped() {
+            Domain::global().barrier();
+            drain_deadline(start, <Self as RawReclaim>::NAME);
+        }
+    }
+}
+
+/// crossbeam-epoch at its best: a private `Collector` per run, a
+/// `LocalHandle` registered once per worker thread (`pin` without the
+/// thread-local lookup of `crossbeam_epoch::pin()`), `Guard::defer_destroy`
+/// (bags of 64 deferred functions, no allocation per object). Drained by
+/// `pin().flush()` on a fresh handle until everything is dropped, then the
+/// collector is dropped.
+struct Crossbeam(crossbeam_epoch::Collector);
+
+impl RawReclaim for Crossbeam {
+    const NAME: &'static str = "crossbeam_epoch";
+    type Handle<'s> = crossbeam_epoch::LocalHandle;
+    type Guard<'h> = crossbeam_epoch::Guard;
+    fn new() -> Self {
+        Crossbeam(crossbeam_epoch::Collector::new())
+    }
+    fn handle(&self) -> Self::Handle<'_> {
+        self.0.register()
+    }
+    #[inline]
+    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        handle.pin()
+    }
+    #[inline]
+    unsafe fn retire(p: *mut Node<Self>, guard: &Self::Guard<'_>) {
+        let shared = crossbeam_epoch::Shared::from(p.cast_const());
+        // SAFETY: `p` came from a `Box` (crossbeam's `Owned<T>` for a sized
+        // `T` is a `Box<T>`), is unlinked and destroyed once, and every
+        // reader pins this collector (the caller's contract).
+        unsafe { guard.defer_destroy(shared) };
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        let start = Instant::now();
+        let handle = self.0.register();
+        while !all_dropped() {
+            handle.pin().flush();
+            drain_deadline(start, <Self as RawReclaim>::NAME);
+        }
+        drop(handle);
+        drop(self);
+    }
+}
+
+/// seize 0.5 at its best: a private `Collector` per run at its default
+/// (recommended) batch size, `LocalGuard`s from `Collector::enter`, loads
+/// through `Guard::protect` (the load seize requires), retirement by
+/// `Guard::defer_retire` with `reclaim::boxed` (the guard's cached thread id,
+/// no thread-local lookup). Drained by dropping the collector, which frees
+/// every batch (the partial batches of exited workers are freed only then).
+struct Seize(seize::Collector);
+
+impl RawReclaim for Seize {
+    const NAME: &'static str = "seize";
+    type Handle<'s> = &'s seize::Collector;
+    type Guard<'h> = seize::LocalGuard<'h>;
+    fn new() -> Self {
+        Seize(seize::Collector::new())
+    }
+    fn handle(&self) -> Self::Handle<'_> {
+        &self.0
+    }
+    #[inline]
+    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        handle.enter()
+    }
+    #[inline]
+    fn load(link: &AtomicPtr<Node<Self>>, guard: &Self::Guard<'_>) -> *mut Node<Self> {
+        use seize::Guard as _;
+        guard.protect(link, Acquire)
+    }
+    #[inline]
+    unsafe fn retire(p: *mut Node<Self>, guard: &Self::Guard<'_>) {
+        use seize::Guard as _;
+        // SAFETY: `p` came from `Box::into_raw` (so `reclaim::boxed` frees
+        // it), is unlinked (no thread entering from now on can reach it) and
+        // retired once; the caller does not touch it afterwards.
+        unsafe { guard.defer_retire(p, seize::reclaim::boxed) };
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        drop(self);
+        assert!(
+            all_dropped(),
+            "seize: garbage left after the collector's drop"
+        );
+    }
+}
+
+/// sdd at its best: nodes are sdd allocations (`Owned::new`, with sdd's
+/// intrusive header) linked by `AtomicRaw`, sdd's raw link for structures
+/// that manage lifetimes themselves; a guard is `Guard::new()`; a retirement
+/// drops the unlinked node's `Owned` (from `Owned::from_raw`), which pushes
+/// it on the thread's own garbage list with no atomics. The Harris–Michael
+/// unlink fits this model directly: the unlinking thread owns the node it
+/// unlinked (no reference counts, unlike `AtomicShared`). sdd has one global
+/// collector (`PrivateCollector` frees without regard to readers: a teardown
+/// tool, not a retire path). Drained by new guards with `accelerate()` until
+/// everything is dropped (an exited thread's garbage is freed by the others'
+/// scans).
+struct Sdd;
+
+impl Backend for Sdd {
+    const NAME: &'static str = "sdd";
+    type Handle<'s> = ();
+    type Guard<'h> = sdd::Guard;
+    type Link = sdd::AtomicRaw<Node<Sdd>>;
+    type Ptr<'g> = sdd::RawPtr<'g, Node<Sdd>>;
+
+    fn new() -> Self {
+        Sdd
+    }
+    fn handle(&self) -> Self::Handle<'_> {}
+    #[inline]
+    fn pin<'h>(_handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        sdd::Guard::new()
+    }
+    #[inline]
+    fn null<'g>() -> Self::Ptr<'g> {
+        sdd::RawPtr::null()
+    }
+    #[inline]
+    fn is_null(p: Self::Ptr<'_>) -> bool {
+        p.is_null()
+    }
+    #[inline]
+    fn is_marked(p: Self::Ptr<'_>) -> bool {
+        p.tag() != sdd::Tag::None
+    }
+    #[inline]
+    fn unmarked(p: Self::Ptr<'_>) -> Self::Ptr<'_> {
+        p.without_tag()
+    }
+    fn link(p: Self::Ptr<'_>) -> Self::Link {
+        sdd::AtomicRaw::new(p)
+    }
+    #[inline]
+    fn alloc<'g>(node: Node<Self>) -> Self::Ptr<'g> {
+        sdd::Owned::new(node).into_raw()
+    }
+    #[inline]
+    fn load<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g> {
+        link.load(Acquire, guard)
+    }
+    #[inline]
+    fn store_unpublished(link: &Self::Link, p: Self::Ptr<'_>) {
+        link.store(p, Relaxed);
+    }
+    #[inline]
+    fn cas<'g>(
+        link: &Self::Link,
+        current: Self::Ptr<'g>,
+        new: Self::Ptr<'g>,
+        guard: &'g Self::Guard<'_>,
+    ) -> bool {
+        link.compare_exchange(current, new, Release, Relaxed, guard)
+            .is_ok()
+    }
+    #[inline]
+    fn mark<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
+        link.fetch_update(
+            AcqRel,
+            Acquire,
+            |p| (p.tag() == sdd::Tag::None).then(|| p.with_tag(sdd::Tag::First)),
+            guard,
+        )
+        .ok()
+    }
+    #[inline]
+    unsafe fn deref<'g>(p: Self::Ptr<'g>) -> &'g Node<Self> {
+        // SAFETY: the caller's contract: `p` is a live, unmarked sdd node
+        // protected for `'g` (a node is freed only by sdd after every guard
+        // that could have loaded it is dropped, or with exclusive access).
+        let ptr = unsafe { p.into_ptr() };
+        ptr.as_ref().expect("deref of a null link")
+    }
+    #[inline]
+    unsafe fn retire(p: Self::Ptr<'_>, _guard: &Self::Guard<'_>) {
+        // SAFETY: `p` came from `Owned::into_raw` and is unlinked by the
+        // caller, who retires it once: this `Owned` is unique, and dropping
+        // it hands the node to sdd's collector, which frees it once no guard
+        // that could have loaded it is alive.
+        drop(unsafe { sdd::Owned::from_raw(p) });
+    }
+    unsafe fn free_now(p: Self::Ptr<'_>) {
+        // SAFETY: from `Owned::into_raw`, unreachable by any other thread
+        // and by any `Ptr` still in use (the caller's contract): the
+        // `Owned` is unique and may be dropped in place.
+        unsafe {
+            sdd::Owned::from_raw(p)
+                .expect("free of a null link")
+                .drop_in_place();
+        }
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        let start = Instant::now();
+        while !all_dropped() {
+            let guard = sdd::Guard::new();
+            guard.accelerate();
+            drop(guard);
+            drain_deadline(start, Self::NAME);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The algorithm, written once: Harris–Michael list and Michael hash map.
+// ---------------------------------------------------------------------------
+
+/// Counts a node as retired, then hands it to the back-end.
+///
+/// # Safety
+/// As [`Backend::retire`].
+#[inline]
+unsafe fn retire<B: Backend>(p: B::Ptr<'_>, guard: &B::Guard<'_>) {
+    slot().retired.fetch_add(1, Release);
+    // SAFETY: the caller's contract.
+    unsafe { B::retire(p, guard) }
+}
+
+/// Counts a node as freed at once, then frees it.
+///
+/// # Safety
+/// As [`Backend::free_now`].
+unsafe fn free_now<B: Backend>(p: B::Ptr<'_>) {
+    slot().freed_now.fetch_add(1, Release);
+    // SAFETY: the caller's contract.
+    unsafe { B::free_now(p) }
+}
+
+/// Where a search stopped: `curr` is the first unmarked node with a key not
+/// below the searched key (or null), and `prev` the link that pointed to it.
+struct Cursor<'g, B: Backend> {
+    prev: &'g B::Link,
+    curr: B::Ptr<'g>,
+}
+
+/// A set of `usize` keys: `buckets` Harris–Michael lists (one for the list,
+/// smr-benchmark's 30 000 for the Michael hash map).
+struct Set<B: Backend> {
+    heads: Box<[B::Link]>,
+}
+
+impl<B: Backend> Set<B> {
+    fn new(buckets: usize) -> Self {
+        Self {
+            heads: (0..buckets).map(|_| B::link(B::null())).collect(),
+        }
+    }
+
+    #[inline]
+    fn head(&self, key: usize) -> &B::Link {
+        &self.heads[key % self.heads.len()]
+    }
+
+    /// Michael's search: walks from `head`, unlinking (and retiring) each
+    /// marked node it meets; `Err` when an unlink fails (the caller restarts).
+    #[inline]
+    fn find<'g>(
+        head: &'g B::Link,
+        key: usize,
+        guard: &'g B::Guard<'_>,
+    ) -> Result<(bool, Cursor<'g, B>), ()> {
+        let mut prev = head;
+        let mut curr = B::load(head, guard);
+        loop {
+            if B::is_null(curr) {
+                return Ok((false, Cursor { prev, curr }));
+            }
+            // SAFETY: `curr` is not null, unmarked, and was loaded under
+            // `guard` from a link of a node (or the head) that was reachable
+            // then, so it is not freed before `guard` drops.
+            let node = unsafe { B::deref(curr) };
+            let next = B::load(&node.next, guard);
+            if B::is_marked(next) {
+                // `curr` is logically deleted: unlink it from `prev`.
+                let next = B::unmarked(next);
+                if !B::cas(prev, curr, next, guard) {
+                    return Err(());
+                }
+                // SAFETY: our compare-exchange unlinked `curr` (a marked
+                // node's link never changes again, so nobody can link it
+                // back), exactly once; all readers use this back-end's
+                // guards.
+                unsafe { retire::<B>(curr, guard) };
+                curr = next;
+                continue;
+            }
+            match node.key.cmp(&key) {
+                Less => {
+                    prev = &node.next;
+                    curr = next;
+                }
+                Equal => return Ok((true, Cursor { prev, curr })),
+                Greater => return Ok((false, Cursor { prev, curr })),
+            }
+        }
+    }
+
+    fn get(&self, key: usize, guard: &B::Guard<'_>) -> bool {
+        loop {
+            match Self::find(self.head(key), key, guard) {
+                Ok((true, cursor)) => {
+                    // SAFETY: found, so not null; loaded under `guard`.
+                    let node = unsafe { B::deref(cursor.curr) };
+                    black_box(node.value);
+                    return true;
+                }
+                Ok((false, _)) => return false,
+                Err(()) => continue,
+            }
+        }
+    }
+
+    fn insert(&self, key: usize, guard: &B::Guard<'_>) -> bool {
+        let head = self.head(key);
+        // Allocated once the key is known to be absent, kept across retries.
+        let mut new = None;
+        loop {
+            let (found, cursor) = match Self::find(head, key, guard) {
+                Ok(found) => found,
+                Err(()) => continue,
+            };
+            if found {
+                if let Some(node) = new {
+                    // SAFETY: `node` was never published.
+                    unsafe { free_now::<B>(node) };
+                }
+                return false;
+            }
+            let node = *new.get_or_insert_with(|| B::alloc(Node::new(key)));
+            // SAFETY: our own node, not yet published.
+            B::store_unpublished(&unsafe { B::deref(node) }.next, cursor.curr);
+            if B::cas(cursor.prev, cursor.curr, node, guard) {
+                return true;
+            }
+        }
+    }
+
+    fn remove(&self, key: usize, guard: &B::Guard<'_>) -> bool {
+        let head = self.head(key);
+        loop {
+            let (found, cursor) = match Self::find(head, key, guard) {
+                Ok(found) => found,
+                Err(()) => continue,
+            };
+            if !found {
+                return false;
+            }
+            // SAFETY: found, so not null; loaded under `guard`.
+            let node = unsafe { B::deref(cursor.curr) };
+            // Logical deletion; if another remove marked it first, search
+            // again (that search unlinks it and then does not find the key).
+            let Some(next) = B::mark(&node.next, guard) else {
+                continue;
+            };
+            if B::cas(cursor.prev, cursor.curr, next, guard) {
+                // SAFETY: our compare-exchange unlinked the node we marked,
+                // once; it is not touched afterwards.
+                unsafe { retire::<B>(cursor.curr, guard) };
+            }
+            // Otherwise a later search unlinks and retires it.
+            return true;
+        }
+    }
+
+    /// With exclusive access (no worker left): frees every node still
+    /// linked, returning (unmarked, marked) counts.
+    fn teardown(self, handle: &B::Handle<'_>) -> (usize, usize) {
+        let (mut live, mut marked) = (0, 0);
+        let guard = B::pin(handle);
+        for head in self.heads.iter() {
+            let mut curr = B::load(head, &guard);
+            while !B::is_null(curr) {
+                // SAFETY: linked, and nothing is freed by anyone else now.
+                let next = B::load(&unsafe { B::deref(curr) }.next, &guard);
+                if B::is_marked(next) {
+                    marked += 1;
+                } else {
+                    live += 1;
+                }
+                // SAFETY: no other thread uses the structure any more; we
+                // read `next` first and never come back to `curr`.
+                unsafe { free_now::<B>(curr) };
+                curr = B::unmarked(next);
+            }
+        }
+        (live, marked)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Workloads and runs.
+// ---------------------------------------------------------------------------
+
+/// splitmix64: a tiny, good-enough generator (no `rand` dependency).
+struct Rng(u64);
+
+impl Rng {
+    #[inline]
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (multiply-shift on the high bits).
+    #[inline]
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    keys: usize,
+    buckets: usize,
+}
+
+const SHAPES: [Shape; 2] = [
+    Shape {
+        name: "list",
+        keys: 1_000,
+        buckets: 1,
+    },
+    Shape {
+        name: "hashmap",
+        keys: 100_000,
+        buckets: 30_000,
+    },
+];
+
+#[derive(Clone, Copy)]
+struct Mix {
+    name: &'static str,
+    /// Percent of operations that are gets, then inserts (the rest removes).
+    get: u32,
+    insert: u32,
+}
+
+const MIXES: [Mix; 2] = [
+    Mix {
+        name: "write",
+        get: 0,
+        insert: 50,
+    },
+    Mix {
+        name: "read",
+        get: 90,
+        insert: 5,
+    },
+];
+
+const THREADS: [usize; 2] = [1, 2];
+
+/// The monitor's sampling period (as `churn.rs`).
+const PERIOD: Duration = Duration::from_micros(100);
+
+/// What one run measured.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    ops_per_s: f64,
+    peak_garbage: usize,
+    peak_heap: isize,
+    ops: u64,
+    samples: usize,
+}
+
+/// Start/stop handshake of a run's workers and monitor.
+#[derive(Default)]
+struct Ctl {
+    /// Workers and the monitor that are ready (the monitor after its first
+    /// sample).
+    ready: AtomicUsize,
+    /// The workers start.
+    go: AtomicBool,
+    /// The workers stop.
+    stop: AtomicBool,
+    /// The monitor takes one last sample and stops (after the workers).
+    monitor_stop: AtomicBool,
+}
+
+/// One worker's tally.
+#[derive(Default)]
+struct Tally {
+    ops: u64,
+    inserted: usize,
+    removed: usize,
+    end: Option<Instant>,
+}
+
+/// Fills `set` with half of `0..keys`, the same keys in the same order for
+/// every back-end.
+fn prefill<B: Backend>(backend: &B, set: &Set<B>, keys: usize) -> usize {
+    let mut order: Vec<usize> = (0..keys).collect();
+    let mut rng = Rng(0x5EED ^ keys as u64);
+    for i in (1..keys).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let handle = backend.handle();
+    for &key in &order[..keys / 2] {
+        let guard = B::pin(&handle);
+        assert!(set.insert(key, &guard));
+    }
+    keys / 2
+}
+
+fn worker<B: Backend>(
+    backend: &B,
+    set: &Set<B>,
+    shape: Shape,
+    mix: Mix,
+    seed: u64,
+    ctl: &Ctl,
+) -> Tally {
+    let handle = backend.handle();
+    let mut rng = Rng(seed);
+    let mut tally = Tally::default();
+    ctl.ready.fetch_add(1, Release);
+    while !ctl.go.load(Acquire) {
+        thread::yield_now();
+    }
+    while !ctl.stop.load(Relaxed) {
+        for _ in 0..16 {
+            let key = rng.below(shape.keys);
+            let op = (rng.next() % 100) as u32;
+            let guard = B::pin(&handle);
+            if op < mix.get {
+                black_box(set.get(key, &guard));
+            } else if op < mix.get + mix.insert {
+                tally.inserted += set.insert(key, &guard) as usize;
+            } else {
+                tally.removed += set.remove(key, &guard) as usize;
+            }
+            drop(guard);
+        }
+        tally.ops += 16;
+    }
+    tally.end = Some(Instant::now());
+    tally
+}
+
+/// The monitor: samples garbage and heap every `PERIOD` until told to stop
+/// (one last sample after that); returns (peak garbage, peak heap, samples).
+fn monitor(ctl: &Ctl) -> (usize, isize, usize) {
+    let (mut garbage, mut heap, mut samples) = (0, isize::MIN, 0);
+    let mut next = Instant::now();
+    loop {
+        let t = Totals::now();
+        garbage = garbage.max(t.garbage());
+        heap = heap.max(t.heap);
+        samples += 1;
+        if samples == 1 {
+            ctl.ready.fetch_add(1, Release);
+        }
+        if ctl.monitor_stop.load(Acquire) {
+            return (garbage, heap, samples);
+        }
+        next += PERIOD;
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// One run: fresh back-end state and structure, prefill, `threads` workers
+/// for `secs` while the monitor samples, then the checks and the drain.
+fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) -> Run {
+    let backend = B::new();
+    let set = Set::<B>::new(shape.buckets);
+    let prefilled = prefill(&backend, &set, shape.keys);
+    let before = Totals::now();
+    assert_eq!(before.garbage(), 0, "garbage left from an earlier run");
+
+    let ctl = Ctl::default();
+    let (tallies, start, (peak_garbage, peak_heap, samples)) = thread::scope(|s| {
+        let mon = s.spawn(|| monitor(&ctl));
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (backend, set, ctl) = (&backend, &set, &ctl);
+                s.spawn(move || {
+                    let seed = 0xC0FFEE + 7919 * t as u64;
+                    worker(backend, set, shape, mix, seed, ctl)
+                })
+            })
+            .collect();
+        while ctl.ready.load(Acquire) < threads + 1 {
+            thread::yield_now();
+        }
+        let start = Instant::now();
+        ctl.go.store(true, Release);
+        thread::sleep(secs);
+        ctl.stop.store(true, Relaxed);
+        let tallies: Vec<Tally> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        ctl.monitor_stop.store(true, Release);
+        (tallies, start, mon.join().unwrap())
+    });
+
+    // The work happened.
+    let end = tallies.iter().filter_map(|t| t.end).max().unwrap();
+    let ops: u64 = tallies.iter().map(|t| t.ops).sum();
+    assert!(tallies.iter().all(|t| t.ops > 0), "a worker did no work");
+    let inserted: usize = tallies.iter().map(|t| t.inserted).sum();
+    let removed: usize = tallies.iter().map(|t| t.removed).sum();
+    let retired = Totals::now().retired - before.retired;
+
+    // The structure is what the operations left, and every removed node was
+    // either retired or is still linked, marked.
+    let (live, marked) = set.teardown(&backend.handle());
+    assert_eq!(
+        live,
+        prefilled + inserted - removed,
+        "{}: lost keys",
+        B::NAME
+    );
+    assert_eq!(marked + retired, removed, "{}: lost removals", B::NAME);
+
+    // Every node ever allocated is dropped, once.
+    backend.drain(&|| {
+        let t = Totals::now();
+        t.dropped >= t.allocated
+    });
+    let after = Totals::now();
+    assert_eq!(after.dropped, after.allocated, "{}: drop count", B::NAME);
+    assert_eq!(
+        after.retired + after.freed_now,
+        after.allocated,
+        "{}: every node is retired or freed at once",
+        B::NAME
+    );
+
+    Run {
+        ops_per_s: ops as f64 / (end - start).as_secs_f64(),
+        peak_garbage,
+        peak_heap: peak_heap - before.heap,
+        ops,
+        samples,
+    }
+}
+
+/// One back-end's run function.
+type RunFn = fn(Shape, Mix, usize, Duration) -> Run;
+
+/// The back-ends, in column order: add a back-end here. `ownrcu` is the
+/// subject; the others are the peers its ratios compare with.
+const BACKENDS: [(&str, RunFn); 4] = [
+    (<Ownrcu as Backend>::NAME, run_once::<Ownrcu>),
+    (<Crossbeam as Backend>::NAME, run_once::<Crossbeam>),
+    (<Seize as Backend>::NAME, run_once::<Seize>),
+    (<Sdd as Backend>::NAME, run_once::<Sdd>),
+];
+
+/// The subject (back-ends named `ownrcu...` are not peers), and the peer its
+/// peak garbage is compared with.
+const SUBJECT: &str = "ownrcu";
+const GARBAGE_PEER: &str = "crossbeam_epoch";
+
+/// One row: a structure, a mix and a thread count, every back-end's runs.
+struct Row {
+    shape: Shape,
+    mix: Mix,
+    threads: usize,
+    runs: Vec<(&'static str, Vec<Run>)>,
+}
+
+/// The median of a figure over runs.
+fn median<T: Copy + PartialOrd>(runs: &[Run], f: impl Fn(&Run) -> T) -> T {
+    let mut v: Vec<T> = runs.iter().map(f).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Medians of one back-end in one row.
+#[derive(Clone, Copy)]
+struct Medians {
+    ops_per_s: f64,
+    peak_garbage: usize,
+    peak_heap: isize,
+}
+
+impl Row {
+    fn label(&self) -> String {
+        format!("{}/{}/{}", self.shape.name, self.mix.name, self.threads)
+    }
+
+    fn medians(&self, backend: &str) -> Option<Medians> {
+        let (_, runs) = self.runs.iter().find(|(name, _)| *name == backend)?;
+        Some(Medians {
+            ops_per_s: median(runs, |r| r.ops_per_s),
+            peak_garbage: median(runs, |r| r.peak_garbage),
+            peak_heap: median(runs, |r| r.peak_heap),
+        })
+    }
+
+    /// ownrcu's median throughput over the best peer's.
+    fn ops_ratio(&self) -> Option<f64> {
+        let subject = self.medians(SUBJECT)?.ops_per_s;
+        let best = self
+            .runs
+            .iter()
+            .filter(|(name, _)| !name.starts_with(SUBJECT))
+            .filter_map(|(name, _)| self.medians(name))
+            .map(|m| m.ops_per_s)
+            .fold(f64::NAN, f64::max);
+        Some(subject / best)
+    }
+
+    /// ownrcu's median peak garbage over crossbeam-epoch's.
+    fn garbage_ratio(&self) -> Option<f64> {
+        let subject = self.medians(SUBJECT)?.peak_garbage as f64;
+        let peer = self.medians(GARBAGE_PEER)?.peak_garbage as f64;
+        Some(subject / peer)
+    }
+}
+
+/// `1 234 567`.
+fn spaced(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn kib(bytes: isize) -> String {
+    format!("{:+.0} KiB", bytes as f64 / 1024.0)
+}
+
+fn ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r.is_finite() => format!("{r:.2}"),
+        _ => "n/a".into(),
+    }
+}
+
+fn print_table(rows: &[Row], secs: Duration, reps: usize) {
+    println!();
+    println!(
+        "Each cell: Mops/s · peak garbage (nodes retired, not yet dropped) · peak heap above \
+         the post-prefill baseline; medians of {reps} run(s) of {:.2} s; list 1 000 keys, \
+         hashmap 100 000 keys (30 000 buckets), prefilled to half; write = 50 % insert / 50 % \
+         remove, read = 90 % get / 5 % / 5 %.",
+        secs.as_secs_f64()
+    );
+    println!();
+    let mut header = String::from("| structure | mix | threads |");
+    let mut rule = String::from("| --- | --- | --- |");
+    for (name, _) in BACKENDS {
+        let _ = write!(header, " {name} |");
+        rule.push_str(" --- |");
+    }
+    header.push_str(
+        " ownrcu ÷ best peer (ops/s; target ≥ 0.90) \
+         | ownrcu ÷ crossbeam_epoch (peak garbage; target ≤ 2) |",
+    );
+    rule.push_str(" --- | --- |");
+    println!("{header}");
+    println!("{rule}");
+    for row in rows {
+        let mut line = format!(
+            "| {} | {} | {} |",
+            row.shape.name, row.mix.name, row.threads
+        );
+        for (name, _) in BACKENDS {
+            match row.medians(name) {
+                Some(m) => {
+                    let _ = write!(
+                        line,
+                        " {:.2} · {} · {} |",
+                        m.ops_per_s / 1e6,
+                        spaced(m.peak_garbage),
+                        kib(m.peak_heap)
+                    );
+                }
+                None => line.push_str(" n/a |"),
+            }
+        }
+        let _ = write!(
+            line,
+            " {} | {} |",
+            ratio(row.ops_ratio()),
+            ratio(row.garbage_ratio())
+        );
+        println!("{line}");
+    }
+}
+
+fn json_number(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x.is_finite() => format!("{x:.4}"),
+        _ => "null".into(),
+    }
+}
+
+/// Writes `<criterion dir>/structures/results.json`.
+fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
+    let mut json = String::from("{\n");
+    let _ = writeln!(
+        json,
+        "  \"secs\": {}, \"reps\": {reps}, \"sample_period_ns\": {}, \"wall_s\": {:.1},",
+        secs.as_secs_f64(),
+        PERIOD.as_nanos(),
+        wall.as_secs_f64()
+    );
+    let names: Vec<String> = BACKENDS.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    let _ = writeln!(json, "  \"backends\": [{}],", names.join(", "));
+    json.push_str("  \"rows\": [\n");
+    for (i, row) in rows.iter().enumerate() {
+        let _ = writeln!(
+            json,
+            "    {{\"structure\": \"{}\", \"keys\": {}, \"buckets\": {}, \"mix\": \"{}\", \
+             \"threads\": {}, \"ownrcu_over_best_peer_ops\": {}, \
+             \"ownrcu_over_crossbeam_epoch_garbage\": {}, \"results\": {{",
+            row.shape.name,
+            row.shape.keys,
+            row.shape.buckets,
+            row.mix.name,
+            row.threads,
+            json_number(row.ops_ratio()),
+            json_number(row.garbage_ratio()),
+        );
+        for (j, (name, runs)) in row.runs.iter().enumerate() {
+            let m = row.medians(name).unwrap();
+            let each: Vec<String> = runs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{{\"ops_per_s\": {:.0}, \"peak_garbage\": {}, \"peak_heap_bytes\": {}, \
+                         \"ops\": {}, \"samples\": {}}}",
+                        r.ops_per_s, r.peak_garbage, r.peak_heap, r.ops, r.samples
+                    )
+                })
+                .collect();
+            let comma = if j + 1 < row.runs.len() { "," } else { "" };
+            let _ = writeln!(
+                json,
+                "      \"{name}\": {{\"ops_per_s\": {:.0}, \"peak_garbage\": {}, \
+                 \"peak_heap_bytes\": {}, \"runs\": [{}]}}{comma}",
+                m.ops_per_s,
+                m.peak_garbage,
+                m.peak_heap,
+                each.join(", ")
+            );
+        }
+        let comma = if i + 1 < rows.len() { "," } else { "" };
+        let _ = writeln!(json, "    }}}}{comma}");
+    }
+    json.push_str("  ]\n}\n");
+    // Criterion's own choice, without its `cargo metadata` fallback.
+    let root = if let Some(home) = env::var_os("CRITERION_HOME") {
+        PathBuf::from(home)
+    } else if let Some(target) = env::var_os("CARGO_TARGET_DIR") {
+        PathBuf::from(target).join("criterion")
+    } else {
+        PathBuf::from("target/criterion")
+    };
+    let dir = root.join("structures");
+    let path = dir.join("results.json");
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
+        Ok(()) => eprintln!("wrote {}", path.display()),
+        Err(e) => eprintln!("could not write {}: {e}", path.display()),
+    }
+}
+
+/// A positive number from the environment, or `default`.
+fn env_number(name: &str, default: f64) -> f64 {
+    match env::var(name) {
+        Ok(v) => match v.parse::<f64>() {
+            Ok(x) if x > 0.0 => x,
+            _ => panic!("{name}={v}: expected a positive number"),
+        },
+        Err(_) => default,
+    }
+}
+
+fn main() {
+    tune_malloc();
+    let args: Vec<String> = env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`)
+    // this is a smoke run: every row once, briefly, and no JSON.
+    let bench = args.iter().any(|a| a == "--bench");
+    // An optional filter on `structure/mix/threads`, e.g. `list/write`.
+    let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
+    let (default_secs, default_reps) = if bench { (1.0, 3.0) } else { (0.02, 1.0) };
+    let secs = Duration::from_secs_f64(env_number("OWNRCU_BENCH_SECS", default_secs));
+    let reps = env_number("OWNRCU_BENCH_REPS", default_reps) as usize;
+    assert!(reps > 0, "OWNRCU_BENCH_REPS must be at least 1");
+
+    let wall = Instant::now();
+    let mut rows = Vec::new();
+    for shape in SHAPES {
+        for mix in MIXES {
+            for threads in THREADS {
+                let mut row = Row {
+                    shape,
+                    mix,
+                    threads,
+                    runs: BACKENDS.iter().map(|(n, _)| (*n, Vec::new())).collect(),
+                };
+                if filter
+                    .as_ref()
+                    .is_some_and(|f| !row.label().contains(f.as_str()))
+                {
+                    continue;
+                }
+                // Interleaved: repetition 1 of every back-end, then 2, ...
+                for _ in 0..reps {
+                    for (i, (_, run)) in BACKENDS.iter().enumerate() {
+                        row.runs[i].1.push(run(shape, mix, threads, secs));
+                    }
+                }
+                for (name, runs) in &row.runs {
+                    let m = row.medians(name).unwrap();
+                    let each: Vec<String> = runs
+                        .iter()
+                        .map(|r| format!("{:.2}", r.ops_per_s / 1e6))
+                        .collect();
+                    eprintln!(
+                        "{}/{name}: {:.2} Mops/s (runs {}), peak garbage {}, peak heap {}",
+                        row.label(),
+                        m.ops_per_s / 1e6,
+                        each.join(", "),
+                        m.peak_garbage,
+                        kib(m.peak_heap)
+                    );
+                }
+                rows.push(row);
+            }
+        }
+    }
+    let wall = wall.elapsed();
+    print_table(&rows, secs, reps);
+    eprintln!("total {:.1} s", wall.as_secs_f64());
+    if bench {
+        write_json(&rows, secs, reps, wall);
+    }
+}
