@@ -89,10 +89,14 @@ pub const DEFAULT_MAX_PENDING: usize = 8192;
 /// counted ([`Throttle::exceeded`](crate::Throttle::exceeded)); until that
 /// grace period completes, later retirements skip the wait: a writer never
 /// blocks behind a stalled reader for more than one `max_wait` per stall.
-/// A thread inside a read section of the domain, inside a destructor of
-/// any domain or owner, or unwinding from a panic goes past the bound at
-/// once (it could not wait without risking a deadlock, or must not run
-/// destructors), and that is counted too.
+/// A thread inside a destructor of any domain or owner, or unwinding from
+/// a panic, goes past the bound at once (it could not wait without risking
+/// a deadlock, or must not run destructors), and that is counted too. A
+/// thread inside a read section of the domain (a lock-free structure's
+/// writer retires inside its section) starts the grace period and frees
+/// what is complete unless another thread is freeing, but never waits (the
+/// grace period waits for its section); if that leaves it past the bound,
+/// that is counted as exceeded.
 ///
 /// # Examples
 ///

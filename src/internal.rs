@@ -155,10 +155,13 @@ pub(crate) enum Path {
     /// panics and resumes the first (its caller stashes it for the next
     /// `barrier` or teardown).
     Reclaimer = 5,
+    /// A retirement past the bound inside a read section: as `Backpressure`,
+    /// but skips if another thread is freeing (it must not wait).
+    BackpressureNoWait = 6,
 }
 
 impl Path {
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 
     fn waits_for_lock(self) -> bool {
         matches!(self, Path::Backpressure | Path::Barrier | Path::Teardown)
@@ -760,7 +763,8 @@ impl Inner {
             peak_pending: self.counters.peak_pending.load(Relaxed),
             freed_by: FreedBy {
                 amortized: self.freed_by(Path::Amortized),
-                backpressure: self.freed_by(Path::Backpressure),
+                backpressure: self.freed_by(Path::Backpressure)
+                    + self.freed_by(Path::BackpressureNoWait),
                 barrier: self.freed_by(Path::Barrier),
                 collect: self.freed_by(Path::Collect),
                 teardown: self.freed_by(Path::Teardown),

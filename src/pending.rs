@@ -359,12 +359,19 @@ impl Served for OwnerQueue {
 }
 
 impl Throttled for Pending {
-    fn free_inline(&self) -> usize {
+    fn free_inline(&self, wait: bool) -> usize {
         if !self.inner().config().retiring_threads_free {
             return 0;
         }
         let q = &*self.queue;
-        let _freeing = lock(&q.freeing);
+        let _freeing = if wait {
+            lock(&q.freeing)
+        } else {
+            match try_lock(&q.freeing) {
+                Some(freeing) => freeing,
+                None => return 0,
+            }
+        };
         let _mark = crate::local::owner_freeing(q.key());
         q.collect_locked(self.inner(), usize::MAX, u64::MAX)
     }

@@ -10,11 +10,17 @@
 //!   `max_wait` and free again. It never waits for a reader longer than
 //!   that: a grace period that ran out is remembered in `Inner::stalled`,
 //!   and until it completes nobody waits again.
-//! - A thread that cannot wait or free without deadlocking or aborting
-//!   (inside a read section of the domain, unwinding, or inside a
-//!   destructor of any domain or owner: it holds that one's `freeing` lock,
-//!   and waiting for another's could close a cycle with a thread doing the
-//!   converse) goes past the bound at once.
+//! - A thread that cannot free without risking an abort or a lock cycle
+//!   (unwinding, or inside a destructor of any domain or owner: it holds
+//!   that one's `freeing` lock, and waiting for another's could close a
+//!   cycle with a thread doing the converse) goes past the bound at once.
+//!   A thread inside a read section of the domain must not wait (the grace
+//!   period waits for its section), but it does steps 1 and 2 without
+//!   waiting: it starts the grace period and frees what is complete unless
+//!   another thread is freeing. (Were it to skip the free too, a writer
+//!   that retires inside its read sections, as lock-free structures do,
+//!   would never free anything once past the bound: found by
+//!   `benches/structures.rs`, where garbage then grew without limit.)
 //! - Every path is counted, so `Stats::throttle` tells what backpressure
 //!   cost.
 
@@ -65,8 +71,9 @@ impl Counters {
 /// owner's.
 pub(crate) trait Throttled {
     /// Frees every completed object of the queue, waiting for a thread that
-    /// is freeing; returns how many it freed.
-    fn free_inline(&self) -> usize;
+    /// is freeing if `wait` (else freeing nothing if one is); returns how
+    /// many it freed.
+    fn free_inline(&self, wait: bool) -> usize;
     /// Whether the queue is past its bound.
     fn over_bound(&self) -> bool;
 }
@@ -75,12 +82,16 @@ pub(crate) trait Throttled {
 struct Own<'a>(&'a Inner);
 
 impl Throttled for Own<'_> {
-    fn free_inline(&self) -> usize {
+    fn free_inline(&self, wait: bool) -> usize {
         if !self.0.config.retiring_threads_free {
             return 0;
         }
-        self.0
-            .free_completed(usize::MAX, u64::MAX, Path::Backpressure)
+        let path = if wait {
+            Path::Backpressure
+        } else {
+            Path::BackpressureNoWait
+        };
+        self.0.free_completed(usize::MAX, u64::MAX, path)
     }
     fn over_bound(&self) -> bool {
         self.0.pending() > self.0.config.max_pending as u64
@@ -96,16 +107,29 @@ impl Inner {
         let queue = queue.unwrap_or(&own);
         let c = &self.counters.throttle;
         c.over_bound.fetch_add(1, Relaxed);
-        if !may_free() || crate::local::is_freeing_any() || crate::local::in_section(self) {
+        if !may_free() || crate::local::is_freeing_any() {
             c.exceeded.fetch_add(1, Relaxed);
             return;
         }
         // 1. The grace period that everything registered so far waits for,
         //    started now if it was not.
         let gp = self.start_now(&c.grace_periods_started);
+        // Inside a read section of the domain it must not wait (for a
+        // freeing thread, nor for a grace period that waits for this very
+        // section), but it frees what is complete, as an amortized free
+        // would: without that, a writer that always retires inside its
+        // sections would never free anything once past the bound.
+        if crate::local::in_section(self) {
+            c.freed_inline
+                .fetch_add(queue.free_inline(false) as u64, Relaxed);
+            if queue.over_bound() {
+                c.exceeded.fetch_add(1, Relaxed);
+            }
+            return;
+        }
         // 2. Free what is complete, past the amortized budget.
         c.freed_inline
-            .fetch_add(queue.free_inline() as u64, Relaxed);
+            .fetch_add(queue.free_inline(true) as u64, Relaxed);
         if !queue.over_bound() {
             return;
         }
@@ -126,7 +150,7 @@ impl Inner {
             }
         }
         c.freed_inline
-            .fetch_add(queue.free_inline() as u64, Relaxed);
+            .fetch_add(queue.free_inline(true) as u64, Relaxed);
         if !self.config.retiring_threads_free {
             // Nothing was freed: the retirement goes on past the bound.
             c.exceeded.fetch_add(1, Relaxed);
