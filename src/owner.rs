@@ -546,7 +546,7 @@ impl<D: Send + Sync + 'static> Exclusive<'_, D> {
     /// let mut mm = User::new(&domain, Slot::new(Box::new(1_u32)));
     /// mm.read().replace(Some(Box::new(2)), &mm).unwrap().retire();
     /// mm.exclusive().unwrap().free_pending();
-    /// assert_eq!(mm.stats().freed_directly, 1);
+    /// assert_eq!(mm.stats().pending, 0);
     /// ```
     pub fn free_pending(&mut self) {
         // SAFETY: `users` has the `EXCLUSIVE` bit and a count of 1, our

@@ -14,16 +14,38 @@
 //!   light fence and checks `steal` before touching the bag.
 //! - Records are never freed before their domain, so a pointer to one stays
 //!   valid as long as the domain does.
+//! - A bag holds at most the record's `limit` objects, which the owner
+//!   adapts to its retirement rate each time a bag fills (`adapt_limit`):
+//!   halved (down to `MIN_BAG`) when filling took longer than `FILL_TIME`,
+//!   doubled (up to `BAG_CAP`) when it took less than a quarter of it. So
+//!   a slow writer's objects do not sit in a half-empty bag (they count as
+//!   garbage the whole time), and a fast one registers 128 at a time.
 
 use core::cell::Cell;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+#[cfg(not(loom))]
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
 use crate::fence;
-use crate::retired::{Bag, DropRun, Reclaim, Slot};
+use crate::retired::{Bag, DropRun, Reclaim, Slot, BAG_CAP};
 use crate::sync::{AtomicBool, AtomicU64, UnsafeCell};
 use core::sync::atomic::AtomicUsize as StdAtomicUsize;
+
+/// The smallest bag limit (module invariants).
+const MIN_BAG: usize = if BAG_CAP < 8 { BAG_CAP } else { 8 };
+
+/// A new record's bag limit: a fast writer reaches `BAG_CAP` after two bags.
+const FIRST_LIMIT: usize = if BAG_CAP < 32 { BAG_CAP } else { 32 };
+
+/// How long a bag should take to fill (module invariants): objects wait in
+/// a bag, unregistered, for about this long. Registering costs a lock and
+/// a queue push, about 100 ns: at 50 µs a bag that is the cost of one object
+/// in 500 even for the slowest writer, while a bag holds no more objects
+/// than a writer retires in 50 µs.
+#[cfg(not(loom))]
+const FILL_TIME: Duration = Duration::from_micros(50);
 
 /// The `state` of a thread outside any read section.
 pub(crate) const INACTIVE: u64 = 0;
@@ -61,6 +83,12 @@ pub(crate) struct Record {
     /// fence reads this cache line only. Not in `busy`'s word: a load right
     /// after the store to `busy` must not touch the stored bytes' word.
     light_compiler_only: bool,
+    /// The most objects the next bag takes (module invariants); changed
+    /// under the state lock only.
+    limit: Cell<usize>,
+    /// When the last bag filled; under the state lock only.
+    #[cfg(not(loom))]
+    filled: Cell<Option<Instant>>,
 }
 
 // Shared fields are atomics; `extra` and the fast-path use of `bag` are
@@ -85,6 +113,9 @@ impl Record {
             buffered: StdAtomicUsize::new(0),
             in_use: AtomicBool::new(true),
             next,
+            limit: Cell::new(FIRST_LIMIT),
+            #[cfg(not(loom))]
+            filled: Cell::new(None),
         }
     }
 
@@ -204,19 +235,30 @@ impl Record {
     ///
     /// The caller holds the domain's state lock (so no stealer runs) and is
     /// the owner or the owner cannot run (it exited); `slot`/`drop` as
-    /// [`Bag::push`] requires.
+    /// [`Bag::push`] requires. With `adapt`, a new bag takes the record's
+    /// adaptive limit, else `BAG_CAP`.
     pub(crate) unsafe fn push_locked(
         &self,
         slot: Slot,
         drop: DropRun,
+        adapt: bool,
         mut new_bag: impl FnMut() -> Box<Bag>,
     ) -> Option<Box<Bag>> {
+        let mut new_bag = || {
+            let mut bag = new_bag();
+            bag.set_cap(if adapt { self.limit.get() } else { BAG_CAP });
+            bag
+        };
         let (full, len) = self.bag.with_mut(|cell| {
             // SAFETY: exclusive by this function's contract.
             let cell = unsafe { &mut *cell };
             let full = match cell {
                 Some(bag) if !bag.is_full() => None,
-                _ => cell.take(),
+                Some(_) => {
+                    self.adapt_limit();
+                    cell.take()
+                }
+                None => None,
             };
             let bag = cell.get_or_insert_with(&mut new_bag);
             // SAFETY: forwarded; a fresh or non-full bag has room unless its
@@ -234,6 +276,24 @@ impl Record {
         });
         self.buffered.store(len, Relaxed);
         full.filter(|b| b.len() > 0)
+    }
+
+    /// A bag just filled: adapts the limit to how long it took (module
+    /// invariants). Under the state lock.
+    fn adapt_limit(&self) {
+        #[cfg(not(loom))]
+        {
+            let now = Instant::now();
+            if let Some(then) = self.filled.replace(Some(now)) {
+                let took = now.saturating_duration_since(then);
+                let limit = self.limit.get();
+                if took > FILL_TIME {
+                    self.limit.set((limit / 2).max(MIN_BAG));
+                } else if took < FILL_TIME / 4 {
+                    self.limit.set((limit * 2).min(BAG_CAP));
+                }
+            }
+        }
     }
 
     /// Takes the bag (owner under the state lock, or a stealer after

@@ -207,7 +207,8 @@ impl<T: ?Sized + Send> Reclaim for Single<T> {
     }
 }
 
-/// How many objects a thread buffers before handing them to its domain.
+/// The most objects a thread buffers before handing them to its domain
+/// (each record adapts its own limit below this: module `record`).
 #[cfg(not(any(loom, miri)))]
 pub(crate) const BAG_CAP: usize = 128;
 #[cfg(miri)]
@@ -223,6 +224,9 @@ const RUNS: usize = if BAG_CAP < 8 { BAG_CAP } else { 8 };
 pub(crate) struct Bag {
     /// Slots filled.
     len: usize,
+    /// Slots that may be filled (at most `BAG_CAP`): the owner's limit
+    /// when the bag was handed to it.
+    cap: usize,
     /// The address of the last run's destructor (`run_drop[runs - 1]`), or 0
     /// before the first run: the push fast path compares against this one
     /// field instead of indexing `run_drop`.
@@ -254,6 +258,7 @@ impl Bag {
         // `MaybeUninit`, needing no initialization) is written here.
         unsafe {
             addr_of_mut!((*bag).len).write(0);
+            addr_of_mut!((*bag).cap).write(BAG_CAP);
             addr_of_mut!((*bag).last_drop).write(0);
             addr_of_mut!((*bag).head).write(0);
             addr_of_mut!((*bag).head_run).write(0);
@@ -275,7 +280,12 @@ impl Bag {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.len == BAG_CAP
+        self.len >= self.cap
+    }
+
+    /// Lets the bag take `cap` objects (at most `BAG_CAP`) before it is full.
+    pub(crate) fn set_cap(&mut self, cap: usize) {
+        self.cap = cap.clamp(1, BAG_CAP);
     }
 
     /// Adds an object; returns the new number of objects, or 0 (and adds
@@ -291,15 +301,15 @@ impl Bag {
         // Identical addresses mean identical code, so equal pointers are
         // always interchangeable; unequal ones only cost a new run. (A
         // function's address is never 0, the value before the first run.)
-        if len >= BAG_CAP {
+        if len >= self.cap {
             return 0;
         }
         if drop as usize != self.last_drop {
             // SAFETY: forwarded from this function's contract.
             return unsafe { self.push_new_run(slot, drop) };
         }
-        // `len < BAG_CAP` was just checked: no bounds check, and `len` is
-        // not read back from memory after the slot store.
+        // `len < cap <= BAG_CAP` was just checked (the compiler still checks
+        // the bound; `len` is not read back from memory after the store).
         self.slots[len] = slot;
         self.len = len + 1;
         len + 1
@@ -315,7 +325,7 @@ impl Bag {
     #[inline(never)]
     unsafe fn push_new_run(&mut self, slot: Slot, drop: DropRun) -> usize {
         let len = self.len;
-        if len >= BAG_CAP || self.runs == RUNS {
+        if len >= self.cap || self.runs == RUNS {
             return 0;
         }
         self.run_drop[self.runs] = Some(drop);

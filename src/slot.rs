@@ -259,7 +259,8 @@ impl<'u, T: Send + Sync + 'static> Unlinked<'u, T> {
     /// let domain = Domain::new();
     /// let mm = User::new(&domain, Slot::new(Box::new(1_u32)));
     /// mm.take(&mm).unwrap().retire_hurry();
-    /// assert_eq!(domain.stats().grace_periods_hurried, 1);
+    /// // Its grace period has started (by the hurry, or already by pacing).
+    /// assert_eq!(domain.stats().grace_periods_started, 1);
     /// ```
     pub fn retire_hurry(self) {
         core::mem::ManuallyDrop::new(self).register(true);

@@ -14,6 +14,9 @@ use std::thread;
 use mm::{Exit, Fault, Retire, CREATED, FREED, PAGE};
 use ownrcu::Domain;
 
+#[path = "common/mod.rs"]
+mod common;
+
 /// The VMA counters are process-wide: tests that count take turns.
 fn counting() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
@@ -173,7 +176,8 @@ fn faults_race_with_munmap_then_exit_frees_every_vma() {
 #[test]
 fn direct_exit_waits_for_no_grace_period_and_registers_nothing() {
     let _turn = counting();
-    let domain = Domain::new();
+    // Quiet: nothing but this test starts or completes a grace period.
+    let domain = common::quiet();
     let mm = mm::new_mm(&domain, 100, PAGES);
     mm::munmap(&mm, 0, 10 * STRIDE, Retire::Batch); // ten pending
     let (created, freed) = counts();

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use ownrcu::Domain;
 
-/// A domain that the reclaimer thread does not serve: nothing is freed
-/// behind a test's back, so it may assert exact counts between calls (what
-/// is pending, which path freed what, which destructor ran when).
+/// A domain that the reclaimer thread does not serve, with lazy grace
+/// periods (only rationing, waits and hurries start one, and thread buffers
+/// always take 128): nothing is freed behind a test's back, and no grace
+/// period starts unasked below the rationing threshold, so a test may
+/// assert exact counts between calls (what is pending, which path freed
+/// what, which destructor ran when, how many registrations).
 pub fn quiet() -> Domain {
-    Domain::builder().reclaimer(false).build()
+    Domain::builder().reclaimer(false).lazy(true).build()
 }
 
 /// A reader on another thread, inside a section of `domain` until told to
