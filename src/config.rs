@@ -284,7 +284,7 @@ impl DomainBuilder {
     /// times what starting one costs (the process-wide barrier: about
     /// 0.2 µs with no other thread running, 10 µs with one; so at most about
     /// 1 % of the time goes to starting them), and each thread's buffer
-    /// adapts to its retirement rate (8 to 128 objects, about 50 µs of
+    /// adapts to its retirement rate (8 to 128 objects, about 20 µs of
     /// retirements). That keeps garbage near what a writer retires in a few
     /// tens of microseconds.
     ///

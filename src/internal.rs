@@ -464,7 +464,7 @@ impl Inner {
     #[cold]
     pub(crate) fn retire_slow(&self, rec: Option<&Record>, slot: Slot, drop: DropRun) {
         let Some(rec) = rec else {
-            let mut bag = Bag::new();
+            let mut bag = Bag::with_capacity(1);
             // SAFETY: forwarded from the caller (`Domain::retire_raw`); an
             // empty bag always accepts.
             let len = unsafe { bag.push(slot, drop) };
@@ -474,7 +474,13 @@ impl Inner {
         let ready = {
             let mut st = lock(&self.state);
             let spare = &mut st.spare;
-            let new_bag = || spare.pop().unwrap_or_else(Bag::new);
+            let new_bag = |cap| {
+                let class = Bag::class(cap);
+                match spare.iter().rposition(|bag| bag.capacity() == class) {
+                    Some(at) => spare.swap_remove(at),
+                    None => Bag::with_capacity(class),
+                }
+            };
             let adapt = !self.config.lazy;
             // SAFETY: we hold the state lock and are the owner.
             if let Some(full) = unsafe { rec.push_locked(slot, drop, adapt, new_bag) } {

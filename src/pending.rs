@@ -364,16 +364,16 @@ impl Throttled for Pending {
             return 0;
         }
         let q = &*self.queue;
-        let _freeing = if wait {
-            lock(&q.freeing)
+        let (_freeing, budget) = if wait {
+            (lock(&q.freeing), usize::MAX)
         } else {
             match try_lock(&q.freeing) {
-                Some(freeing) => freeing,
+                Some(freeing) => (freeing, COLLECT_BUDGET),
                 None => return 0,
             }
         };
         let _mark = crate::local::owner_freeing(q.key());
-        q.collect_locked(self.inner(), usize::MAX, u64::MAX)
+        q.collect_locked(self.inner(), budget, u64::MAX)
     }
 
     fn over_bound(&self) -> bool {

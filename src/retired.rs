@@ -11,8 +11,7 @@
 
 use core::marker::PhantomData;
 use core::mem::{size_of, MaybeUninit};
-use core::ptr::{addr_of_mut, NonNull};
-use std::alloc::{self, Layout};
+use core::ptr::NonNull;
 
 /// Room for one `*mut T`, thin or fat (a slice or trait-object pointer).
 ///
@@ -221,12 +220,13 @@ const RUNS: usize = if BAG_CAP < 8 { BAG_CAP } else { 8 };
 
 /// A thread's buffer of single retirements: thin pointers grouped in runs of
 /// one type each, so freeing is one monomorphic loop per run.
+///
+/// Bags come in sizes (powers of two up to `BAG_CAP`): a thread that
+/// retires slowly fills small ones (module `record`), so a bag in flight
+/// never costs much more memory than the objects it holds.
 pub(crate) struct Bag {
     /// Slots filled.
     len: usize,
-    /// Slots that may be filled (at most `BAG_CAP`): the owner's limit
-    /// when the bag was handed to it.
-    cap: usize,
     /// The address of the last run's destructor (`run_drop[runs - 1]`), or 0
     /// before the first run: the push fast path compares against this one
     /// field instead of indexing `run_drop`.
@@ -236,7 +236,10 @@ pub(crate) struct Bag {
     /// The run `head` is in.
     head_run: usize,
     runs: usize,
-    slots: [Slot; BAG_CAP],
+    /// The slots, in their own allocation, so the bag's size is its
+    /// capacity's (the push fast path reads the pointer and length from
+    /// the bag's first cache line).
+    slots: Box<[Slot]>,
     run_drop: [Option<DropRun>; RUNS],
     run_start: [usize; RUNS],
 }
@@ -246,27 +249,29 @@ pub(crate) struct Bag {
 unsafe impl Send for Bag {}
 
 impl Bag {
-    pub(crate) fn new() -> Box<Self> {
-        let layout = Layout::new::<Self>();
-        // SAFETY: `Bag` is not zero-sized.
-        let bag = unsafe { alloc::alloc(layout) }.cast::<Self>();
-        if bag.is_null() {
-            alloc::handle_alloc_error(layout);
-        }
-        // Built in place: no copy of its 1 KiB of slots through the stack.
-        // SAFETY: a fresh `Bag` allocation; every field but `slots` (which is
-        // `MaybeUninit`, needing no initialization) is written here.
-        unsafe {
-            addr_of_mut!((*bag).len).write(0);
-            addr_of_mut!((*bag).cap).write(BAG_CAP);
-            addr_of_mut!((*bag).last_drop).write(0);
-            addr_of_mut!((*bag).head).write(0);
-            addr_of_mut!((*bag).head_run).write(0);
-            addr_of_mut!((*bag).runs).write(0);
-            addr_of_mut!((*bag).run_drop).write([None; RUNS]);
-            addr_of_mut!((*bag).run_start).write([0; RUNS]);
-            Box::from_raw(bag)
-        }
+    /// An empty bag with room for [`class(cap)`](Bag::class) objects.
+    pub(crate) fn with_capacity(cap: usize) -> Box<Self> {
+        Box::new(Self {
+            len: 0,
+            last_drop: 0,
+            head: 0,
+            head_run: 0,
+            runs: 0,
+            slots: vec![Slot::EMPTY; Self::class(cap)].into_boxed_slice(),
+            run_drop: [None; RUNS],
+            run_start: [0; RUNS],
+        })
+    }
+
+    /// The capacity of a bag for `cap` objects: `cap` rounded up to a power
+    /// of two, at most `BAG_CAP`.
+    pub(crate) fn class(cap: usize) -> usize {
+        cap.clamp(1, BAG_CAP).next_power_of_two().min(BAG_CAP)
+    }
+
+    /// Slots in this bag.
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
     }
 
     /// Makes an emptied bag ready for reuse.
@@ -280,12 +285,7 @@ impl Bag {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.len >= self.cap
-    }
-
-    /// Lets the bag take `cap` objects (at most `BAG_CAP`) before it is full.
-    pub(crate) fn set_cap(&mut self, cap: usize) {
-        self.cap = cap.clamp(1, BAG_CAP);
+        self.len >= self.slots.len()
     }
 
     /// Adds an object; returns the new number of objects, or 0 (and adds
@@ -301,15 +301,15 @@ impl Bag {
         // Identical addresses mean identical code, so equal pointers are
         // always interchangeable; unequal ones only cost a new run. (A
         // function's address is never 0, the value before the first run.)
-        if len >= self.cap {
+        if len >= self.slots.len() {
             return 0;
         }
         if drop as usize != self.last_drop {
             // SAFETY: forwarded from this function's contract.
             return unsafe { self.push_new_run(slot, drop) };
         }
-        // `len < cap <= BAG_CAP` was just checked (the compiler still checks
-        // the bound; `len` is not read back from memory after the store).
+        // `len < slots.len()` was just checked: no bounds check, and `len`
+        // is not read back from memory after the slot store.
         self.slots[len] = slot;
         self.len = len + 1;
         len + 1
@@ -325,7 +325,7 @@ impl Bag {
     #[inline(never)]
     unsafe fn push_new_run(&mut self, slot: Slot, drop: DropRun) -> usize {
         let len = self.len;
-        if len >= self.cap || self.runs == RUNS {
+        if len >= self.slots.len() || self.runs == RUNS {
             return 0;
         }
         self.run_drop[self.runs] = Some(drop);

@@ -30,7 +30,7 @@ use core::time::Duration;
 
 use crossbeam_utils::Backoff;
 
-use super::{lock, Inner, Path, State};
+use super::{lock, Inner, Path, State, COLLECT_BUDGET};
 use crate::record::Record;
 use crate::stats::Throttle;
 use crate::unwind::may_free;
@@ -70,9 +70,11 @@ impl Counters {
 /// Where a throttled registration went: the domain's own queue, or an
 /// owner's.
 pub(crate) trait Throttled {
-    /// Frees every completed object of the queue, waiting for a thread that
-    /// is freeing if `wait` (else freeing nothing if one is); returns how
-    /// many it freed.
+    /// Frees completed objects of the queue: all of them, waiting for a
+    /// thread that is freeing, if `wait`; else at most `COLLECT_BUDGET`,
+    /// and none if another thread is freeing (a thread inside a read
+    /// section: its section holds every other writer's grace periods, so
+    /// it must stay short). Returns how many it freed.
     fn free_inline(&self, wait: bool) -> usize;
     /// Whether the queue is past its bound.
     fn over_bound(&self) -> bool;
@@ -86,12 +88,13 @@ impl Throttled for Own<'_> {
         if !self.0.config.retiring_threads_free {
             return 0;
         }
-        let path = if wait {
-            Path::Backpressure
+        if wait {
+            self.0
+                .free_completed(usize::MAX, u64::MAX, Path::Backpressure)
         } else {
-            Path::BackpressureNoWait
-        };
-        self.0.free_completed(usize::MAX, u64::MAX, path)
+            self.0
+                .free_completed(COLLECT_BUDGET, u64::MAX, Path::BackpressureNoWait)
+        }
     }
     fn over_bound(&self) -> bool {
         self.0.pending() > self.0.config.max_pending as u64
