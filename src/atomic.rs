@@ -959,10 +959,12 @@ impl<T> Drop for Owned<T> {
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for Owned<T> {
+impl<T> fmt::Debug for Owned<T> {
+    /// The address and the tag (like [`Shared`]'s), so that results holding
+    /// an `Owned` can be unwrapped whatever `T` is.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Owned")
-            .field("value", &**self)
+            .field("ptr", &self.ptr)
             .field("tag", &self.tag)
             .finish()
     }
