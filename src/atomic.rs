@@ -166,6 +166,11 @@ impl Binding {
 /// period does not drop the successor (`examples/stack.rs`,
 /// `examples/queue.rs`, `examples/map.rs`).
 ///
+/// Dropping an `Atomic` drops its object, which drops the `Atomic`s inside
+/// it in turn: a long chain of owning links recurses once per link. The
+/// examples' structures free their nodes in a loop instead (their `next`
+/// links are in `ManuallyDrop` anyway).
+///
 /// # Unsized objects
 ///
 /// `T: Sized`: a pointer to an unsized value is two words, and no portable
