@@ -418,15 +418,22 @@ fn insert_before_checks_the_link() {
     }));
     assert!(r.is_err());
     assert!(boxed_head.load(&guard).is_null());
-    // A link that is not null.
+    // A link that is not null (a plain, owning link: the panic drops the
+    // node and, with it, what its link holds).
+    struct Plain {
+        next: Atomic<Plain>,
+    }
+    let plain_head = Atomic::null();
     let r = catch_unwind(AssertUnwindSafe(|| {
-        let n = Owned::new(Node {
-            value: 1,
-            next: ManuallyDrop::new(Atomic::from(node(2))),
+        let n = Owned::new(Plain {
+            next: Atomic::new(Plain {
+                next: Atomic::null(),
+            }),
         });
-        let _ = head.insert_before(Shared::null(), n, |n| &n.next, &guard);
+        let _ = plain_head.insert_before(Shared::null(), n, |n| &n.next, &guard);
     }));
     assert!(r.is_err());
+    assert!(plain_head.load(&guard).is_null());
     assert!(head.load(&guard).is_null());
     assert!(elsewhere.load(&guard).is_null());
     drop(guard);
