@@ -4,8 +4,9 @@
 //! # Invariants
 //!
 //! 1. **One domain per pointer.** An `Atomic` is bound to the first domain
-//!    whose guard is passed to it (`Binding`: the domain's id, one word);
-//!    every later use with a guard of another domain panics. So every reader
+//!    whose guard is passed to it ([`AnyDomain`]: the domain's id, one word),
+//!    or to the global domain from the start ([`GlobalDomain`]: no memory);
+//!    every use with a guard of another domain panics. So every reader
 //!    that loaded an object out of it was inside a section of the very
 //!    domain its unlinked objects are retired into.
 //! 2. **One owning link per object.** Objects enter an `Atomic` only as an
@@ -72,15 +73,40 @@ fn decompose<T>(raw: *mut T) -> (*mut T, usize) {
     (raw.cast::<u8>().wrapping_sub(tag).cast(), tag)
 }
 
-/// The domain an [`Atomic`] is bound to: `id + 1`, or 0 before first use.
-struct Binding(AtomicU64);
+/// How an [`Atomic`] knows its domain: the `D` of `Atomic<T, D>`, either
+/// [`AnyDomain`] (the default: bound on first use, one word) or
+/// [`GlobalDomain`] (the global domain only, no memory). Sealed.
+pub trait DomainBinding: sealed::Sealed {}
 
-impl Binding {
-    fn new() -> Self {
+mod sealed {
+    use crate::Domain;
+
+    pub trait Sealed: Sized {
+        /// Not bound to any domain yet.
+        fn unbound() -> Self;
+        /// Binds to `domain`, or checks that it is bound to it.
+        ///
+        /// # Panics
+        ///
+        /// If it is bound to another domain.
+        fn bind(&self, domain: &Domain);
+    }
+}
+
+use sealed::Sealed;
+
+/// The default [`DomainBinding`]: an [`Atomic`] bound to the first domain
+/// whose guard is used with it, any domain (8 bytes: the domain's id + 1,
+/// 0 before first use).
+pub struct AnyDomain(AtomicU64);
+
+impl DomainBinding for AnyDomain {}
+
+impl Sealed for AnyDomain {
+    fn unbound() -> Self {
         Self(AtomicU64::new(0))
     }
 
-    /// Binds to `domain`, or checks that it is bound to it.
     #[inline]
     fn bind(&self, domain: &Domain) {
         let me = domain.inner().id.wrapping_add(1);
@@ -88,26 +114,71 @@ impl Binding {
         // on one value, which the single compare-and-swap from 0 gives.
         let bound = self.0.load(Relaxed);
         if bound != me {
-            Self::bind_slow(&self.0, me, bound);
+            bind_slow(&self.0, me, bound);
         }
     }
+}
 
-    #[cold]
-    fn bind_slow(word: &AtomicU64, me: u64, bound: u64) {
-        let bound = if bound == 0 {
-            // Relaxed: as in `bind`.
-            match word.compare_exchange(0, me, Relaxed, Relaxed) {
-                Ok(_) => return,
-                Err(now) => now,
-            }
-        } else {
-            bound
-        };
+#[cold]
+fn bind_slow(word: &AtomicU64, me: u64, bound: u64) {
+    let bound = if bound == 0 {
+        // Relaxed: as in `AnyDomain::bind`.
+        match word.compare_exchange(0, me, Relaxed, Relaxed) {
+            Ok(_) => return,
+            Err(now) => now,
+        }
+    } else {
+        bound
+    };
+    assert!(
+        bound == me,
+        "ownrcu: an Atomic was used with a guard of another domain than the one it is bound to \
+         (the domain of the first guard it was used with); objects unlinked from it are retired \
+         into that domain, so only its readers are protected"
+    );
+}
+
+impl fmt::Debug for AnyDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Relaxed: for display only.
+        match self.0.load(Relaxed) {
+            0 => f.write_str("AnyDomain(unbound)"),
+            id => write!(f, "AnyDomain({})", id - 1),
+        }
+    }
+}
+
+/// A [`DomainBinding`] for pointers used only with [`Domain::global`]: no
+/// memory (an `Atomic<T, GlobalDomain>` is one word, like crossbeam-epoch's
+/// `Atomic`), and a use with a guard of any other domain panics. (There is
+/// no global domain under loom, so there every use panics.)
+///
+/// # Examples
+///
+/// ```
+/// use ownrcu::{Atomic, Domain, GlobalDomain};
+///
+/// let a: Atomic<u64, GlobalDomain> = Atomic::new_global(1);
+/// assert_eq!(std::mem::size_of_val(&a), 8);
+/// assert_eq!(*a.load(&Domain::global().read()), 1);
+/// ```
+#[derive(Debug)]
+pub struct GlobalDomain(());
+
+impl DomainBinding for GlobalDomain {}
+
+impl Sealed for GlobalDomain {
+    fn unbound() -> Self {
+        Self(())
+    }
+
+    #[inline]
+    fn bind(&self, domain: &Domain) {
+        // The global domain's id is 0; user-created domains count from 1.
         assert!(
-            bound == me,
-            "ownrcu: an Atomic was used with a guard of another domain than the one it is bound \
-             to (the domain of the first guard it was used with); objects unlinked from it are \
-             retired into that domain, so only its readers are protected"
+            domain.inner().id == 0,
+            "ownrcu: an Atomic<_, GlobalDomain> was used with a guard of a user-created domain; \
+             it is for the global domain only (use `Atomic<T>` for any domain)"
         );
     }
 }
@@ -138,11 +209,24 @@ impl Binding {
 /// unlinks through domain B and retires into B: a use-after-free from safe
 /// code.
 ///
-/// The price is memory: an `Atomic` is 16 bytes (the pointer and the
+/// The price is memory: an `Atomic<T>` is 16 bytes (the pointer and the
 /// binding), against crossbeam-epoch's 8. A list node holding a `u64` key, a
 /// `u64` value and its `next` pointer takes 32 bytes instead of 24, which
 /// glibc rounds to a 48-byte chunk instead of 32; a node of 8 bytes of data
 /// fits glibc's minimal 32-byte chunk either way.
+///
+/// A structure that lives in the global domain pays nothing:
+/// `Atomic<T, GlobalDomain>` ([`GlobalDomain`]; made with
+/// [`new_global`](Atomic::new_global), [`null_global`](Atomic::null_global),
+/// [`from_owned_global`](Atomic::from_owned_global)) is one word, and its
+/// check is a compare of the guard's domain id with a constant.
+///
+/// ```
+/// use std::mem::size_of;
+/// use ownrcu::{Atomic, GlobalDomain};
+/// assert_eq!(size_of::<Atomic<u64>>(), 16);
+/// assert_eq!(size_of::<Atomic<u64, GlobalDomain>>(), 8);
+/// ```
 ///
 /// # Tags
 ///
@@ -209,9 +293,9 @@ impl Binding {
 /// domain.barrier(); // "v1" is freed
 /// assert_eq!(config.into_inner().unwrap().into_box(), Box::new("v2".to_string()));
 /// ```
-pub struct Atomic<T> {
+pub struct Atomic<T, D = AnyDomain> {
     ptr: AtomicPtr<T>,
-    domain: Binding,
+    domain: D,
     _owns: PhantomData<Box<T>>,
 }
 
@@ -241,11 +325,55 @@ impl<T> Atomic<T> {
     pub fn null() -> Self {
         Self::from_raw(ptr::null_mut())
     }
+}
 
+impl<T> Atomic<T, GlobalDomain> {
+    /// A pointer to `value` for the global domain only (see
+    /// [`GlobalDomain`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = ownrcu::Atomic::new_global(7_u64);
+    /// assert_eq!(*a.load(&ownrcu::Domain::global().read()), 7);
+    /// ```
+    pub fn new_global(value: T) -> Self {
+        Self::from_owned_global(Owned::new(value))
+    }
+
+    /// A null pointer for the global domain only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = ownrcu::Atomic::<u64, _>::null_global();
+    /// assert!(a.load(&ownrcu::Domain::global().read()).is_null());
+    /// ```
+    pub fn null_global() -> Self {
+        Self::from_raw(ptr::null_mut())
+    }
+
+    /// A pointer to an [`Owned`] (with its tag), for the global domain
+    /// only. (`From` exists for the default binding only, so that an
+    /// unannotated `Atomic::from` keeps its type.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Atomic, Owned};
+    /// let a = Atomic::from_owned_global(Owned::new(1_u32).with_tag(1));
+    /// assert_eq!(a.load(&ownrcu::Domain::global().read()).tag(), 1);
+    /// ```
+    pub fn from_owned_global(owned: Owned<T>) -> Self {
+        Self::from_raw(Owned::into_raw_or_null(Some(owned)))
+    }
+}
+
+impl<T, D: DomainBinding> Atomic<T, D> {
     fn from_raw(raw: *mut T) -> Self {
         Self {
             ptr: AtomicPtr::new(raw),
-            domain: Binding::new(),
+            domain: D::unbound(),
             _owns: PhantomData,
         }
     }
@@ -338,7 +466,7 @@ impl<T> Atomic<T> {
     }
 }
 
-impl<T: Send + 'static> Atomic<T> {
+impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
     /// Publishes `new` (or null) and retires what it replaces into the
     /// guard's domain (`rcu_assign_pointer` then `call_rcu`): [`swap`](Atomic::swap)
     /// with the old value retired.
@@ -559,15 +687,15 @@ impl<T: Send + 'static> Atomic<T> {
         &'g self,
         current: Shared<'_, T>,
         new: Owned<T>,
-        next: impl FnOnce(&T) -> &Atomic<T>,
+        next: impl FnOnce(&T) -> &Atomic<T, D>,
         guard: &'g Guard<'_>,
     ) -> Result<(), CompareExchangeError<'g, T, Owned<T>>> {
         self.domain.bind(guard.domain());
-        let link: *const Atomic<T> = next(&new);
+        let link: *const Atomic<T, D> = next(&new);
         let start = new.ptr.as_ptr() as usize;
         let at = link as usize;
         assert!(
-            at >= start && at + size_of::<Atomic<T>>() <= start + size_of::<T>(),
+            at >= start && at + size_of::<Atomic<T, D>>() <= start + size_of::<T>(),
             "ownrcu: Atomic::insert_before: `next` must point to an Atomic inside the new object"
         );
         // SAFETY: the `Atomic` lies inside `new`'s object (checked just
@@ -790,7 +918,7 @@ impl<T: Send + 'static> Atomic<T> {
     }
 }
 
-impl<T> Drop for Atomic<T> {
+impl<T, D> Drop for Atomic<T, D> {
     /// Drops the object, directly: dropping the pointer means no reader
     /// holds it (a [`Shared`] borrows the pointer).
     fn drop(&mut self) {
@@ -804,10 +932,10 @@ impl<T> Drop for Atomic<T> {
     }
 }
 
-impl<T> Default for Atomic<T> {
+impl<T, D: DomainBinding> Default for Atomic<T, D> {
     /// A null pointer.
     fn default() -> Self {
-        Self::null()
+        Self::from_raw(ptr::null_mut())
     }
 }
 
@@ -823,13 +951,14 @@ impl<T> From<Box<T>> for Atomic<T> {
     }
 }
 
-impl<T> fmt::Debug for Atomic<T> {
+impl<T, D: fmt::Debug> fmt::Debug for Atomic<T, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Relaxed: only the address and tag are shown, never the object.
         let (ptr, tag) = decompose(self.ptr.load(Relaxed));
         f.debug_struct("Atomic")
             .field("ptr", &ptr)
             .field("tag", &tag)
+            .field("domain", &self.domain)
             .finish()
     }
 }

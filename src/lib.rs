@@ -80,7 +80,9 @@ mod sync;
 mod unwind;
 
 pub use array::{Array, ArrayWriter, Removed};
-pub use atomic::{Atomic, CompareExchangeError, Detached, Owned, Shared};
+pub use atomic::{
+    AnyDomain, Atomic, CompareExchangeError, Detached, DomainBinding, GlobalDomain, Owned, Shared,
+};
 pub use batch::Batch;
 pub use config::{DomainBuilder, DEFAULT_MAX_PENDING};
 pub use domain::{Domain, GracePeriod};

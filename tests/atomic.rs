@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
 
-use ownrcu::{Atomic, Domain, Owned, Shared};
+use ownrcu::{Atomic, Domain, GlobalDomain, Owned, Shared};
 
 const LIVE: u64 = 0x11fe_11fe_11fe_11fe;
 const POISON: u64 = 0xdead_dead_dead_dead;
@@ -562,4 +562,63 @@ fn readers_never_see_a_freed_object() {
     assert_eq!(c.dropped(), created.load(Relaxed) - SLOTS);
     drop(slots);
     assert_eq!(c.dropped(), created.load(Relaxed));
+}
+
+#[test]
+fn a_global_only_pointer_is_one_word() {
+    assert_eq!(
+        std::mem::size_of::<Atomic<u64, GlobalDomain>>(),
+        std::mem::size_of::<usize>()
+    );
+    let c = Counts::default();
+    let a = Atomic::from_owned_global(c.obj(1));
+    {
+        let guard = Domain::global().read();
+        assert_eq!(a.load(&guard).id(), 1);
+        a.store(c.obj(2), &guard); // retired into the global domain
+        let old = a.swap(c.obj(3), &guard).unwrap();
+        assert_eq!(old.id(), 2);
+        old.retire();
+    }
+    // Any other domain is refused, before and after first use.
+    let other = Domain::new();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let _ = a.load(&other.read());
+    }));
+    assert!(r.is_err());
+    let fresh = Atomic::<u32, GlobalDomain>::null_global();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let _ = fresh.swap(Owned::new(1), &other.read());
+    }));
+    assert!(r.is_err());
+    // Links of the same kind, for `insert_before`.
+    struct GNode {
+        next: ManuallyDrop<Atomic<GNode, GlobalDomain>>,
+    }
+    let head = Atomic::<GNode, GlobalDomain>::default();
+    {
+        let guard = Domain::global().read();
+        for _ in 0..2 {
+            let node = Owned::new(GNode {
+                next: ManuallyDrop::new(Atomic::null_global()),
+            });
+            let current = head.load(&guard);
+            assert!(head
+                .insert_before(current, node, |n| &n.next, &guard)
+                .is_ok());
+        }
+        assert!(!head.load(&guard).next.load(&guard).is_null());
+    }
+    let mut link = head.into_inner();
+    let mut nodes = 0;
+    while let Some(n) = link {
+        nodes += 1;
+        link = ManuallyDrop::into_inner(n.into_box().next).into_inner();
+    }
+    assert_eq!(nodes, 2);
+    Domain::global().barrier(); // frees 1 and 2
+    assert_eq!(c.dropped(), 2);
+    drop(a);
+    assert_eq!(c.dropped(), 3);
+    assert_eq!(*Atomic::new_global(5_u8).into_inner().unwrap(), 5);
 }
