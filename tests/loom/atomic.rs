@@ -6,6 +6,10 @@
 //! The objects are checked as in `common`: a loom cell that the reader
 //! reads and the destructor writes (loom reports a free that does not happen
 //! after the read), and a `freed` flag outside the object.
+//!
+//! Weakening `Atomic::load`'s `Acquire` to `Relaxed`, or the `Release` half
+//! of `swap`'s or `compare_exchange`'s `AcqRel`, makes the first two models
+//! fail with a causality violation (tried by hand).
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering::SeqCst;
@@ -47,6 +51,13 @@ fn make(drops: &StdArc<StdAtomicUsize>) -> (Owned<Obj>, StdArc<StdAtomicBool>) {
         drops: drops.clone(),
         next: ManuallyDrop::new(Atomic::null()),
     });
+    // A tracked write after construction (loom does not treat a cell's
+    // creation as one), so a reader's read must happen after the
+    // publication: weakening the `Acquire` of `Atomic::load` is caught.
+    obj.value.with_mut(|v| {
+        // SAFETY: the object is ours alone, unpublished.
+        unsafe { *v = LIVE }
+    });
     (obj, freed)
 }
 
@@ -71,25 +82,30 @@ fn read_side(domain: &Domain, shared: &Atomic<Obj>) {
 
 /// One reader thread; the writer (main) replaces the object with
 /// `replace_and_retire` and, if `freed_after`, checks the old one is freed
-/// when it returns.
+/// when it returns. The writer makes the new object with `make_new` after
+/// entering its section: under loom a section's entry is a `SeqCst` fence,
+/// which would otherwise order the new object's contents before the
+/// reader's read by itself, and hide a missing `Release` on the exchange.
 fn replace_model(
     name: &'static str,
-    replace_and_retire: fn(&Domain, &Atomic<Obj>, Owned<Obj>),
+    replace_and_retire: fn(&Domain, &Atomic<Obj>, &dyn Fn() -> Owned<Obj>),
     freed_after: bool,
 ) {
     check(name, TWO_THREADS, move || {
         let drops = StdArc::new(StdAtomicUsize::new(0));
         let domain = Arc::new(Domain::new());
         let (first, first_freed) = make(&drops);
-        let (second, _) = make(&drops);
         let shared = Arc::new(Atomic::from(first));
 
         let reader = {
             let (domain, shared) = (domain.clone(), shared.clone());
             thread::spawn(move || read_side(&domain, &shared))
         };
-
-        replace_and_retire(&domain, &shared, second);
+        // Made after the spawn (and the writer's section entry): only the
+        // exchange's `Release` and the load's `Acquire` order its contents
+        // before the reader's read.
+        let make_new = || make(&drops).0;
+        replace_and_retire(&domain, &shared, &make_new);
         if freed_after {
             assert!(
                 first_freed.load(SeqCst),
@@ -112,8 +128,10 @@ fn replace_model(
 fn swap_retire_barrier() {
     replace_model(
         "atomic/swap+retire+barrier",
-        |domain, shared, new| {
-            let old = shared.swap(new, &domain.read());
+        |domain, shared, make_new| {
+            let guard = domain.read();
+            let old = shared.swap(make_new(), &guard);
+            drop(guard);
             old.expect("the first object").retire();
             domain.barrier();
         },
@@ -128,12 +146,12 @@ fn swap_retire_barrier() {
 fn compare_exchange_batch_synchronize() {
     replace_model(
         "atomic/compare_exchange+batch+synchronize",
-        |domain, shared, new| {
+        |domain, shared, make_new| {
             let mut batch = domain.batch();
             {
                 let guard = domain.read();
                 let current = shared.load(&guard);
-                let old = match shared.compare_exchange(current, new, &guard) {
+                let old = match shared.compare_exchange(current, make_new(), &guard) {
                     Ok(old) => old.expect("the first object"),
                     Err(_) => unreachable!("only this thread writes"),
                 };
