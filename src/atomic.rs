@@ -200,8 +200,9 @@ impl Sealed for GlobalDomain {
 ///
 /// # Which domain
 ///
-/// An `Atomic` binds to the domain of the first guard it is used with
-/// (loaded, written, or tagged), and panics when used with a guard of
+/// An `Atomic<T>` (the default binding, [`AnyDomain`]) binds to the domain
+/// of the first guard it is used with (loaded, written, or tagged), and
+/// panics when used with a guard of
 /// another domain afterwards, for good (also after that domain is dropped).
 /// The check is one `Relaxed` load and a compare. Binding at construction
 /// would need a domain to make even an empty pointer; checking only the
