@@ -10,34 +10,41 @@
 //!   the allocator, and a stale popper's compare-and-swap succeeds against
 //!   the new node, installing a `next` that was freed long ago.
 //!
-//! Here `pop` runs inside a read guard (`rcu_read_lock`), and a popped node
-//! is retired (`call_rcu`), not freed. It is freed only after a grace
+//! Here the head is an [`ownrcu::Atomic`]: `pop` loads it under a read
+//! guard (`rcu_read_lock`), and the compare-and-swap that unlinks a node
+//! hands it back [`Detached`](ownrcu::Detached), to be retired (`call_rcu`),
+//! not freed. It is freed only after a grace
 //! period: once every popper that could have loaded it has left its
 //! section. So a node a popper has loaded stays allocated, its `next` stays
 //! readable, and its address cannot come back from the allocator while that
 //! popper still compares against it: if the head still equals it, it is
 //! still the same node, still in the stack, with the same `next`.
+//!
+//! Two `unsafe` blocks, both in `pop`: the unlink, which moves the link to
+//! the next node out of the popped one into the head (the type cannot see
+//! that the popped node's `next` is never used again), and moving the value
+//! out of a node that readers may still hold.
 
-use std::mem::ManuallyDrop;
+use std::mem::{self, ManuallyDrop};
 use std::ptr;
-use std::sync::atomic::AtomicPtr;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Instant;
 
-use ownrcu::{Domain, Stats};
+use ownrcu::{Atomic, Domain, Owned, Stats};
 
 struct Node<T> {
     /// Moved out by the `pop` that unlinks the node, so dropping the node
     /// (after its grace period) must not drop it again.
     value: ManuallyDrop<T>,
-    /// Written only before the node is published; read by any popper.
-    next: AtomicPtr<Node<T>>,
+    /// Set by `insert_before` as the node is published, never changed
+    /// after. In `ManuallyDrop`: once the node is popped, its successor's
+    /// link has moved to the head, so dropping the node must not drop it.
+    next: ManuallyDrop<Atomic<Node<T>>>,
 }
 
 /// A lock-free LIFO stack. Popped nodes are reclaimed through the stack's
 /// own [`Domain`].
 pub struct Stack<T: Send + 'static> {
-    head: AtomicPtr<Node<T>>,
+    head: Atomic<Node<T>>,
     domain: Domain,
 }
 
@@ -51,7 +58,7 @@ impl<T: Send + 'static> Stack<T> {
     /// example the process-wide `Domain::global()`).
     pub fn with_domain(domain: Domain) -> Self {
         Self {
-            head: AtomicPtr::new(ptr::null_mut()),
+            head: Atomic::null(),
             domain,
         }
     }
@@ -63,27 +70,18 @@ impl<T: Send + 'static> Stack<T> {
 
     /// Pushes `value` on top. Lock-free.
     pub fn push(&self, value: T) {
-        let node = Box::into_raw(Box::new(Node {
+        let mut node = Owned::new(Node {
             value: ManuallyDrop::new(value),
-            next: AtomicPtr::new(ptr::null_mut()),
-        }));
-        // SAFETY: `node` was just allocated, and nobody else can reach it
-        // until the compare-and-swap below publishes it, after which this
-        // reference is no longer used.
-        let next = unsafe { &(*node).next };
-        let mut head = self.head.load(Relaxed);
+            next: ManuallyDrop::new(Atomic::null()),
+        });
+        let guard = self.domain.read();
         loop {
-            // Relaxed: the Release of a successful swap publishes it.
-            next.store(head, Relaxed);
-            // Release: the node's contents are visible to any popper that
-            // loads it (Acquire), and through the release sequence formed
-            // by later swaps, to poppers that load it from them too.
-            match self
-                .head
-                .compare_exchange_weak(head, node, Release, Relaxed)
-            {
-                Ok(_) => return,
-                Err(now) => head = now,
+            let head = self.head.load(&guard);
+            // Sets `node.next` to `head` and swings the head to `node` if it
+            // still is `head`: the link to `head` moves into the node.
+            match self.head.insert_before(head, node, |n| &n.next, &guard) {
+                Ok(()) => return,
+                Err(err) => node = err.new,
             }
         }
     }
@@ -91,42 +89,30 @@ impl<T: Send + 'static> Stack<T> {
     /// Takes the top value, if any. Lock-free; runs in a read-side section.
     pub fn pop(&self) -> Option<T> {
         let guard = self.domain.read();
-        let mut head = self.head.load(Acquire);
         loop {
-            // SAFETY: `head` is null or a node pushed onto this stack, loaded
-            // inside `guard`'s section. A node is freed only after it was
-            // unlinked and retired to `self.domain`, and then only after a
-            // grace period, which waits for this section: so it stays
-            // allocated until `guard` drops, even if another thread pops it.
-            let node = unsafe { head.as_ref() }?;
-            // Relaxed: written before the node was published, and our
-            // Acquire load of `head` synchronized with that publication.
-            let next = node.next.load(Relaxed);
-            // Relaxed on success: the value's contents were made visible by
-            // the Acquire that gave us `node`. Acquire on failure: we
-            // dereference the new head next round.
-            match self
-                .head
-                .compare_exchange_weak(head, next, Relaxed, Acquire)
-            {
-                Ok(_) => {
-                    // SAFETY: our swap unlinked `node`, so we are the only
-                    // thread that takes its value. Other poppers that still
-                    // hold it read `next` only, and their swap fails: the
-                    // head can never be this node again (a node is pushed
-                    // once, and its address is not reused while they are in
-                    // their sections). The node's drop skips the value.
+            let head = self.head.load(&guard);
+            let node = head.as_ref()?;
+            let next = node.next.load(&guard);
+            // SAFETY: 1. `next`'s object was linked only from `node.next`,
+            // which is in `ManuallyDrop` and never changed after the push
+            // that published `node`: nothing can take or drop it through
+            // there. 2. `node` was linked only from the head (its push moved
+            // the head's link into it), so once swung away no new popper can
+            // reach it. ABA cannot fool the exchange: `node` is freed only
+            // after every popper that loaded it has left its section, so its
+            // address is not reused while we compare against it.
+            match unsafe { self.head.compare_exchange_unlink(head, next, &guard) } {
+                Ok(popped) => {
+                    // SAFETY: our exchange unlinked `node`, so we are the only
+                    // thread that takes its value; other poppers that still
+                    // hold it read `next` only. The node's drop skips the
+                    // value (`ManuallyDrop`).
                     let value = unsafe { ptr::read(&*node.value) };
-                    drop(guard);
-                    // SAFETY: `head` came from `Box::into_raw` in `push`; our
-                    // swap unlinked it, so no popper that starts from now on
-                    // can load it, and only we retire it, once; every popper
-                    // that may still hold it loaded it under a guard of
-                    // `self.domain`.
-                    unsafe { self.domain.retire_raw(head) };
+                    // Freed after a grace period of `self.domain`.
+                    popped.expect("the exchange removed `node`").retire();
                     return Some(value);
                 }
-                Err(now) => head = now,
+                Err(_) => continue,
             }
         }
     }
@@ -144,14 +130,11 @@ impl<T: Send + 'static> Drop for Stack<T> {
     /// Popped nodes still waiting for a grace period are freed by the
     /// domain's own drop, right after.
     fn drop(&mut self) {
-        let mut cur = *self.head.get_mut();
-        while !cur.is_null() {
-            // SAFETY: every node still linked came from `Box::into_raw` in
-            // `push` and was never popped, so never retired: we own it, and
-            // free it once here. Its value was never moved out.
-            let Node { value, next } = *unsafe { Box::from_raw(cur) };
+        let mut link = mem::take(&mut self.head).into_inner();
+        while let Some(node) = link {
+            let Node { value, next } = *node.into_box();
             drop(ManuallyDrop::into_inner(value));
-            cur = next.into_inner();
+            link = ManuallyDrop::into_inner(next).into_inner();
         }
     }
 }

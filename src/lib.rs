@@ -38,6 +38,12 @@
 //! through the owner are freed directly, with no grace period (the kernel's
 //! `exit_mmap`). `examples/vma` builds a miniature address space on this.
 //!
+//! To build lock-free structures on any domain, [`Atomic`] is a safe RCU
+//! pointer: [`Atomic::load`] gives a [`Shared`] that cannot outlive its
+//! guard, and writers get what they replace back as a [`Detached`] that can
+//! only be retired into the domain whose readers may still see it
+//! (`examples/stack.rs`, `examples/queue.rs`, `examples/map.rs`).
+//!
 //! # How the read side stays cheap
 //!
 //! A reader publishes "I am in a section since epoch *e*" with a plain store
@@ -56,6 +62,7 @@
 struct ReadmeDoctests;
 
 mod array;
+mod atomic;
 mod batch;
 mod config;
 mod domain;
@@ -74,6 +81,9 @@ mod sync;
 mod unwind;
 
 pub use array::{Array, ArrayWriter, Removed};
+pub use atomic::{
+    AnyDomain, Atomic, CompareExchangeError, Detached, DomainBinding, GlobalDomain, Owned, Shared,
+};
 pub use batch::Batch;
 pub use config::{DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_TIME_BOUND};
 pub use domain::{Domain, GracePeriod};

@@ -31,6 +31,10 @@
 //! - `collect`: the owner's barrier while another thread's amortized collect
 //!   has popped the only unit and will put part of it back: the barrier
 //!   still frees everything registered before it.
+//! - `atomic`: the safe pointer: a reader holding what it loaded while the
+//!   writer swaps it out and retires the `Detached` value (`retire` and
+//!   `barrier`; a batch and `synchronize`); two poppers racing
+//!   `compare_exchange_unlink` on a two-node stack.
 //! - `throttle`: a retirement past the bound (`max_pending(1)`, and an
 //!   owner's `owner_max_pending(1)`) starts a grace period, frees inline and
 //!   waits a bounded time, against a reader holding its object and a
@@ -91,3 +95,6 @@ mod throttle;
 
 #[path = "loom/reclaimer.rs"]
 mod reclaimer;
+
+#[path = "loom/atomic.rs"]
+mod atomic;
