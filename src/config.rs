@@ -280,10 +280,11 @@ impl DomainBuilder {
     /// retirements before handing them over.
     ///
     /// By default a domain paces grace periods instead: once work waits,
-    /// one starts as soon as the time since the last one started is 100
+    /// one starts as soon as the time since the last one started is 20
     /// times what starting one costs (the process-wide barrier: about
-    /// 0.2 µs with no other thread running, 10 µs with one; so at most about
-    /// 1 % of the time goes to starting them), and each thread's buffer
+    /// 0.2 µs with no other thread running, 1–10 µs with others; so at most
+    /// about 5 % of the time goes to starting them, and never more than one
+    /// starts per 10 µs), and each thread's buffer
     /// adapts to its retirement rate (8 to 128 objects, about 20 µs of
     /// retirements). That keeps garbage near what a writer retires in a few
     /// tens of microseconds.
