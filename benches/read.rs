@@ -42,6 +42,25 @@ fn read_guard(c: &mut Criterion) {
     });
     drop(own);
 
+    // Two user-created domains read in turn (a structure per domain, as in
+    // seize's model): one guard per iteration, alternating, so the time is
+    // per guard like the functions above. The domain is picked by index
+    // (no branch); the per-thread lookup must find either one at once.
+    let two = [ownrcu::Domain::new(), ownrcu::Domain::new()];
+    drop(two[0].read());
+    drop(two[1].read());
+    group.bench_function("ownrcu_two_domains", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            for i in 0..iters {
+                let guard = black_box(&two[(i & 1) as usize]).read();
+                drop(guard);
+            }
+            start.elapsed()
+        });
+    });
+    drop(two);
+
     // crossbeam-epoch's fastest pin: a `LocalHandle` registered once with a
     // collector and held for the whole run, then `handle.pin()` (no
     // thread-local lookup, unlike `crossbeam_epoch::pin()`).

@@ -10,9 +10,12 @@
 //!   records; its destructor clears them *before* handing the records back,
 //!   so a guard made later on this thread (in another thread-local's
 //!   destructor) takes the slow path instead of a record it no longer owns.
-//! - `CACHE` names the record of the last user-created domain used, keyed by
-//!   the domain's id, which is unique for the life of the process, so a stale
-//!   entry can never match another domain.
+//! - `CACHE` names the records of the last `CACHE_WAYS` user-created
+//!   domains used (most recently registered first; a hit does not reorder,
+//!   so the hot path only reads), keyed by the domain's id, which is unique
+//!   for the life of the process, so a stale entry (a domain torn down
+//!   since) can never match another domain. A thread that reads a few
+//!   domains in turn finds each with a compare or two.
 //! - Every registration with a user-created domain holds an `Arc` to the
 //!   domain's state, so the record stays valid until this thread hands it
 //!   back in its exit destructor, which also hands over the record's bag:
@@ -46,6 +49,26 @@ struct Registry {
 
 const NO_DOMAIN: (u64, *const Record) = (u64::MAX, ptr::null());
 
+/// Entries of `CACHE` (module invariants).
+const CACHE_WAYS: usize = 4;
+
+type Cache = [Cell<(u64, *const Record)>; CACHE_WAYS];
+
+/// Makes `rec` the first entry of `cache`, shifting the others down.
+fn cache_insert(cache: &Cache, id: u64, rec: *const Record) {
+    for i in (1..CACHE_WAYS).rev() {
+        cache[i].set(cache[i - 1].get());
+    }
+    cache[0].set((id, rec));
+}
+
+/// Empties `cache`.
+fn cache_clear(cache: &Cache) {
+    for entry in cache {
+        entry.set(NO_DOMAIN);
+    }
+}
+
 #[cfg(not(loom))]
 std::thread_local! {
     static REGISTRY: Registry = const {
@@ -53,8 +76,8 @@ std::thread_local! {
     };
     /// This thread's record in the global domain, or null.
     static GLOBAL: Cell<*const Record> = const { Cell::new(ptr::null()) };
-    /// Id and record of the user-created domain used last.
-    static CACHE: Cell<(u64, *const Record)> = const { Cell::new(NO_DOMAIN) };
+    /// Ids and records of the user-created domains used last.
+    static CACHE: Cache = const { [const { Cell::new(NO_DOMAIN) }; CACHE_WAYS] };
     /// Id of the domain whose destructors this thread is running, if any.
     static FREEING: Cell<u64> = const { Cell::new(u64::MAX) };
     /// Address of the owner queue whose destructors this thread is running,
@@ -66,7 +89,7 @@ std::thread_local! {
 #[cfg(loom)]
 loom::thread_local! {
     static REGISTRY: Registry = Registry { domains: RefCell::new(Vec::new()) };
-    static CACHE: Cell<(u64, *const Record)> = Cell::new(NO_DOMAIN);
+    static CACHE: Cache = [const { Cell::new(NO_DOMAIN) }; CACHE_WAYS];
     static FREEING: Cell<u64> = Cell::new(u64::MAX);
     static OWNER_FREEING: Cell<usize> = Cell::new(0);
     static ORPHANS: Cell<*mut Orphans> = Cell::new(ptr::null_mut());
@@ -137,7 +160,7 @@ impl Registry {
                 rec
             }
         };
-        CACHE.with(|c| c.set((inner.id, rec)));
+        CACHE.with(|c| cache_insert(c, inner.id, rec));
         rec
     }
 
@@ -170,7 +193,7 @@ impl Drop for Registry {
         GLOBAL.with(|g| g.set(ptr::null()));
         // `try_with`: loom destroys all of a thread's locals together, so
         // `CACHE` may already be gone (and then nothing can read it).
-        let _ = CACHE.try_with(|c| c.set(NO_DOMAIN));
+        let _ = CACHE.try_with(cache_clear);
         #[cfg(not(loom))]
         if let Some(rec) = ptr::NonNull::new(self.global.get().cast_mut()) {
             let inner = &crate::domain::GLOBAL_INNER;
@@ -226,8 +249,17 @@ fn register_global() -> Option<&'static Record> {
 /// first use. `None` while the thread's locals are being destroyed.
 #[inline(always)]
 pub(crate) fn record(inner: &Arc<Inner>, id: u64) -> Option<&Record> {
-    let (cached_id, rec) = CACHE.with(Cell::get);
-    if cached_id != id {
+    let rec = CACHE.with(|cache| {
+        // Unrolled by the compiler: a compare per entry, in order.
+        for entry in cache {
+            let (cached_id, rec) = entry.get();
+            if cached_id == id {
+                return rec;
+            }
+        }
+        ptr::null()
+    });
+    if rec.is_null() {
         return register(inner);
     }
     // SAFETY: `CACHE` holds a record of domain `id` only while this thread
