@@ -327,7 +327,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 /// The layout table (see the module docs): how much of a teardown figure
 /// is the allocator's layout and history rather than the code.
 fn layouts(domain: &Domain) {
-    const ROUNDS: usize = 15;
+    const ROUNDS: usize = 21;
     let mut rows = Vec::new();
     for (allocator, arena_too) in [("glibc", false), ("arena", true)] {
         for order in [Order::OldestFirst, Order::NewestFirst, Order::Shuffled] {
@@ -355,25 +355,39 @@ fn layouts(domain: &Domain) {
 
     let mut json = format!("{{\"objects\": {N}, \"rounds\": {ROUNDS}, \"rows\": [\n");
     eprintln!(
-        "teardown_100k layouts ({N} objects, medians of {ROUNDS} rounds; ratios to drop_floor):"
+        "teardown_100k layouts ({N} objects, medians of {ROUNDS} rounds; in brackets the median \
+         of each round's ratio to drop_floor):"
     );
     for (i, (allocator, order, mode, times)) in rows.into_iter().enumerate() {
+        // Each strategy's time over the floor's of the same round (paired,
+        // so that a change of load between rounds cancels out), median.
+        let ratios: Vec<f64> = times
+            .iter()
+            .map(|t| {
+                let mut r: Vec<f64> = t
+                    .iter()
+                    .zip(&times[0])
+                    .map(|(t, floor)| t.as_secs_f64() / floor.as_secs_f64())
+                    .collect();
+                r.sort_by(f64::total_cmp);
+                r[r.len() / 2]
+            })
+            .collect();
         let medians: Vec<Duration> = times.into_iter().map(median).collect();
-        let floor = medians[0].as_secs_f64();
         let mut line = format!("  {allocator:5} freed {order:12} {mode:12}");
         let comma = if i == 0 { "" } else { ",\n" };
         let _ = write!(
             json,
             "{comma}  {{\"allocator\": \"{allocator}\", \"order\": \"{order}\", \"mode\": \"{mode}\""
         );
-        for (name, m) in STRATEGIES.iter().zip(&medians) {
+        for ((name, m), ratio) in STRATEGIES.iter().zip(&medians).zip(&ratios) {
             let ns = m.as_secs_f64() * 1e9 / N as f64;
+            let _ = write!(line, " {name} {ns:6.1} ns/object ({ratio:.2}×)");
             let _ = write!(
-                line,
-                " {name} {ns:6.1} ns/object ({:.2}×)",
-                m.as_secs_f64() / floor
+                json,
+                ", \"{name}_ns\": {}, \"{name}_ratio\": {ratio:.4}",
+                m.as_nanos()
             );
-            let _ = write!(json, ", \"{name}_ns\": {}", m.as_nanos());
         }
         json.push('}');
         eprintln!("{line}");
