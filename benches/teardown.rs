@@ -28,8 +28,8 @@
 //! Before the Criterion group, `cargo bench` runs (not under `--test`) the
 //! layout table: `drop_floor`, `exclusive` and `batch` interleaved round by
 //! round, with glibc and with the arena, the objects freed oldest-first,
-//! newest-first and shuffled, plus glibc with each strategy run back to
-//! back as Criterion does. It prints each median and ratio to stderr and
+//! newest-first and shuffled, plus each strategy run back to back as
+//! Criterion does (glibc and arena). It prints each median and ratio to stderr and
 //! writes them to `target/criterion/teardown_100k/layouts.json` (read by
 //! `.ci/bench-report`).
 //!
@@ -344,14 +344,16 @@ fn layouts(domain: &Domain) {
         }
     }
     // What Criterion does: one strategy's rounds back to back, then the next.
-    let mut times = vec![Vec::new(); STRATEGIES.len()];
-    for (strategy, times) in times.iter_mut().enumerate() {
-        once(domain, strategy, Order::OldestFirst, false); // warm-up
-        for _ in 0..ROUNDS {
-            times.push(once(domain, strategy, Order::OldestFirst, false));
+    for (allocator, arena_too) in [("glibc", false), ("arena", true)] {
+        let mut times = vec![Vec::new(); STRATEGIES.len()];
+        for (strategy, times) in times.iter_mut().enumerate() {
+            once(domain, strategy, Order::OldestFirst, arena_too); // warm-up
+            for _ in 0..ROUNDS {
+                times.push(once(domain, strategy, Order::OldestFirst, arena_too));
+            }
         }
+        rows.push((allocator, Order::OldestFirst.name(), "back to back", times));
     }
-    rows.push(("glibc", Order::OldestFirst.name(), "back to back", times));
 
     let mut json = format!("{{\"objects\": {N}, \"rounds\": {ROUNDS}, \"rows\": [\n");
     eprintln!(

@@ -12,8 +12,8 @@
 //!   lists were left with by the previous iteration (issue 12: `direct`
 //!   measured slower than `batch` although it does strictly less). Before
 //!   the group, `cargo bench` (not `--test`) prints `direct` and `batch`
-//!   interleaved round by round with glibc and with the arena, and glibc
-//!   back to back, and writes them to
+//!   interleaved round by round and back to back, with glibc and with the
+//!   arena, and writes them to
 //!   `target/criterion/vma_exit/layouts.json`.
 //! - `vma_churn`: the time of one page fault (lookup under a read guard, the
 //!   per-VMA lock, the fallback to `mmap_lock`) on the bench thread while
@@ -73,7 +73,7 @@ fn exit_once(domain: &Domain, how: Exit, in_arena: bool) -> Duration {
 }
 
 /// `direct` and `batch` round by round (alternating which goes first), with
-/// glibc and with the arena, then glibc back to back as Criterion runs them:
+/// glibc and with the arena, then back to back as Criterion runs them:
 /// how much of the difference is the allocator's history.
 fn exit_layouts(domain: &Domain) {
     const ROUNDS: usize = 31;
@@ -95,13 +95,15 @@ fn exit_layouts(domain: &Domain) {
         }
         rows.push((allocator, "interleaved", direct, batch));
     }
-    let direct = (0..ROUNDS)
-        .map(|_| exit_once(domain, Exit::Direct, false))
-        .collect();
-    let batch = (0..ROUNDS)
-        .map(|_| exit_once(domain, Exit::Batch, false))
-        .collect();
-    rows.push(("glibc", "back to back", direct, batch));
+    for (allocator, in_arena) in [("glibc", false), ("arena", true)] {
+        let direct = (0..ROUNDS)
+            .map(|_| exit_once(domain, Exit::Direct, in_arena))
+            .collect();
+        let batch = (0..ROUNDS)
+            .map(|_| exit_once(domain, Exit::Batch, in_arena))
+            .collect();
+        rows.push((allocator, "back to back", direct, batch));
+    }
     eprintln!("vma_exit layouts ({VMAS} VMAs, medians of {ROUNDS} rounds):");
     let mut json = format!("{{\"vmas\": {VMAS}, \"rounds\": {ROUNDS}, \"rows\": [\n");
     for (i, (allocator, mode, direct, batch)) in rows.into_iter().enumerate() {

@@ -26,7 +26,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ops::RangeInclusive;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 /// Address space reserved for the objects (pages are touched only as used).
 const CAPACITY: usize = 256 << 20;
@@ -97,7 +97,9 @@ unsafe impl GlobalAlloc for Arena {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if in_region(ptr) {
-            LIVE.fetch_sub(1, Relaxed);
+            // Release: every use of the block happens before `setup` reuses
+            // it (it acquires the count).
+            LIVE.fetch_sub(1, Release);
         } else {
             // SAFETY: a block `System` allocated with this layout.
             unsafe { System.dealloc(ptr, layout) }
@@ -147,7 +149,7 @@ pub fn setup<R>(sizes: RangeInclusive<usize>, expect: usize, make: impl FnOnce()
         BASE.store(base as usize, Relaxed);
     }
     assert_eq!(
-        LIVE.load(Relaxed),
+        LIVE.load(Acquire),
         0,
         "arena: objects of the previous set-up are still alive"
     );
