@@ -15,7 +15,11 @@
 //!
 //! Back-ends (each peer at its best documented path; see each `impl`):
 //! `ownrcu` (raw `AtomicPtr`, `Domain::global()` guards, `Domain::retire_raw`,
-//! the crate's default settings), `crossbeam_epoch`, `seize`, `sdd`.
+//! the crate's default settings), `ownrcu_atomic` (the same domain and
+//! settings through the crate's safe pointer, `Atomic<Node, GlobalDomain>`,
+//! with `Detached::retire()`), `crossbeam_epoch`, `seize`, `sdd`.
+//! `ownrcu_atomic` is not a peer: it shows what the safe pointer costs over
+//! raw pointers on the same domain.
 //!
 //! Workloads as in smr-benchmark: the key range is prefilled to half (the
 //! same keys, in the same order, for every back-end); mixes `write` (50 %
@@ -32,7 +36,8 @@
 //! frees the node when the key is present); the bucket is `key % buckets`
 //! (the keys are uniform), not SipHash; the remove's logical deletion (the
 //! mark) is a compare-exchange loop, not `fetch_or`, because sdd's
-//! `AtomicRaw` has no `fetch_or`; a remove returns whether it removed (it
+//! `AtomicRaw` has no `fetch_or` (`ownrcu_atomic`'s `Atomic::fetch_or` is a
+//! compare-exchange loop itself); a remove returns whether it removed (it
 //! reads nothing of the node after retiring it).
 //!
 //! # What is measured, and how
@@ -63,7 +68,8 @@
 //! every run (their bookkeeping is allocated within the run), while ownrcu's
 //! and sdd's are process-wide (ownrcu keeps up to about 87 KiB of emptied
 //! buffers for reuse, so its first run shows more heap than the later ones:
-//! the medians take the later ones).
+//! the medians take the later ones; `ownrcu` and `ownrcu_atomic` share the
+//! global domain, `ownrcu` runs first in every repetition).
 //!
 //! # Honesty checks (every run)
 //!
@@ -72,11 +78,11 @@
 //! be exactly prefill + inserts − removes, and its marked-but-still-linked
 //! nodes exactly the removes whose node was not yet unlinked (removes −
 //! nodes retired). Then each back-end is driven until all of its garbage is
-//! freed (ownrcu `barrier()`; crossbeam flush-and-repin, then the collector
-//! dropped; seize the collector dropped; sdd new guards with `accelerate()`),
-//! and every node ever allocated must have been dropped exactly once
-//! (allocated == dropped; a destructor poisons its node's key and a second
-//! drop of a still-mapped node panics).
+//! freed (ownrcu and ownrcu_atomic `barrier()`; crossbeam flush-and-repin,
+//! then the collector dropped; seize the collector dropped; sdd new guards
+//! with `accelerate()`), and every node ever allocated must have been
+//! dropped exactly once (allocated == dropped; a destructor poisons its
+//! node's key and a second drop of a still-mapped node panics).
 //!
 //! # Output
 //!
@@ -90,7 +96,7 @@
 //! # Running it
 //!
 //! `cargo bench --bench structures` runs every row with runs of 1 s (8 rows ×
-//! 4 back-ends × 3 repetitions = 96 s of runs plus set-up: about 100 s on a
+//! 5 back-ends × 3 repetitions = 120 s of runs plus set-up: about 125 s on a
 //! 2-core machine). `OWNRCU_BENCH_SECS=0.2` sets the seconds per run (e.g. for
 //! a smoke run), `OWNRCU_BENCH_REPS` the repetitions, and an argument keeps
 //! only the rows whose `structure/mix/threads` contains it
@@ -99,8 +105,9 @@
 //! once, and writes no JSON.
 //!
 //! Progress goes to stderr: each row's per-back-end medians and every run's
-//! throughput, and after each ownrcu run the global domain's own counters
-//! over that run (grace periods, frees, throttle events), for diagnosis only.
+//! throughput, and after each ownrcu and ownrcu_atomic run the global
+//! domain's own counters over that run (grace periods, frees, throttle
+//! events), for diagnosis only.
 //!
 //! # Adding a back-end
 //!
@@ -116,13 +123,14 @@ use std::cmp::Ordering::{Equal, Greater, Less};
 use std::env;
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::mem::{self, ManuallyDrop};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ownrcu::Domain;
+use ownrcu::{Atomic, Detached, Domain, GlobalDomain, Owned, Shared};
 
 // ---------------------------------------------------------------------------
 // Counters: per-thread slots, summed by the monitor.
@@ -302,7 +310,7 @@ impl<B: Backend> Node<B> {
         Self {
             key,
             value: key,
-            next: B::link(B::null()),
+            next: B::null_link(),
         }
     }
 }
@@ -322,6 +330,17 @@ impl<B: Backend> Drop for Node<B> {
 /// implements [`RawReclaim`] instead and gets the link half from the blanket
 /// `impl`; one with its own pointer type (sdd's `AtomicRaw`, or ownrcu's safe
 /// pointer) implements this trait directly.
+///
+/// The link operations are the three writes of the algorithm, not a general
+/// compare-exchange, so that a safe pointer type (ownrcu's `Atomic`, whose
+/// new objects are owned values and whose unlinks hand the object back) can
+/// implement them: [`insert_before`](Backend::insert_before) publishes a
+/// [`New`](Backend::New) node in front of the current one,
+/// [`unlink`](Backend::unlink) swings a link past a marked node and returns
+/// the node to retire, [`mark`](Backend::mark) sets a node's mark; after the
+/// run, [`pop`](Backend::pop) takes the linked nodes out with exclusive
+/// access. On raw pointers each is the compare-exchange (or store) it always
+/// was.
 trait Backend: Sized + Sync + 'static {
     /// The column name in the table and the JSON.
     const NAME: &'static str;
@@ -330,11 +349,19 @@ trait Backend: Sized + Sync + 'static {
     type Handle<'s>;
     /// A read-side critical section.
     type Guard<'h>;
-    /// An atomic link to a node, with a mark bit.
+    /// An atomic link to a node, with a mark bit. Dropping a link (inside a
+    /// dropped node, or the structure's heads) never drops the node it
+    /// points to: nodes are freed by [`retire`](Backend::retire) or
+    /// [`free_now`](Backend::free_now) only.
     type Link: Send + Sync;
     /// A link's value loaded under a guard: valid (if not null) while the
     /// guard lives.
     type Ptr<'g>: Copy + PartialEq;
+    /// A node owned by the caller: allocated and not yet published, or taken
+    /// out of the structure by [`pop`](Backend::pop).
+    type New;
+    /// A node an [`unlink`](Backend::unlink) took out, to be retired.
+    type Unlinked<'g>;
 
     /// The shared state of one run (a fresh collector, where the back-end
     /// has private ones).
@@ -342,44 +369,70 @@ trait Backend: Sized + Sync + 'static {
     fn handle(&self) -> Self::Handle<'_>;
     fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h>;
 
-    fn null<'g>() -> Self::Ptr<'g>;
     fn is_null(p: Self::Ptr<'_>) -> bool;
     fn is_marked(p: Self::Ptr<'_>) -> bool;
     fn unmarked(p: Self::Ptr<'_>) -> Self::Ptr<'_>;
-    /// A new link holding `p`.
-    fn link(p: Self::Ptr<'_>) -> Self::Link;
+    /// A new null link.
+    fn null_link() -> Self::Link;
     /// Allocates a node, not yet published.
-    fn alloc<'g>(node: Node<Self>) -> Self::Ptr<'g>;
+    fn alloc(node: Node<Self>) -> Self::New;
 
     /// Loads a link (Acquire, or what the back-end requires for protection).
-    fn load<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g>;
-    /// Stores into the link of a node nobody else can see yet (Relaxed).
-    fn store_unpublished(link: &Self::Link, p: Self::Ptr<'_>);
-    /// Compare-exchange (Release on success, Relaxed on failure): publishes a
-    /// node or unlinks one.
-    fn cas<'g>(
-        link: &Self::Link,
+    fn load<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g>;
+    /// Publishes `new` in front of `current`: stores `current` into `new`'s
+    /// own link (Relaxed: nobody else sees it yet), then compare-exchanges
+    /// `link` from `current` to `new` (Release on success, Relaxed on
+    /// failure). On failure `new` comes back, still unpublished.
+    fn insert_before<'g>(
+        link: &'g Self::Link,
         current: Self::Ptr<'g>,
-        new: Self::Ptr<'g>,
+        new: Self::New,
         guard: &'g Self::Guard<'_>,
-    ) -> bool;
+    ) -> Result<(), Self::New>;
+    /// Compare-exchanges `link` from `current` to `next` (Release on
+    /// success, Relaxed on failure): the unlink of a marked node. Returns the
+    /// node it unlinked (`current`'s), or `None` if the link had changed.
+    ///
+    /// # Safety
+    /// `current` is not null and was loaded from `link` under `guard`; its
+    /// node is marked (its own link never changes again) and `next` is that
+    /// link's successor, unmarked; `link` is the only live link to
+    /// `current`'s node (so on success no new reader can reach it).
+    unsafe fn unlink<'g>(
+        link: &'g Self::Link,
+        current: Self::Ptr<'g>,
+        next: Self::Ptr<'g>,
+        guard: &'g Self::Guard<'_>,
+    ) -> Option<Self::Unlinked<'g>>;
     /// Sets the mark of an unmarked link (AcqRel), returning its value; `None`
     /// if it was already marked.
-    fn mark<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>>;
+    fn mark<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>>;
 
     /// # Safety
     /// `p` is not null, and was loaded under `'g`'s guard (or is owned).
     unsafe fn deref<'g>(p: Self::Ptr<'g>) -> &'g Node<Self>;
     /// # Safety
-    /// `p` was unlinked by the caller (no new reader can reach it), is
-    /// retired once, and every reader that may hold it is in a section of
-    /// this back-end.
-    unsafe fn retire(p: Self::Ptr<'_>, guard: &Self::Guard<'_>);
+    /// `p` came from [`unlink`](Backend::unlink) (no new reader can reach
+    /// it), is retired once, and every reader that may hold it is in a
+    /// section of this back-end.
+    unsafe fn retire(p: Self::Unlinked<'_>, guard: &Self::Guard<'_>);
     /// Frees a node at once.
     ///
     /// # Safety
-    /// No other thread can reach `p` (never published, or exclusive access).
-    unsafe fn free_now(p: Self::Ptr<'_>);
+    /// No other thread can reach `p`: it was never published, or it was taken
+    /// out by [`pop`](Backend::pop).
+    unsafe fn free_now(p: Self::New);
+    /// With exclusive access: takes the node `link` points to out of the
+    /// structure, moving the node's own link (its successor) into `link`;
+    /// returns the node and whether it was marked, or `None` if `link` is
+    /// null.
+    ///
+    /// # Safety
+    /// No other thread uses the structure any more, and every node still
+    /// linked is linked from exactly one link reachable from the heads (an
+    /// unlink moves the successor's link out of the marked node, which is no
+    /// longer reachable).
+    unsafe fn pop(link: &mut Self::Link, guard: &Self::Guard<'_>) -> Option<(Self::New, bool)>;
 
     /// After the run, with no other thread in the back-end: drives it until
     /// `all_dropped()` holds (every retired node dropped), or panics after
@@ -425,6 +478,8 @@ impl<R: RawReclaim> Backend for R {
     type Guard<'h> = R::Guard<'h>;
     type Link = AtomicPtr<Node<R>>;
     type Ptr<'g> = *mut Node<R>;
+    type New = Box<Node<R>>;
+    type Unlinked<'g> = *mut Node<R>;
 
     fn new() -> Self {
         R::new()
@@ -435,10 +490,6 @@ impl<R: RawReclaim> Backend for R {
     #[inline]
     fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
         R::pin(handle)
-    }
-    #[inline]
-    fn null<'g>() -> Self::Ptr<'g> {
-        std::ptr::null_mut()
     }
     #[inline]
     fn is_null(p: Self::Ptr<'_>) -> bool {
@@ -453,33 +504,44 @@ impl<R: RawReclaim> Backend for R {
         // `wrapping_*` on the pointer keeps its provenance.
         p.cast::<u8>().wrapping_sub(p as usize & MARK).cast()
     }
-    fn link(p: Self::Ptr<'_>) -> Self::Link {
-        AtomicPtr::new(p)
+    fn null_link() -> Self::Link {
+        AtomicPtr::new(std::ptr::null_mut())
     }
     #[inline]
-    fn alloc<'g>(node: Node<Self>) -> Self::Ptr<'g> {
-        Box::into_raw(Box::new(node))
+    fn alloc(node: Node<Self>) -> Self::New {
+        Box::new(node)
     }
     #[inline]
-    fn load<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g> {
+    fn load<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g> {
         R::load(link, guard)
     }
     #[inline]
-    fn store_unpublished(link: &Self::Link, p: Self::Ptr<'_>) {
-        link.store(p, Relaxed);
-    }
-    #[inline]
-    fn cas<'g>(
-        link: &Self::Link,
+    fn insert_before<'g>(
+        link: &'g Self::Link,
         current: Self::Ptr<'g>,
-        new: Self::Ptr<'g>,
+        new: Self::New,
         _guard: &'g Self::Guard<'_>,
-    ) -> bool {
-        link.compare_exchange(current, new, Release, Relaxed)
-            .is_ok()
+    ) -> Result<(), Self::New> {
+        new.next.store(current, Relaxed);
+        let new = Box::into_raw(new);
+        match link.compare_exchange(current, new, Release, Relaxed) {
+            Ok(_) => Ok(()),
+            // SAFETY: from `Box::into_raw` just above, and the exchange
+            // failed, so it was never published: the box is ours again.
+            Err(_) => Err(unsafe { Box::from_raw(new) }),
+        }
     }
     #[inline]
-    fn mark<'g>(link: &Self::Link, _guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
+    unsafe fn unlink<'g>(
+        link: &'g Self::Link,
+        current: Self::Ptr<'g>,
+        next: Self::Ptr<'g>,
+        _guard: &'g Self::Guard<'_>,
+    ) -> Option<Self::Unlinked<'g>> {
+        link.compare_exchange(current, next, Release, Relaxed).ok()
+    }
+    #[inline]
+    fn mark<'g>(link: &'g Self::Link, _guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
         link.fetch_update(AcqRel, Acquire, |p| {
             (p as usize & MARK == 0).then(|| p.cast::<u8>().wrapping_add(MARK).cast())
         })
@@ -492,15 +554,26 @@ impl<R: RawReclaim> Backend for R {
         unsafe { &*p }
     }
     #[inline]
-    unsafe fn retire(p: Self::Ptr<'_>, guard: &Self::Guard<'_>) {
+    unsafe fn retire(p: Self::Unlinked<'_>, guard: &Self::Guard<'_>) {
         // SAFETY: the caller's contract, and every node of a raw back-end
-        // comes from `alloc`'s `Box::into_raw`.
+        // comes from `insert_before`'s `Box::into_raw`.
         unsafe { R::retire(p, guard) }
     }
-    unsafe fn free_now(p: Self::Ptr<'_>) {
-        // SAFETY: from `Box::into_raw`, and unreachable by anyone else (the
-        // caller's contract).
-        drop(unsafe { Box::from_raw(p) });
+    unsafe fn free_now(p: Self::New) {
+        drop(p);
+    }
+    unsafe fn pop(link: &mut Self::Link, _guard: &Self::Guard<'_>) -> Option<(Self::New, bool)> {
+        let p = Self::unmarked(*link.get_mut());
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: every linked node comes from `insert_before`'s
+        // `Box::into_raw`, and `link` is its only link still reachable, used
+        // by no other thread (the caller's contract): the box is ours.
+        let mut node = unsafe { Box::from_raw(p) };
+        let next = *node.next.get_mut();
+        *link.get_mut() = next;
+        Some((node, Self::is_marked(next)))
     }
     fn drain(self, all_dropped: &dyn Fn() -> bool) {
         R::drain(self, all_dropped);
@@ -540,32 +613,160 @@ impl RawReclaim for Ownrcu {
         unsafe { Domain::global().retire_raw(p) }
     }
     fn drain(self, all_dropped: &dyn Fn() -> bool) {
-        let (a, b) = (self.0, Domain::global().stats());
-        let (t, u) = (a.throttle, b.throttle);
-        eprintln!(
-            "  ownrcu's own counters over the run (diagnosis only): retired {}, freed {} \
-             (amortized {}, backpressure {}), pending at the end {}, grace periods {} \
-             (started {}), throttle: over_bound {}, early grace periods {}, freed inline {}, \
-             waits {}, exceeded {}; peak_pending since start-up {}",
-            b.retired - a.retired,
-            b.freed - a.freed,
-            b.freed_by.amortized - a.freed_by.amortized,
-            b.freed_by.backpressure - a.freed_by.backpressure,
-            b.pending,
-            b.grace_periods - a.grace_periods,
-            b.grace_periods_started - a.grace_periods_started,
-            u.over_bound - t.over_bound,
-            u.grace_periods_started - t.grace_periods_started,
-            u.freed_inline - t.freed_inline,
-            u.waits - t.waits,
-            u.exceeded - t.exceeded,
-            b.peak_pending,
-        );
-        let start = Instant::now();
-        while !all_dropped() {
-            Domain::global().barrier();
-            drain_deadline(start, <Self as RawReclaim>::NAME);
+        ownrcu_drain(<Self as RawReclaim>::NAME, self.0, all_dropped);
+    }
+}
+
+/// The drain of the back-ends on ownrcu's global domain: prints the domain's
+/// own counters since `a` (diagnosis only), then `barrier()` until every
+/// node is dropped.
+fn ownrcu_drain(name: &str, a: ownrcu::Stats, all_dropped: &dyn Fn() -> bool) {
+    let b = Domain::global().stats();
+    let (t, u) = (a.throttle, b.throttle);
+    eprintln!(
+        "  {name}: ownrcu's own counters over the run (diagnosis only): retired {}, freed {} \
+         (amortized {}, backpressure {}), pending at the end {}, grace periods {} \
+         (started {}), throttle: over_bound {}, early grace periods {}, freed inline {}, \
+         waits {}, exceeded {}; peak_pending since start-up {}",
+        b.retired - a.retired,
+        b.freed - a.freed,
+        b.freed_by.amortized - a.freed_by.amortized,
+        b.freed_by.backpressure - a.freed_by.backpressure,
+        b.pending,
+        b.grace_periods - a.grace_periods,
+        b.grace_periods_started - a.grace_periods_started,
+        u.over_bound - t.over_bound,
+        u.grace_periods_started - t.grace_periods_started,
+        u.freed_inline - t.freed_inline,
+        u.waits - t.waits,
+        u.exceeded - t.exceeded,
+        b.peak_pending,
+    );
+    let start = Instant::now();
+    while !all_dropped() {
+        Domain::global().barrier();
+        drain_deadline(start, name);
+    }
+}
+
+/// ownrcu's safe RCU pointer: links are `Atomic<Node, GlobalDomain>` (one
+/// word, like the raw back-ends' `AtomicPtr`, so the node is 24 bytes too;
+/// bound to `Domain::global()`, default settings), in `ManuallyDrop`, as in
+/// `examples/map.rs` (after an unlink the successor's link has moved to the
+/// predecessor, so a node's drop must not drop its successor). Guards as
+/// `ownrcu`. A new node is an `Owned`, published by `Atomic::insert_before`;
+/// the mark is `Atomic::fetch_or`; an unlink is the `unsafe`
+/// `Atomic::compare_exchange_unlink`, whose `Detached` is retired with
+/// `Detached::retire()` (which is `Domain::retire_raw` on the global domain);
+/// the teardown takes nodes out with `Atomic::into_inner` (exclusive access,
+/// no `unsafe`). Drained as `ownrcu`.
+///
+/// What the pointer type costs over `ownrcu`, by design: its orderings are
+/// fixed, so its compare-exchanges are AcqRel/Acquire where the raw
+/// back-ends use Release/Relaxed (the same instruction on x86-64), and the
+/// mark is a compare-exchange loop that also writes when the node is already
+/// marked; every operation checks that the guard is of the global domain (a
+/// compare of the guard's domain id with 0); `insert_before` checks that the
+/// node's link lies inside the node and is null.
+struct OwnrcuAtomic(ownrcu::Stats);
+
+impl Backend for OwnrcuAtomic {
+    const NAME: &'static str = "ownrcu_atomic";
+    type Handle<'s> = &'static Domain;
+    type Guard<'h> = ownrcu::Guard<'static>;
+    type Link = ManuallyDrop<Atomic<Node<Self>, GlobalDomain>>;
+    type Ptr<'g> = Shared<'g, Node<Self>>;
+    type New = Owned<Node<Self>>;
+    type Unlinked<'g> = Detached<'static, Node<Self>>;
+
+    fn new() -> Self {
+        OwnrcuAtomic(Domain::global().stats())
+    }
+    fn handle(&self) -> Self::Handle<'_> {
+        Domain::global()
+    }
+    #[inline]
+    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        handle.read()
+    }
+    #[inline]
+    fn is_null(p: Self::Ptr<'_>) -> bool {
+        p.is_null()
+    }
+    #[inline]
+    fn is_marked(p: Self::Ptr<'_>) -> bool {
+        p.tag() & MARK != 0
+    }
+    #[inline]
+    fn unmarked(p: Self::Ptr<'_>) -> Self::Ptr<'_> {
+        p.with_tag(0)
+    }
+    fn null_link() -> Self::Link {
+        ManuallyDrop::new(Atomic::null_global())
+    }
+    #[inline]
+    fn alloc(node: Node<Self>) -> Self::New {
+        Owned::new(node)
+    }
+    #[inline]
+    fn load<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g> {
+        link.load(guard)
+    }
+    #[inline]
+    fn insert_before<'g>(
+        link: &'g Self::Link,
+        current: Self::Ptr<'g>,
+        new: Self::New,
+        guard: &'g Self::Guard<'_>,
+    ) -> Result<(), Self::New> {
+        link.insert_before(current, new, |n| &n.next, guard)
+            .map_err(|err| err.new)
+    }
+    #[inline]
+    unsafe fn unlink<'g>(
+        link: &'g Self::Link,
+        current: Self::Ptr<'g>,
+        next: Self::Ptr<'g>,
+        guard: &'g Self::Guard<'_>,
+    ) -> Option<Self::Unlinked<'g>> {
+        // SAFETY: `compare_exchange_unlink`'s contract, from ours: 1. the
+        // other link to `next`'s node is the `next` of `current`'s node,
+        // which is in `ManuallyDrop` (`Link`) and marked, so no exchange on
+        // it succeeds again (every exchange expects an unmarked value, and
+        // the mark is never cleared) and `pop` never reaches it once
+        // `current` is unlinked; 2. `link` is the only live link to
+        // `current`'s node, so once it points past the node no reader that
+        // starts now can reach it.
+        match unsafe { link.compare_exchange_unlink(current, next, guard) } {
+            Ok(unlinked) => Some(unlinked.expect("`current` is not null")),
+            Err(_) => None,
         }
+    }
+    #[inline]
+    fn mark<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
+        let before = link.fetch_or(MARK, guard);
+        (!Self::is_marked(before)).then_some(before)
+    }
+    #[inline]
+    unsafe fn deref<'g>(p: Self::Ptr<'g>) -> &'g Node<Self> {
+        // No `unsafe` needed: a `Shared` is valid for its guard and link.
+        p.as_ref().expect("deref of a null link")
+    }
+    #[inline]
+    unsafe fn retire(p: Self::Unlinked<'_>, _guard: &Self::Guard<'_>) {
+        p.retire();
+    }
+    unsafe fn free_now(p: Self::New) {
+        drop(p);
+    }
+    unsafe fn pop(link: &mut Self::Link, guard: &Self::Guard<'_>) -> Option<(Self::New, bool)> {
+        let mut node = mem::take(&mut **link).into_inner()?;
+        let was_marked = Self::is_marked(node.next.load(guard));
+        **link = mem::take(&mut *node.next);
+        Some((node, was_marked))
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        ownrcu_drain(Self::NAME, self.0, all_dropped);
     }
 }
 
@@ -674,6 +875,8 @@ impl Backend for Sdd {
     type Guard<'h> = sdd::Guard;
     type Link = sdd::AtomicRaw<Node<Sdd>>;
     type Ptr<'g> = sdd::RawPtr<'g, Node<Sdd>>;
+    type New = sdd::Owned<Node<Sdd>>;
+    type Unlinked<'g> = sdd::RawPtr<'g, Node<Sdd>>;
 
     fn new() -> Self {
         Sdd
@@ -682,10 +885,6 @@ impl Backend for Sdd {
     #[inline]
     fn pin<'h>(_handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
         sdd::Guard::new()
-    }
-    #[inline]
-    fn null<'g>() -> Self::Ptr<'g> {
-        sdd::RawPtr::null()
     }
     #[inline]
     fn is_null(p: Self::Ptr<'_>) -> bool {
@@ -699,33 +898,46 @@ impl Backend for Sdd {
     fn unmarked(p: Self::Ptr<'_>) -> Self::Ptr<'_> {
         p.without_tag()
     }
-    fn link(p: Self::Ptr<'_>) -> Self::Link {
-        sdd::AtomicRaw::new(p)
+    fn null_link() -> Self::Link {
+        sdd::AtomicRaw::null()
     }
     #[inline]
-    fn alloc<'g>(node: Node<Self>) -> Self::Ptr<'g> {
-        sdd::Owned::new(node).into_raw()
+    fn alloc(node: Node<Self>) -> Self::New {
+        sdd::Owned::new(node)
     }
     #[inline]
-    fn load<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g> {
+    fn load<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g> {
         link.load(Acquire, guard)
     }
     #[inline]
-    fn store_unpublished(link: &Self::Link, p: Self::Ptr<'_>) {
-        link.store(p, Relaxed);
-    }
-    #[inline]
-    fn cas<'g>(
-        link: &Self::Link,
+    fn insert_before<'g>(
+        link: &'g Self::Link,
         current: Self::Ptr<'g>,
-        new: Self::Ptr<'g>,
+        new: Self::New,
         guard: &'g Self::Guard<'_>,
-    ) -> bool {
-        link.compare_exchange(current, new, Release, Relaxed, guard)
-            .is_ok()
+    ) -> Result<(), Self::New> {
+        new.next.store(current, Relaxed);
+        let new = new.into_raw();
+        match link.compare_exchange(current, new, Release, Relaxed, guard) {
+            Ok(_) => Ok(()),
+            // SAFETY: from `Owned::into_raw` just above, and the exchange
+            // failed, so it was never published: this `Owned` is unique.
+            Err(_) => Err(unsafe { sdd::Owned::from_raw(new) }.expect("a new node is not null")),
+        }
     }
     #[inline]
-    fn mark<'g>(link: &Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
+    unsafe fn unlink<'g>(
+        link: &'g Self::Link,
+        current: Self::Ptr<'g>,
+        next: Self::Ptr<'g>,
+        guard: &'g Self::Guard<'_>,
+    ) -> Option<Self::Unlinked<'g>> {
+        link.compare_exchange(current, next, Release, Relaxed, guard)
+            .ok()
+            .map(|_| current)
+    }
+    #[inline]
+    fn mark<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
         link.fetch_update(
             AcqRel,
             Acquire,
@@ -743,22 +955,30 @@ impl Backend for Sdd {
         ptr.as_ref().expect("deref of a null link")
     }
     #[inline]
-    unsafe fn retire(p: Self::Ptr<'_>, _guard: &Self::Guard<'_>) {
+    unsafe fn retire(p: Self::Unlinked<'_>, _guard: &Self::Guard<'_>) {
         // SAFETY: `p` came from `Owned::into_raw` and is unlinked by the
         // caller, who retires it once: this `Owned` is unique, and dropping
         // it hands the node to sdd's collector, which frees it once no guard
         // that could have loaded it is alive.
         drop(unsafe { sdd::Owned::from_raw(p) });
     }
-    unsafe fn free_now(p: Self::Ptr<'_>) {
-        // SAFETY: from `Owned::into_raw`, unreachable by any other thread
-        // and by any `Ptr` still in use (the caller's contract): the
-        // `Owned` is unique and may be dropped in place.
-        unsafe {
-            sdd::Owned::from_raw(p)
-                .expect("free of a null link")
-                .drop_in_place();
-        }
+    unsafe fn free_now(p: Self::New) {
+        // SAFETY: unreachable by any other thread and by any `Ptr` still in
+        // use (never published, or taken out by `pop` with exclusive access:
+        // the caller's contract), so the `Owned` may be dropped in place
+        // instead of being handed to the collector.
+        unsafe { p.drop_in_place() };
+    }
+    unsafe fn pop(link: &mut Self::Link, guard: &Self::Guard<'_>) -> Option<(Self::New, bool)> {
+        // Relaxed: the workers were joined, which orders their writes before.
+        let p = link.load(Relaxed, guard).without_tag();
+        // SAFETY: from `Owned::into_raw` (`insert_before`), and `link` is its
+        // only link still reachable, used by no other thread (the caller's
+        // contract): this `Owned` is unique.
+        let node = unsafe { sdd::Owned::from_raw(p) }?;
+        let next = node.next.load(Relaxed, guard);
+        link.store(next, Relaxed);
+        Some((node, Self::is_marked(next)))
     }
     fn drain(self, all_dropped: &dyn Fn() -> bool) {
         let start = Instant::now();
@@ -780,7 +1000,7 @@ impl Backend for Sdd {
 /// # Safety
 /// As [`Backend::retire`].
 #[inline]
-unsafe fn retire<B: Backend>(p: B::Ptr<'_>, guard: &B::Guard<'_>) {
+unsafe fn retire<B: Backend>(p: B::Unlinked<'_>, guard: &B::Guard<'_>) {
     slot().retired.fetch_add(1, Release);
     // SAFETY: the caller's contract.
     unsafe { B::retire(p, guard) }
@@ -790,7 +1010,7 @@ unsafe fn retire<B: Backend>(p: B::Ptr<'_>, guard: &B::Guard<'_>) {
 ///
 /// # Safety
 /// As [`Backend::free_now`].
-unsafe fn free_now<B: Backend>(p: B::Ptr<'_>) {
+unsafe fn free_now<B: Backend>(p: B::New) {
     slot().freed_now.fetch_add(1, Release);
     // SAFETY: the caller's contract.
     unsafe { B::free_now(p) }
@@ -812,7 +1032,7 @@ struct Set<B: Backend> {
 impl<B: Backend> Set<B> {
     fn new(buckets: usize) -> Self {
         Self {
-            heads: (0..buckets).map(|_| B::link(B::null())).collect(),
+            heads: (0..buckets).map(|_| B::null_link()).collect(),
         }
     }
 
@@ -843,14 +1063,20 @@ impl<B: Backend> Set<B> {
             if B::is_marked(next) {
                 // `curr` is logically deleted: unlink it from `prev`.
                 let next = B::unmarked(next);
-                if !B::cas(prev, curr, next, guard) {
+                // SAFETY: `curr` is not null and was loaded from `prev`
+                // under `guard`; its node is marked (a marked node's link
+                // never changes again: every exchange expects an unmarked
+                // value, and the mark is never cleared) and `next` is its
+                // successor, unmarked; `prev` is the only live link to it
+                // (insertions link a node from one link, unlinks move that
+                // link on).
+                let Some(unlinked) = (unsafe { B::unlink(prev, curr, next, guard) }) else {
                     return Err(());
-                }
-                // SAFETY: our compare-exchange unlinked `curr` (a marked
-                // node's link never changes again, so nobody can link it
-                // back), exactly once; all readers use this back-end's
-                // guards.
-                unsafe { retire::<B>(curr, guard) };
+                };
+                // SAFETY: our unlink took `curr` out (nobody can link it
+                // back, see above), exactly once; all readers use this
+                // back-end's guards.
+                unsafe { retire::<B>(unlinked, guard) };
                 curr = next;
                 continue;
             }
@@ -896,11 +1122,10 @@ impl<B: Backend> Set<B> {
                 }
                 return false;
             }
-            let node = *new.get_or_insert_with(|| B::alloc(Node::new(key)));
-            // SAFETY: our own node, not yet published.
-            B::store_unpublished(&unsafe { B::deref(node) }.next, cursor.curr);
-            if B::cas(cursor.prev, cursor.curr, node, guard) {
-                return true;
+            let node = new.take().unwrap_or_else(|| B::alloc(Node::new(key)));
+            match B::insert_before(cursor.prev, cursor.curr, node, guard) {
+                Ok(()) => return true,
+                Err(node) => new = Some(node),
             }
         }
     }
@@ -922,10 +1147,14 @@ impl<B: Backend> Set<B> {
             let Some(next) = B::mark(&node.next, guard) else {
                 continue;
             };
-            if B::cas(cursor.prev, cursor.curr, next, guard) {
-                // SAFETY: our compare-exchange unlinked the node we marked,
-                // once; it is not touched afterwards.
-                unsafe { retire::<B>(cursor.curr, guard) };
+            // SAFETY: `cursor.curr` is not null (found) and was loaded from
+            // `cursor.prev` under `guard`; we just marked its node, and
+            // `next` is the successor we marked over, unmarked; `cursor.prev`
+            // is its only live link (as in `find`).
+            if let Some(unlinked) = unsafe { B::unlink(cursor.prev, cursor.curr, next, guard) } {
+                // SAFETY: our unlink took the node we marked out, once; it
+                // is not touched afterwards.
+                unsafe { retire::<B>(unlinked, guard) };
             }
             // Otherwise a later search unlinks and retires it.
             return true;
@@ -934,23 +1163,23 @@ impl<B: Backend> Set<B> {
 
     /// With exclusive access (no worker left): frees every node still
     /// linked, returning (unmarked, marked) counts.
-    fn teardown(self, handle: &B::Handle<'_>) -> (usize, usize) {
+    fn teardown(mut self, handle: &B::Handle<'_>) -> (usize, usize) {
         let (mut live, mut marked) = (0, 0);
         let guard = B::pin(handle);
-        for head in self.heads.iter() {
-            let mut curr = B::load(head, &guard);
-            while !B::is_null(curr) {
-                // SAFETY: linked, and nothing is freed by anyone else now.
-                let next = B::load(&unsafe { B::deref(curr) }.next, &guard);
-                if B::is_marked(next) {
+        for head in self.heads.iter_mut() {
+            // SAFETY: no other thread uses the structure any more (the
+            // workers were joined), and each linked node is linked from one
+            // link reachable from the heads (insertions link a node from one
+            // link; unlinks move the successor's link out of the marked node,
+            // which is then unreachable from here).
+            while let Some((node, was_marked)) = unsafe { B::pop(head, &guard) } {
+                if was_marked {
                     marked += 1;
                 } else {
                     live += 1;
                 }
-                // SAFETY: no other thread uses the structure any more; we
-                // read `next` first and never come back to `curr`.
-                unsafe { free_now::<B>(curr) };
-                curr = B::unmarked(next);
+                // SAFETY: `pop` took it out with exclusive access.
+                unsafe { free_now::<B>(node) };
             }
         }
         (live, marked)
@@ -1216,9 +1445,11 @@ fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) 
 type RunFn = fn(Shape, Mix, usize, Duration) -> Run;
 
 /// The back-ends, in column order: add a back-end here. `ownrcu` is the
-/// subject; the others are the peers its ratios compare with.
-const BACKENDS: [(&str, RunFn); 4] = [
+/// subject; `ownrcu_atomic` (named `ownrcu...`) is not a peer; the others
+/// are the peers its ratios compare with.
+const BACKENDS: [(&str, RunFn); 5] = [
     (<Ownrcu as Backend>::NAME, run_once::<Ownrcu>),
+    (<OwnrcuAtomic as Backend>::NAME, run_once::<OwnrcuAtomic>),
     (<Crossbeam as Backend>::NAME, run_once::<Crossbeam>),
     (<Seize as Backend>::NAME, run_once::<Seize>),
     (<Sdd as Backend>::NAME, run_once::<Sdd>),
