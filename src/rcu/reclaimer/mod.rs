@@ -30,7 +30,7 @@ mod thread;
 #[cfg(loom)]
 pub use doorbell::{Doorbell, Sleeper};
 
-use crate::internal::Inner;
+use crate::rcu::machine::Inner;
 
 /// The process-wide reclaimer thread: the switch that real-time and
 /// embedded users (and tests that need exact counts) turn it off with.

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::fence;
-use crate::retired::{Bag, DropRun, Reclaim, Slot, BAG_CAP};
+use crate::rcu::fence;
+use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot, BAG_CAP};
 use crate::sync::{AtomicBool, AtomicU64, UnsafeCell};
 use core::sync::atomic::AtomicUsize as StdAtomicUsize;
 

@@ -35,8 +35,8 @@
 use core::cell::{Cell, RefCell};
 use core::ptr;
 
-use crate::internal::Inner;
-use crate::record::Record;
+use crate::rcu::machine::Inner;
+use crate::rcu::record::Record;
 use crate::sync::Arc;
 
 /// What a thread has registered, and hands back when it exits.
@@ -196,7 +196,7 @@ impl Drop for Registry {
         let _ = CACHE.try_with(cache_clear);
         #[cfg(not(loom))]
         if let Some(rec) = ptr::NonNull::new(self.global.get().cast_mut()) {
-            let inner = &crate::domain::GLOBAL_INNER;
+            let inner = &crate::rcu::domain::GLOBAL_INNER;
             // SAFETY: we own the record and this thread will not use it
             // again through the registry; a guard still alive keeps it, as
             // an orphan that guard releases.
@@ -236,7 +236,7 @@ pub(crate) fn global_record() -> Option<&'static Record> {
 fn register_global() -> Option<&'static Record> {
     REGISTRY
         .try_with(|registry| {
-            let rec: *const Record = crate::domain::GLOBAL_INNER.claim();
+            let rec: *const Record = crate::rcu::domain::GLOBAL_INNER.claim();
             registry.global.set(rec);
             GLOBAL.with(|g| g.set(rec));
             // SAFETY: global records are never freed.

@@ -51,13 +51,13 @@ pub(crate) use throttle::Throttled;
 #[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use visit::{Served, Visit, Visited};
 
-use crate::config::Config;
-use crate::fence;
-use crate::record::Record;
-use crate::retired::{Bag, DropRun, Reclaim, Slot};
-use crate::stats::{FreedBy, OwnerCounters, Stats};
+use crate::rcu::config::Config;
+use crate::rcu::fence;
+use crate::rcu::record::Record;
+use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot};
+use crate::rcu::stats::{FreedBy, OwnerCounters, Stats};
+use crate::rcu::unwind::{may_free, FirstPanic};
 use crate::sync::{Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
-use crate::unwind::{may_free, FirstPanic};
 
 /// Work waiting for a grace period.
 struct Waiting {
@@ -444,7 +444,7 @@ impl Inner {
             }
             self.has_completed(&st)
         };
-        crate::reclaimer::notify(self);
+        crate::rcu::reclaimer::notify(self);
         self.after_registration(ready);
     }
 
@@ -494,7 +494,7 @@ impl Inner {
             self.advance(&mut st);
             self.has_completed(&st)
         };
-        crate::reclaimer::notify(self);
+        crate::rcu::reclaimer::notify(self);
         self.after_registration(ready);
     }
 
@@ -575,7 +575,7 @@ impl Inner {
         st.unstarted_units += 1;
         self.advance(&mut st);
         drop(st);
-        crate::reclaimer::notify(self);
+        crate::rcu::reclaimer::notify(self);
         gp
     }
 
@@ -681,7 +681,7 @@ impl Inner {
         let _freeing = if path.waits_for_lock() {
             // We would wait for the `freeing` lock our own caller holds.
             assert!(
-                !crate::local::is_freeing(self.id),
+                !crate::rcu::local::is_freeing(self.id),
                 "ownrcu: Domain::barrier() called from a destructor that the same domain is \
                  running; it would wait for itself: call it after the destructor returns"
             );
@@ -692,7 +692,7 @@ impl Inner {
                 None => return 0,
             }
         };
-        let _mark = crate::local::freeing(self.id);
+        let _mark = crate::rcu::local::freeing(self.id);
         let mut left = budget;
         let mut total = 0;
         let mut first_panic = FirstPanic::default();

@@ -4,7 +4,7 @@
 //! # Invariants
 //!
 //! - A retirement that leaves its domain (or its owner) past the bound
-//!   ([`Config`](crate::config::Config)) pays in the documented steps:
+//!   ([`Config`](crate::rcu::config::Config)) pays in the documented steps:
 //!   start a grace period now, free completed work inline (waiting for a
 //!   thread that is freeing), then wait for that grace period for at most
 //!   `max_wait` and free again. It never waits for a reader longer than
@@ -31,9 +31,9 @@ use core::time::Duration;
 use crossbeam_utils::Backoff;
 
 use super::{lock, Inner, Path, State, COLLECT_BUDGET};
-use crate::record::Record;
-use crate::stats::Throttle;
-use crate::unwind::may_free;
+use crate::rcu::record::Record;
+use crate::rcu::stats::Throttle;
+use crate::rcu::unwind::may_free;
 
 /// Backpressure events (statistics only).
 #[derive(Debug, Default)]
@@ -110,7 +110,7 @@ impl Inner {
         let queue = queue.unwrap_or(&own);
         let c = &self.counters.throttle;
         c.over_bound.fetch_add(1, Relaxed);
-        if !may_free() || crate::local::is_freeing_any() {
+        if !may_free() || crate::rcu::local::is_freeing_any() {
             c.exceeded.fetch_add(1, Relaxed);
             return;
         }
@@ -122,7 +122,7 @@ impl Inner {
         // section), but it frees what is complete, as an amortized free
         // would: without that, a writer that always retires inside its
         // sections would never free anything once past the bound.
-        if crate::local::in_section(self) {
+        if crate::rcu::local::in_section(self) {
             c.freed_inline
                 .fetch_add(queue.free_inline(false) as u64, Relaxed);
             if queue.over_bound() {

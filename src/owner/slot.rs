@@ -16,9 +16,9 @@ use core::ops::Deref;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
-use crate::owner::{Read, User};
-use crate::pending::Pending;
-use crate::retired::{Single, Typed};
+use crate::owner::handle::{Read, User};
+use crate::owner::pending::Pending;
+use crate::rcu::retired::{Single, Typed};
 use crate::sync::AtomicPtr;
 
 /// The owner a [`Slot`] or an [`Array`](crate::Array) belongs to: the first

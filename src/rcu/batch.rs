@@ -8,7 +8,7 @@
 
 use core::ptr::NonNull;
 
-use crate::retired::Typed;
+use crate::rcu::retired::Typed;
 use crate::Domain;
 
 /// Objects of one type collected locally and handed to the domain as **one**

@@ -25,9 +25,9 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Weak;
 
 use super::{lock, Inner, Path};
-use crate::fence;
-use crate::record::Record;
-use crate::unwind::FirstPanic;
+use crate::rcu::fence;
+use crate::rcu::record::Record;
+use crate::rcu::unwind::FirstPanic;
 
 /// An owner's queue of retired objects, which the reclaimer visits along
 /// with the owner's domain (implemented by the owner layer).

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::{self, JoinHandle};
 
 use super::doorbell::Doorbell;
-use crate::internal::{Inner, Visit, Visited};
+use crate::rcu::machine::{Inner, Visit, Visited};
 
 /// Wakes (or starts) the thread; see module `doorbell`.
 static DOORBELL: Doorbell<JoinHandle<()>> = Doorbell::new();
@@ -42,7 +42,7 @@ impl core::ops::Deref for Alive {
     type Target = Inner;
     fn deref(&self) -> &Inner {
         match self {
-            Alive::Global => &crate::domain::GLOBAL_INNER,
+            Alive::Global => &crate::rcu::domain::GLOBAL_INNER,
             Alive::Owned(inner) => inner,
         }
     }
@@ -179,7 +179,7 @@ fn first_period() -> Duration {
         .iter()
         .filter_map(|t| t.upgrade().map(|inner| inner.config().time_bound / 2))
         .min()
-        .unwrap_or(crate::config::DEFAULT_TIME_BOUND / 2)
+        .unwrap_or(crate::rcu::config::DEFAULT_TIME_BOUND / 2)
 }
 
 /// Visits every served domain once; returns how long to sleep before the

@@ -9,11 +9,11 @@
 
 use core::sync::atomic::Ordering::{AcqRel, Relaxed};
 
-use crate::config::{Config, DomainBuilder};
-use crate::internal::Inner;
-use crate::local;
-use crate::record::Record;
-use crate::retired::{drop_run, slot_of};
+use crate::rcu::config::{Config, DomainBuilder};
+use crate::rcu::local;
+use crate::rcu::machine::Inner;
+use crate::rcu::record::Record;
+use crate::rcu::retired::{drop_run, slot_of};
 use crate::sync::Arc;
 use crate::{Batch, Guard, Stats};
 
@@ -276,7 +276,7 @@ impl Domain {
     #[inline]
     pub unsafe fn retire_raw<T: ?Sized + Send + 'static>(&self, ptr: *mut T) {
         let slot = slot_of(ptr);
-        let drop = drop_run::<T> as crate::retired::DropRun;
+        let drop = drop_run::<T> as crate::rcu::retired::DropRun;
         let rec = self.record();
         if let Some(rec) = rec {
             // SAFETY: we are the record's owner; the caller's obligations
@@ -566,7 +566,7 @@ impl Clone for Domain {
             #[cfg(not(loom))]
             Repr::Global => Self { repr: Repr::Global },
             Repr::Owned(inner, id) => {
-                crate::unwind::check_count(inner.handles.fetch_add(1, Relaxed));
+                crate::rcu::unwind::check_count(inner.handles.fetch_add(1, Relaxed));
                 Self {
                     repr: Repr::Owned(inner.clone(), *id),
                 }

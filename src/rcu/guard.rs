@@ -10,7 +10,7 @@
 
 use core::marker::PhantomData;
 
-use crate::record::Record;
+use crate::rcu::record::Record;
 use crate::Domain;
 
 /// A read-side critical section of a [`Domain`], from [`Domain::read`].
@@ -78,7 +78,7 @@ impl<'d> Guard<'d> {
     pub(crate) fn enter(domain: &'d Domain) -> Self {
         let record = match domain.record() {
             Some(record) => record,
-            None => crate::local::temporary_record(domain.inner()),
+            None => crate::rcu::local::temporary_record(domain.inner()),
         };
         record.enter(&domain.inner().epoch);
         Self {
@@ -101,7 +101,7 @@ impl Drop for Guard<'_> {
             // SAFETY: the record is this thread's, kept outside its registry
             // for the sections this guard was the last of, which has just
             // ended.
-            unsafe { crate::local::release_temporary(self.domain.inner(), self.record) };
+            unsafe { crate::rcu::local::release_temporary(self.domain.inner(), self.record) };
         }
     }
 }
