@@ -71,7 +71,8 @@ pub use atomic::{
 };
 pub use owner::array::{Array, ArrayWriter, Removed};
 pub use owner::handle::{Exclusive, Holder, Read, User};
-pub use owner::slot::{OwnerBatch, Slot, Unlinked};
+pub use owner::slot::Slot;
+pub use owner::unlinked::{OwnerBatch, Unlinked};
 pub use rcu::batch::Batch;
 pub use rcu::config::{DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_TIME_BOUND};
 pub use rcu::domain::{Domain, GracePeriod};

@@ -30,11 +30,10 @@ use core::ops::{Bound, RangeBounds};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
+use crate::owner::binding::Binding;
 use crate::owner::handle::{Read, User};
 use crate::owner::pending::Pending;
-use crate::owner::slot::Binding;
-use crate::rcu::retired::{Reclaim, Single, Typed};
-use crate::rcu::unwind::FirstPanic;
+use crate::rcu::for_owners::{FirstPanic, Reclaim, Single, Typed};
 use crate::sync::{AtomicPtr, Mutex, MutexGuard};
 
 /// One published version: pointers to boxed objects, owned by the array
@@ -220,7 +219,7 @@ impl<T: Send + Sync + 'static> Array<T> {
         let owner = user.pending();
         self.owner.bind(owner);
         // Poisoning is ignored, as in `write`.
-        let lock = crate::rcu::machine::try_lock(&self.writer)?;
+        let lock = crate::rcu::for_owners::try_lock(&self.writer)?;
         Some(self.writer_with(owner, lock))
     }
 

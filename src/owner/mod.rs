@@ -2,6 +2,8 @@
 //! on the RCU core.
 
 pub(crate) mod array;
+pub(crate) mod binding;
 pub(crate) mod handle;
 pub(crate) mod pending;
 pub(crate) mod slot;
+pub(crate) mod unlinked;

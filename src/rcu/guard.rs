@@ -113,3 +113,28 @@ impl core::fmt::Debug for Guard<'_> {
             .finish()
     }
 }
+
+/// `Domain::read` lives here, with the guard it makes, so that `domain`
+/// does not depend on this module.
+impl Domain {
+    /// Enters a read-side critical section.
+    ///
+    /// Objects reachable when the section starts stay valid until the guard
+    /// drops. Sections nest; entering and leaving is wait-free and allocates
+    /// nothing after the thread's first use of the domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let outer = domain.read();
+    /// let inner = domain.read(); // nested
+    /// drop(inner);
+    /// drop(outer);
+    /// ```
+    #[inline]
+    #[must_use = "the read section ends when the guard is dropped"]
+    pub fn read(&self) -> Guard<'_> {
+        Guard::enter(self)
+    }
+}

@@ -4,6 +4,7 @@ pub(crate) mod batch;
 pub(crate) mod config;
 pub(crate) mod domain;
 pub(crate) mod fence;
+pub(crate) mod freeing;
 pub(crate) mod guard;
 pub(crate) mod local;
 pub(crate) mod machine;
@@ -12,3 +13,39 @@ pub(crate) mod record;
 pub(crate) mod retired;
 pub(crate) mod stats;
 pub(crate) mod unwind;
+
+/// The core's interface to the owner layer (`src/owner/`): everything the
+/// owner layer uses of the core, besides the public types (`Domain`,
+/// `Guard`, `OwnerStats`, ...) and `crate::sync`. Nothing in `src/owner/`
+/// names another module of the core.
+///
+/// An owner keeps its retired objects in its own queue, but its grace
+/// periods, pacing, backpressure and reclaimer visits are its domain's. It
+/// reaches its domain's state ([`Inner`]) through `Domain::inner`, and uses
+/// of it only:
+///
+/// - registration: `register_owned` (counts a unit toward starting a grace
+///   period and returns the one it waits for), `is_complete`, `wait_for`,
+///   `hurry`;
+/// - backpressure: `throttle(Some(queue))` with the queue as
+///   [`Throttled`], and `config` (the bounds);
+/// - the reclaimer: `serve` (the queue as [`Served`], visited with the
+///   domain; a visit says [`Visited`]) and [`notify`] after a registration;
+/// - statistics: `owner_counters` ([`OwnerCounters`], summed into the
+///   domain's [`OwnerStats`]).
+///
+/// Besides: [`try_lock`] (ignoring poisoning, as the core does),
+/// [`COLLECT_BUDGET`] (the most objects one retirement frees), the units of
+/// work ([`Reclaim`], [`Single`], [`Typed`]), the "freeing" marks of owner
+/// queues ([`owner_freeing`], [`is_owner_freeing`]), [`in_section`], and
+/// the panic and count helpers ([`FirstPanic`], [`may_free`],
+/// [`check_count`]).
+pub(crate) mod for_owners {
+    pub(crate) use super::freeing::{is_owner_freeing, owner_freeing};
+    pub(crate) use super::local::in_section;
+    pub(crate) use super::machine::{try_lock, Inner, Served, Throttled, COLLECT_BUDGET};
+    pub(crate) use super::reclaimer::{notify, Visited};
+    pub(crate) use super::retired::{Reclaim, Single, Typed};
+    pub(crate) use super::stats::{OwnerCounters, OwnerStats};
+    pub(crate) use super::unwind::{check_count, may_free, FirstPanic};
+}

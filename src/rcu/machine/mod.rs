@@ -49,10 +49,11 @@ mod throttle;
 mod visit;
 pub(crate) use throttle::Throttled;
 #[cfg_attr(loom, allow(unused_imports))]
-pub(crate) use visit::{Served, Visit, Visited};
+pub(crate) use visit::Served;
 
 use crate::rcu::config::Config;
 use crate::rcu::fence;
+use crate::rcu::local::DomainState;
 use crate::rcu::record::Record;
 use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot};
 use crate::rcu::stats::{FreedBy, OwnerCounters, Stats};
@@ -233,6 +234,10 @@ pub(crate) struct Inner {
     /// The owner queues the reclaimer visits along with this domain.
     served_owners: Mutex<Vec<std::sync::Weak<dyn Served>>>,
 }
+
+/// The global domain's state, built at compile time, never torn down.
+#[cfg(not(loom))]
+pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
 
 // SAFETY: the raw record pointers are to records owned by this domain and
 // only shared through the atomic list; all other state is atomics or behind
@@ -681,7 +686,7 @@ impl Inner {
         let _freeing = if path.waits_for_lock() {
             // We would wait for the `freeing` lock our own caller holds.
             assert!(
-                !crate::rcu::local::is_freeing(self.id),
+                !crate::rcu::freeing::is_freeing(self.id),
                 "ownrcu: Domain::barrier() called from a destructor that the same domain is \
                  running; it would wait for itself: call it after the destructor returns"
             );
@@ -692,7 +697,7 @@ impl Inner {
                 None => return 0,
             }
         };
-        let _mark = crate::rcu::local::freeing(self.id);
+        let _mark = crate::rcu::freeing::freeing(self.id);
         let mut left = budget;
         let mut total = 0;
         let mut first_panic = FirstPanic::default();
@@ -848,6 +853,25 @@ impl Drop for Inner {
             let rec = unsafe { Box::from_raw(cur) };
             cur = rec.next.cast_mut();
         }
+    }
+}
+
+/// Per-thread registration (module `local`) claims and releases records
+/// through this.
+impl DomainState for Inner {
+    #[inline(always)]
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn is_dead(&self) -> bool {
+        self.dead.load(Relaxed)
+    }
+    fn claim(&self) -> &Record {
+        Inner::claim(self)
+    }
+    unsafe fn release(&self, rec: &Record) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { Inner::release(self, rec) }
     }
 }
 

@@ -110,7 +110,7 @@ impl Inner {
         let queue = queue.unwrap_or(&own);
         let c = &self.counters.throttle;
         c.over_bound.fetch_add(1, Relaxed);
-        if !may_free() || crate::rcu::local::is_freeing_any() {
+        if !may_free() || crate::rcu::freeing::is_freeing_any() {
             c.exceeded.fetch_add(1, Relaxed);
             return;
         }
@@ -122,7 +122,7 @@ impl Inner {
         // section), but it frees what is complete, as an amortized free
         // would: without that, a writer that always retires inside its
         // sections would never free anything once past the bound.
-        if crate::rcu::local::in_section(self) {
+        if crate::rcu::local::in_section(self.id) {
             c.freed_inline
                 .fetch_add(queue.free_inline(false) as u64, Relaxed);
             if queue.over_bound() {
