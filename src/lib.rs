@@ -61,6 +61,13 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+// The crate in two layers (see each folder's `mod.rs`): `rcu`, the RCU
+// core (domains and their grace-period machine), and `owner`, owners built
+// on it, which use the core only through `rcu::for_owners`. `atomic` (the
+// pointer type for plain domains) stays at the top, apart from both: it is
+// a client of the public API only (`Domain`, `Guard`, `Batch`, and
+// `crate::sync`), like a user's crate, so it belongs to neither layer.
+// `sync` is the loom shim that every layer imports.
 mod atomic;
 mod owner;
 mod rcu;

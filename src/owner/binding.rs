@@ -14,7 +14,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use crate::owner::pending::Pending;
 use crate::sync::AtomicPtr;
 
-/// The owner a [`Slot`] or an [`Array`](crate::Array) belongs to: the first
+/// The owner a [`Slot`](crate::Slot) or an [`Array`](crate::Array) belongs to: the first
 /// owner that reads or writes it through a handle.
 pub(crate) struct Binding(AtomicPtr<Pending>);
 

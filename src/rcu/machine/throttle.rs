@@ -30,42 +30,10 @@ use core::time::Duration;
 
 use crossbeam_utils::Backoff;
 
-use super::{lock, Inner, Path, State, COLLECT_BUDGET};
+use super::counters::Path;
+use super::state::{lock, Inner, State, COLLECT_BUDGET};
 use crate::rcu::record::Record;
-use crate::rcu::stats::Throttle;
 use crate::rcu::unwind::may_free;
-
-/// Backpressure events (statistics only).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    over_bound: StdAtomicU64,
-    grace_periods_started: StdAtomicU64,
-    freed_inline: StdAtomicU64,
-    waits: StdAtomicU64,
-    exceeded: StdAtomicU64,
-}
-
-impl Counters {
-    pub(crate) const fn new() -> Self {
-        Self {
-            over_bound: StdAtomicU64::new(0),
-            grace_periods_started: StdAtomicU64::new(0),
-            freed_inline: StdAtomicU64::new(0),
-            waits: StdAtomicU64::new(0),
-            exceeded: StdAtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn snapshot(&self) -> Throttle {
-        Throttle {
-            over_bound: self.over_bound.load(Relaxed),
-            grace_periods_started: self.grace_periods_started.load(Relaxed),
-            freed_inline: self.freed_inline.load(Relaxed),
-            waits: self.waits.load(Relaxed),
-            exceeded: self.exceeded.load(Relaxed),
-        }
-    }
-}
 
 /// Where a throttled registration went: the domain's own queue, or an
 /// owner's.

@@ -26,24 +26,16 @@ use core::time::Duration;
 
 use std::sync::Weak;
 
-use super::{lock, Inner, Path};
+use super::counters::Path;
+#[cfg(not(loom))]
+use super::state::GLOBAL_INNER;
+use super::state::{lock, Inner, Served};
 use crate::rcu::fence;
 #[cfg(not(loom))]
 use crate::rcu::reclaimer::Target;
 use crate::rcu::reclaimer::{ServedDomain, Visit, Visited};
 use crate::rcu::record::Record;
 use crate::rcu::unwind::FirstPanic;
-
-/// An owner's queue of retired objects, which the reclaimer visits along
-/// with the owner's domain (implemented by the owner layer).
-pub(crate) trait Served: Send + Sync {
-    /// Frees the queue's completed units, unless another thread is freeing
-    /// them; a destructor's panic is kept for the owner's next `barrier`
-    /// or direct free. Never waits for a reader.
-    fn visit(&self, inner: &Inner) -> Visited;
-    /// Whether units wait in the queue (`Work`) or not (`Idle`).
-    fn has_work(&self) -> Visited;
-}
 
 fn address(rec: &Record) -> usize {
     rec as *const Record as usize
@@ -174,7 +166,7 @@ impl ServedDomain for Inner {
     #[cfg(not(loom))]
     fn target(&self) -> Target {
         if self.id == 0 {
-            Target::Global(&super::GLOBAL_INNER)
+            Target::Global(&GLOBAL_INNER)
         } else {
             Target::Owned(self.this.clone())
         }
