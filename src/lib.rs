@@ -61,40 +61,34 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-mod array;
+// The crate in two layers (see each folder's `mod.rs`): `rcu`, the RCU
+// core (domains and their grace-period machine), and `owner`, owners built
+// on it, which use the core only through `rcu::for_owners`. `atomic` (the
+// pointer type for plain domains) stays at the top, apart from both: it is
+// a client of the public API only (`Domain`, `Guard`, `Batch`, and
+// `crate::sync`), like a user's crate, so it belongs to neither layer.
+// `sync` is the loom shim that every layer imports.
 mod atomic;
-mod batch;
-mod config;
-mod domain;
-mod fence;
-mod guard;
-mod internal;
-mod local;
 mod owner;
-mod pending;
-mod reclaimer;
-mod record;
-mod retired;
-mod slot;
-mod stats;
+mod rcu;
 mod sync;
-mod unwind;
 
-pub use array::{Array, ArrayWriter, Removed};
 pub use atomic::{
     AnyDomain, Atomic, CompareExchangeError, Detached, DomainBinding, GlobalDomain, Owned, Shared,
 };
-pub use batch::Batch;
-pub use config::{DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_TIME_BOUND};
-pub use domain::{Domain, GracePeriod};
-pub use fence::uses_membarrier;
-pub use guard::Guard;
-pub use owner::{Exclusive, Holder, Read, User};
-pub use reclaimer::Reclaimer;
+pub use owner::array::{Array, ArrayWriter, Removed};
+pub use owner::handle::{Exclusive, Holder, Read, User};
+pub use owner::slot::Slot;
+pub use owner::unlinked::{OwnerBatch, Unlinked};
+pub use rcu::batch::Batch;
+pub use rcu::config::{DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_TIME_BOUND};
+pub use rcu::domain::{Domain, GracePeriod};
+pub use rcu::fence::uses_membarrier;
+pub use rcu::guard::Guard;
+pub use rcu::reclaimer::Reclaimer;
 /// The reclaimer's wake-up protocol, public in loom builds only, for
 /// `tests/loom/reclaimer.rs`.
 #[cfg(loom)]
 #[doc(hidden)]
-pub use reclaimer::{Doorbell, Sleeper};
-pub use slot::{OwnerBatch, Slot, Unlinked};
-pub use stats::{FreedBy, OwnerStats, Stats, Throttle};
+pub use rcu::reclaimer::{Doorbell, Sleeper};
+pub use rcu::stats::{FreedBy, OwnerStats, Stats, Throttle};

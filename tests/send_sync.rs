@@ -1,7 +1,7 @@
 //! Which public types are `Send` and `Sync`, pinned: a change to any of
 //! them fails to compile here (the negative cases are `compile_fail`
-//! doctests: `Guard` and `Read` in src/guard.rs, `Batch` in src/batch.rs,
-//! `OwnerBatch` in src/slot.rs, `ArrayWriter` in src/array.rs).
+//! doctests: `Guard` and `Read` in src/rcu/guard.rs, `Batch` in src/rcu/batch.rs,
+//! `OwnerBatch` in src/owner/slot.rs, `ArrayWriter` in src/owner/array.rs).
 
 use ownrcu::{
     Array, Batch, Domain, DomainBuilder, Exclusive, FreedBy, GracePeriod, Holder, OwnerBatch,

@@ -8,7 +8,7 @@ use loom::thread;
 
 use ownrcu::{Domain, Slot, User};
 
-/// `COLLECT_BUDGET` under loom (`src/internal.rs`, crate-private, so copied:
+/// `COLLECT_BUDGET` under loom (`src/rcu/machine/state.rs`, crate-private, so copied:
 /// keep the two in step): the most objects one registration's collect frees.
 const COLLECT_BUDGET: usize = 8;
 

@@ -1,4 +1,4 @@
-//! The reclaimer's doorbell (`src/reclaimer/doorbell.rs`): registrations
+//! The reclaimer's doorbell (`src/rcu/reclaimer/doorbell.rs`): registrations
 //! that make work visible under a lock and then ring never leave the
 //! reclaimer asleep with work waiting (no lost wake-up), and only one ring
 //! starts the thread. A lost wake-up shows as a loom deadlock: the

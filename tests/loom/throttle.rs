@@ -5,7 +5,7 @@
 //! concurrent `barrier`: nothing is freed early, nothing twice, nothing lost,
 //! and the throttle counters tell the path taken.
 //!
-//! What every model here relies on (under loom, `src/internal.rs`): a
+//! What every model here relies on (under loom, `src/rcu/machine/state.rs`): a
 //! registration of one object or more starts its grace period at once
 //! (`GP_OBJECTS` = 1), unless the previous one is still running. The reader
 //! never drives grace periods (leaving a section is one store; its thread's

@@ -31,20 +31,79 @@
 //!   read section" panics hold in thread-local destructors too. An entry is
 //!   followed only when its id is that of a domain the caller borrows (so
 //!   alive); a leaked guard's entry may outlive its domain, unfollowed.
+//! - This module never names the grace-period machine: what it needs of a
+//!   domain's state (claim and release a record, its id, whether it was
+//!   torn down) is the [`DomainState`] trait, which the machine implements.
+//!   The hot paths ([`record`], [`global_record`]) are generic over it, so
+//!   a cache hit makes no dynamic call; only the cold paths (registration,
+//!   lookup, thread exit) go through `dyn DomainState`.
 
 use core::cell::{Cell, RefCell};
 use core::ptr;
 
-use crate::internal::Inner;
-use crate::record::Record;
+use crate::rcu::record::Record;
 use crate::sync::Arc;
+
+/// What this module needs of a domain's state (implemented by the
+/// grace-period machine).
+pub(crate) trait DomainState: 'static {
+    /// Unique among all domains ever created; 0 is the global domain.
+    fn id(&self) -> u64;
+    /// Whether the domain was torn down.
+    fn is_dead(&self) -> bool;
+    /// Claims a free record, or adds a new one. The caller owns it until
+    /// [`DomainState::release`].
+    fn claim(&self) -> &Record;
+    /// Hands over a record's bag and, unless a read section of it is still
+    /// alive, frees the record for another thread: returns whether it did.
+    ///
+    /// # Safety
+    ///
+    /// Called by the record's owner, which will not use it again (except to
+    /// end the sections still alive, and then release it).
+    unsafe fn release(&self, rec: &Record) -> bool;
+}
+
+/// A registration's hold on a user-created domain's state, which keeps the
+/// domain's records alive.
+#[cfg(not(loom))]
+type Hold = Arc<dyn DomainState>;
+/// loom's `Arc` cannot be unsized: under loom a box around one.
+#[cfg(loom)]
+type Hold = Box<dyn DomainState>;
+
+#[cfg(loom)]
+impl<D: DomainState> DomainState for Arc<D> {
+    fn id(&self) -> u64 {
+        (**self).id()
+    }
+    fn is_dead(&self) -> bool {
+        (**self).is_dead()
+    }
+    fn claim(&self) -> &Record {
+        (**self).claim()
+    }
+    unsafe fn release(&self, rec: &Record) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).release(rec) }
+    }
+}
+
+fn hold<D: DomainState>(inner: &Arc<D>) -> Hold {
+    #[cfg(not(loom))]
+    return inner.clone();
+    #[cfg(loom)]
+    return Box::new(inner.clone());
+}
 
 /// What a thread has registered, and hands back when it exits.
 struct Registry {
+    /// This thread's record in the global domain, and that domain's state.
     #[cfg(not(loom))]
-    global: Cell<*const Record>,
-    /// Every user-created domain this thread registered with.
-    domains: RefCell<Vec<(Arc<Inner>, *const Record)>>,
+    global: Cell<(*const Record, Option<&'static dyn DomainState>)>,
+    /// Every user-created domain this thread registered with: its id, its
+    /// state and this thread's record.
+    domains: RefCell<Vec<(u64, Hold, *const Record)>>,
 }
 
 const NO_DOMAIN: (u64, *const Record) = (u64::MAX, ptr::null());
@@ -72,17 +131,12 @@ fn cache_clear(cache: &Cache) {
 #[cfg(not(loom))]
 std::thread_local! {
     static REGISTRY: Registry = const {
-        Registry { global: Cell::new(ptr::null()), domains: RefCell::new(Vec::new()) }
+        Registry { global: Cell::new((ptr::null(), None)), domains: RefCell::new(Vec::new()) }
     };
     /// This thread's record in the global domain, or null.
     static GLOBAL: Cell<*const Record> = const { Cell::new(ptr::null()) };
     /// Ids and records of the user-created domains used last.
     static CACHE: Cache = const { [const { Cell::new(NO_DOMAIN) }; CACHE_WAYS] };
-    /// Id of the domain whose destructors this thread is running, if any.
-    static FREEING: Cell<u64> = const { Cell::new(u64::MAX) };
-    /// Address of the owner queue whose destructors this thread is running,
-    /// or 0.
-    static OWNER_FREEING: Cell<usize> = const { Cell::new(0) };
     /// This thread's orphan records (see the module invariants), or null.
     static ORPHANS: Cell<*mut Orphans> = const { Cell::new(ptr::null_mut()) };
 }
@@ -90,8 +144,6 @@ std::thread_local! {
 loom::thread_local! {
     static REGISTRY: Registry = Registry { domains: RefCell::new(Vec::new()) };
     static CACHE: Cache = [const { Cell::new(NO_DOMAIN) }; CACHE_WAYS];
-    static FREEING: Cell<u64> = Cell::new(u64::MAX);
-    static OWNER_FREEING: Cell<usize> = Cell::new(0);
     static ORPHANS: Cell<*mut Orphans> = Cell::new(ptr::null_mut());
 }
 
@@ -99,55 +151,19 @@ loom::thread_local! {
 /// while non-empty only.
 type Orphans = Vec<(u64, *const Record)>;
 
-/// Marks this thread as running destructors of domain `id` until the
-/// returned value drops (scopes nest: the previous mark comes back).
-pub(crate) fn freeing(id: u64) -> impl Drop {
-    let previous = FREEING.try_with(|f| f.replace(id)).unwrap_or(u64::MAX);
-    scopeguard::guard(previous, |previous| {
-        let _ = FREEING.try_with(|f| f.set(previous));
-    })
-}
-
-/// Whether this thread is running destructors of domain `id`.
-pub(crate) fn is_freeing(id: u64) -> bool {
-    FREEING.try_with(|f| f.get() == id).unwrap_or(false)
-}
-
-/// Whether this thread is running destructors of any domain or owner (it
-/// holds that one's `freeing` lock).
-pub(crate) fn is_freeing_any() -> bool {
-    let domain = FREEING.try_with(|f| f.get() != u64::MAX).unwrap_or(false);
-    domain || OWNER_FREEING.try_with(|f| f.get() != 0).unwrap_or(false)
-}
-
-/// Marks this thread as running destructors of the owner whose queue lives
-/// at `owner` until the returned value drops (scopes nest).
-pub(crate) fn owner_freeing(owner: usize) -> impl Drop {
-    let previous = OWNER_FREEING.try_with(|f| f.replace(owner)).unwrap_or(0);
-    scopeguard::guard(previous, |previous| {
-        let _ = OWNER_FREEING.try_with(|f| f.set(previous));
-    })
-}
-
-/// Whether this thread is running destructors of the owner at `owner`.
-pub(crate) fn is_owner_freeing(owner: usize) -> bool {
-    OWNER_FREEING
-        .try_with(|f| f.get() == owner)
-        .unwrap_or(false)
-}
-
 impl Registry {
     #[cold]
-    fn register(&self, inner: &Arc<Inner>) -> *const Record {
+    fn register<D: DomainState>(&self, inner: &Arc<D>) -> *const Record {
+        let id = inner.id();
         let mut domains = self.domains.borrow_mut();
-        let rec = match domains.iter().find(|(d, _)| d.id == inner.id) {
-            Some(&(_, rec)) => rec,
+        let rec = match domains.iter().find(|&&(d, _, _)| d == id) {
+            Some(&(_, _, rec)) => rec,
             None => {
                 // Drop registrations with domains torn down meanwhile (their
                 // records hold nothing), so a long-lived thread that uses many
                 // short-lived domains does not keep them all.
-                domains.retain(|(d, rec)| {
-                    let dead = d.dead.load(core::sync::atomic::Ordering::Relaxed);
+                domains.retain(|(_, d, rec)| {
+                    let dead = d.is_dead();
                     if dead {
                         // SAFETY: we own `rec` and never use it again (it is
                         // not the cached one: that domain is alive).
@@ -156,25 +172,25 @@ impl Registry {
                     !dead
                 });
                 let rec: *const Record = inner.claim();
-                domains.push((inner.clone(), rec));
+                domains.push((id, hold(inner), rec));
                 rec
             }
         };
-        CACHE.with(|c| cache_insert(c, inner.id, rec));
+        CACHE.with(|c| cache_insert(c, id, rec));
         rec
     }
 
-    /// This thread's record in `inner`, if it has one (never registers).
-    fn find(&self, inner: &Inner) -> *const Record {
+    /// This thread's record in domain `id`, if it has one (never registers).
+    fn find(&self, id: u64) -> *const Record {
         #[cfg(not(loom))]
-        if inner.id == 0 {
-            return self.global.get();
+        if id == 0 {
+            return self.global.get().0;
         }
         let domains = self.domains.borrow();
         domains
             .iter()
-            .find(|(d, _)| d.id == inner.id)
-            .map_or(ptr::null(), |&(_, rec)| rec)
+            .find(|&&(d, _, _)| d == id)
+            .map_or(ptr::null(), |&(_, _, rec)| rec)
     }
 }
 
@@ -195,23 +211,24 @@ impl Drop for Registry {
         // `CACHE` may already be gone (and then nothing can read it).
         let _ = CACHE.try_with(cache_clear);
         #[cfg(not(loom))]
-        if let Some(rec) = ptr::NonNull::new(self.global.get().cast_mut()) {
-            let inner = &crate::domain::GLOBAL_INNER;
-            // SAFETY: we own the record and this thread will not use it
-            // again through the registry; a guard still alive keeps it, as
-            // an orphan that guard releases.
-            if !unsafe { inner.release(rec.as_ref()) } {
-                // SAFETY: global records are never freed.
-                adopt(inner.id, unsafe { rec.as_ref() });
+        if let (rec, Some(inner)) = self.global.get() {
+            if let Some(rec) = ptr::NonNull::new(rec.cast_mut()) {
+                // SAFETY: we own the record and this thread will not use it
+                // again through the registry; a guard still alive keeps it,
+                // as an orphan that guard releases.
+                if !unsafe { inner.release(rec.as_ref()) } {
+                    // SAFETY: global records are never freed.
+                    adopt(inner.id(), unsafe { rec.as_ref() });
+                }
             }
         }
-        for (inner, rec) in self.domains.get_mut().drain(..) {
-            // SAFETY: as above; the Arc keeps the record valid.
+        for (id, inner, rec) in self.domains.get_mut().drain(..) {
+            // SAFETY: as above; the hold keeps the record valid.
             if !unsafe { inner.release(&*rec) } {
                 // SAFETY: a guard of `inner` is alive (its section is open),
                 // and it borrows a handle, which keeps `inner` and its
                 // records alive until that guard releases the record.
-                adopt(inner.id, unsafe { &*rec });
+                adopt(id, unsafe { &*rec });
             }
         }
     }
@@ -221,10 +238,10 @@ impl Drop for Registry {
 /// `None` while the thread's locals are being destroyed.
 #[cfg(not(loom))]
 #[inline(always)]
-pub(crate) fn global_record() -> Option<&'static Record> {
+pub(crate) fn global_record<D: DomainState>(global: &'static D) -> Option<&'static Record> {
     let rec = GLOBAL.with(Cell::get);
     if rec.is_null() {
-        return register_global();
+        return register_global(global);
     }
     // SAFETY: global records are never freed, and `GLOBAL` is non-null only
     // while this thread owns the record.
@@ -233,11 +250,11 @@ pub(crate) fn global_record() -> Option<&'static Record> {
 
 #[cfg(not(loom))]
 #[cold]
-fn register_global() -> Option<&'static Record> {
+fn register_global(global: &'static dyn DomainState) -> Option<&'static Record> {
     REGISTRY
         .try_with(|registry| {
-            let rec: *const Record = crate::domain::GLOBAL_INNER.claim();
-            registry.global.set(rec);
+            let rec: *const Record = global.claim();
+            registry.global.set((rec, Some(global)));
             GLOBAL.with(|g| g.set(rec));
             // SAFETY: global records are never freed.
             unsafe { &*rec }
@@ -248,7 +265,7 @@ fn register_global() -> Option<&'static Record> {
 /// This thread's record in the user-created domain `id`, registering on
 /// first use. `None` while the thread's locals are being destroyed.
 #[inline(always)]
-pub(crate) fn record(inner: &Arc<Inner>, id: u64) -> Option<&Record> {
+pub(crate) fn record<D: DomainState>(inner: &Arc<D>, id: u64) -> Option<&Record> {
     let rec = CACHE.with(|cache| {
         // Unrolled by the compiler: a compare per entry, in order.
         for entry in cache {
@@ -268,7 +285,7 @@ pub(crate) fn record(inner: &Arc<Inner>, id: u64) -> Option<&Record> {
 }
 
 #[cold]
-fn register(inner: &Arc<Inner>) -> Option<&Record> {
+fn register<D: DomainState>(inner: &Arc<D>) -> Option<&Record> {
     REGISTRY
         .try_with(|registry| registry.register(inner))
         .ok()
@@ -276,20 +293,23 @@ fn register(inner: &Arc<Inner>) -> Option<&Record> {
         .map(|rec| unsafe { &*rec })
 }
 
-/// Whether this thread is inside a read section of `inner`.
-pub(crate) fn in_section(inner: &Inner) -> bool {
+/// Whether this thread is inside a read section of domain `id`, which the
+/// caller borrows.
+pub(crate) fn in_section(id: u64) -> bool {
     let registered = REGISTRY
         .try_with(|registry| {
-            let rec = registry.find(inner);
-            // SAFETY: a record found for `inner` lives as long as `inner`.
+            let rec = registry.find(id);
+            // SAFETY: a record found for domain `id` lives as long as that
+            // domain, which the caller borrows.
             !rec.is_null() && unsafe { (*rec).in_section() }
         })
         .unwrap_or(false);
-    registered || orphans_in_section(inner)
+    registered || orphans_in_section(id)
 }
 
-/// Whether an orphan record of this thread in `inner` is in a section.
-fn orphans_in_section(inner: &Inner) -> bool {
+/// Whether an orphan record of this thread in domain `inner` (borrowed by
+/// the caller) is in a section.
+fn orphans_in_section(inner: u64) -> bool {
     ORPHANS
         .try_with(|orphans| {
             let list = orphans.get();
@@ -300,7 +320,7 @@ fn orphans_in_section(inner: &Inner) -> bool {
             list.iter().any(|&(id, rec)| {
                 // SAFETY: the record is of domain `id`, which is `inner`,
                 // which the caller borrows: alive, and so are its records.
-                id == inner.id && unsafe { (*rec).in_section() }
+                id == inner && unsafe { (*rec).in_section() }
             })
         })
         .unwrap_or(false)
@@ -310,9 +330,9 @@ fn orphans_in_section(inner: &Inner) -> bool {
 /// (or being destroyed): an orphan until that guard's drop releases it
 /// ([`release_temporary`]).
 #[cold]
-pub(crate) fn temporary_record(inner: &Inner) -> &Record {
+pub(crate) fn temporary_record<D: DomainState>(inner: &D) -> &Record {
     let rec = inner.claim();
-    adopt(inner.id, rec);
+    adopt(inner.id(), rec);
     rec
 }
 
@@ -342,7 +362,7 @@ fn adopt(id: u64, rec: &Record) {
 /// `rec` is a record of `inner` that this thread owns as an orphan, and no
 /// section of it is alive.
 #[cold]
-pub(crate) unsafe fn release_temporary(inner: &Inner, rec: &Record) {
+pub(crate) unsafe fn release_temporary<D: DomainState>(inner: &D, rec: &Record) {
     let _ = ORPHANS.try_with(|orphans| {
         let list = orphans.get();
         if list.is_null() {
@@ -352,7 +372,8 @@ pub(crate) unsafe fn release_temporary(inner: &Inner, rec: &Record) {
         let entries = unsafe { &mut *list };
         // By id too: a leaked guard's entry may name a freed record whose
         // address a record of another domain now has.
-        let mine = |&(id, r): &(u64, *const Record)| id == inner.id && ptr::eq(r, rec);
+        let domain = inner.id();
+        let mine = |&(id, r): &(u64, *const Record)| id == domain && ptr::eq(r, rec);
         if let Some(at) = entries.iter().position(mine) {
             entries.swap_remove(at);
         }

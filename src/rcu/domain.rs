@@ -3,30 +3,29 @@
 //! # Invariants
 //!
 //! - A user-created domain counts its handles (`Domain` values). When the
-//!   last one drops, no [`Guard`] can exist (every guard borrows a handle), so
+//!   last one drops, no [`Guard`](crate::Guard) can exist (every guard borrows a handle), so
 //!   everything still retired is freed directly, with no grace period.
 //! - The global domain is never torn down.
 
 use core::sync::atomic::Ordering::{AcqRel, Relaxed};
 
-use crate::config::{Config, DomainBuilder};
-use crate::internal::Inner;
-use crate::local;
-use crate::record::Record;
-use crate::retired::{drop_run, slot_of};
-use crate::sync::Arc;
-use crate::{Batch, Guard, Stats};
-
+use crate::rcu::config::{Config, DomainBuilder};
+use crate::rcu::local;
+use crate::rcu::machine::Inner;
 #[cfg(not(loom))]
-pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
+use crate::rcu::machine::GLOBAL_INNER;
+use crate::rcu::record::Record;
+use crate::rcu::retired::{drop_run, slot_of};
+use crate::sync::Arc;
+use crate::Stats;
 
 /// An RCU domain: read-side critical sections, and reclamation of objects
 /// retired while readers may still see them.
 ///
-/// Readers call [`read`](Domain::read) and hold the [`Guard`] while they use
+/// Readers call [`read`](Domain::read) and hold the [`Guard`](crate::Guard) while they use
 /// shared objects. Writers unlink an object so no *new* reader can find it,
 /// then retire it ([`retire`](Domain::retire), [`retire_raw`](Domain::retire_raw),
-/// [`defer`](Domain::defer), or a [`Batch`]); it is freed only after a grace
+/// [`defer`](Domain::defer), or a [`Batch`](crate::Batch)); it is freed only after a grace
 /// period, once every reader that could have seen it has left its section.
 ///
 /// There is a process-wide [`Domain::global`], and any number of independent
@@ -37,7 +36,7 @@ pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
 ///
 /// Destructors run on threads that call into the domain: a
 /// [`retire`](Domain::retire) that fills its thread's buffer (one call in
-/// 128) and a [`Batch::drain`] each free at most 1024 objects whose grace
+/// 128) and a [`Batch::drain`](crate::Batch::drain) each free at most 1024 objects whose grace
 /// period has completed; [`collect`](Domain::collect) frees what is ready
 /// without blocking; [`barrier`](Domain::barrier) frees everything it
 /// waited for; dropping the last handle of a user-created domain frees
@@ -52,7 +51,7 @@ pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
 /// and batches wait for one, when work has waited a time bound, or when
 /// someone waits ([`synchronize`], [`barrier`], [`GracePeriod`] polling) or
 /// hurries ([`hurry`], [`retire_hurry`](Domain::retire_hurry),
-/// [`Batch::drain_hurry`]).
+/// [`Batch::drain_hurry`](crate::Batch::drain_hurry)).
 ///
 /// [`Reclaimer`]: crate::Reclaimer
 ///
@@ -197,30 +196,9 @@ impl Domain {
     pub(crate) fn record(&self) -> Option<&Record> {
         match &self.repr {
             #[cfg(not(loom))]
-            Repr::Global => local::global_record(),
+            Repr::Global => local::global_record(&GLOBAL_INNER),
             Repr::Owned(inner, id) => local::record(inner, *id),
         }
-    }
-
-    /// Enters a read-side critical section.
-    ///
-    /// Objects reachable when the section starts stay valid until the guard
-    /// drops. Sections nest; entering and leaving is wait-free and allocates
-    /// nothing after the thread's first use of the domain.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let domain = ownrcu::Domain::new();
-    /// let outer = domain.read();
-    /// let inner = domain.read(); // nested
-    /// drop(inner);
-    /// drop(outer);
-    /// ```
-    #[inline]
-    #[must_use = "the read section ends when the guard is dropped"]
-    pub fn read(&self) -> Guard<'_> {
-        Guard::enter(self)
     }
 
     /// Retires a boxed object: it is dropped after a grace period.
@@ -276,7 +254,7 @@ impl Domain {
     #[inline]
     pub unsafe fn retire_raw<T: ?Sized + Send + 'static>(&self, ptr: *mut T) {
         let slot = slot_of(ptr);
-        let drop = drop_run::<T> as crate::retired::DropRun;
+        let drop = drop_run::<T> as crate::rcu::retired::DropRun;
         let rec = self.record();
         if let Some(rec) = rec {
             // SAFETY: we are the record's owner; the caller's obligations
@@ -381,24 +359,6 @@ impl Domain {
             }
         }
         self.retire(Box::new(Deferred(Some(f))));
-    }
-
-    /// Starts an empty batch for objects of type `T` (see [`Batch`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let domain = ownrcu::Domain::new();
-    /// let mut batch = domain.batch();
-    /// for i in 0..100_u64 {
-    ///     batch.push(Box::new(i));
-    /// }
-    /// batch.drain(); // one grace-period registration for all 100
-    /// domain.barrier();
-    /// assert_eq!(domain.stats().batches, 1);
-    /// ```
-    pub fn batch<T: ?Sized + Send + 'static>(&self) -> Batch<'_, T> {
-        Batch::new(self)
     }
 
     /// Blocks until a full grace period has passed: every read section that
@@ -546,7 +506,7 @@ impl Domain {
 
     fn assert_not_reading(&self, what: &str) {
         assert!(
-            !local::in_section(self.inner()),
+            !local::in_section(self.inner().id),
             "ownrcu: Domain::{what}() called inside a read-side critical section of the same \
              domain; it would wait for that section, which waits for it: drop the guard first"
         );
@@ -566,7 +526,7 @@ impl Clone for Domain {
             #[cfg(not(loom))]
             Repr::Global => Self { repr: Repr::Global },
             Repr::Owned(inner, id) => {
-                crate::unwind::check_count(inner.handles.fetch_add(1, Relaxed));
+                crate::rcu::unwind::check_count(inner.handles.fetch_add(1, Relaxed));
                 Self {
                     repr: Repr::Owned(inner.clone(), *id),
                 }
@@ -611,4 +571,13 @@ impl core::fmt::Debug for Domain {
 pub struct GracePeriod {
     domain: u64,
     gp: u64,
+}
+
+/// The builder's last step lives here, next to the handle it makes, so that
+/// `config` (the builder) does not depend on this module.
+impl DomainBuilder {
+    /// The domain.
+    pub fn build(self) -> Domain {
+        Domain::with_config(self.config)
+    }
 }

@@ -10,7 +10,7 @@
 
 use core::marker::PhantomData;
 
-use crate::record::Record;
+use crate::rcu::record::Record;
 use crate::Domain;
 
 /// A read-side critical section of a [`Domain`], from [`Domain::read`].
@@ -78,7 +78,7 @@ impl<'d> Guard<'d> {
     pub(crate) fn enter(domain: &'d Domain) -> Self {
         let record = match domain.record() {
             Some(record) => record,
-            None => crate::local::temporary_record(domain.inner()),
+            None => crate::rcu::local::temporary_record(domain.inner()),
         };
         record.enter(&domain.inner().epoch);
         Self {
@@ -101,7 +101,7 @@ impl Drop for Guard<'_> {
             // SAFETY: the record is this thread's, kept outside its registry
             // for the sections this guard was the last of, which has just
             // ended.
-            unsafe { crate::local::release_temporary(self.domain.inner(), self.record) };
+            unsafe { crate::rcu::local::release_temporary(self.domain.inner(), self.record) };
         }
     }
 }
@@ -111,5 +111,30 @@ impl core::fmt::Debug for Guard<'_> {
         f.debug_struct("Guard")
             .field("domain", self.domain)
             .finish()
+    }
+}
+
+/// `Domain::read` lives here, with the guard it makes, so that `domain`
+/// does not depend on this module.
+impl Domain {
+    /// Enters a read-side critical section.
+    ///
+    /// Objects reachable when the section starts stay valid until the guard
+    /// drops. Sections nest; entering and leaving is wait-free and allocates
+    /// nothing after the thread's first use of the domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let outer = domain.read();
+    /// let inner = domain.read(); // nested
+    /// drop(inner);
+    /// drop(outer);
+    /// ```
+    #[inline]
+    #[must_use = "the read section ends when the guard is dropped"]
+    pub fn read(&self) -> Guard<'_> {
+        Guard::enter(self)
     }
 }

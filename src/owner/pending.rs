@@ -41,11 +41,11 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::internal::{try_lock, Inner, Served, Throttled, Visited, COLLECT_BUDGET};
-use crate::retired::Reclaim;
-use crate::stats::{OwnerCounters, OwnerStats};
+use crate::rcu::for_owners::{
+    may_free, try_lock, FirstPanic, Inner, OwnerCounters, OwnerStats, Reclaim, Served, Throttled,
+    Visited, COLLECT_BUDGET,
+};
 use crate::sync::{Mutex, MutexGuard};
-use crate::unwind::{may_free, FirstPanic};
 use crate::Domain;
 
 /// An owner's domain handle and its queue of retired objects.
@@ -149,7 +149,7 @@ impl Pending {
             queue.units.push_back((gp, unit));
         }
         // After the push, outside the queue lock (module `reclaimer`).
-        crate::reclaimer::notify(inner);
+        crate::rcu::for_owners::notify(inner);
     }
 
     /// Frees up to `budget` objects whose grace period has completed, unless
@@ -161,7 +161,7 @@ impl Pending {
         }
         let q = &*self.queue;
         if let Some(_freeing) = try_lock(&q.freeing) {
-            let _mark = crate::local::owner_freeing(q.key());
+            let _mark = crate::rcu::for_owners::owner_freeing(q.key());
             q.collect_locked(self.inner(), budget, u64::MAX);
         }
     }
@@ -194,7 +194,7 @@ impl Pending {
     pub(crate) fn barrier(&self) {
         let (q, inner) = (&*self.queue, self.inner());
         assert!(
-            !crate::local::is_owner_freeing(q.key()),
+            !crate::rcu::for_owners::is_owner_freeing(q.key()),
             "ownrcu: User::barrier() called from a destructor that the same owner is \
              running; it would wait for itself: call it after the destructor returns"
         );
@@ -213,7 +213,7 @@ impl Pending {
         // goes back to the front, still complete, and the next round goes on
         // with it.
         let _freeing = lock(&q.freeing);
-        let _mark = crate::local::owner_freeing(q.key());
+        let _mark = crate::rcu::for_owners::owner_freeing(q.key());
         let mut first_panic = FirstPanic::default();
         while first_panic
             .catch(|| q.collect_locked(inner, usize::MAX, up_to))
@@ -236,12 +236,12 @@ impl Pending {
         // Wait for the reclaimer's free in progress, if any, so everything
         // is freed when this returns; unless this thread is the one freeing
         // (a destructor of this owner dropped its last user).
-        let _freeing = if crate::local::is_owner_freeing(q.key()) {
+        let _freeing = if crate::rcu::for_owners::is_owner_freeing(q.key()) {
             None
         } else {
             Some(lock(&q.freeing))
         };
-        let _mark = crate::local::owner_freeing(q.key());
+        let _mark = crate::rcu::for_owners::owner_freeing(q.key());
         let mut first_panic = FirstPanic::default();
         loop {
             let Some((gp, unit)) = lock(&q.queue).units.pop_front() else {
@@ -336,7 +336,7 @@ impl Served for OwnerQueue {
         let Some(_freeing) = try_lock(&self.freeing) else {
             return Visited::Work;
         };
-        let _mark = crate::local::owner_freeing(self.key());
+        let _mark = crate::rcu::for_owners::owner_freeing(self.key());
         let mut first_panic = FirstPanic::default();
         while first_panic
             .catch(|| self.collect_locked(inner, usize::MAX, u64::MAX))
@@ -372,7 +372,7 @@ impl Throttled for Pending {
                 None => return 0,
             }
         };
-        let _mark = crate::local::owner_freeing(q.key());
+        let _mark = crate::rcu::for_owners::owner_freeing(q.key());
         q.collect_locked(self.inner(), budget, u64::MAX)
     }
 

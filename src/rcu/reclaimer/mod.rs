@@ -24,13 +24,15 @@
 //!   teardown. It only makes "later" come within the time bound.
 
 mod doorbell;
+mod served;
 #[cfg(not(loom))]
 mod thread;
 
 #[cfg(loom)]
 pub use doorbell::{Doorbell, Sleeper};
-
-use crate::internal::Inner;
+#[cfg(not(loom))]
+pub(crate) use served::Target;
+pub(crate) use served::{ServedDomain, Visit, Visited};
 
 /// The process-wide reclaimer thread: the switch that real-time and
 /// embedded users (and tests that need exact counts) turn it off with.
@@ -136,9 +138,9 @@ impl Reclaimer {
 /// Called after a registration of work in `inner`, outside its state lock:
 /// starts or wakes the reclaimer if it serves `inner` and is not running.
 #[inline]
-pub(crate) fn notify(inner: &Inner) {
+pub(crate) fn notify<D: ServedDomain + ?Sized>(inner: &D) {
     #[cfg(not(loom))]
-    if inner.config().reclaimer {
+    if inner.wants_reclaimer() {
         thread::notify(inner);
     }
     #[cfg(loom)]

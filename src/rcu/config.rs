@@ -9,8 +9,6 @@
 
 use core::time::Duration;
 
-use crate::Domain;
-
 /// A domain's limits (see [`DomainBuilder`] for what each one means).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Config {
@@ -35,7 +33,7 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// The defaults of [`Domain::new`] and [`Domain::global`]: twice the
+    /// The defaults of [`Domain::new`](crate::Domain::new) and [`Domain::global`](crate::Domain::global): twice the
     /// objects that start a grace period unasked, so steady retirement
     /// never meets the bound, and a wait short enough that a writer behind
     /// a stalled reader loses milliseconds, once per stall.
@@ -59,15 +57,15 @@ pub const DEFAULT_TIME_BOUND: Duration = Duration::from_millis(100);
 /// The default bound on pending objects, per domain and per owner.
 pub const DEFAULT_MAX_PENDING: usize = 8192;
 
-/// Builds a [`Domain`] with limits other than the defaults, from
-/// [`Domain::builder`].
+/// Builds a [`Domain`](crate::Domain) with limits other than the defaults, from
+/// [`Domain::builder`](crate::Domain::builder).
 ///
 /// # The bound on pending objects
 ///
 /// A domain counts the objects registered with it and not freed yet (a
 /// thread's buffer of up to 128 single retirements is registered when it
-/// fills, when the thread exits, or on [`Domain::collect`] and
-/// [`Domain::barrier`]). When a registration (a full buffer, a batch drain,
+/// fills, when the thread exits, or on [`Domain::collect`](crate::Domain::collect) and
+/// [`Domain::barrier`](crate::Domain::barrier)). When a registration (a full buffer, a batch drain,
 /// an owner's retirement) leaves more than
 /// [`max_pending`](DomainBuilder::max_pending) objects pending
 /// ([`owner_max_pending`](DomainBuilder::owner_max_pending) for the objects
@@ -82,7 +80,7 @@ pub const DEFAULT_MAX_PENDING: usize = 8192;
 ///    reader). So a retirement past the bound may wait for destructors
 ///    running on another thread: if those take a lock that the retiring
 ///    thread holds, that is a deadlock, as it would be with
-///    [`Domain::barrier`]; build such a domain with
+///    [`Domain::barrier`](crate::Domain::barrier); build such a domain with
 ///    [`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free),
 ///    which skips this step;
 /// 3. if its own grace period has not completed, it waits for it for at
@@ -122,7 +120,7 @@ pub const DEFAULT_MAX_PENDING: usize = 8192;
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct DomainBuilder {
-    config: Config,
+    pub(crate) config: Config,
 }
 
 impl DomainBuilder {
@@ -189,8 +187,8 @@ impl DomainBuilder {
     ///
     /// With `false`, retiring never runs a destructor, for producers that
     /// must not (real-time threads, or code holding locks the destructors
-    /// take): objects are freed by whoever calls [`Domain::collect`] or
-    /// [`Domain::barrier`] (or by the domain's teardown), so choose that
+    /// take): objects are freed by whoever calls [`Domain::collect`](crate::Domain::collect) or
+    /// [`Domain::barrier`](crate::Domain::barrier) (or by the domain's teardown), so choose that
     /// thread, or leave it to the [`Reclaimer`](crate::Reclaimer) thread
     /// (the default, unless [`reclaimer(false)`](DomainBuilder::reclaimer)).
     /// Past the bound a retirement still starts a grace period and waits
@@ -229,7 +227,7 @@ impl DomainBuilder {
     /// the [time bound](DomainBuilder::time_bound) and are freed on the
     /// reclaimer thread, with no further call. With `false`, they wait for
     /// the next retirement that starts a grace period, a
-    /// [`collect`](Domain::collect), a [`barrier`](Domain::barrier), or
+    /// [`collect`](crate::Domain::collect), a [`barrier`](crate::Domain::barrier), or
     /// the domain's drop.
     ///
     /// # Examples
@@ -303,10 +301,5 @@ impl DomainBuilder {
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.config.lazy = lazy;
         self
-    }
-
-    /// The domain.
-    pub fn build(self) -> Domain {
-        Domain::with_config(self.config)
     }
 }

@@ -5,45 +5,38 @@ use core::sync::atomic::Ordering::Relaxed;
 use core::time::Duration;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
 use super::doorbell::Doorbell;
-use crate::internal::{Inner, Visit, Visited};
+use super::served::{ServedDomain, Target, Visit, Visited};
 
 /// Wakes (or starts) the thread; see module `doorbell`.
 static DOORBELL: Doorbell<JoinHandle<()>> = Doorbell::new();
 /// The process-wide switch.
 static ENABLED: AtomicBool = AtomicBool::new(!cfg!(miri));
 
-/// A served domain.
-#[derive(Clone)]
-enum Target {
-    Global,
-    Owned(Weak<Inner>),
-}
-
 /// A served domain's state, kept alive for one visit.
 enum Alive {
-    Global,
-    Owned(Arc<Inner>),
+    Global(&'static dyn ServedDomain),
+    Owned(Arc<dyn ServedDomain>),
 }
 
 impl Target {
     fn upgrade(&self) -> Option<Alive> {
         match self {
-            Target::Global => Some(Alive::Global),
+            Target::Global(inner) => Some(Alive::Global(*inner)),
             Target::Owned(weak) => weak.upgrade().map(Alive::Owned),
         }
     }
 }
 
 impl core::ops::Deref for Alive {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
+    type Target = dyn ServedDomain;
+    fn deref(&self) -> &(dyn ServedDomain + 'static) {
         match self {
-            Alive::Global => &crate::domain::GLOBAL_INNER,
-            Alive::Owned(inner) => inner,
+            Alive::Global(inner) => *inner,
+            Alive::Owned(inner) => &**inner,
         }
     }
 }
@@ -71,8 +64,8 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// made it visible: tells the reclaimer about `inner` the first time, and
 /// rings the doorbell.
 #[inline]
-pub(super) fn notify(inner: &Inner) {
-    if !inner.served.load(Relaxed) {
+pub(super) fn notify<D: ServedDomain + ?Sized>(inner: &D) {
+    if !inner.served().load(Relaxed) {
         serve(inner);
     }
     if ENABLED.load(Relaxed) {
@@ -81,17 +74,13 @@ pub(super) fn notify(inner: &Inner) {
 }
 
 #[cold]
-fn serve(inner: &Inner) {
+fn serve<D: ServedDomain + ?Sized>(inner: &D) {
     if !ENABLED.load(Relaxed) {
         return;
     }
     let mut reg = registry();
-    if !inner.served.swap(true, Relaxed) {
-        reg.targets.push(if inner.id == 0 {
-            Target::Global
-        } else {
-            Target::Owned(inner.this.clone())
-        });
+    if !inner.served().swap(true, Relaxed) {
+        reg.targets.push(inner.target());
     }
 }
 
@@ -177,9 +166,9 @@ fn first_period() -> Duration {
     let targets = registry().targets.clone();
     targets
         .iter()
-        .filter_map(|t| t.upgrade().map(|inner| inner.config().time_bound / 2))
+        .filter_map(|t| t.upgrade().map(|inner| inner.time_bound() / 2))
         .min()
-        .unwrap_or(crate::config::DEFAULT_TIME_BOUND / 2)
+        .unwrap_or(crate::DEFAULT_TIME_BOUND / 2)
 }
 
 /// Visits every served domain once; returns how long to sleep before the
@@ -192,11 +181,11 @@ fn visit_all(targets: &[Target], memos: &mut Vec<Memo>) -> Option<Duration> {
             gone.push(index);
             continue;
         };
-        let at = match memos.iter().position(|m| m.id == inner.id) {
+        let at = match memos.iter().position(|m| m.id == inner.id()) {
             Some(at) => at,
             None => {
                 memos.push(Memo {
-                    id: inner.id,
+                    id: inner.id(),
                     visit: Visit::default(),
                 });
                 memos.len() - 1
@@ -217,23 +206,21 @@ fn visit_all(targets: &[Target], memos: &mut Vec<Memo>) -> Option<Duration> {
             }
         };
         if work {
-            let half = inner.config().time_bound / 2;
+            let half = inner.time_bound() / 2;
             period = Some(period.map_or(half, |p| p.min(half)));
         }
     }
     if !gone.is_empty() {
         let mut reg = registry();
         let dead = |target: &Target| match target {
-            Target::Global => false,
-            Target::Owned(weak) => weak
-                .upgrade()
-                .map_or(true, |inner| inner.dead.load(Relaxed)),
+            Target::Global(_) => false,
+            Target::Owned(weak) => weak.upgrade().map_or(true, |inner| inner.is_dead()),
         };
         reg.targets.retain(|t| !dead(t));
         let live: Vec<u64> = reg
             .targets
             .iter()
-            .filter_map(|t| t.upgrade().map(|inner| inner.id))
+            .filter_map(|t| t.upgrade().map(|inner| inner.id()))
             .collect();
         memos.retain(|m| live.contains(&m.id));
     }

@@ -8,7 +8,7 @@
 
 use core::ptr::NonNull;
 
-use crate::retired::Typed;
+use crate::rcu::retired::Typed;
 use crate::Domain;
 
 /// Objects of one type collected locally and handed to the domain as **one**
@@ -199,5 +199,27 @@ impl<T: ?Sized + Send + 'static> core::fmt::Debug for Batch<'_, T> {
         f.debug_struct("Batch")
             .field("len", &self.items.len())
             .finish()
+    }
+}
+
+/// `Domain::batch` lives here, with the batch it makes, so that `domain`
+/// does not depend on this module.
+impl Domain {
+    /// Starts an empty batch for objects of type `T` (see [`Batch`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let mut batch = domain.batch();
+    /// for i in 0..100_u64 {
+    ///     batch.push(Box::new(i));
+    /// }
+    /// batch.drain(); // one grace-period registration for all 100
+    /// domain.barrier();
+    /// assert_eq!(domain.stats().batches, 1);
+    /// ```
+    pub fn batch<T: ?Sized + Send + 'static>(&self) -> Batch<'_, T> {
+        Batch::new(self)
     }
 }

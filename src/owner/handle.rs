@@ -29,11 +29,10 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crossbeam_utils::Backoff;
 
-use crate::pending::Pending;
-use crate::slot::OwnerBatch;
-use crate::stats::OwnerStats;
+use crate::owner::pending::Pending;
+use crate::owner::unlinked::OwnerBatch;
+use crate::rcu::for_owners::{FirstPanic, OwnerStats};
 use crate::sync::{AtomicUsize, UnsafeCell};
-use crate::unwind::FirstPanic;
 use crate::{Domain, Guard};
 
 /// One user handle in `users` (the low bit is [`EXCLUSIVE`]).
@@ -212,7 +211,7 @@ impl<D: Send + Sync + 'static> User<D> {
     /// then the first panic is resumed.
     pub fn barrier(&self) {
         assert!(
-            !crate::local::in_section(self.domain().inner()),
+            !crate::rcu::for_owners::in_section(self.domain().inner().id),
             "ownrcu: User::barrier() called inside a read-side critical section of the \
              owner's domain; it would wait for that section, which waits for it: drop the \
              guard first"
@@ -239,7 +238,7 @@ impl<D: Send + Sync + 'static> User<D> {
     /// Takes a holder handle (`mmgrab`).
     pub fn holder(&self) -> Holder<D> {
         // Relaxed: like `Arc::clone`, the new handle is made from a live one.
-        crate::unwind::check_count(self.shared().holders.fetch_add(1, Relaxed));
+        crate::rcu::for_owners::check_count(self.shared().holders.fetch_add(1, Relaxed));
         Holder {
             shared: self.shared,
             _owns: PhantomData,
@@ -309,7 +308,7 @@ impl<D: Send + Sync + 'static> Clone for User<D> {
         let users = &self.shared().users;
         // Relaxed: made from a live handle (as `Arc::clone`).
         let old = users.fetch_add(ONE_USER, Relaxed);
-        crate::unwind::check_count(old);
+        crate::rcu::for_owners::check_count(old);
         if old & EXCLUSIVE != 0 {
             // We borrow a handle while the bit is set, so the `Exclusive`
             // was leaked (see the module invariants): let upgrades go on.
@@ -403,7 +402,7 @@ impl<D: Send + Sync + 'static> Holder<D> {
                 n = users.load(Relaxed);
                 continue;
             }
-            crate::unwind::check_count(n);
+            crate::rcu::for_owners::check_count(n);
             // Acquire: the data is alive and initialized for us, and what an
             // `Exclusive` wrote is visible.
             match users.compare_exchange_weak(n, n + ONE_USER, Acquire, Relaxed) {
@@ -453,7 +452,7 @@ impl<D: Send + Sync + 'static> Clone for Holder<D> {
         // SAFETY: the type invariant.
         let holders = &unsafe { self.shared.as_ref() }.holders;
         // Relaxed: made from a live handle (as `Arc::clone`).
-        crate::unwind::check_count(holders.fetch_add(1, Relaxed));
+        crate::rcu::for_owners::check_count(holders.fetch_add(1, Relaxed));
         Self {
             shared: self.shared,
             _owns: PhantomData,

@@ -20,46 +20,22 @@
 //!   user's thread.
 
 use core::any::Any;
+use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering::{Acquire, Relaxed};
+use core::time::Duration;
 
 use std::sync::Weak;
 
-use super::{lock, Inner, Path};
-use crate::fence;
-use crate::record::Record;
-use crate::unwind::FirstPanic;
-
-/// An owner's queue of retired objects, which the reclaimer visits along
-/// with the owner's domain (implemented by the owner layer).
-pub(crate) trait Served: Send + Sync {
-    /// Frees the queue's completed units, unless another thread is freeing
-    /// them; a destructor's panic is kept for the owner's next `barrier`
-    /// or direct free. Never waits for a reader.
-    fn visit(&self, inner: &Inner) -> Visited;
-    /// Whether units wait in the queue (`Work`) or not (`Idle`).
-    fn has_work(&self) -> Visited;
-}
-
-/// What the reclaimer remembers of a domain between two visits.
-#[derive(Debug, Default)]
-pub(crate) struct Visit {
-    /// Addresses of the records whose buffer was non-empty.
-    buffered: Vec<usize>,
-    /// The epoch, if work waited unstarted for grace period `epoch + 1`.
-    unstarted: Option<u64>,
-}
-
-/// What a visit found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Visited {
-    /// Work still waits (buffers, unstarted or running grace periods, or
-    /// units not freed yet): come back after half a time bound.
-    Work,
-    /// Nothing waits: the reclaimer may sleep until the next registration.
-    Idle,
-    /// The domain was torn down: forget it.
-    Dead,
-}
+use super::counters::Path;
+#[cfg(not(loom))]
+use super::state::GLOBAL_INNER;
+use super::state::{lock, Inner, Served};
+use crate::rcu::fence;
+#[cfg(not(loom))]
+use crate::rcu::reclaimer::Target;
+use crate::rcu::reclaimer::{ServedDomain, Visit, Visited};
+use crate::rcu::record::Record;
+use crate::rcu::unwind::FirstPanic;
 
 fn address(rec: &Record) -> usize {
     rec as *const Record as usize
@@ -171,5 +147,43 @@ impl Inner {
             work |= visit(&*queue) == Visited::Work;
         }
         work
+    }
+}
+
+/// The reclaimer (module `reclaimer`) serves a domain through this.
+impl ServedDomain for Inner {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    #[inline]
+    fn wants_reclaimer(&self) -> bool {
+        self.config().reclaimer
+    }
+    #[inline]
+    fn served(&self) -> &AtomicBool {
+        &self.served
+    }
+    #[cfg(not(loom))]
+    fn target(&self) -> Target {
+        if self.id == 0 {
+            Target::Global(&GLOBAL_INNER)
+        } else {
+            Target::Owned(self.this.clone())
+        }
+    }
+    fn time_bound(&self) -> Duration {
+        self.config().time_bound
+    }
+    fn is_dead(&self) -> bool {
+        self.dead.load(Relaxed)
+    }
+    fn visit(&self, memo: &mut Visit) -> Visited {
+        Inner::visit(self, memo)
+    }
+    fn has_work(&self) -> bool {
+        Inner::has_work(self)
+    }
+    fn stash_panic(&self, payload: Box<dyn Any + Send>) {
+        Inner::stash_panic(self, payload)
     }
 }

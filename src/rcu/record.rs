@@ -28,12 +28,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::fence;
-use crate::retired::{Bag, DropRun, Reclaim, Slot, BAG_CAP};
+use crate::rcu::fence;
+use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot, BAG_CAP};
 use crate::sync::{AtomicBool, AtomicU64, UnsafeCell};
 use core::sync::atomic::AtomicUsize as StdAtomicUsize;
 
 /// The smallest bag limit (module invariants).
+#[cfg(not(loom))] // used by `adapt_limit`, which loom builds leave out
 const MIN_BAG: usize = if BAG_CAP < 8 { BAG_CAP } else { 8 };
 
 /// A new record's bag limit: a fast writer reaches `BAG_CAP` after two bags.

@@ -4,7 +4,7 @@
 //! # Invariants
 //!
 //! - A retirement that leaves its domain (or its owner) past the bound
-//!   ([`Config`](crate::config::Config)) pays in the documented steps:
+//!   ([`Config`](crate::rcu::config::Config)) pays in the documented steps:
 //!   start a grace period now, free completed work inline (waiting for a
 //!   thread that is freeing), then wait for that grace period for at most
 //!   `max_wait` and free again. It never waits for a reader longer than
@@ -30,42 +30,10 @@ use core::time::Duration;
 
 use crossbeam_utils::Backoff;
 
-use super::{lock, Inner, Path, State, COLLECT_BUDGET};
-use crate::record::Record;
-use crate::stats::Throttle;
-use crate::unwind::may_free;
-
-/// Backpressure events (statistics only).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    over_bound: StdAtomicU64,
-    grace_periods_started: StdAtomicU64,
-    freed_inline: StdAtomicU64,
-    waits: StdAtomicU64,
-    exceeded: StdAtomicU64,
-}
-
-impl Counters {
-    pub(crate) const fn new() -> Self {
-        Self {
-            over_bound: StdAtomicU64::new(0),
-            grace_periods_started: StdAtomicU64::new(0),
-            freed_inline: StdAtomicU64::new(0),
-            waits: StdAtomicU64::new(0),
-            exceeded: StdAtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn snapshot(&self) -> Throttle {
-        Throttle {
-            over_bound: self.over_bound.load(Relaxed),
-            grace_periods_started: self.grace_periods_started.load(Relaxed),
-            freed_inline: self.freed_inline.load(Relaxed),
-            waits: self.waits.load(Relaxed),
-            exceeded: self.exceeded.load(Relaxed),
-        }
-    }
-}
+use super::counters::Path;
+use super::state::{lock, Inner, State, COLLECT_BUDGET};
+use crate::rcu::record::Record;
+use crate::rcu::unwind::may_free;
 
 /// Where a throttled registration went: the domain's own queue, or an
 /// owner's.
@@ -110,7 +78,7 @@ impl Inner {
         let queue = queue.unwrap_or(&own);
         let c = &self.counters.throttle;
         c.over_bound.fetch_add(1, Relaxed);
-        if !may_free() || crate::local::is_freeing_any() {
+        if !may_free() || crate::rcu::freeing::is_freeing_any() {
             c.exceeded.fetch_add(1, Relaxed);
             return;
         }
@@ -122,7 +90,7 @@ impl Inner {
         // section), but it frees what is complete, as an amortized free
         // would: without that, a writer that always retires inside its
         // sections would never free anything once past the bound.
-        if crate::local::in_section(self) {
+        if crate::rcu::local::in_section(self.id) {
             c.freed_inline
                 .fetch_add(queue.free_inline(false) as u64, Relaxed);
             if queue.over_bound() {

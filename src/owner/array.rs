@@ -30,12 +30,11 @@ use core::ops::{Bound, RangeBounds};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
-use crate::owner::{Read, User};
-use crate::pending::Pending;
-use crate::retired::{Reclaim, Single, Typed};
-use crate::slot::Binding;
+use crate::owner::binding::Binding;
+use crate::owner::handle::{Read, User};
+use crate::owner::pending::Pending;
+use crate::rcu::for_owners::{FirstPanic, Reclaim, Single, Typed};
 use crate::sync::{AtomicPtr, Mutex, MutexGuard};
-use crate::unwind::FirstPanic;
 
 /// One published version: pointers to boxed objects, owned by the array
 /// while the version is current and borrowed by it afterwards.
@@ -220,7 +219,7 @@ impl<T: Send + Sync + 'static> Array<T> {
         let owner = user.pending();
         self.owner.bind(owner);
         // Poisoning is ignored, as in `write`.
-        let lock = crate::internal::try_lock(&self.writer)?;
+        let lock = crate::rcu::for_owners::try_lock(&self.writer)?;
         Some(self.writer_with(owner, lock))
     }
 

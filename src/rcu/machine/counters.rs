@@ -1,0 +1,102 @@
+//! What a domain counts ([`Counters`], [`ThrottleCounters`]) and who frees
+//! ([`Path`]).
+//!
+//! # Invariants
+//!
+//! - The counters are statistics only: never used for synchronization, so
+//!   all `Relaxed`. The objects freed by each path add up to `freed`.
+
+use core::sync::atomic::AtomicU64 as StdAtomicU64;
+use core::sync::atomic::Ordering::Relaxed;
+
+use crate::rcu::stats::Throttle;
+
+/// Domain-wide counters (statistics only; never used for synchronization).
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    /// Objects handed to the domain (registered units); objects still in a
+    /// thread's bag are counted by its record.
+    pub(super) retired: StdAtomicU64,
+    pub(super) freed: StdAtomicU64,
+    pub(super) batches: StdAtomicU64,
+    pub(super) registrations: StdAtomicU64,
+    pub(super) grace_periods: StdAtomicU64,
+    /// Grace periods started because somebody asked to hurry.
+    pub(super) hurried: StdAtomicU64,
+    /// Grace periods the reclaimer started because work waited a time bound.
+    pub(super) timed: StdAtomicU64,
+    /// The most objects seen pending at a registration.
+    pub(super) peak_pending: StdAtomicU64,
+    /// Objects freed, by path (they add up to `freed`).
+    pub(super) freed_by: [StdAtomicU64; Path::COUNT],
+    /// Backpressure events (module `throttle`).
+    pub(super) throttle: ThrottleCounters,
+}
+
+/// Who frees completed units, which decides how `free_completed` takes
+/// the `freeing` lock, and what it does with a destructor's panic.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// A retirement's bounded free: skips if another thread is freeing,
+    /// propagates a panic at once.
+    Amortized = 0,
+    /// A retirement past the bound: waits for the lock, propagates.
+    Backpressure = 1,
+    /// `barrier`: waits for the lock, frees past panics, resumes the first.
+    Barrier = 2,
+    /// `collect`: skips if another thread is freeing, propagates.
+    Collect = 3,
+    /// The domain's teardown: as `Barrier`.
+    Teardown = 4,
+    /// The reclaimer thread: skips if another thread is freeing, frees past
+    /// panics and resumes the first (its caller stashes it for the next
+    /// `barrier` or teardown).
+    Reclaimer = 5,
+    /// A retirement past the bound inside a read section: as `Backpressure`,
+    /// but skips if another thread is freeing (it must not wait).
+    BackpressureNoWait = 6,
+}
+
+impl Path {
+    pub(super) const COUNT: usize = 7;
+
+    pub(super) fn waits_for_lock(self) -> bool {
+        matches!(self, Path::Backpressure | Path::Barrier | Path::Teardown)
+    }
+
+    pub(super) fn frees_past_panics(self) -> bool {
+        matches!(self, Path::Barrier | Path::Teardown | Path::Reclaimer)
+    }
+}
+
+/// Backpressure events (statistics only).
+#[derive(Debug, Default)]
+pub(super) struct ThrottleCounters {
+    pub(super) over_bound: StdAtomicU64,
+    pub(super) grace_periods_started: StdAtomicU64,
+    pub(super) freed_inline: StdAtomicU64,
+    pub(super) waits: StdAtomicU64,
+    pub(super) exceeded: StdAtomicU64,
+}
+
+impl ThrottleCounters {
+    pub(super) const fn new() -> Self {
+        Self {
+            over_bound: StdAtomicU64::new(0),
+            grace_periods_started: StdAtomicU64::new(0),
+            freed_inline: StdAtomicU64::new(0),
+            waits: StdAtomicU64::new(0),
+            exceeded: StdAtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> Throttle {
+        Throttle {
+            over_bound: self.over_bound.load(Relaxed),
+            grace_periods_started: self.grace_periods_started.load(Relaxed),
+            freed_inline: self.freed_inline.load(Relaxed),
+            waits: self.waits.load(Relaxed),
+            exceeded: self.exceeded.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Freeing units whose grace period has completed.
+//!
+//! # Invariants
+//!
+//! - Destructors of a domain run only under its `freeing` lock, with the
+//!   thread marked as freeing that domain (module `freeing`): one thread at
+//!   a time per domain, and `barrier` knows when frees in progress end.
+//! - A unit is popped from the queue before its objects are dropped, and
+//!   whatever a panicking destructor leaves goes back to the front, still
+//!   tagged with its grace period: the queue stays consistent.
+
+use core::sync::atomic::Ordering::{Acquire, Relaxed};
+
+use super::counters::Path;
+use super::state::{lock, try_lock, Inner, State, Waiting, SPARE_BAGS};
+use crate::rcu::retired::{Bag, Reclaim};
+use crate::rcu::unwind::FirstPanic;
+
+impl Inner {
+    /// Whether some queued unit may be freed now (state lock held).
+    pub(super) fn has_completed(&self, st: &State) -> bool {
+        st.waiting
+            .front()
+            .is_some_and(|w| w.gp <= self.completed.load(Relaxed))
+    }
+
+    /// Frees up to `budget` objects whose grace period completed and is no
+    /// later than `up_to` (all of them once the domain is dead); returns how
+    /// many. `path` says whether to wait for the `freeing` lock and whether
+    /// to keep going past panicking destructors (re-raising the first panic
+    /// at the end) or to propagate one at once.
+    pub(super) fn free_completed(&self, budget: usize, up_to: u64, path: Path) -> usize {
+        let _freeing = if path.waits_for_lock() {
+            // We would wait for the `freeing` lock our own caller holds.
+            assert!(
+                !crate::rcu::freeing::is_freeing(self.id),
+                "ownrcu: Domain::barrier() called from a destructor that the same domain is \
+                 running; it would wait for itself: call it after the destructor returns"
+            );
+            lock(&self.freeing)
+        } else {
+            match try_lock(&self.freeing) {
+                Some(g) => g,
+                None => return 0,
+            }
+        };
+        let _mark = crate::rcu::freeing::freeing(self.id);
+        let mut left = budget;
+        let mut total = 0;
+        let mut first_panic = FirstPanic::default();
+        // An emptied bag on its way back to `State::spare`, handed over under
+        // the next lock we take anyway.
+        let mut spare = None;
+        while left > 0 {
+            let Some(Waiting { gp, unit }) = self.pop_completed(up_to, &mut spare) else {
+                break;
+            };
+            let spare = &mut spare;
+            let freed = if path.frees_past_panics() {
+                // SAFETY: `pop_completed` only returns units whose grace
+                // period has completed.
+                let freed =
+                    first_panic.catch(|| unsafe { self.free_unit(gp, unit, left, path, spare) });
+                freed.unwrap_or(0)
+            } else {
+                // SAFETY: as above.
+                unsafe { self.free_unit(gp, unit, left, path, spare) }
+            };
+            total += freed;
+            left = left.saturating_sub(freed.max(1));
+        }
+        if spare.is_some() {
+            Self::keep_spare(&mut lock(&self.state), &mut spare);
+        }
+        first_panic.resume();
+        total
+    }
+
+    /// Frees up to `max` objects of `unit` (which waited for grace period
+    /// `gp`), returning how many. Even if a destructor panics, the objects
+    /// freed are counted and the rest go back to the front of the queue,
+    /// still tagged `gp`; an emptied thread bag goes to `spare`.
+    ///
+    /// # Safety
+    ///
+    /// The unit's grace period has completed, or no reader can exist.
+    pub(super) unsafe fn free_unit(
+        &self,
+        gp: u64,
+        unit: Box<dyn Reclaim>,
+        max: usize,
+        path: Path,
+        spare: &mut Option<Box<Bag>>,
+    ) -> usize {
+        let before = unit.len();
+        let mut unit = scopeguard::guard(unit, |unit| {
+            let freed = (before - unit.len()) as u64;
+            self.counters.freed.fetch_add(freed, Relaxed);
+            self.counters.freed_by[path as usize].fetch_add(freed, Relaxed);
+            if unit.len() > 0 {
+                lock(&self.state).waiting.push_front(Waiting { gp, unit });
+            } else if let Some(mut bag) = unit.into_bag() {
+                bag.reset();
+                *spare = Some(bag);
+            }
+        });
+        // SAFETY: forwarded from this function's contract.
+        unsafe { unit.free(max) };
+        before - unit.len()
+    }
+
+    pub(super) fn keep_spare(st: &mut State, spare: &mut Option<Box<Bag>>) {
+        if let Some(bag) = spare.take() {
+            if st.spare.len() < SPARE_BAGS {
+                st.spare.push(bag);
+            }
+        }
+    }
+
+    /// The front unit, if its grace period has completed and is no later
+    /// than `up_to` (any unit once the domain is dead).
+    pub(super) fn pop_completed(
+        &self,
+        up_to: u64,
+        spare: &mut Option<Box<Bag>>,
+    ) -> Option<Waiting> {
+        let completed = self.completed.load(Acquire);
+        let mut st = lock(&self.state);
+        Self::keep_spare(&mut st, spare);
+        if !st.dead && st.waiting.front()?.gp > completed.min(up_to) {
+            return None;
+        }
+        st.waiting.pop_front()
+    }
+}

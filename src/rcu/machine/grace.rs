@@ -1,0 +1,185 @@
+//! Grace periods: starting them (rationed, paced), completing them, and
+//! waiting for them (`synchronize`, cookies, `barrier`).
+//!
+//! # Invariants
+//!
+//! - A grace period starts only under the state lock: store `epoch = g`
+//!   (release), then one heavy fence; it completes when no record is
+//!   active with an epoch below `g` (see the machine's design notes).
+//! - One starts only when enough work waits (`GP_OBJECTS`, `GP_UNITS`),
+//!   when pacing allows (not lazy), or when somebody asked (`requested`).
+
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use super::counters::Path;
+use super::state::{lock, try_lock, Inner, State, GP_OBJECTS, GP_UNITS};
+#[cfg(not(loom))]
+use super::state::{GP_COST_FACTOR, GP_MAX_INTERVAL, GP_MIN_INTERVAL};
+use crate::rcu::config::Config;
+use crate::rcu::fence;
+use crate::rcu::stats::OwnerCounters;
+
+impl Inner {
+    pub(super) fn any_blocks(&self, gp: u64) -> bool {
+        self.records().any(|rec| rec.blocks(gp))
+    }
+
+    /// Moves the machine forward as far as it can without waiting.
+    pub(super) fn advance(&self, st: &mut State) {
+        let epoch = self.epoch.load(Relaxed); // only written under this lock
+        if st.running {
+            if self.any_blocks(epoch) {
+                return;
+            }
+            self.complete(st, epoch);
+        }
+        let wanted = st.requested > epoch
+            || st.unstarted_objects >= GP_OBJECTS
+            || st.unstarted_units >= GP_UNITS
+            || (!self.config.lazy && Self::paced(st));
+        if !wanted {
+            return;
+        }
+        let gp = epoch + 1;
+        // Release: a reader that reads `gp` sees every unlink registered so
+        // far (see the module docs).
+        self.epoch.store(gp, Release);
+        #[cfg(not(loom))]
+        let start = std::time::Instant::now();
+        fence::heavy();
+        #[cfg(not(loom))]
+        {
+            let cost = start.elapsed().as_nanos().min(u64::MAX.into()) as u64;
+            st.start_cost_ns = (st.start_cost_ns * 7 + cost) / 8;
+            st.started_at = Some(start);
+        }
+        st.running = true;
+        st.unstarted_objects = 0;
+        st.unstarted_units = 0;
+        if !self.any_blocks(gp) {
+            self.complete(st, gp);
+        }
+    }
+
+    /// Whether unstarted work waits and the pacing interval has passed
+    /// since the last grace period started (see `GP_COST_FACTOR`).
+    pub(super) fn paced(st: &State) -> bool {
+        #[cfg(not(loom))]
+        if st.unstarted_units > 0 {
+            let Some(last) = st.started_at else {
+                return true;
+            };
+            let cost = std::time::Duration::from_nanos(st.start_cost_ns);
+            let interval = (cost * GP_COST_FACTOR).clamp(GP_MIN_INTERVAL, GP_MAX_INTERVAL);
+            return last.elapsed() >= interval;
+        }
+        #[cfg(loom)]
+        let _ = st;
+        false
+    }
+
+    pub(super) fn complete(&self, st: &mut State, gp: u64) {
+        st.running = false;
+        // Release: pairs with the Acquire in `is_complete`.
+        self.completed.store(gp, Release);
+        self.counters.grace_periods.fetch_add(1, Relaxed);
+    }
+
+    /// Registers work that an owner keeps in its own queue: returns the
+    /// grace period it waits for, and counts it toward starting one, exactly
+    /// like a unit in the domain's queue.
+    pub(crate) fn register_owned(&self, objects: usize) -> u64 {
+        let mut st = lock(&self.state);
+        let gp = self.epoch.load(Relaxed) + 1;
+        st.unstarted_objects += objects;
+        st.unstarted_units += 1;
+        self.advance(&mut st);
+        drop(st);
+        crate::rcu::reclaimer::notify(self);
+        gp
+    }
+
+    /// The domain's limits.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The sum of the counters of the owners that use this domain.
+    pub(crate) fn owner_counters(&self) -> &OwnerCounters {
+        &self.owners
+    }
+
+    /// The grace period that a cookie taken now must wait for.
+    pub(crate) fn snapshot(&self) -> u64 {
+        let mut st = lock(&self.state);
+        let gp = self.epoch.load(Relaxed) + 1;
+        st.requested = st.requested.max(gp);
+        gp
+    }
+
+    pub(crate) fn is_complete(&self, gp: u64) -> bool {
+        // Acquire: pairs with `complete`, so the caller sees every reader's
+        // exit that the grace period waited for.
+        self.completed.load(Acquire) >= gp
+    }
+
+    /// Moves the machine forward without blocking; returns whether `gp` is
+    /// complete.
+    pub(crate) fn poll(&self, gp: u64) -> bool {
+        if self.is_complete(gp) {
+            return true;
+        }
+        if let Some(mut st) = try_lock(&self.state) {
+            st.requested = st.requested.max(gp);
+            self.advance(&mut st);
+        }
+        self.is_complete(gp)
+    }
+
+    /// Blocks until grace period `gp` has completed, driving it.
+    pub(crate) fn wait_for(&self, gp: u64) {
+        self.wait_until(gp, None);
+    }
+
+    /// Takes every thread's bag into the waiting queue (state lock held).
+    pub(super) fn steal_all(&self, st: &mut State) {
+        // Both passes walk one snapshot of the list. A record published
+        // after it did not see `steal` raised before the fence, so it must
+        // not be taken (its owner may be in its fast path); it holds nothing
+        // to take anyway: it was claimed after this barrier began, and a bag
+        // is only created under the state lock, which we hold.
+        let head = self.records.load(Acquire);
+        for rec in self.records_from(head) {
+            rec.raise_steal();
+        }
+        // One heavy fence for all records: each owner either sees `steal`
+        // or is seen `busy` (see `Record::push_fast`).
+        fence::heavy();
+        for rec in self.records_from(head) {
+            // SAFETY: we hold the state lock and raised `steal` before the
+            // heavy fence.
+            if let Some(bag) = unsafe { rec.steal_bag() } {
+                self.enqueue(st, bag, false);
+            }
+            rec.lower_steal();
+        }
+    }
+
+    /// `rcu_barrier`: frees everything retired before the call.
+    pub(crate) fn barrier(&self) {
+        let gp = {
+            let mut st = lock(&self.state);
+            self.steal_all(&mut st);
+            let gp = self.epoch.load(Relaxed) + 1;
+            st.requested = st.requested.max(gp);
+            gp
+        };
+        self.wait_for(gp);
+        // Everything registered before the call now waits for a completed
+        // grace period. Taking `freeing` waits for frees in progress; then we
+        // free the rest ourselves, up to `gp`: not what other threads keep
+        // retiring meanwhile, which could keep us here forever.
+        self.free_completed(usize::MAX, gp, Path::Barrier);
+        self.resume_stashed();
+    }
+}

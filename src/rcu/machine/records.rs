@@ -1,0 +1,125 @@
+//! Thread records: claiming, releasing and walking a domain's records.
+//!
+//! # Invariants
+//!
+//! - The record list is append-only: a record, once published (release
+//!   CAS on the head), stays in the list, at the same address, with the
+//!   same `next`, until the domain's state is dropped. So a walk needs no
+//!   lock, and a pointer to a record stays valid while the domain lives.
+//! - A record has one owner at a time (`in_use`, claimed by CAS). Released
+//!   by its owner, it first hands its bag to the domain; it is kept (not
+//!   freed for reuse) while a read section of it is still alive.
+
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use super::state::{lock, Inner};
+use crate::rcu::fence;
+use crate::rcu::local::DomainState;
+use crate::rcu::record::Record;
+
+impl Inner {
+    /// Claims a free record, or adds a new one. The caller owns it until
+    /// [`Inner::release`].
+    #[cold]
+    pub(crate) fn claim(&self) -> &Record {
+        fence::init();
+        let mut cur = self.records.load(Acquire);
+        while !cur.is_null() {
+            // SAFETY: records are never freed before the domain, which the
+            // caller borrows.
+            let rec = unsafe { &*cur };
+            if !rec.in_use.load(Relaxed)
+                && rec
+                    .in_use
+                    .compare_exchange(false, true, Acquire, Relaxed)
+                    .is_ok()
+            {
+                return rec;
+            }
+            cur = rec.next.cast_mut();
+        }
+        let rec = Box::into_raw(Box::new(Record::new(core::ptr::null())));
+        let mut head = self.records.load(Relaxed);
+        loop {
+            // SAFETY: `rec` is ours until the CAS below publishes it.
+            unsafe { (*rec).next = head };
+            // Release: a scanner that finds `rec` sees it initialized.
+            match self
+                .records
+                .compare_exchange_weak(head, rec, Release, Relaxed)
+            {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        // SAFETY: published above, lives as long as the domain.
+        unsafe { &*rec }
+    }
+
+    /// Hands over a record's bag and, unless a read section of it is still
+    /// alive, frees the record for another thread: returns whether it did.
+    /// A record kept must be released again once its last section ends.
+    ///
+    /// # Safety
+    ///
+    /// Called by the record's owner, which will not use it again (except to
+    /// end the sections still alive, and then release it).
+    pub(crate) unsafe fn release(&self, rec: &Record) -> bool {
+        let mut st = lock(&self.state);
+        if !st.dead {
+            // SAFETY: we hold the state lock and own the record.
+            if let Some(bag) = unsafe { rec.steal_bag() } {
+                self.enqueue(&mut st, bag, false);
+                // Nobody may call in again for this work: its grace period
+                // starts now (one barrier per exiting thread that retired).
+                self.start_locked(&mut st, &self.counters.hurried);
+            }
+        }
+        drop(st);
+        // A guard still alive (e.g. kept in a thread-local destroyed after
+        // the thread's registry) keeps the record: reusing it would corrupt
+        // its state.
+        if rec.in_section() {
+            return false;
+        }
+        rec.set_temporary(false);
+        // Release: the next owner sees the record as we left it.
+        rec.in_use.store(false, Release);
+        true
+    }
+
+    pub(super) fn records(&self) -> impl Iterator<Item = &Record> {
+        self.records_from(self.records.load(Acquire))
+    }
+
+    /// The records from `head` (a value `self.records` had) on.
+    pub(super) fn records_from(&self, head: *mut Record) -> impl Iterator<Item = &Record> {
+        let mut cur = head;
+        core::iter::from_fn(move || {
+            // SAFETY: records live as long as the domain, which `self`
+            // borrows; `next` is immutable once published.
+            let rec = unsafe { cur.as_ref()? };
+            cur = rec.next.cast_mut();
+            Some(rec)
+        })
+    }
+}
+
+/// Per-thread registration (module `local`) claims and releases records
+/// through this.
+impl DomainState for Inner {
+    #[inline(always)]
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn is_dead(&self) -> bool {
+        self.dead.load(Relaxed)
+    }
+    fn claim(&self) -> &Record {
+        Inner::claim(self)
+    }
+    unsafe fn release(&self, rec: &Record) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { Inner::release(self, rec) }
+    }
+}

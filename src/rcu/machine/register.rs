@@ -1,0 +1,108 @@
+//! Registering work: single retirements (the slow path, once a thread's
+//! bag is full), drained batches, owners' units.
+//!
+//! # Invariants
+//!
+//! - A unit registered while `epoch == e` waits for grace period `e + 1`,
+//!   the first one to start after it (units are queued in registration
+//!   order, so their grace periods never decrease along the queue).
+//! - Every registration is followed, outside the state lock, by a
+//!   reclaimer notification and by either backpressure (past the bound) or
+//!   a bounded free (`COLLECT_BUDGET` objects).
+
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::counters::Path;
+use super::state::{lock, Inner, State, Waiting, COLLECT_BUDGET};
+use crate::rcu::record::Record;
+use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot};
+use crate::rcu::unwind::may_free;
+
+impl Inner {
+    /// Adds a unit to the waiting queue (state lock held).
+    pub(super) fn enqueue(&self, st: &mut State, unit: Box<dyn Reclaim>, batch: bool) {
+        let gp = self.epoch.load(Relaxed) + 1;
+        self.counters.retired.fetch_add(unit.len() as u64, Relaxed);
+        let pending = self.pending();
+        // Only written under the state lock, which we hold: no RMW needed.
+        if pending > self.counters.peak_pending.load(Relaxed) {
+            self.counters.peak_pending.store(pending, Relaxed);
+        }
+        st.unstarted_objects += unit.len();
+        st.unstarted_units += 1;
+        st.waiting.push_back(Waiting { gp, unit });
+        self.counters.registrations.fetch_add(1, Relaxed);
+        if batch {
+            self.counters.batches.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Registers a drained batch (or a lone object) as one unit, starting
+    /// its grace period now if `hurry`, then does a bounded amount of
+    /// reclamation, or applies backpressure if the domain is past its bound.
+    pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool, hurry: bool) {
+        let ready = {
+            let mut st = lock(&self.state);
+            assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
+            self.enqueue(&mut st, unit, batch);
+            if hurry {
+                self.start_locked(&mut st, &self.counters.hurried);
+            } else {
+                self.advance(&mut st);
+            }
+            self.has_completed(&st)
+        };
+        crate::rcu::reclaimer::notify(self);
+        self.after_registration(ready);
+    }
+
+    /// What a registration does once its unit is queued: backpressure past
+    /// the bound, else the amortized free.
+    pub(super) fn after_registration(&self, ready: bool) {
+        if self.pending() > self.config.max_pending as u64 {
+            self.throttle(None);
+        } else if ready && may_free() && self.config.retiring_threads_free {
+            self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
+        }
+    }
+
+    /// Registered objects not freed yet (the bound's measure).
+    pub(super) fn pending(&self) -> u64 {
+        let retired = self.counters.retired.load(Relaxed);
+        retired.saturating_sub(self.counters.freed.load(Relaxed))
+    }
+
+    /// The slow path of a single retirement: the record's bag is full (or
+    /// absent, or being stolen), or the thread has no record.
+    #[cold]
+    pub(crate) fn retire_slow(&self, rec: Option<&Record>, slot: Slot, drop: DropRun) {
+        let Some(rec) = rec else {
+            let mut bag = Bag::with_capacity(1);
+            // SAFETY: forwarded from the caller (`Domain::retire_raw`); an
+            // empty bag always accepts.
+            let len = unsafe { bag.push(slot, drop) };
+            debug_assert_eq!(len, 1);
+            return self.register(bag, false, false);
+        };
+        let ready = {
+            let mut st = lock(&self.state);
+            let spare = &mut st.spare;
+            let new_bag = |cap| {
+                let class = Bag::class(cap);
+                match spare.iter().rposition(|bag| bag.capacity() == class) {
+                    Some(at) => spare.swap_remove(at),
+                    None => Bag::with_capacity(class),
+                }
+            };
+            let adapt = !self.config.lazy;
+            // SAFETY: we hold the state lock and are the owner.
+            if let Some(full) = unsafe { rec.push_locked(slot, drop, adapt, new_bag) } {
+                self.enqueue(&mut st, full, false);
+            }
+            self.advance(&mut st);
+            self.has_completed(&st)
+        };
+        crate::rcu::reclaimer::notify(self);
+        self.after_registration(ready);
+    }
+}

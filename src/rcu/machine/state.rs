@@ -1,0 +1,257 @@
+//! The state of one domain ([`Inner`]): its fields, its limits and its
+//! locks, and how it is built. The behaviour lives in the sibling files,
+//! one concern each (`records`, `register`, `grace`, `free`, `throttle`,
+//! `visit`, `teardown`, `report`), all `impl Inner` blocks over this state.
+//!
+//! # Invariants
+//!
+//! - Everything that changes together is behind the state lock (`State`):
+//!   the queue of waiting units, the unstarted work, the requested and
+//!   running grace periods, the spare bags. `epoch` is only written under
+//!   it; `completed` only grows.
+//! - Lock order: `freeing`, then `state`.
+//! - A poisoned lock is taken anyway ([`lock`], [`try_lock`]): every step
+//!   pops before it drops, so a panicking destructor leaves the protected
+//!   data consistent.
+
+use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64};
+use std::collections::VecDeque;
+
+use crossbeam_utils::CachePadded;
+
+use super::counters::{Counters, Path, ThrottleCounters};
+use crate::rcu::config::Config;
+use crate::rcu::reclaimer::Visited;
+use crate::rcu::record::Record;
+use crate::rcu::retired::{Bag, Reclaim};
+use crate::rcu::stats::OwnerCounters;
+use crate::sync::{Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
+
+/// Work waiting for a grace period.
+pub(super) struct Waiting {
+    /// The grace period that must complete before `unit` may be freed.
+    pub(super) gp: u64,
+    pub(super) unit: Box<dyn Reclaim>,
+}
+
+/// Everything behind the state lock.
+pub(super) struct State {
+    /// Whether grace period `epoch` is in progress.
+    pub(super) running: bool,
+    /// Registered units, in registration order (so `gp` never decreases).
+    pub(super) waiting: VecDeque<Waiting>,
+    /// Objects and units waiting for grace period `epoch + 1`, not started.
+    pub(super) unstarted_objects: usize,
+    pub(super) unstarted_units: usize,
+    /// The highest grace period somebody waits for.
+    pub(super) requested: u64,
+    /// The domain was torn down: no reader can exist any more.
+    pub(super) dead: bool,
+    /// When the last grace period started, and what starting one costs (a
+    /// moving average, in nanoseconds): see `GP_COST_FACTOR`.
+    #[cfg(not(loom))]
+    pub(super) started_at: Option<std::time::Instant>,
+    #[cfg(not(loom))]
+    pub(super) start_cost_ns: u64,
+    /// Emptied thread bags kept for reuse (at most `SPARE_BAGS`), so steady
+    /// single retirement allocates nothing. Boxed: they move in and out of
+    /// records as `Box<Bag>`, and a bag is too big to copy around.
+    #[allow(clippy::vec_box)]
+    pub(super) spare: Vec<Box<Bag>>,
+}
+
+/// Emptied bags a domain keeps for reuse: a grace period's worth of units
+/// (`GP_UNITS`, the most that wait before one starts), plus a few for the
+/// bags threads are filling meanwhile. With fewer, steady single retirement
+/// allocates and frees a bag (2.2 KiB) every few buffers, right among the
+/// retired objects; the price is up to `SPARE_BAGS` idle bags per domain
+/// (about 87 KiB) once it has seen that much single retirement.
+pub(super) const SPARE_BAGS: usize = GP_UNITS + 8;
+
+/// Rationing: start a grace period once this much work waits for one.
+#[cfg(not(any(loom, miri)))]
+pub(super) const GP_OBJECTS: usize = 4096;
+#[cfg(not(any(loom, miri)))]
+pub(super) const GP_UNITS: usize = 32;
+#[cfg(miri)]
+pub(super) const GP_OBJECTS: usize = 16;
+#[cfg(miri)]
+pub(super) const GP_UNITS: usize = 4;
+#[cfg(loom)]
+pub(super) const GP_OBJECTS: usize = 1;
+#[cfg(loom)]
+pub(super) const GP_UNITS: usize = 1;
+
+/// Pacing: once work waits, a grace period starts as soon as the time since
+/// the last one started is `GP_COST_FACTOR` times what starting one costs
+/// (a moving average of the heavy fence: 0.2 µs with no other thread
+/// running, 1–10 µs with others, as it interrupts every CPU running the
+/// process). Starting grace periods then takes at most about 5 % of the
+/// starting thread's time while work streams in (never more than one per
+/// `GP_MIN_INTERVAL`), and garbage waits no longer than it needs to.
+/// Measured on `benches/structures.rs` (hash map, 50 % writes, one thread,
+/// about 2 million retirements a second): with a factor of 100 the peak
+/// garbage was 990–1000 objects, 30 gave 220–320, 10 gave 100–150, against
+/// 140 for crossbeam-epoch, with no throughput difference above the noise.
+#[cfg(not(loom))]
+pub(super) const GP_COST_FACTOR: u32 = 20;
+#[cfg(not(loom))]
+pub(super) const GP_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_micros(10);
+#[cfg(not(loom))]
+pub(super) const GP_MAX_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The most objects one `retire`, `drain` or thread exit frees.
+#[cfg(not(any(loom, miri)))]
+pub(crate) const COLLECT_BUDGET: usize = 1024;
+#[cfg(any(loom, miri))]
+pub(crate) const COLLECT_BUDGET: usize = 8;
+
+/// One domain's state: what a `Domain` handle shares (the global domain's
+/// is [`GLOBAL_INNER`]; a user-created domain's is behind an `Arc`).
+pub(crate) struct Inner {
+    /// Grace periods started; readers copy it on entry.
+    pub(crate) epoch: CachePadded<AtomicU64>,
+    /// The last grace period known complete.
+    pub(super) completed: CachePadded<AtomicU64>,
+    /// Head of the append-only list of thread records.
+    pub(super) records: AtomicPtr<Record>,
+    pub(super) state: Mutex<State>,
+    /// Held by whoever runs destructors; see the module docs.
+    pub(super) freeing: Mutex<()>,
+    pub(super) counters: Counters,
+    /// The sum of the counters of the owners that use this domain.
+    pub(super) owners: OwnerCounters,
+    /// Limits, fixed at creation.
+    pub(super) config: Config,
+    /// A grace period that a retirement past the bound waited for in vain
+    /// (module `throttle`); until it completes, others do not wait.
+    pub(super) stalled: StdAtomicU64,
+    /// Unique among all domains ever created; 0 is the global domain.
+    pub(crate) id: u64,
+    /// Set once torn down; lets thread-locals drop their registration early.
+    pub(crate) dead: StdAtomicBool,
+    /// `Domain` handles alive (user-created domains only). A loom atomic:
+    /// the last handle's drop must see every other handle's retirements.
+    pub(crate) handles: AtomicUsize,
+    /// Whether the reclaimer knows this domain (module `reclaimer`).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) served: StdAtomicBool,
+    /// This domain, for the reclaimer's list (dangling for the global one).
+    #[cfg(not(loom))]
+    pub(crate) this: std::sync::Weak<Inner>,
+    /// A destructor's panic caught on the reclaimer thread, for the next
+    /// `barrier` or the teardown to resume on a user's thread.
+    pub(super) panicked: Mutex<Option<Box<dyn core::any::Any + Send>>>,
+    /// The owner queues the reclaimer visits along with this domain.
+    pub(super) served_owners: Mutex<Vec<std::sync::Weak<dyn Served>>>,
+}
+
+/// The global domain's state, built at compile time, never torn down.
+#[cfg(not(loom))]
+pub(crate) static GLOBAL_INNER: Inner = Inner::new_global();
+
+// SAFETY: the raw record pointers are to records owned by this domain and
+// only shared through the atomic list; all other state is atomics or behind
+// mutexes, and the queued units are `Send`.
+unsafe impl Send for Inner {}
+// SAFETY: as above.
+unsafe impl Sync for Inner {}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A destructor that panicked while a lock was held left the protected
+    // data consistent (every step pops before it drops), so poisoning is
+    // ignored.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `try_lock`, ignoring poisoning (see `lock`); `None` if the lock is held.
+pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(crate::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(crate::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+macro_rules! inner_new {
+    ($id:expr, $config:expr, $this:expr) => {
+        Inner {
+            epoch: CachePadded::new(AtomicU64::new(0)),
+            completed: CachePadded::new(AtomicU64::new(0)),
+            records: AtomicPtr::new(core::ptr::null_mut()),
+            state: Mutex::new(State {
+                running: false,
+                waiting: VecDeque::new(),
+                unstarted_objects: 0,
+                unstarted_units: 0,
+                requested: 0,
+                dead: false,
+                #[cfg(not(loom))]
+                started_at: None,
+                #[cfg(not(loom))]
+                start_cost_ns: 0,
+                spare: Vec::new(),
+            }),
+            freeing: Mutex::new(()),
+            counters: Counters {
+                retired: StdAtomicU64::new(0),
+                freed: StdAtomicU64::new(0),
+                batches: StdAtomicU64::new(0),
+                registrations: StdAtomicU64::new(0),
+                grace_periods: StdAtomicU64::new(0),
+                hurried: StdAtomicU64::new(0),
+                timed: StdAtomicU64::new(0),
+                peak_pending: StdAtomicU64::new(0),
+                freed_by: [const { StdAtomicU64::new(0) }; Path::COUNT],
+                throttle: ThrottleCounters::new(),
+            },
+            owners: OwnerCounters::new(),
+            config: $config,
+            stalled: StdAtomicU64::new(0),
+            id: $id,
+            dead: StdAtomicBool::new(false),
+            handles: AtomicUsize::new(1),
+            served: StdAtomicBool::new(false),
+            #[cfg(not(loom))]
+            this: $this,
+            panicked: Mutex::new(None),
+            served_owners: Mutex::new(Vec::new()),
+        }
+    };
+}
+
+impl Inner {
+    /// The global domain's state, built at compile time.
+    #[cfg(not(loom))]
+    pub(crate) const fn new_global() -> Self {
+        inner_new!(0, Config::DEFAULT, std::sync::Weak::new())
+    }
+
+    /// A user-created domain's state.
+    pub(crate) fn new(config: Config) -> Arc<Self> {
+        static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        #[cfg(not(loom))]
+        return Arc::new_cyclic(|this| inner_new!(id, config, this.clone()));
+        #[cfg(loom)]
+        return Arc::new(inner_new!(id, config, ()));
+    }
+}
+
+/// An owner's queue of retired objects, which the reclaimer visits along
+/// with the owner's domain (implemented by the owner layer).
+pub(crate) trait Served: Send + Sync {
+    /// Frees the queue's completed units, unless another thread is freeing
+    /// them; a destructor's panic is kept for the owner's next `barrier`
+    /// or direct free. Never waits for a reader.
+    fn visit(&self, inner: &Inner) -> Visited;
+    /// Whether units wait in the queue (`Work`) or not (`Idle`).
+    fn has_work(&self) -> Visited;
+}
+
+/// `Domain` shares its `Inner` between threads.
+const _: () = {
+    const fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Inner>()
+};
