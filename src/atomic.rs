@@ -79,17 +79,17 @@ fn decompose<T>(raw: *mut T) -> (*mut T, usize) {
 pub trait DomainBinding: sealed::Sealed {}
 
 mod sealed {
-    use crate::Domain;
 
     pub trait Sealed: Sized {
         /// Not bound to any domain yet.
         fn unbound() -> Self;
-        /// Binds to `domain`, or checks that it is bound to it.
+        /// Binds to the domain with id `domain` (a guard's), or checks
+        /// that it is bound to it.
         ///
         /// # Panics
         ///
         /// If it is bound to another domain.
-        fn bind(&self, domain: &Domain);
+        fn bind(&self, domain: u64);
     }
 }
 
@@ -108,8 +108,8 @@ impl Sealed for AnyDomain {
     }
 
     #[inline]
-    fn bind(&self, domain: &Domain) {
-        let me = domain.inner().id.wrapping_add(1);
+    fn bind(&self, domain: u64) {
+        let me = domain.wrapping_add(1);
         // Relaxed: the binding orders nothing; every thread only has to agree
         // on one value, which the single compare-and-swap from 0 gives.
         let bound = self.0.load(Relaxed);
@@ -173,10 +173,10 @@ impl Sealed for GlobalDomain {
     }
 
     #[inline]
-    fn bind(&self, domain: &Domain) {
+    fn bind(&self, domain: u64) {
         // The global domain's id is 0; user-created domains count from 1.
         assert!(
-            domain.inner().id == 0,
+            domain == 0,
             "ownrcu: an Atomic<_, GlobalDomain> was used with a guard of a user-created domain; \
              it is for the global domain only (use `Atomic<T>` for any domain)"
         );
@@ -423,7 +423,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
     /// ```
     #[inline]
     pub fn load<'g>(&'g self, guard: &'g Guard<'_>) -> Shared<'g, T> {
-        self.domain.bind(guard.domain());
+        self.domain.bind(guard.domain_id());
         // Acquire: see the doc above.
         Shared::from_raw(self.ptr.load(Acquire))
     }
@@ -524,7 +524,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         new: impl Into<Option<Owned<T>>>,
         guard: &Guard<'d>,
     ) -> Option<Detached<'d, T>> {
-        self.domain.bind(guard.domain());
+        self.domain.bind(guard.domain_id());
         let new = Owned::into_raw_or_null(new.into());
         // AcqRel: see the doc above.
         let old = self.ptr.swap(new, AcqRel);
@@ -608,7 +608,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         guard: &'g Guard<'d>,
         weak: bool,
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T>> {
-        self.domain.bind(guard.domain());
+        self.domain.bind(guard.domain_id());
         let new_raw = new.as_ref().map_or(ptr::null_mut(), Owned::as_raw);
         match self.cas(current.raw, new_raw, weak) {
             Ok(old) => {
@@ -691,7 +691,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         next: impl FnOnce(&T) -> &Atomic<T, D>,
         guard: &'g Guard<'_>,
     ) -> Result<(), CompareExchangeError<'g, T, Owned<T>>> {
-        self.domain.bind(guard.domain());
+        self.domain.bind(guard.domain_id());
         let link: *const Atomic<T, D> = next(&new);
         let start = new.ptr.as_ptr() as usize;
         let at = link as usize;
@@ -703,7 +703,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         // above), which we own and which stays allocated and unmoved (it is
         // boxed) until we return it.
         let link = unsafe { &*link };
-        link.domain.bind(guard.domain());
+        link.domain.bind(guard.domain_id());
         // Relaxed: `new` is ours alone until the exchange publishes it.
         assert!(
             decompose(link.ptr.load(Relaxed)).0.is_null(),
@@ -785,7 +785,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
     }
 
     fn fetch_tag<'g>(&'g self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
-        self.domain.bind(guard.domain());
+        self.domain.bind(guard.domain_id());
         // Acquire: the returned value may be dereferenced.
         let mut now = self.ptr.load(Acquire);
         loop {
@@ -857,7 +857,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         new: Shared<'n, T>,
         guard: &'g Guard<'d>,
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T, Shared<'n, T>>> {
-        self.domain.bind(guard.domain());
+        self.domain.bind(guard.domain_id());
         match self.cas(current.raw, new.raw, false) {
             Ok(old) => Ok(Detached::from_raw(old, guard.domain())),
             Err(now) => Err(CompareExchangeError {
@@ -908,7 +908,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         new: Shared<'n, T>,
         guard: &'g Guard<'_>,
     ) -> Result<(), CompareExchangeError<'g, T, Shared<'n, T>>> {
-        self.domain.bind(guard.domain());
+        self.domain.bind(guard.domain_id());
         match self.cas(current.raw, new.raw, false) {
             Ok(_) => Ok(()),
             Err(now) => Err(CompareExchangeError {

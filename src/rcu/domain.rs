@@ -181,6 +181,17 @@ impl Domain {
         GLOBAL
     }
 
+    /// The domain's id (0 for the global domain), without following the
+    /// `Arc`: what a pointer's domain check compares on every access.
+    #[inline(always)]
+    pub(crate) fn id(&self) -> u64 {
+        match &self.repr {
+            #[cfg(not(loom))]
+            Repr::Global => 0,
+            Repr::Owned(_, id) => *id,
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn inner(&self) -> &Inner {
         match &self.repr {

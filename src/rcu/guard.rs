@@ -70,6 +70,10 @@ use crate::Domain;
 pub struct Guard<'d> {
     domain: &'d Domain,
     record: &'d Record,
+    /// `domain.id()`, copied so that a pointer's domain check on every
+    /// load reads one field of the guard (which lives in a register or on
+    /// the stack) instead of following `domain`.
+    id: u64,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -84,8 +88,15 @@ impl<'d> Guard<'d> {
         Self {
             domain,
             record,
+            id: domain.id(),
             _not_send: PhantomData,
         }
+    }
+
+    /// The id of the domain this section belongs to (0: the global one).
+    #[inline(always)]
+    pub(crate) fn domain_id(&self) -> u64 {
+        self.id
     }
 
     /// The domain this section belongs to.
