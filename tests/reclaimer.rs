@@ -201,16 +201,7 @@ fn the_reclaimer_waits_for_readers() {
 /// the bound included, and everything is freed.
 #[test]
 fn the_reclaimer_can_be_the_only_thread_that_frees() {
-    thread_local! {
-        static RETIRING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    struct Checked(Drops);
-    impl Drop for Checked {
-        fn drop(&mut self) {
-            assert!(!RETIRING.with(|r| r.get()), "freed by the retiring thread");
-            self.0.add();
-        }
-    }
+    use common::Checked;
     let _served = served();
     let domain = Domain::builder()
         .retiring_threads_free(false)
@@ -221,7 +212,7 @@ fn the_reclaimer_can_be_the_only_thread_that_frees() {
     let mm = User::new(&domain, Slot::new(Box::new(Checked(drops.clone()))));
     thread::scope(|s| {
         s.spawn(|| {
-            RETIRING.with(|r| r.set(true));
+            common::mark_retiring();
             for _ in 0..N {
                 domain.retire(Box::new(Checked(drops.clone())));
                 let mut batch = domain.batch();

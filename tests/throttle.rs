@@ -398,19 +398,7 @@ fn hurry_starts_a_grace_period_now() {
 /// the thread that calls `collect` frees everything.
 #[test]
 fn retiring_threads_never_free_in_that_mode() {
-    thread_local! {
-        static RETIRING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    struct Checked(Drops);
-    impl Drop for Checked {
-        fn drop(&mut self) {
-            assert!(
-                !RETIRING.with(|r| r.get()),
-                "a destructor ran on the retiring thread"
-            );
-            self.0.add();
-        }
-    }
+    use common::Checked;
     let n = if cfg!(miri) { 50 } else { 5000 };
     // Well below what the thread retires, so the bound is met.
     // No reclaimer either: this test frees with `collect` on a thread of
@@ -426,7 +414,7 @@ fn retiring_threads_never_free_in_that_mode() {
     let mm = User::new(&domain, Slot::new(Box::new(Checked(drops.clone()))));
     thread::scope(|s| {
         s.spawn(|| {
-            RETIRING.with(|r| r.set(true));
+            common::mark_retiring();
             for i in 0..n {
                 if i % 2 == 0 {
                     domain.retire(Box::new(Checked(drops.clone())));

@@ -2,6 +2,7 @@
 //! declares `mod common;`; not every file uses every helper).
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -92,5 +93,29 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
             "still not true after a minute: {what}"
         );
         thread::sleep(Duration::from_millis(1));
+    }
+}
+
+std::thread_local! {
+    static RETIRING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as a retiring thread that must never run a
+/// destructor: a [`Checked`] dropped on it fails the test.
+pub fn mark_retiring() {
+    RETIRING.with(|r| r.set(true));
+}
+
+/// Counts its drop in its [`Drops`], and fails if dropped on a thread
+/// marked with [`mark_retiring`].
+pub struct Checked(pub Drops);
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        assert!(
+            !RETIRING.with(|r| r.get()),
+            "a destructor ran on the retiring thread"
+        );
+        self.0.add();
     }
 }
