@@ -1187,10 +1187,10 @@ impl<'g, T> Shared<'g, T> {
     /// assert_eq!(a.load(&guard).as_ref(), Some(&1));
     /// ```
     pub fn as_ref(&self) -> Option<&'g T> {
-        // SAFETY: null, or a live object that stays valid for `'g` (module
-        // invariant 3): loaded from an `Atomic` borrowed for `'g` under a
-        // guard of the domain it is bound to, borrowed for `'g` too. Only
-        // shared references are ever made while readers may exist.
+        // Loaded from an `Atomic` borrowed for `'g` under a guard of the
+        // domain it is bound to, borrowed for `'g` too (module invariant 3).
+        // SAFETY: so null, or a live object valid for `'g`; only shared
+        // references are ever made while readers may exist.
         unsafe { decompose(self.raw).0.as_ref() }
     }
 
@@ -1426,11 +1426,10 @@ impl<'d, T: Send + 'static> Detached<'d, T> {
              its readers used"
         );
         let this = ManuallyDrop::new(self);
-        // SAFETY: the pointer came from `Box::into_raw` (via `Owned`), this
-        // value owned it and is forgotten, so it is pushed once; it is
-        // unlinked (invariant 2); every reader that may hold it loaded it
-        // under a guard of the domain the `Atomic` is bound to, which is this
-        // batch's (checked above).
+        // From `Box::into_raw` (via `Owned`), owned by this value, which is
+        // forgotten: pushed once. Unlinked (invariant 2); readers loaded it
+        // under guards of the domain the `Atomic` is bound to.
+        // SAFETY: as just said; that domain is this batch's (checked above).
         unsafe { batch.push_raw(this.ptr.as_ptr()) };
     }
 }
@@ -1448,10 +1447,10 @@ impl<T: Send + 'static> Deref for Detached<'_, T> {
 impl<T: Send + 'static> Drop for Detached<'_, T> {
     /// Retires the object.
     fn drop(&mut self) {
-        // SAFETY: from `Box::into_raw` (via `Owned`), owned by this value,
-        // which is going away, so retired once; unlinked (module invariant
-        // 2); every reader that may still hold it got it under a guard of the
-        // domain the `Atomic` is bound to (invariant 1), which is `domain`.
+        // From `Box::into_raw` (via `Owned`), owned by this value, which is
+        // going away: retired once. Unlinked (module invariant 2).
+        // SAFETY: as just said; readers got it under guards of the domain
+        // the `Atomic` is bound to (invariant 1), which is `domain`.
         unsafe { self.domain.retire_raw(self.ptr.as_ptr()) };
     }
 }
