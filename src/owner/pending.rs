@@ -136,7 +136,12 @@ impl Pending {
     pub(crate) fn enqueue(&self, unit: Box<dyn Reclaim>, batch: bool) {
         let inner = self.inner();
         let q = &*self.queue;
-        if inner.config().reclaimer && !q.served.swap(true, Relaxed) {
+        // Served only while the reclaimer is on: a queue registered with a
+        // domain while it is off would sit in the domain's list unvisited.
+        if inner.config().reclaimer
+            && crate::Reclaimer::is_enabled()
+            && !q.served.swap(true, Relaxed)
+        {
             let weak: std::sync::Weak<dyn Served> = Arc::downgrade(&self.queue) as _;
             inner.serve(weak);
         }

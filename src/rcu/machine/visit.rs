@@ -131,7 +131,14 @@ impl Inner {
 
     /// Has the reclaimer visit `queue` (an owner's) with this domain.
     pub(crate) fn serve(&self, queue: Weak<dyn Served>) {
-        lock(&self.served_owners).push(queue);
+        let mut owners = lock(&self.served_owners);
+        // Forget owners that are gone whenever the list doubles, so it stays
+        // within twice the live owners even if the reclaimer never visits
+        // (a `Weak` keeps its allocation), at amortized O(1) per owner.
+        if owners.len() >= 16 && owners.len().is_power_of_two() {
+            owners.retain(|q| q.strong_count() > 0);
+        }
+        owners.push(queue);
     }
 
     /// Visits the owner queues the reclaimer serves in this domain,
