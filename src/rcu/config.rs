@@ -64,7 +64,8 @@ pub const DEFAULT_MAX_PENDING: usize = 8192;
 ///
 /// A domain counts the objects registered with it and not freed yet (a
 /// thread's buffer of up to 128 single retirements is registered when it
-/// fills, when the thread exits, or on [`Domain::collect`](crate::Domain::collect) and
+/// fills, when the thread exits, when the reclaimer takes it over, or on
+/// [`Domain::collect`](crate::Domain::collect) and
 /// [`Domain::barrier`](crate::Domain::barrier)). When a registration (a full buffer, a batch drain,
 /// an owner's retirement) leaves more than
 /// [`max_pending`](DomainBuilder::max_pending) objects pending

@@ -36,7 +36,8 @@ use crate::Stats;
 ///
 /// Destructors run on threads that call into the domain: a
 /// [`retire`](Domain::retire) that fills its thread's buffer (one call in
-/// 128) and a [`Batch::drain`](crate::Batch::drain) each free at most 1024 objects whose grace
+/// 8 to 128: each thread's buffer adapts to its rate) and a
+/// [`Batch::drain`](crate::Batch::drain) each free at most 1024 objects whose grace
 /// period has completed; [`collect`](Domain::collect) frees what is ready
 /// without blocking; [`barrier`](Domain::barrier) frees everything it
 /// waited for; dropping the last handle of a user-created domain frees
@@ -216,7 +217,8 @@ impl Domain {
     ///
     /// Works for unsized objects too (`Box<dyn Trait>`, `Box<[T]>`, `Box<str>`).
     /// The object is buffered in the calling thread and handed to the domain
-    /// 128 at a time (see [who runs destructors](Domain#who-runs-destructors-and-when)).
+    /// 8 to 128 at a time, about 20 µs of the thread's retirements (see [who
+    /// runs destructors](Domain#who-runs-destructors-and-when)).
     ///
     /// # Examples
     ///
