@@ -5,7 +5,7 @@
 //! approximate.
 
 use core::sync::atomic::AtomicU64;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 /// A snapshot of a domain's counters, from [`Domain::stats`](crate::Domain::stats).
 ///
@@ -32,6 +32,12 @@ pub struct Stats {
     /// Objects whose destructor has run, after a grace period or at the
     /// domain's teardown. An object whose destructor panicked counts as
     /// freed: it is never dropped again.
+    ///
+    /// The counters are read one at a time, so a snapshot taken while
+    /// other threads retire or free is not one instant; but once `freed`
+    /// counts an object, what its destructor did is visible to the thread
+    /// that took the snapshot, and [`freed_by`](Stats::freed_by) already
+    /// counts it too (its paths add up to at least `freed`).
     pub freed: u64,
     /// Objects retired but not freed yet.
     pub pending: u64,
@@ -90,7 +96,8 @@ impl Stats {
 
 /// How a domain's own objects were freed, by path (part of [`Stats`]).
 ///
-/// The fields add up to [`Stats::freed`].
+/// The fields add up to [`Stats::freed`] once no free is in progress (while
+/// one is, to at least it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FreedBy {
@@ -206,13 +213,15 @@ impl OwnerCounters {
         } else {
             &self.freed_after
         };
-        counter.fetch_add(objects as u64, Relaxed);
+        // Release, after the destructors: a snapshot that counts these
+        // objects (Acquire) sees what the destructors did.
+        counter.fetch_add(objects as u64, Release);
     }
 
     pub(crate) fn snapshot(&self) -> OwnerStats {
         let retired = self.retired.load(Relaxed);
-        let after = self.freed_after.load(Relaxed);
-        let direct = self.freed_direct.load(Relaxed);
+        let after = self.freed_after.load(Acquire);
+        let direct = self.freed_direct.load(Acquire);
         OwnerStats {
             retired,
             freed_after_grace_period: after,

@@ -9,7 +9,7 @@
 //!   whatever a panicking destructor leaves goes back to the front, still
 //!   tagged with its grace period: the queue stays consistent.
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, Waiting, SPARE_BAGS};
@@ -95,8 +95,10 @@ impl Inner {
         let before = unit.len();
         let mut unit = scopeguard::guard(unit, |unit| {
             let freed = (before - unit.len()) as u64;
-            self.counters.freed.fetch_add(freed, Relaxed);
             self.counters.freed_by[path as usize].fetch_add(freed, Relaxed);
+            // Release, after the destructors and the path count: a snapshot
+            // whose (Acquire) `freed` includes these objects sees both.
+            self.counters.freed.fetch_add(freed, Release);
             if unit.len() > 0 {
                 lock(&self.state).waiting.push_front(Waiting { gp, unit });
             } else if let Some(mut bag) = unit.into_bag() {

@@ -5,7 +5,7 @@
 //! - A snapshot only reads counters (`Relaxed`) and walks the records: it
 //!   takes no lock and never changes the machine.
 
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use super::counters::Path;
 use super::state::Inner;
@@ -20,7 +20,8 @@ impl Inner {
     pub(crate) fn stats(&self) -> Stats {
         let in_bags: u64 = self.records().map(Record::buffered).sum();
         let retired = self.counters.retired.load(Relaxed) + in_bags;
-        let freed = self.counters.freed.load(Relaxed);
+        // Acquire, before the path counts: see `free_unit`.
+        let freed = self.counters.freed.load(Acquire);
         Stats {
             retired,
             freed,
