@@ -120,12 +120,15 @@ fn an_idle_writers_objects_on_a_new_domain_are_freed_by_the_reclaimer() {
     let _served = served();
     let domain = domain();
     let drops = Drops::default();
-    for _ in 0..N {
-        domain.retire(drops.obj());
-    }
     let mut batch = domain.batch();
     batch.extend((0..N).map(|_| drops.obj()));
     batch.drain();
+    // Singles last: the thread's last buffer holds at least one of them
+    // (a full buffer is handed over only by the next retirement), and only
+    // the reclaimer can take it over, start its grace period and free it.
+    for _ in 0..N {
+        domain.retire(drops.obj());
+    }
     eventually("all freed", || domain.stats().freed == 2 * N as u64);
     // `freed` counts an object only after its path count (see `Stats`).
     assert_eq!(drops.get(), 2 * N);
