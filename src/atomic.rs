@@ -323,6 +323,7 @@ impl<T> Atomic<T> {
     /// let guard = ownrcu::Domain::global().read();
     /// assert!(a.load(&guard).is_null());
     /// ```
+    #[must_use]
     pub fn null() -> Self {
         Self::from_raw(ptr::null_mut())
     }
@@ -350,6 +351,7 @@ impl<T> Atomic<T, GlobalDomain> {
     /// let a = ownrcu::Atomic::<u64, _>::null_global();
     /// assert!(a.load(&ownrcu::Domain::global().read()).is_null());
     /// ```
+    #[must_use]
     pub fn null_global() -> Self {
         Self::from_raw(ptr::null_mut())
     }
@@ -365,6 +367,7 @@ impl<T> Atomic<T, GlobalDomain> {
     /// let a = Atomic::from_owned_global(Owned::new(1_u32).with_tag(1));
     /// assert_eq!(a.load(&ownrcu::Domain::global().read()).tag(), 1);
     /// ```
+    #[must_use]
     pub fn from_owned_global(owned: Owned<T>) -> Self {
         Self::from_raw(Owned::into_raw_or_null(Some(owned)))
     }
@@ -1017,6 +1020,7 @@ impl<T> Owned<T> {
     /// ```
     /// assert_eq!(ownrcu::Owned::new(3_u32).tag(), 0);
     /// ```
+    #[must_use]
     pub fn tag(&self) -> usize {
         self.tag
     }
@@ -1029,6 +1033,7 @@ impl<T> Owned<T> {
     /// // `u16` leaves one tag bit.
     /// assert_eq!(ownrcu::Owned::new(3_u16).with_tag(3).tag(), 1);
     /// ```
+    #[must_use]
     pub fn with_tag(self, tag: usize) -> Self {
         let this = ManuallyDrop::new(self);
         Self {
@@ -1046,6 +1051,7 @@ impl<T> Owned<T> {
     /// let boxed: Box<String> = ownrcu::Owned::new(String::from("x")).into_box();
     /// assert_eq!(*boxed, "x");
     /// ```
+    #[must_use]
     pub fn into_box(self) -> Box<T> {
         let this = ManuallyDrop::new(self);
         // SAFETY: the pointer came from `Box::into_raw`, and this value, now
@@ -1161,6 +1167,7 @@ impl<'g, T> Shared<'g, T> {
     /// ```
     /// assert!(ownrcu::Shared::<u32>::null().is_null());
     /// ```
+    #[must_use]
     pub fn null() -> Self {
         Self::from_raw(ptr::null_mut())
     }
@@ -1172,6 +1179,7 @@ impl<'g, T> Shared<'g, T> {
     /// ```
     /// assert!(ownrcu::Shared::<u64>::null().with_tag(1).is_null());
     /// ```
+    #[must_use]
     pub fn is_null(&self) -> bool {
         decompose(self.raw).0.is_null()
     }
@@ -1186,6 +1194,7 @@ impl<'g, T> Shared<'g, T> {
     /// let guard = domain.read();
     /// assert_eq!(a.load(&guard).as_ref(), Some(&1));
     /// ```
+    #[must_use]
     pub fn as_ref(&self) -> Option<&'g T> {
         // Loaded from an `Atomic` borrowed for `'g` under a guard of the
         // domain it is bound to, borrowed for `'g` too (module invariant 3).
@@ -1201,6 +1210,7 @@ impl<'g, T> Shared<'g, T> {
     /// ```
     /// assert_eq!(ownrcu::Shared::<u32>::null().with_tag(3).tag(), 3);
     /// ```
+    #[must_use]
     pub fn tag(&self) -> usize {
         decompose(self.raw).1
     }
@@ -1213,6 +1223,7 @@ impl<'g, T> Shared<'g, T> {
     /// // `u32` leaves two tag bits.
     /// assert_eq!(ownrcu::Shared::<u32>::null().with_tag(5).tag(), 1);
     /// ```
+    #[must_use]
     pub fn with_tag(&self, tag: usize) -> Self {
         Self::from_raw(compose(decompose(self.raw).0, tag))
     }
@@ -1224,6 +1235,7 @@ impl<'g, T> Shared<'g, T> {
     /// ```
     /// assert!(ownrcu::Shared::<u32>::null().with_tag(1).as_ptr().is_null());
     /// ```
+    #[must_use]
     pub fn as_ptr(&self) -> *const T {
         decompose(self.raw).0
     }
@@ -1332,6 +1344,7 @@ impl<'d, T: Send + 'static> Detached<'d, T> {
     /// let a = Atomic::from(Owned::new(1_u32).with_tag(2));
     /// assert_eq!(a.swap(None, &domain.read()).unwrap().tag(), 2);
     /// ```
+    #[must_use]
     pub fn tag(&self) -> usize {
         self.tag
     }
@@ -1347,6 +1360,7 @@ impl<'d, T: Send + 'static> Detached<'d, T> {
     /// let old = a.swap(None, &domain.read()).unwrap();
     /// assert!(std::ptr::eq(old.domain(), &domain));
     /// ```
+    #[must_use]
     pub fn domain(&self) -> &'d Domain {
         self.domain
     }

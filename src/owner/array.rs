@@ -127,11 +127,13 @@ pub struct Array<T: Send + Sync + 'static> {
 
 impl<T: Send + Sync + 'static> Array<T> {
     /// An empty array.
+    #[must_use]
     pub fn new() -> Self {
         Self::from_vec(Vec::new())
     }
 
     /// An array holding `objects`, in this order.
+    #[must_use]
     pub fn from_vec(objects: Vec<Box<T>>) -> Self {
         let items = objects
             .into_iter()
@@ -337,6 +339,7 @@ pub struct ArrayWriter<'a, 'u, T: Send + Sync + 'static> {
 
 impl<'a, 'u, T: Send + Sync + 'static> ArrayWriter<'a, 'u, T> {
     /// The staged version.
+    #[must_use]
     pub fn items(&self) -> &[&T] {
         // Every staged pointer is an object of the current version, which
         // only a writer (us) or the array's drop (which our borrow prevents)
@@ -346,11 +349,13 @@ impl<'a, 'u, T: Send + Sync + 'static> ArrayWriter<'a, 'u, T> {
     }
 
     /// Objects in the staged version.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Whether the staged version is empty.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -514,6 +519,7 @@ impl<T: Send + Sync> Reclaim for Commit<T> {
 
 impl<'u, T: Send + Sync + 'static> Removed<'u, T> {
     /// The removed objects.
+    #[must_use]
     pub fn objects(&self) -> &[&T] {
         // SAFETY: same layout (see `Array::load`); the objects are owned by
         // this value until it is retired, which consumes it.
@@ -523,11 +529,13 @@ impl<'u, T: Send + Sync + 'static> Removed<'u, T> {
     }
 
     /// Number of removed objects.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.objects.len()
     }
 
     /// Whether no object was removed.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }

@@ -68,6 +68,23 @@ struct Shared<D> {
 /// `shared` points to a live `Shared<D>` whose `users` count includes this
 /// handle, so its data has not been dropped.
 ///
+/// # Thread safety
+///
+/// `User<D>` is `Send` and `Sync` (the bounds on `D` ask for both): a user
+/// handle may be cloned onto other threads and read from there, and the
+/// last one, on whichever thread drops it, drops `D`. The read section it
+/// opens, [`Read`], stays on the thread that opened it.
+///
+/// ```
+/// use ownrcu::{Domain, User};
+///
+/// let domain = Domain::new();
+/// let mm = User::new(&domain, vec![1_u64, 2, 3]);
+/// let other = mm.clone();
+/// let sum = std::thread::spawn(move || other.read().iter().sum::<u64>());
+/// assert_eq!(sum.join().unwrap(), 6);
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -127,6 +144,11 @@ pub struct User<D: Send + Sync + 'static> {
 /// `shared` points to a live `Shared<D>` whose `holders` count includes this
 /// handle.
 ///
+/// # Thread safety
+///
+/// `Holder<D>` is `Send` and `Sync`: it gives no access to `D`, and the
+/// last handle of either kind may be dropped on any thread.
+///
 /// # Examples
 ///
 /// ```
@@ -178,6 +200,7 @@ impl<D: Send + Sync + 'static> User<D> {
     }
 
     /// The domain the owner's readers use.
+    #[must_use]
     pub fn domain(&self) -> &Domain {
         &self.shared().pending.domain
     }
@@ -220,6 +243,7 @@ impl<D: Send + Sync + 'static> User<D> {
     }
 
     /// A snapshot of the owner's counters.
+    #[must_use]
     pub fn stats(&self) -> OwnerStats {
         self.pending().stats()
     }
@@ -236,6 +260,7 @@ impl<D: Send + Sync + 'static> User<D> {
     }
 
     /// Takes a holder handle (`mmgrab`).
+    #[must_use]
     pub fn holder(&self) -> Holder<D> {
         // Relaxed: like `Arc::clone`, the new handle is made from a live one.
         crate::rcu::for_owners::check_count(self.shared().holders.fetch_add(1, Relaxed));
@@ -280,6 +305,7 @@ impl<D: Send + Sync + 'static> User<D> {
     }
 
     /// Number of user handles (a snapshot; others may change it meanwhile).
+    #[must_use]
     pub fn users(&self) -> usize {
         user_count(self.shared().users.load(Relaxed))
     }
@@ -387,6 +413,7 @@ impl<D: Send + Sync + 'static> Holder<D> {
     /// returns. (If the `Exclusive` was leaked, it waits until its user
     /// handle is next cloned, made exclusive again or dropped.) Once the
     /// last user handle is gone it returns `None` at once.
+    #[must_use]
     pub fn upgrade(&self) -> Option<User<D>> {
         // SAFETY: the type invariant: `shared` is live while this handle is.
         let users = unsafe { &self.shared.as_ref().users };
@@ -433,6 +460,7 @@ impl<D: Send + Sync + 'static> Holder<D> {
     /// assert_eq!(stats.pending, 0);
     /// assert_eq!(stats.freed_directly + stats.freed_after_grace_period, 1);
     /// ```
+    #[must_use]
     pub fn stats(&self) -> OwnerStats {
         // SAFETY: the type invariant; the counters live in the allocation,
         // which this handle keeps.
@@ -440,6 +468,7 @@ impl<D: Send + Sync + 'static> Holder<D> {
     }
 
     /// Whether the owner has been torn down (no user left).
+    #[must_use]
     pub fn is_torn_down(&self) -> bool {
         // SAFETY: the type invariant.
         user_count(unsafe { self.shared.as_ref() }.users.load(Acquire)) == 0
@@ -470,6 +499,11 @@ impl<D: Send + Sync + 'static> Drop for Holder<D> {
 
 /// Shared access to an owner's data inside a read-side section, from
 /// [`User::read`]. It borrows the user handle and derefs to the data.
+///
+/// # Thread safety
+///
+/// `Read` is neither `Send` nor `Sync`, like the [`Guard`] it holds: the
+/// read section belongs to the thread that opened it.
 ///
 /// # Leaking it
 ///
@@ -502,6 +536,11 @@ impl<D: Send + Sync + 'static> Deref for Read<'_, D> {
 
 /// Exclusive access to an owner's data through its only user handle, from
 /// [`User::exclusive`]. Derefs mutably to the data.
+///
+/// # Thread safety
+///
+/// `Exclusive` is `Send` and `Sync`, as the `&mut User<D>` it holds is: it
+/// can be handed to a scoped thread, which then owns the data alone.
 ///
 /// # Leaking it
 ///

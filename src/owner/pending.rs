@@ -320,6 +320,9 @@ impl OwnerQueue {
             self.count(inner, |c| c.freed(before - unit.len(), direct));
             if unit.len() > 0 {
                 lock(&self.queue).units.push_front((gp, unit));
+                // Visible again: ring, as a registration does (the
+                // reclaimer may have parked while the unit was popped).
+                crate::rcu::for_owners::notify(inner);
             }
         });
         // SAFETY: forwarded from this function's contract.

@@ -60,11 +60,13 @@ pub struct Slot<T: Send + Sync + 'static> {
 
 impl<T: Send + Sync + 'static> Slot<T> {
     /// A slot holding `object`.
+    #[must_use]
     pub fn new(object: Box<T>) -> Self {
         Self::from_ptr(Box::into_raw(object))
     }
 
     /// An empty slot.
+    #[must_use]
     pub fn empty() -> Self {
         Self::from_ptr(ptr::null_mut())
     }

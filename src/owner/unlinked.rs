@@ -194,11 +194,13 @@ impl<'u, T: Send + Sync + 'static> OwnerBatch<'u, T> {
     }
 
     /// Objects in the batch.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Whether the batch is empty.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

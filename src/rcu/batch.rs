@@ -129,16 +129,19 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
     }
 
     /// Objects in the batch.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Whether the batch is empty.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// The batch's domain.
+    #[must_use]
     pub fn domain(&self) -> &'d Domain {
         self.domain
     }

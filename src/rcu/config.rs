@@ -130,7 +130,27 @@ impl DomainBuilder {
             config: Config::DEFAULT,
         }
     }
+}
 
+/// The builder of [`Domain::builder`](crate::Domain::builder): every limit
+/// at its default, so `DomainBuilder::default().build()` is a domain like
+/// [`Domain::new`](crate::Domain::new)'s.
+///
+/// # Examples
+///
+/// ```
+/// use ownrcu::DomainBuilder;
+///
+/// let domain = DomainBuilder::default().max_pending(100).build();
+/// assert_eq!(domain.stats().pending, 0);
+/// ```
+impl Default for DomainBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DomainBuilder {
     /// The most objects that may wait in the domain (not counting owners'
     /// objects) before a retirement applies backpressure. Default
     /// [`DEFAULT_MAX_PENDING`] (8192).

@@ -72,6 +72,17 @@ use crate::Stats;
 /// [`synchronize`]: Domain::synchronize
 /// [`barrier`]: Domain::barrier
 ///
+/// # Thread safety
+///
+/// `Domain` is `Send` and `Sync`: a handle may be shared or sent to any
+/// thread, and every method takes `&self`. What stays on one thread is the
+/// read section: a [`Guard`](crate::Guard) is neither `Send` nor `Sync`.
+///
+/// ```
+/// fn is_send_sync<T: Send + Sync>(_: &T) {}
+/// is_send_sync(&ownrcu::Domain::new());
+/// ```
+///
 /// # Dropping a domain
 ///
 /// A user-created domain may be cloned; clones are handles to the same
@@ -174,6 +185,7 @@ impl Domain {
     /// ```
     #[cfg(not(loom))]
     #[inline]
+    #[must_use]
     pub fn global() -> &'static Domain {
         // A constant, not a `static`: every caller sees that the handle is
         // the global one, so `read()` on it compiles to the global path
@@ -457,6 +469,7 @@ impl Domain {
     /// # Panics
     ///
     /// If the cookie was taken from another domain.
+    #[must_use]
     pub fn poll(&self, cookie: &GracePeriod) -> bool {
         self.check_cookie(cookie);
         self.inner().poll(cookie.gp)
@@ -506,6 +519,7 @@ impl Domain {
     /// assert_eq!(stats.owners.retired, 1);
     /// assert_eq!((stats.retired_total(), stats.pending_total()), (2, 0));
     /// ```
+    #[must_use]
     pub fn stats(&self) -> Stats {
         self.inner().stats()
     }
@@ -580,7 +594,21 @@ impl core::fmt::Debug for Domain {
 /// // ... unlink something, do other work ...
 /// domain.wait(&cookie); // blocks only if the grace period is not over
 /// ```
-#[derive(Debug, Clone)]
+///
+/// A cookie is two integers (its domain's id and a grace-period number):
+/// it is `Copy`, and two cookies compare equal when they name the same
+/// grace period of the same domain, so they can key a map of work waiting
+/// for it.
+///
+/// ```
+/// let domain = ownrcu::Domain::new();
+/// let first = domain.grace_period();
+/// let copy = first; // `Copy`
+/// assert_eq!(first, copy);
+/// domain.wait(&first);
+/// domain.wait(&copy); // done already: returns at once
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GracePeriod {
     domain: u64,
     gp: u64,
@@ -590,6 +618,7 @@ pub struct GracePeriod {
 /// `config` (the builder) does not depend on this module.
 impl DomainBuilder {
     /// The domain.
+    #[must_use]
     pub fn build(self) -> Domain {
         Domain::with_config(self.config)
     }

@@ -100,6 +100,7 @@ impl<'d> Guard<'d> {
     }
 
     /// The domain this section belongs to.
+    #[must_use]
     pub fn domain(&self) -> &'d Domain {
         self.domain
     }

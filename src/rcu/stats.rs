@@ -83,12 +83,14 @@ pub struct Stats {
 
 impl Stats {
     /// Objects retired into the domain directly and through its owners.
+    #[must_use]
     pub fn retired_total(&self) -> u64 {
         self.retired + self.owners.retired
     }
 
     /// Objects retired into the domain directly or through its owners and
     /// not freed yet.
+    #[must_use]
     pub fn pending_total(&self) -> u64 {
         self.pending + self.owners.pending
     }

@@ -1,8 +1,10 @@
 //! The reclaimer's doorbell (`src/rcu/reclaimer/doorbell.rs`): registrations
 //! that make work visible under a lock and then ring never leave the
 //! reclaimer asleep with work waiting (no lost wake-up), and only one ring
-//! starts the thread. A lost wake-up shows as a loom deadlock: the
-//! reclaimer parked forever with every other thread finished.
+//! starts the thread; nor does a thread that pops work, frees part of it
+//! and puts the rest back (src/rcu/machine/free.rs). A lost wake-up shows
+//! as a loom deadlock: the reclaimer parked forever with every other thread
+//! finished.
 
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::sync::Arc as StdArc;
@@ -88,5 +90,67 @@ fn a_ring_after_stop_starts_a_new_thread() {
         old.join().unwrap();
         register(&bell, &work, 1, &starts);
         assert_eq!(starts.load(SeqCst), 2, "the ring after stop started one");
+    });
+}
+
+/// Work as the partial-free model sees it: units queued (what the
+/// reclaimer's look sees) and units freed, by anyone.
+#[derive(Default)]
+struct Queue {
+    queued: usize,
+    freed: usize,
+}
+
+/// The reclaimer of the partial-free model: frees whatever is queued, and
+/// sleeps until all `total` units are freed (by it or by the freer).
+fn freeing_reclaimer(bell: Arc<Doorbell<JoinHandle<()>>>, queue: Arc<Mutex<Queue>>, total: usize) {
+    loop {
+        {
+            let mut q = queue.lock().unwrap();
+            q.freed += core::mem::take(&mut q.queued);
+            if q.freed == total {
+                return;
+            }
+        }
+        bell.sleep(|| queue.lock().unwrap().queued > 0);
+    }
+}
+
+/// The liveness bug Miri found (issue 10): a writer's amortized free pops
+/// a unit of three objects, frees one (its budget) and puts the other two
+/// back. While the unit was popped, the queue looked empty, so the
+/// reclaimer may have looked, found nothing and parked; putting work back
+/// must ring as a registration does, or the two objects wait for good
+/// (here: a loom deadlock). Without the ring in `putting_back`, loom finds
+/// that schedule.
+#[test]
+fn work_put_back_after_a_partial_free_wakes_the_reclaimer() {
+    check("reclaimer/partial free puts work back", EXHAUSTIVE, || {
+        const TOTAL: usize = 3;
+        let bell = Arc::new(Bell::new());
+        let queue = Arc::new(Mutex::new(Queue::default()));
+        // The registration: three objects as one unit, starting the
+        // reclaimer.
+        queue.lock().unwrap().queued = TOTAL;
+        let (b, q) = (bell.clone(), queue.clone());
+        bell.ring(|| Some(thread::spawn(move || freeing_reclaimer(b, q, TOTAL))));
+        // The writer's amortized free, on another thread: pop everything
+        // queued, free one object, put the rest back, ring.
+        let (b, q) = (bell.clone(), queue.clone());
+        let writer = thread::spawn(move || {
+            let popped = core::mem::take(&mut q.lock().unwrap().queued);
+            if popped > 0 {
+                let mut locked = q.lock().unwrap();
+                locked.freed += 1;
+                locked.queued += popped - 1;
+                drop(locked);
+                // putting_back: the ring (`None`: a thread is running or
+                // parked, never stopped, in this model).
+                b.ring(|| None);
+            }
+        });
+        writer.join().unwrap();
+        // The reclaimer exits once all three are freed; with a lost
+        // wake-up it would park forever (a deadlock loom reports).
     });
 }

@@ -22,6 +22,10 @@
 //!   registration's wake-up), and rings: under the `sleeper` lock it sets
 //!   `RUNNING` and unparks the thread. An unpark that comes before the
 //!   park makes the park return at once, so it is never lost either.
+//!   Work that a freer popped and puts back (what a bounded free or a
+//!   panicking destructor leaves) is made visible again in such a section
+//!   too, and rings like a registration: while it was popped, the
+//!   reclaimer's look may have found nothing.
 //! - At most one ring starts a thread: `STOPPED` is seen and left under
 //!   the `sleeper` lock, with the new thread's handle stored at once.
 //!
@@ -152,7 +156,23 @@ impl<H: Sleeper> Doorbell<H> {
     /// Takes the thread's handle and marks the doorbell `STOPPED` (the next
     /// ring starts a new thread); the caller makes the thread exit.
     pub fn stop(&self) -> Option<H> {
+        self.stop_if(|_| true)
+    }
+
+    /// Whether the doorbell holds a thread's handle that `is_it` accepts: a
+    /// reclaimer whose handle `stop` took (or a dying one replaced) exits.
+    pub fn holds(&self, is_it: impl FnOnce(&H) -> bool) -> bool {
+        self.sleeper().as_ref().is_some_and(is_it)
+    }
+
+    /// [`stop`](Doorbell::stop), if the current thread's handle is one
+    /// `is_it` accepts (a dying reclaimer stops the doorbell only if it was
+    /// not already stopped and a new thread started).
+    pub fn stop_if(&self, is_it: impl FnOnce(&H) -> bool) -> Option<H> {
         let mut sleeper = self.sleeper();
+        if !sleeper.as_ref().is_some_and(is_it) {
+            return None;
+        }
         self.status.store(STOPPED, Relaxed);
         sleeper.take()
     }

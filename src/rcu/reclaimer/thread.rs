@@ -45,13 +45,15 @@ struct Registry {
     /// Every domain the reclaimer has been told about, until it is found
     /// torn down or gone.
     targets: Vec<Target>,
-    /// Set by `disable`; the thread exits at its next look.
-    stop: bool,
+    /// A reclaimer stopped by `disable` from one of its own destructors,
+    /// which could not wait for it: no new thread starts until it is gone
+    /// (so there is at most one).
+    exiting: Option<JoinHandle<()>>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     targets: Vec::new(),
-    stop: false,
+    exiting: None,
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -86,9 +88,17 @@ fn serve<D: ServedDomain + ?Sized>(inner: &D) {
 
 /// Starts the thread (under the doorbell's lock).
 fn start() -> Option<JoinHandle<()>> {
-    if registry().stop {
-        // The previous thread has not seen it yet; the next ring starts one.
-        return None;
+    {
+        let mut reg = registry();
+        if let Some(old) = reg.exiting.take() {
+            if !old.is_finished() {
+                // Still in the destructor that stopped it: the next ring
+                // starts one.
+                reg.exiting = Some(old);
+                return None;
+            }
+            let _ = old.join();
+        }
     }
     // Without a thread (the process is out of them), nothing breaks:
     // objects are freed by the calls that free them anyway.
@@ -103,12 +113,15 @@ pub(super) fn disable() {
     let Some(handle) = DOORBELL.stop() else {
         return;
     };
-    registry().stop = true;
+    // The thread sees that the doorbell no longer holds its handle, and
+    // exits at its next look.
     handle.thread().unpark();
     // From a destructor running on the reclaimer itself, it cannot wait for
     // itself: it exits once that destructor returns.
     if handle.thread().id() != thread::current().id() {
         let _ = handle.join();
+    } else {
+        registry().exiting = Some(handle);
     }
 }
 
@@ -127,6 +140,14 @@ struct Memo {
 }
 
 fn run() {
+    let me = thread::current().id();
+    // Should this thread ever unwind (nothing in the loop below panics but
+    // allocation; destructors run under `catch_unwind`), the doorbell must
+    // not stay `RUNNING` for a thread that is gone: mark it stopped, so the
+    // next registration starts a new one.
+    let _dying = scopeguard::guard_on_unwind((), |()| {
+        drop(DOORBELL.stop_if(|handle| handle.thread().id() == me));
+    });
     let mut memos: Vec<Memo> = Vec::new();
     // Started or woken by a registration: that work has a time bound to get
     // its grace period, and the retiring thread usually frees it first, so
@@ -137,12 +158,10 @@ fn run() {
             thread::park_timeout(period);
         }
         let targets = {
-            let mut reg = registry();
-            if reg.stop {
-                reg.stop = false;
-                return;
+            if !DOORBELL.holds(|handle| handle.thread().id() == me) {
+                return; // stopped by `disable` (a new thread may be running)
             }
-            reg.targets.clone()
+            registry().targets.clone()
         };
         period = visit_all(&targets, &mut memos);
         if period.is_some() {
