@@ -75,11 +75,9 @@
 //! long: 1 000 000 objects, or 2 s of destructors), so that the file runs in
 //! about two minutes with `--warm-up-time 1 --measurement-time 3`.
 
-use std::env;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::mem::size_of;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -293,19 +291,7 @@ impl Report {
             );
         }
         json.push_str("}\n");
-        // Criterion's own choice, without its `cargo metadata` fallback.
-        let root = if let Some(home) = env::var_os("CRITERION_HOME") {
-            PathBuf::from(home)
-        } else if let Some(target) = env::var_os("CARGO_TARGET_DIR") {
-            PathBuf::from(target).join("criterion")
-        } else {
-            PathBuf::from("target/criterion")
-        };
-        let dir = root.join(self.group);
-        let path = dir.join("peaks.json");
-        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
-            eprintln!("could not write {}: {e}", path.display());
-        }
+        common::output::write(self.group, "peaks.json", &json);
     }
 }
 

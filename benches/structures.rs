@@ -124,13 +124,15 @@ use std::env;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::mem::{self, ManuallyDrop};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ownrcu::{Atomic, Detached, Domain, GlobalDomain, Owned, Shared};
+
+#[path = "common/output.rs"]
+mod output;
 
 // ---------------------------------------------------------------------------
 // Counters: per-thread slots, summed by the monitor.
@@ -1655,20 +1657,7 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
         let _ = writeln!(json, "    }}}}{comma}");
     }
     json.push_str("  ]\n}\n");
-    // Criterion's own choice, without its `cargo metadata` fallback.
-    let root = if let Some(home) = env::var_os("CRITERION_HOME") {
-        PathBuf::from(home)
-    } else if let Some(target) = env::var_os("CARGO_TARGET_DIR") {
-        PathBuf::from(target).join("criterion")
-    } else {
-        PathBuf::from("target/criterion")
-    };
-    let dir = root.join("structures");
-    let path = dir.join("results.json");
-    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
-        Ok(()) => eprintln!("wrote {}", path.display()),
-        Err(e) => eprintln!("could not write {}: {e}", path.display()),
-    }
+    output::write("structures", "results.json", &json);
 }
 
 /// A positive number from the environment, or `default`.

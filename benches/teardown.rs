@@ -40,7 +40,6 @@
 
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -395,20 +394,7 @@ fn layouts(domain: &Domain) {
         eprintln!("{line}");
     }
     json.push_str("\n]}\n");
-    // Criterion's own choice of directory, without its `cargo metadata`
-    // fallback (as in `benches/churn.rs`).
-    let root = if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        PathBuf::from(home)
-    } else if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        PathBuf::from(target).join("criterion")
-    } else {
-        PathBuf::from("target/criterion")
-    };
-    let dir = root.join("teardown_100k");
-    let path = dir.join("layouts.json");
-    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
-        eprintln!("could not write {}: {e}", path.display());
-    }
+    common::output::write("teardown_100k", "layouts.json", &json);
 }
 
 criterion_group! {

@@ -25,11 +25,11 @@
 //!   every fault was served, that munmap ran, and, after exit, that every
 //!   VMA created was freed.
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
-use std::{fmt::Write as _, path::PathBuf};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ownrcu::Domain;
@@ -132,19 +132,7 @@ fn exit_layouts(domain: &Domain) {
         );
     }
     json.push_str("\n]}\n");
-    // Criterion's own choice of directory (as in `benches/churn.rs`).
-    let root = if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        PathBuf::from(home)
-    } else if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        PathBuf::from(target).join("criterion")
-    } else {
-        PathBuf::from("target/criterion")
-    };
-    let dir = root.join("vma_exit");
-    let path = dir.join("layouts.json");
-    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
-        eprintln!("could not write {}: {e}", path.display());
-    }
+    common::output::write("vma_exit", "layouts.json", &json);
 }
 
 fn vma_exit(c: &mut Criterion) {

@@ -143,6 +143,17 @@ fn an_idle_writers_objects_on_a_new_domain_are_freed_by_the_reclaimer() {
     assert!(stats.grace_periods_timed > 0, "{stats:?}");
 }
 
+/// An object whose destructor takes a while, so that a free in progress
+/// stays in progress while the reclaimer visits.
+struct Slow(Drops);
+
+impl Drop for Slow {
+    fn drop(&mut self) {
+        thread::sleep(Duration::from_micros(50));
+        self.0.add();
+    }
+}
+
 /// A writer drains one large batch into an empty domain and goes idle. No
 /// reader is in a section, so the batch's grace period starts and
 /// completes within the registration, whose amortized free then takes the
@@ -155,13 +166,6 @@ fn an_idle_writers_objects_on_a_new_domain_are_freed_by_the_reclaimer() {
 /// time. `tests/loom/reclaimer.rs` models it.)
 #[test]
 fn the_rest_of_a_batch_left_by_a_bounded_free_is_freed_by_the_reclaimer() {
-    struct Slow(Drops);
-    impl Drop for Slow {
-        fn drop(&mut self) {
-            thread::sleep(Duration::from_micros(50));
-            self.0.add();
-        }
-    }
     // Twice the amortized budget.
     const BATCH: usize = if cfg!(miri) { 16 } else { 2048 };
     let _served = served();
@@ -190,13 +194,6 @@ fn the_rest_of_a_batch_left_by_a_bounded_free_is_freed_by_the_reclaimer() {
 /// fail before the fix, but the put-back rings here too.)
 #[test]
 fn the_rest_of_an_owners_unit_left_by_a_bounded_free_is_freed_by_the_reclaimer() {
-    struct Slow(Drops);
-    impl Drop for Slow {
-        fn drop(&mut self) {
-            thread::sleep(Duration::from_micros(50));
-            self.0.add();
-        }
-    }
     const OBJECTS: usize = if cfg!(miri) { 16 } else { 2048 };
     let _served = served();
     let domain = domain();

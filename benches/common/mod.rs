@@ -2,6 +2,10 @@
 
 use criterion::Criterion;
 
+// Not every bench file writes a file of its own.
+#[allow(dead_code)]
+pub mod output;
+
 /// Same allocator behaviour for every group of every bench file: no heap
 /// trimming, no mmap-backed allocations (glibc trims the heap after large
 /// frees depending on history, which would swing the timings).
