@@ -401,7 +401,13 @@ impl<'a, 'u, T: Send + Sync + 'static> ArrayWriter<'a, 'u, T> {
             start <= end && end <= len,
             "ownrcu: ArrayWriter::remove of {start}..{end}, out of bounds of {len} objects"
         );
-        self.removed.extend(self.items.drain(start..end));
+        if start == 0 && end == len && self.removed.is_empty() {
+            // Everything, and nothing removed before: hand the vector over
+            // instead of copying it (a whole teardown's worth of pointers).
+            core::mem::swap(&mut self.removed, &mut self.items);
+        } else {
+            self.removed.extend(self.items.drain(start..end));
+        }
     }
 
     /// Replaces the object at `index` with `object`; the old one is handed
