@@ -1492,6 +1492,20 @@ impl<T: Send + 'static> fmt::Debug for Detached<'_, T> {
 /// let err = a.compare_exchange(Shared::null(), Owned::new(2), &guard).unwrap_err();
 /// assert_eq!((*err.current, *err.new.unwrap()), (1, 2));
 /// ```
+///
+/// It is an error type like any other ([`Display`](fmt::Display),
+/// [`Error`](std::error::Error)), so `?` can pass it on; what the message
+/// cannot carry (the new value) is dropped with it.
+///
+/// ```
+/// # use ownrcu::{Atomic, Domain, Owned, Shared};
+/// let domain = Domain::new();
+/// let a = Atomic::new(1_u32);
+/// let guard = domain.read();
+/// let err = a.compare_exchange(Shared::null(), Owned::new(2), &guard).unwrap_err();
+/// assert_eq!(err.to_string(), "compare_exchange failed: the pointer held another value");
+/// let _: &dyn std::error::Error = &err;
+/// ```
 pub struct CompareExchangeError<'g, T, N = Option<Owned<T>>> {
     /// The value found in the pointer.
     pub current: Shared<'g, T>,
@@ -1507,3 +1521,11 @@ impl<T, N: fmt::Debug> fmt::Debug for CompareExchangeError<'_, T, N> {
             .finish()
     }
 }
+
+impl<T, N> fmt::Display for CompareExchangeError<'_, T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("compare_exchange failed: the pointer held another value")
+    }
+}
+
+impl<T, N: fmt::Debug> std::error::Error for CompareExchangeError<'_, T, N> {}
