@@ -33,7 +33,7 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use crate::owner::binding::Binding;
 use crate::owner::handle::{Read, User};
 use crate::owner::pending::Pending;
-use crate::rcu::for_owners::{FirstPanic, Reclaim, Single, Typed};
+use crate::rcu::for_owners::{Cursor, FirstPanic, Reclaim, Single, Typed};
 use crate::sync::{AtomicPtr, Mutex, MutexGuard};
 
 /// One published version: pointers to boxed objects, owned by the array
@@ -279,11 +279,14 @@ unsafe fn free_each<T>(items: &[NonNull<T>]) {
     let mut first_panic = FirstPanic::default();
     while next < items.len() {
         first_panic.catch(|| {
-            for ptr in &items[next..] {
-                next += 1;
-                // SAFETY: forwarded from this function's contract; `next`
-                // moves past each object before its drop, so a panicking
-                // one is not dropped again.
+            // In a register while the loop runs, written back to `next`
+            // when the closure returns or unwinds.
+            let mut cursor = Cursor::new(&mut next);
+            while let Some(ptr) = items.get(cursor.at) {
+                cursor.at += 1;
+                // SAFETY: forwarded from this function's contract; the
+                // cursor moves past each object before its drop, so a
+                // panicking one is not dropped again.
                 drop(unsafe { Box::from_raw(ptr.as_ptr()) });
             }
         });

@@ -69,14 +69,14 @@ pub(crate) mod for_owners {
     //! [`COLLECT_BUDGET`] (the most objects one retirement frees), the units of
     //! work ([`Reclaim`], [`Single`], [`Typed`]), the "freeing" marks of owner
     //! queues ([`owner_freeing`], [`is_owner_freeing`]), [`in_section`], and
-    //! the panic and count helpers ([`FirstPanic`], [`may_free`],
+    //! the panic and count helpers ([`FirstPanic`], [`Cursor`], [`may_free`],
     //! [`check_count`]).
 
     pub(crate) use super::freeing::{is_owner_freeing, owner_freeing};
     pub(crate) use super::local::in_section;
     pub(crate) use super::machine::{try_lock, Inner, Served, Throttled, COLLECT_BUDGET};
     pub(crate) use super::reclaimer::{notify, Visited};
-    pub(crate) use super::retired::{Reclaim, Single, Typed};
+    pub(crate) use super::retired::{Cursor, Reclaim, Single, Typed};
     pub(crate) use super::stats::{OwnerCounters, OwnerStats};
     pub(crate) use super::unwind::{check_count, may_free, FirstPanic};
 }

@@ -59,9 +59,17 @@ pub(crate) fn slot_of<T: ?Sized>(ptr: *mut T) -> Slot {
 /// A position in a unit that is written back when dropped, also during
 /// unwinding: the loop keeps it in a register, yet a panicking destructor
 /// still leaves the unit's count right.
-struct Cursor<'a> {
-    at: usize,
+pub(crate) struct Cursor<'a> {
+    pub(crate) at: usize,
     out: &'a mut usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor starting at `*out`, written back to it when dropped.
+    #[inline(always)]
+    pub(crate) fn new(out: &'a mut usize) -> Self {
+        Self { at: *out, out }
+    }
 }
 
 impl Drop for Cursor<'_> {
@@ -79,10 +87,7 @@ impl Drop for Cursor<'_> {
 /// pointer from `Box::<T>::into_raw` that is freed by nobody else and that no
 /// reader can still reach.
 pub(crate) unsafe fn drop_run<T: ?Sized>(slots: *const Slot, next: &mut usize, end: usize) {
-    let mut cursor = Cursor {
-        at: *next,
-        out: next,
-    };
+    let mut cursor = Cursor::new(next);
     while cursor.at < end {
         let i = cursor.at;
         cursor.at += 1;
@@ -149,10 +154,7 @@ impl<T: ?Sized + Send> Reclaim for Typed<T> {
     unsafe fn free(&mut self, max: usize) {
         let end = self.freed + max.min(self.len());
         let items = &self.items[self.freed..end];
-        let mut cursor = Cursor {
-            at: self.freed,
-            out: &mut self.freed,
-        };
+        let mut cursor = Cursor::new(&mut self.freed);
         for &ptr in items {
             cursor.at += 1;
             // The cursor moved past it first: freed once even on a panic.
