@@ -165,9 +165,9 @@ impl<H: Sleeper> Doorbell<H> {
         self.sleeper().as_ref().is_some_and(is_it)
     }
 
-    /// [`stop`](Doorbell::stop), if the current thread's handle is one
-    /// `is_it` accepts (a dying reclaimer stops the doorbell only if it was
-    /// not already stopped and a new thread started).
+    /// [`stop`](Doorbell::stop), if the doorbell holds a handle that `is_it`
+    /// accepts: a dying reclaimer stops the doorbell only while it still
+    /// holds that thread's own handle, never a newer thread's.
     pub fn stop_if(&self, is_it: impl FnOnce(&H) -> bool) -> Option<H> {
         let mut sleeper = self.sleeper();
         if !sleeper.as_ref().is_some_and(is_it) {

@@ -87,9 +87,12 @@ pub struct Reclaimer;
 
 impl Reclaimer {
     /// Turns the reclaimer off for the whole process: stops its thread,
-    /// waiting for it to finish the visit in progress (unless called on
-    /// the reclaimer thread itself, from a destructor), and keeps it from
-    /// starting again until [`enable`](Reclaimer::enable).
+    /// waiting for it to finish the visit in progress, and keeps it from
+    /// starting again until [`enable`](Reclaimer::enable). Called on the
+    /// reclaimer thread itself (from a destructor it runs), it cannot wait:
+    /// that thread exits once the destructor returns, and no new one starts
+    /// before then, even if the reclaimer is enabled again meanwhile (a
+    /// retirement after that starts it).
     ///
     /// # Examples
     ///
