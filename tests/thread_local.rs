@@ -375,3 +375,56 @@ fn a_global_guard_kept_until_a_late_destructor_hands_its_record_back() {
          when its last section ends, and reused by the next thread)"
     );
 }
+
+/// Two nested guards taken before the registry's destruction and dropped
+/// after it, one by one: the registry's record becomes an orphan with two
+/// sections open, and must keep the section until the second drop (a
+/// grace period cannot complete while the outer guard lives), then be
+/// handed back.
+#[test]
+fn nested_guards_kept_past_the_registry_keep_the_section_until_the_last_drop() {
+    static DOMAIN: OnceLock<Domain> = OnceLock::new();
+    let domain: &'static Domain = DOMAIN.get_or_init(Domain::new);
+    let (tx, rx) = mpsc::channel();
+    let handle = spawn_late(move || {
+        let outer = domain.read();
+        let inner = domain.read();
+        at_exit(move || {
+            let late = move || {
+                drop(inner);
+                let cookie = domain.grace_period();
+                for _ in 0..100 {
+                    assert!(
+                        !domain.poll(&cookie),
+                        "a grace period completed while the outer guard was alive"
+                    );
+                }
+                assert_panics_in_section("synchronize with the outer guard", || {
+                    domain.synchronize()
+                });
+                drop(outer);
+                cookie
+            };
+            // A panic escaping a thread-local destructor aborts the process.
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(late)).map_err(message));
+        });
+    });
+    let cookie = match rx.recv_timeout(LIMIT) {
+        Ok(Ok(cookie)) => cookie,
+        Ok(Err(panic)) => panic!("the late destructor panicked: {panic}"),
+        Err(RecvTimeoutError::Disconnected) => resume_unwind(handle.join().unwrap_err()),
+        Err(RecvTimeoutError::Timeout) => panic!("the late destructor did not finish"),
+    };
+    handle.join().unwrap();
+    let records = domain.stats().records;
+    within("Domain::wait() after the last guard dropped", move || {
+        domain.wait(&cookie);
+        // The record was handed back: the next thread reuses it.
+        thread::spawn(move || drop(domain.read())).join().unwrap();
+        assert_eq!(
+            domain.stats().records,
+            records,
+            "the orphan record was not handed back"
+        );
+    });
+}

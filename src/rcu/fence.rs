@@ -62,12 +62,9 @@ pub(crate) fn light() {
     // Relaxed is enough: the value was written before this thread registered
     // (by this thread's own `init`, or earlier by another and then observed by
     // it with Acquire), and never changes afterwards. An UNKNOWN read can only
-    // make us take the stronger path.
-    if STRATEGY.load(Ordering::Relaxed) == MEMBARRIER {
-        compiler_fence(Ordering::SeqCst);
-    } else {
-        fence(Ordering::SeqCst);
-    }
+    // make us take the stronger path. Written as `light_with` is, so the
+    // common case falls straight through.
+    light_with(STRATEGY.load(Ordering::Relaxed) == MEMBARRIER);
 }
 
 /// Whether [`light`] is only a compiler fence, for a thread that registered

@@ -109,7 +109,7 @@ impl<'d> Guard<'d> {
 impl Drop for Guard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.record.exit() && self.record.is_temporary() {
+        if self.record.exit() {
             // SAFETY: the record is this thread's, kept outside its registry
             // for the sections this guard was the last of, which has just
             // ended.

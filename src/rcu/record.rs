@@ -3,7 +3,7 @@
 //! # Invariants
 //!
 //! - A record is *claimed* by at most one thread at a time (`in_use`), its
-//!   owner. Only the owner writes `state` and `extra`, and only the owner
+//!   owner. Only the owner writes `state` and `exit_work`, and only the owner
 //!   touches `bag` outside the domain's state lock.
 //! - `state` is [`INACTIVE`] outside read sections, and `epoch << 1 | 1`
 //!   inside one, where `epoch` is the domain's epoch the owner read on entry.
@@ -52,6 +52,12 @@ const FILL_TIME: Duration = Duration::from_micros(20);
 /// The `state` of a thread outside any read section.
 pub(crate) const INACTIVE: u64 = 0;
 
+/// `exit_work`'s flag: the record was claimed for one guard alone.
+const TEMPORARY: usize = 1;
+
+/// `exit_work`'s unit: one guard alive beyond the first.
+const EXTRA_GUARD: usize = 2;
+
 /// Each record has its own cache lines (no false sharing between threads),
 /// and `repr(C)` keeps `busy` in a word of its own among the fields the
 /// fast path reads (`steal`, `light_compiler_only`): a load right after the
@@ -61,13 +67,15 @@ pub(crate) const INACTIVE: u64 = 0;
 pub(crate) struct Record {
     /// `INACTIVE`, or `epoch << 1 | 1` while in a read section.
     pub(crate) state: AtomicU64,
-    /// Guards alive beyond the first (see `enter`); owner-only.
-    extra: Cell<usize>,
+    /// What leaving a section must do beyond storing `INACTIVE`, in one
+    /// word so that the common exit tests one value (owner-only): the
+    /// guards alive beyond the first, in units of [`EXTRA_GUARD`] (see
+    /// `enter`), and [`TEMPORARY`] if the record was claimed for one guard
+    /// alone (its thread's locals were being destroyed) and is released
+    /// with it.
+    exit_work: Cell<usize>,
     /// Raised by the owner around every fast-path bag access.
     busy: AtomicBool,
-    /// Claimed for one guard alone (its thread's locals were being
-    /// destroyed), and released with it; owner-only.
-    temporary: Cell<bool>,
     /// Single retirements not yet handed to the domain.
     bag: UnsafeCell<Option<Box<Bag>>>,
     /// Objects in the current bag, for statistics only: a plain store on the
@@ -93,7 +101,7 @@ pub(crate) struct Record {
     filled: Cell<Option<Instant>>,
 }
 
-// Shared fields are atomics; `extra` and the fast-path use of `bag` are
+// Shared fields are atomics; `exit_work` and the fast-path use of `bag` are
 // confined to the owning thread (see the module invariants).
 // SAFETY: every other access to `bag` holds the state lock after the steal
 // handshake.
@@ -106,8 +114,7 @@ impl Record {
     pub(crate) fn new(next: *const Record) -> Self {
         Self {
             state: AtomicU64::new(INACTIVE),
-            extra: Cell::new(0),
-            temporary: Cell::new(false),
+            exit_work: Cell::new(0),
             busy: AtomicBool::new(false),
             light_compiler_only: fence::light_is_compiler_only(),
             steal: AtomicBool::new(false),
@@ -123,16 +130,17 @@ impl Record {
 
     /// Enters a read section (owner only).
     ///
-    /// The live guards of a record number `extra`, plus one if `state` is
-    /// active. Guards are interchangeable, so dropping them in any order is
-    /// right: each drop removes an extra one if there is any, else ends the
-    /// section. The common single-guard case stores `state` only, and feeds
-    /// no value through memory from one section to the next.
+    /// The live guards of a record number the extra ones counted in
+    /// `exit_work`, plus one if `state` is active. Guards are
+    /// interchangeable, so dropping them in any order is right: each drop
+    /// removes an extra one if there is any, else ends the section. The
+    /// common single-guard case stores `state` only, and feeds no value
+    /// through memory from one section to the next.
     #[inline(always)]
     pub(crate) fn enter(&self, epoch: &AtomicU64) {
         // Relaxed: only this thread writes `state`.
         if self.state.load(Relaxed) & 1 == 1 {
-            self.extra.set(self.extra.get() + 1);
+            self.exit_work.set(self.exit_work.get() + EXTRA_GUARD);
             return;
         }
         // Acquire: if we read the epoch a grace period stored when it
@@ -146,30 +154,44 @@ impl Record {
         fence::light();
     }
 
-    /// Leaves a read section (owner only). Returns true if the section
-    /// ended (no guard of this record is left).
+    /// Leaves a read section (owner only). Returns true if the caller must
+    /// now release the record: the section ended and the record was
+    /// claimed for one guard alone.
+    ///
+    /// The common case (one guard, a registered record) tests one word and
+    /// stores `state`; the rest is out of line.
     #[inline(always)]
     pub(crate) fn exit(&self) -> bool {
-        let extra = self.extra.get();
-        if extra > 0 {
-            self.extra.set(extra - 1);
+        let work = self.exit_work.get();
+        if work == 0 {
+            // Release: a grace period that reads this (Acquire) happens
+            // after every access this section made.
+            self.state.store(INACTIVE, Release);
             return false;
         }
-        // Release: a grace period that reads this (Acquire) happens after
-        // every access this section made.
+        self.exit_with(work)
+    }
+
+    /// [`Record::exit`] when a guard beyond the first is alive, or the
+    /// record is temporary.
+    #[cold]
+    fn exit_with(&self, work: usize) -> bool {
+        if work >= EXTRA_GUARD {
+            self.exit_work.set(work - EXTRA_GUARD);
+            return false;
+        }
+        // As in `exit`.
         self.state.store(INACTIVE, Release);
-        true
+        work & TEMPORARY != 0
     }
 
-    /// Whether this record was claimed for one guard alone (owner only).
-    #[inline(always)]
-    pub(crate) fn is_temporary(&self) -> bool {
-        self.temporary.get()
-    }
-
-    /// Marks the record as claimed for one guard alone (owner only).
+    /// Marks the record as one to release when its last section ends, or
+    /// not (owner only). Guards alive now stay counted: a registry's record
+    /// becomes temporary while its sections are still open.
     pub(crate) fn set_temporary(&self, temporary: bool) {
-        self.temporary.set(temporary);
+        let work = self.exit_work.get() & !TEMPORARY;
+        self.exit_work
+            .set(if temporary { work | TEMPORARY } else { work });
     }
 
     /// Whether the owner is inside a read section (owner only).
