@@ -389,6 +389,53 @@ fn batch_of_unsized_objects() {
     assert_eq!((s.retired, s.freed, s.batches), (6, 6, 3));
 }
 
+/// `Batch::from_vec` takes a vector of sized boxes over as it is and
+/// converts one of unsized boxes element by element: both free every
+/// object once, zero-sized ones included.
+#[test]
+fn batch_from_vec_of_sized_unsized_and_zero_sized_objects() {
+    let d = Domain::new();
+    let c = Counter::new();
+    let shapes: Vec<Box<dyn Shape + Send>> = vec![
+        Box::new(Small(*c.obj())),
+        Box::new(Large {
+            _a: *c.obj(),
+            _b: *c.obj(),
+            _bulk: [0; 16],
+        }),
+    ];
+    Batch::from_vec(&d, shapes).drain();
+    let slices = vec![
+        vec![*c.obj()].into_boxed_slice(),
+        Vec::new().into_boxed_slice(),
+    ];
+    Batch::from_vec(&d, slices).drain();
+    // Spare capacity in the vector: freed with the right layout.
+    let mut sized = Vec::with_capacity(2 * FEW);
+    sized.extend((0..FEW).map(|_| c.obj()));
+    Batch::from_vec(&d, sized).drain();
+    let zero_sized: Vec<Box<ZeroSized>> = (0..FEW).map(|_| Box::new(ZeroSized)).collect();
+    let zero_sized_drops = ZERO_SIZED_DROPS.load(SeqCst);
+    Batch::from_vec(&d, zero_sized).drain();
+    d.barrier();
+    assert_eq!(c.get(), 4 + FEW);
+    assert_eq!(ZERO_SIZED_DROPS.load(SeqCst) - zero_sized_drops, FEW);
+    let s = d.stats();
+    assert_eq!(s.retired, (4 + 2 * FEW) as u64);
+    assert_eq!((s.pending, s.batches), (0, 4));
+}
+
+static ZERO_SIZED_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// A zero-sized object whose destructor counts itself.
+struct ZeroSized;
+
+impl Drop for ZeroSized {
+    fn drop(&mut self) {
+        ZERO_SIZED_DROPS.fetch_add(1, SeqCst);
+    }
+}
+
 #[test]
 fn dropping_an_undrained_batch_drains_it() {
     let d = Domain::new();

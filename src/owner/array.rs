@@ -33,7 +33,7 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use crate::owner::binding::Binding;
 use crate::owner::handle::{Read, User};
 use crate::owner::pending::Pending;
-use crate::rcu::for_owners::{Cursor, FirstPanic, Reclaim, Single, Typed};
+use crate::rcu::for_owners::{into_pointers, Cursor, FirstPanic, Reclaim, Single, Typed};
 use crate::sync::{AtomicPtr, Mutex, MutexGuard};
 
 /// One published version: pointers to boxed objects, owned by the array
@@ -135,12 +135,8 @@ impl<T: Send + Sync + 'static> Array<T> {
     /// An array holding `objects`, in this order.
     #[must_use]
     pub fn from_vec(objects: Vec<Box<T>>) -> Self {
-        let items = objects
-            .into_iter()
-            .map(|object| NonNull::from(Box::leak(object)))
-            .collect();
         Self {
-            current: AtomicPtr::new(Version::into_raw(items)),
+            current: AtomicPtr::new(Version::into_raw(into_pointers(objects))),
             writer: Mutex::new(()),
             owner: Binding::new(),
             _owns: PhantomData,

@@ -8,7 +8,7 @@
 
 use core::ptr::NonNull;
 
-use crate::rcu::retired::Typed;
+use crate::rcu::retired::{into_pointers, Typed};
 use crate::Domain;
 
 /// Objects of one type collected locally and handed to the domain as **one**
@@ -97,12 +97,10 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
 
     /// A batch made of `objects`, reusing the vector's allocation.
     pub fn from_vec(domain: &'d Domain, objects: Vec<Box<T>>) -> Self {
-        // An in-place collect: same size and alignment, so no allocation.
-        let items = objects
-            .into_iter()
-            .map(|object| NonNull::from(Box::leak(object)))
-            .collect();
-        Self { domain, items }
+        Self {
+            domain,
+            items: into_pointers(objects),
+        }
     }
 
     /// Adds an object.

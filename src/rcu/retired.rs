@@ -10,7 +10,7 @@
 //! gone, the rest are still there to be freed exactly once.
 
 use core::marker::PhantomData;
-use core::mem::{size_of, MaybeUninit};
+use core::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use core::ptr::NonNull;
 
 /// Room for one `*mut T`, thin or fat (a slice or trait-object pointer).
@@ -54,6 +54,37 @@ pub(crate) fn slot_of<T: ?Sized>(ptr: *mut T) -> Slot {
     // we write a whole `*mut T` into it.
     unsafe { core::ptr::addr_of_mut!(slot).cast::<*mut T>().write(ptr) };
     slot
+}
+
+/// The objects of `boxes` as pointers, in the same order, in the same
+/// allocation; the caller takes over their ownership.
+///
+/// For sized `T` the vector is taken over as it is, with no pass over its
+/// elements (a collect, even in place, reads and writes each one: it was
+/// 2 % of `retire_10k/ownrcu_batch`).
+pub(crate) fn into_pointers<T: ?Sized>(boxes: Vec<Box<T>>) -> Vec<NonNull<T>> {
+    let same_layout = size_of::<Box<T>>() == size_of::<NonNull<T>>()
+        && align_of::<Box<T>>() == align_of::<NonNull<T>>();
+    if size_of::<*mut T>() == size_of::<*mut ()>() && same_layout {
+        // A thin pointer: `T` is sized, so a `Box<T>` is one non-null
+        // pointer (the layout `Box` guarantees for sized `T`), as is a
+        // `NonNull<T>`.
+        let mut boxes = ManuallyDrop::new(boxes);
+        let (ptr, len, cap) = (boxes.as_mut_ptr(), boxes.len(), boxes.capacity());
+        // SAFETY: the allocation came from a `Vec` of `len` initialized
+        // elements and capacity `cap`, from the global allocator, of a type
+        // with the size and alignment of `NonNull<T>` (checked above), and
+        // `boxes` will not free it. Each element is a `Box<T>`'s pointer, so
+        // non-null and valid; the caller owns the objects from now on.
+        unsafe { Vec::from_raw_parts(ptr.cast::<NonNull<T>>(), len, cap) }
+    } else {
+        // Unsized `T` (`Box` documents no layout for it): an in-place
+        // collect, same size and alignment, so no allocation.
+        boxes
+            .into_iter()
+            .map(|object| NonNull::from(Box::leak(object)))
+            .collect()
+    }
 }
 
 /// A position in a unit that is written back when dropped, also during
