@@ -68,14 +68,12 @@ pub(crate) fn into_pointers<T: ?Sized>(boxes: Vec<Box<T>>) -> Vec<NonNull<T>> {
     if size_of::<*mut T>() == size_of::<*mut ()>() && same_layout {
         // A thin pointer: `T` is sized, so a `Box<T>` is one non-null
         // pointer (the layout `Box` guarantees for sized `T`), as is a
-        // `NonNull<T>`.
+        // `NonNull<T>`. `boxes` will never free its allocation.
         let mut boxes = ManuallyDrop::new(boxes);
         let (ptr, len, cap) = (boxes.as_mut_ptr(), boxes.len(), boxes.capacity());
-        // SAFETY: the allocation came from a `Vec` of `len` initialized
-        // elements and capacity `cap`, from the global allocator, of a type
-        // with the size and alignment of `NonNull<T>` (checked above), and
-        // `boxes` will not free it. Each element is a `Box<T>`'s pointer, so
-        // non-null and valid; the caller owns the objects from now on.
+        // SAFETY: a `Vec`'s allocation of `len` initialized elements, capacity
+        // `cap`, of a type with `NonNull<T>`'s size and alignment (checked); each
+        // is a `Box<T>`'s non-null pointer, whose object the caller now owns.
         unsafe { Vec::from_raw_parts(ptr.cast::<NonNull<T>>(), len, cap) }
     } else {
         // Unsized `T` (`Box` documents no layout for it): an in-place
