@@ -347,7 +347,7 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
     eprintln!(
         "  {group}/{function}, ownrcu's own counters over all runs: peak_pending {}, \
          grace periods {}, throttle: over_bound {}, early grace periods {}, freed inline {}, \
-         waits {}, exceeded {}",
+         waits {}, exceeded {}; soft bound: waits {}, exceeded {}, freed {}",
         s.peak_pending,
         s.grace_periods,
         t.over_bound,
@@ -355,6 +355,9 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
         t.freed_inline,
         t.waits,
         t.exceeded,
+        t.soft_waits,
+        t.soft_exceeded,
+        t.soft_freed,
     );
 }
 

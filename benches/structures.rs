@@ -629,7 +629,8 @@ fn ownrcu_drain(name: &str, a: ownrcu::Stats, all_dropped: &dyn Fn() -> bool) {
         "  {name}: ownrcu's own counters over the run (diagnosis only): retired {}, freed {} \
          (amortized {}, backpressure {}), pending at the end {}, grace periods {} \
          (started {}), throttle: over_bound {}, early grace periods {}, freed inline {}, \
-         waits {}, exceeded {}; peak_pending since start-up {}",
+         waits {}, exceeded {}; soft bound: waits {}, exceeded {}; peak_pending since \
+         start-up {}",
         b.retired - a.retired,
         b.freed - a.freed,
         b.freed_by.amortized - a.freed_by.amortized,
@@ -642,6 +643,8 @@ fn ownrcu_drain(name: &str, a: ownrcu::Stats, all_dropped: &dyn Fn() -> bool) {
         u.freed_inline - t.freed_inline,
         u.waits - t.waits,
         u.exceeded - t.exceeded,
+        u.soft_waits - t.soft_waits,
+        u.soft_exceeded - t.soft_exceeded,
         b.peak_pending,
     );
     let start = Instant::now();

@@ -120,11 +120,19 @@
 //!   process-wide barrier: 0.2 µs alone, 1–10 µs with other threads
 //!   running), so garbage waits tens of microseconds, not thousands of
 //!   objects. [`DomainBuilder::lazy`] trades memory for fewer grace periods.
+//! - **The soft bound** ([`DomainBuilder::soft_max_pending`], 512 by
+//!   default, per domain and per owner): a retirement past it that finds
+//!   nothing to free, because a reader holds up the grace period of the
+//!   oldest pending objects, waits for that grace period for at most
+//!   [`DomainBuilder::soft_max_wait`] (1 ms), then frees; so a reader
+//!   descheduled inside its section does not let a writer pile up
+//!   thousands of objects meanwhile.
 //! - **The bound** ([`DomainBuilder::max_pending`], 8192 by default, per
 //!   domain and per owner): a retirement past it starts a grace period now,
 //!   frees inline, and waits for the grace period for at most
 //!   [`DomainBuilder::max_wait`] (10 ms); a writer never blocks behind a
-//!   stalled reader for more than that, once per stall.
+//!   stalled reader for more than that, once per stall (and one
+//!   `soft_max_wait` at the soft bound).
 //! - **The time bound and the [`Reclaimer`]**: one process-wide thread,
 //!   started by the first retirement, gives work that has waited
 //!   [`DomainBuilder::time_bound`] (100 ms) its grace period and frees it,
@@ -219,7 +227,9 @@ pub use owner::handle::{Exclusive, Holder, Read, User};
 pub use owner::slot::Slot;
 pub use owner::unlinked::{OwnerBatch, Unlinked};
 pub use rcu::batch::Batch;
-pub use rcu::config::{DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_TIME_BOUND};
+pub use rcu::config::{
+    DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_SOFT_MAX_PENDING, DEFAULT_TIME_BOUND,
+};
 pub use rcu::domain::{Domain, GracePeriod};
 pub use rcu::fence::uses_membarrier;
 pub use rcu::guard::Guard;

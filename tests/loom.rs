@@ -39,7 +39,9 @@
 //!   owner's `owner_max_pending(1)`) starts a grace period, frees inline and
 //!   waits a bounded time, against a reader holding its object and a
 //!   concurrent `barrier`: nothing freed early, nothing lost, and the
-//!   throttle counters agree with the path taken.
+//!   throttle counters agree with the path taken; and a retirement past
+//!   the soft bound (`soft_max_pending(1)`) waits a bounded time for the
+//!   grace period a slow reader holds up, then frees, or goes on.
 //! - `reclaimer`: the reclaimer's doorbell: registrations that make work
 //!   visible under a lock and then ring never leave the reclaimer parked
 //!   with work waiting, only one ring starts the thread, and a ring after

@@ -467,3 +467,170 @@ fn an_exiting_thread_starts_the_grace_period_of_its_buffer() {
     assert_eq!(domain.collect(), 3);
     assert_eq!(drops.get(), 3);
 }
+
+/// The soft bound behind a stalled reader: the first registration past it
+/// waits once (for at most `soft_max_wait`), goes on and counts it; later
+/// ones skip the wait while the same grace period is held up. The bound
+/// itself is never met, nothing the reader could see is freed, and once it
+/// leaves everything is.
+#[test]
+fn a_writer_waits_once_at_the_soft_bound_behind_a_stalled_reader() {
+    let domain = Domain::builder()
+        .reclaimer(false)
+        .soft_max_pending(10)
+        .soft_max_wait(Duration::from_millis(1))
+        .build();
+    let drops = Drops::default();
+    let (leave, reader) = stalled_reader(&domain);
+    let batches = 50;
+    for _ in 0..batches {
+        let mut batch = domain.batch();
+        batch.extend((0..4).map(|_| drops.obj()));
+        batch.drain();
+    }
+    let stats = domain.stats();
+    let t = stats.throttle;
+    assert_eq!(drops.get(), 0, "nothing freed under the stalled reader");
+    assert_eq!(stats.pending, batches * 4);
+    assert_eq!(t.over_bound, 0, "the bound is far: {t:?}");
+    // Registrations 3.. are past the soft bound (12 > 10); the first of
+    // them waits, the others skip the held-up grace period.
+    assert_eq!((t.soft_waits, t.soft_exceeded, t.soft_freed), (1, 1, 0));
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    domain.barrier();
+    assert_eq!(drops.get() as u64, batches * 4);
+}
+
+/// A soft wait that ends because the reader leaves: the retirement frees
+/// what completed (at least the objects whose grace period it waited for)
+/// before it returns. The reader leaves once it sees the
+/// wait counted, and the wait is generous, so the verdict does not depend
+/// on scheduling.
+#[test]
+fn a_soft_wait_frees_once_the_reader_leaves() {
+    let domain = Domain::builder()
+        .reclaimer(false)
+        .soft_max_pending(10)
+        .soft_max_wait(Duration::from_secs(60))
+        .build();
+    let drops = Drops::default();
+    let entered = std::sync::Barrier::new(2);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let guard = domain.read();
+            entered.wait();
+            while domain.stats().throttle.soft_waits == 0 {
+                thread::yield_now();
+            }
+            drop(guard);
+        });
+        entered.wait();
+        for _ in 0..3 {
+            let mut batch = domain.batch();
+            batch.extend((0..4).map(|_| drops.obj()));
+            batch.drain(); // the third leaves 12 > 10 pending: waits
+        }
+        let t = domain.stats().throttle;
+        assert_eq!((t.soft_waits, t.soft_exceeded), (1, 0), "{t:?}");
+        // At least the first batch, whose grace period it waited for; the
+        // later two too if pacing started the next grace period during the
+        // wait (it may, the reader having left).
+        assert!(t.soft_freed >= 4, "{t:?}");
+        assert_eq!(
+            drops.get() as u64,
+            t.soft_freed,
+            "freed before the drain returned"
+        );
+        assert_eq!(domain.stats().freed_by.amortized, t.soft_freed);
+    });
+    domain.barrier();
+    assert_eq!(drops.get(), 12);
+}
+
+/// Threads that must not wait for a grace period do not wait at the soft
+/// bound: one inside a read section of the domain (it would wait for
+/// itself), and any thread of a domain whose retiring threads do not free
+/// (a wait would free nothing). A stalled reader on another thread holds
+/// the grace period up, so a wait would have happened otherwise.
+#[test]
+fn no_soft_wait_inside_a_section_or_when_retiring_threads_do_not_free() {
+    for in_section in [true, false] {
+        let domain = Domain::builder()
+            .reclaimer(false)
+            .soft_max_pending(2)
+            .soft_max_wait(Duration::from_secs(60)) // a wait would show
+            .retiring_threads_free(in_section)
+            .build();
+        let drops = Drops::default();
+        let (leave, reader) = stalled_reader(&domain);
+        {
+            let _guard = in_section.then(|| domain.read());
+            for _ in 0..5 {
+                domain.retire_hurry(drops.obj());
+            }
+        }
+        let t = domain.stats().throttle;
+        assert_eq!(t.soft_waits, 0, "in section: {in_section}: {t:?}");
+        assert_eq!(drops.get(), 0);
+        leave.send(()).unwrap();
+        reader.join().unwrap();
+        domain.barrier();
+        assert_eq!(drops.get(), 5);
+    }
+}
+
+/// An owner's queue has its own soft bound: retirements through the owner
+/// behind a stalled reader wait once, then go on.
+#[test]
+fn an_owner_past_its_soft_bound_waits_once_behind_a_stalled_reader() {
+    let domain = Domain::builder()
+        .reclaimer(false)
+        .soft_max_pending(4)
+        .soft_max_wait(Duration::from_millis(1))
+        .build();
+    let drops = Drops::default();
+    let mm = User::new(&domain, Slot::new(drops.obj()));
+    let (leave, reader) = stalled_reader(&domain);
+    for _ in 0..20 {
+        mm.replace(Some(drops.obj()), &mm).unwrap().retire();
+    }
+    let t = domain.stats().throttle;
+    assert_eq!((t.over_bound, t.soft_waits, t.soft_exceeded), (0, 1, 1));
+    assert_eq!((mm.stats().pending, drops.get()), (20, 0));
+    assert_eq!(domain.stats().pending, 0, "nothing in the domain's queue");
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    mm.barrier();
+    assert_eq!(drops.get(), 20);
+    drop(mm);
+    assert_eq!(drops.get(), 21);
+}
+
+/// `unbounded()` turns the soft bound off too: behind a stalled reader,
+/// nothing waits.
+#[test]
+fn unbounded_turns_the_soft_bound_off() {
+    // Past both default bounds (512 and 8192), were they on.
+    let n = if cfg!(miri) { 600 } else { 10_000 };
+    let domain = Domain::builder().reclaimer(false).unbounded().build();
+    let drops = Drops::default();
+    let (leave, reader) = stalled_reader(&domain);
+    for _ in 0..2 {
+        let mut batch = domain.batch();
+        batch.extend((0..n).map(|_| drops.obj()));
+        batch.drain();
+    }
+    assert_eq!(domain.stats().throttle, ownrcu::Throttle::default());
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    domain.barrier();
+    assert_eq!(drops.get(), 2 * n);
+}
+
+/// `soft_max_pending(0)` is refused with a message that says why.
+#[test]
+#[should_panic(expected = "soft_max_pending(0)")]
+fn a_zero_soft_bound_is_refused() {
+    let _ = Domain::builder().soft_max_pending(0);
+}

@@ -123,8 +123,11 @@ impl Pending {
     pub(crate) fn after_registration(&self) {
         if Throttled::over_bound(self) {
             self.inner().throttle(Some(self));
-        } else if self.inner().config().retiring_threads_free {
-            self.collect(COLLECT_BUDGET);
+        } else if self.inner().config().retiring_threads_free && self.collect(COLLECT_BUDGET) == 0 {
+            let soft = self.inner().config().soft_max_pending;
+            if self.queue.counters.snapshot().pending > soft as u64 {
+                self.inner().pace(Some(self));
+            }
         }
     }
 
@@ -159,16 +162,17 @@ impl Pending {
 
     /// Frees up to `budget` objects whose grace period has completed, unless
     /// another thread (or a destructor up our own stack) is freeing them,
-    /// or this thread is unwinding (module `unwind`).
-    fn collect(&self, budget: usize) {
+    /// or this thread is unwinding (module `unwind`); returns how many.
+    fn collect(&self, budget: usize) -> usize {
         if !may_free() {
-            return;
+            return 0;
         }
         let q = &*self.queue;
-        if let Some(_freeing) = try_lock(&q.freeing) {
-            let _mark = crate::rcu::for_owners::owner_freeing(q.key());
-            q.collect_locked(self.inner(), budget, u64::MAX);
-        }
+        let Some(_freeing) = try_lock(&q.freeing) else {
+            return 0;
+        };
+        let _mark = crate::rcu::for_owners::owner_freeing(q.key());
+        q.collect_locked(self.inner(), budget, u64::MAX)
     }
 
     /// Frees a unit right here, counting it as retired and freed after a
@@ -387,5 +391,13 @@ impl Throttled for Pending {
     fn over_bound(&self) -> bool {
         let bound = self.inner().config().owner_max_pending;
         self.queue.counters.snapshot().pending > bound as u64
+    }
+
+    fn oldest(&self) -> Option<u64> {
+        lock(&self.queue.queue).units.front().map(|(gp, _)| *gp)
+    }
+
+    fn free_amortized(&self) -> usize {
+        self.collect(COLLECT_BUDGET)
     }
 }

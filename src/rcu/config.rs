@@ -19,6 +19,12 @@ pub(crate) struct Config {
     pub(crate) owner_max_pending: usize,
     /// The longest a retirement past the bound waits for a grace period.
     pub(crate) max_wait: Duration,
+    /// Objects pending in one queue (the domain's own, or one owner's) past
+    /// which a retirement that finds nothing to free waits for the grace
+    /// period a reader holds up (`usize::MAX`: never).
+    pub(crate) soft_max_pending: usize,
+    /// The longest that wait lasts.
+    pub(crate) soft_max_wait: Duration,
     /// Whether retiring threads run destructors (the amortized free, and
     /// the inline free of backpressure).
     pub(crate) retiring_threads_free: bool,
@@ -41,6 +47,8 @@ impl Config {
         max_pending: DEFAULT_MAX_PENDING,
         owner_max_pending: DEFAULT_MAX_PENDING,
         max_wait: Duration::from_millis(10),
+        soft_max_pending: DEFAULT_SOFT_MAX_PENDING,
+        soft_max_wait: Duration::from_millis(1),
         retiring_threads_free: true,
         // Loom models have no reclaimer thread.
         reclaimer: cfg!(not(loom)),
@@ -56,6 +64,13 @@ pub const DEFAULT_TIME_BOUND: Duration = Duration::from_millis(100);
 
 /// The default bound on pending objects, per domain and per owner.
 pub const DEFAULT_MAX_PENDING: usize = 8192;
+
+/// The default [soft bound](DomainBuilder#the-soft-bound) on pending
+/// objects, per domain and per owner: what streaming retirement leaves
+/// waiting between two grace periods when readers leave their sections
+/// promptly (`benches/churn.rs`, `pending_peak`: at most 512 in 99 % of its
+/// samples), so a writer waits only when a reader holds a grace period up.
+pub const DEFAULT_SOFT_MAX_PENDING: usize = 512;
 
 /// Builds a [`Domain`](crate::Domain) with limits other than the defaults, from
 /// [`Domain::builder`](crate::Domain::builder).
@@ -100,6 +115,42 @@ pub const DEFAULT_MAX_PENDING: usize = 8192;
 /// what is complete unless another thread is freeing, but never waits (the
 /// grace period waits for its section); if that leaves it past the bound,
 /// that is counted as exceeded.
+///
+/// # The soft bound
+///
+/// Between grace periods, garbage waits only as long as readers take to
+/// leave their sections. When a reader is held up inside one (preempted,
+/// or just slow), a writer that goes on retiring, freeing nothing, piles up
+/// garbage five to ten times faster than while it also frees (it skips the
+/// destructors and the allocator), so a hold-up of 100 µs leaves thousands
+/// of objects waiting. The soft bound paces the writer to its readers
+/// instead. When a registration leaves more than
+/// [`soft_max_pending`](DomainBuilder::soft_max_pending) objects pending in
+/// the domain's queue, or in one owner's (default
+/// [`DEFAULT_SOFT_MAX_PENDING`], 512), finds nothing to free, and the
+/// oldest of them wait for a grace period that has started and not
+/// completed (a reader holds it up), the retiring thread waits for that
+/// grace period for at most [`soft_max_wait`](DomainBuilder::soft_max_wait)
+/// (default 1 ms), then frees what completed, within the amortized budget
+/// ([`Throttle::soft_waits`](crate::Throttle::soft_waits),
+/// [`Throttle::soft_freed`](crate::Throttle::soft_freed)). It starts no
+/// grace period, so pacing and rationing are unchanged, and it waits only
+/// while a reader holds a grace period up.
+///
+/// The same threads as at the bound do not wait: one inside a read section
+/// of the domain, inside a destructor, or unwinding; nor does any thread
+/// when retiring threads do not free
+/// ([`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free)).
+/// A wait that runs out is counted
+/// ([`Throttle::soft_exceeded`](crate::Throttle::soft_exceeded)), and until
+/// that grace period completes nobody waits at the soft bound again: a
+/// stalled reader costs each writer at most one `soft_max_wait` there,
+/// besides one [`max_wait`](DomainBuilder::max_wait) at the bound. The
+/// price is paid by writers whose readers keep sections open for a while
+/// (shorter than `soft_max_wait`): they retire about `soft_max_pending`
+/// objects per such section instead of running ahead up to the bound.
+/// [`unbounded`](DomainBuilder::unbounded) turns the soft bound off, and a
+/// soft bound at or above the bound has no effect.
 ///
 /// # Examples
 ///
@@ -186,12 +237,98 @@ impl DomainBuilder {
         self
     }
 
-    /// No bound, for the domain or its owners: retirement never applies
-    /// backpressure, and pending objects may grow without limit while
-    /// nobody frees them.
+    /// No bound, for the domain or its owners, and no
+    /// [soft bound](DomainBuilder#the-soft-bound): retirement never applies
+    /// backpressure or waits, and pending objects may grow without limit
+    /// while nobody frees them.
     pub fn unbounded(mut self) -> Self {
         self.config.max_pending = usize::MAX;
         self.config.owner_max_pending = usize::MAX;
+        self.config.soft_max_pending = usize::MAX;
+        self
+    }
+
+    /// The [soft bound](DomainBuilder#the-soft-bound): the most objects
+    /// that may wait in the domain's own queue, or in one owner's, before a
+    /// retirement that finds nothing to free waits for the grace period a
+    /// reader holds up. Default [`DEFAULT_SOFT_MAX_PENDING`] (512);
+    /// `usize::MAX` turns it off.
+    ///
+    /// # Panics
+    ///
+    /// If `objects` is 0 (every retirement would wait for its own grace
+    /// period: use [`Domain::synchronize`](crate::Domain::synchronize) for
+    /// that).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // Writers that run ahead of slow readers by up to 4096 objects, and
+    /// // wait at most 100 µs for one when further ahead.
+    /// let domain = ownrcu::Domain::builder()
+    ///     .soft_max_pending(4096)
+    ///     .soft_max_wait(Duration::from_micros(100))
+    ///     .build();
+    /// let mut batch = domain.batch();
+    /// batch.extend((0..100).map(Box::new));
+    /// batch.drain(); // no reader holds a grace period up: no wait
+    /// assert_eq!(domain.stats().throttle.soft_waits, 0);
+    /// ```
+    pub fn soft_max_pending(mut self, objects: usize) -> Self {
+        assert!(
+            objects > 0,
+            "ownrcu: DomainBuilder::soft_max_pending(0) would make every retirement wait for \
+             its grace period; use Domain::synchronize for that, or usize::MAX to turn the \
+             soft bound off"
+        );
+        self.config.soft_max_pending = objects;
+        self
+    }
+
+    /// The longest a retirement past the
+    /// [soft bound](DomainBuilder#the-soft-bound) waits for the grace
+    /// period a reader holds up. Default 1 ms; zero turns the wait into a
+    /// check.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let domain = ownrcu::Domain::builder()
+    ///     .soft_max_pending(10)
+    ///     .soft_max_wait(Duration::from_millis(1))
+    ///     .reclaimer(false)
+    ///     .build();
+    /// let (entered_tx, entered) = mpsc::channel();
+    /// let (leave, leave_rx) = mpsc::channel::<()>();
+    /// std::thread::scope(|s| {
+    ///     let domain = &domain;
+    ///     // A reader that stays in its section until told to leave.
+    ///     s.spawn(move || {
+    ///         let _guard = domain.read();
+    ///         entered_tx.send(()).unwrap();
+    ///         let _ = leave_rx.recv();
+    ///     });
+    ///     entered.recv().unwrap();
+    ///     for _ in 0..5 {
+    ///         let mut batch = domain.batch();
+    ///         batch.extend((0..4).map(Box::new));
+    ///         batch.drain(); // the third and later are past the soft bound
+    ///     }
+    ///     // One wait of at most 1 ms, which ran out; the later drains went on.
+    ///     let throttle = domain.stats().throttle;
+    ///     assert_eq!((throttle.soft_waits, throttle.soft_exceeded), (1, 1));
+    ///     leave.send(()).unwrap();
+    /// });
+    /// domain.barrier();
+    /// assert_eq!(domain.stats().freed, 20);
+    /// ```
+    pub fn soft_max_wait(mut self, wait: Duration) -> Self {
+        self.config.soft_max_wait = wait;
         self
     }
 

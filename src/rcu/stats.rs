@@ -137,6 +137,18 @@ pub struct Throttle {
     /// unwinding), or retiring threads do not free
     /// ([`DomainBuilder::retiring_threads_free`](crate::DomainBuilder::retiring_threads_free)).
     pub exceeded: u64,
+    /// Waits at the [soft bound](crate::DomainBuilder#the-soft-bound): a
+    /// registration past it found nothing to free while a reader held up
+    /// the grace period of its oldest pending objects.
+    pub soft_waits: u64,
+    /// Those of them that ran out
+    /// ([`soft_max_wait`](crate::DomainBuilder::soft_max_wait)); until that
+    /// grace period completes, nobody waits at the soft bound again.
+    pub soft_exceeded: u64,
+    /// Objects freed right after a soft wait that ended with the grace
+    /// period complete (also in [`FreedBy::amortized`] for the domain's own
+    /// objects).
+    pub soft_freed: u64,
 }
 
 /// A snapshot of an owner's counters, from [`User::stats`](crate::User::stats)

@@ -420,3 +420,112 @@ fn owner_retirement_past_the_bound_waits_for_a_reader() {
     });
     outcomes.report(name);
 }
+
+/// How many executions ended the soft-bound model each way (schedule order,
+/// outside the model).
+#[derive(Default)]
+struct SoftOutcomes {
+    /// The grace period completed within the registration (the reader was
+    /// not in an older section): freed by the amortized free, no wait.
+    no_wait: StdAtomicUsize,
+    /// Waited, the reader left, both objects freed after the wait.
+    waited_and_freed: StdAtomicUsize,
+    /// Waited, and the wait ran out: nothing freed, counted.
+    ran_out: StdAtomicUsize,
+}
+
+/// The soft bound (`soft_max_pending(1)`, the bound itself far away): a
+/// reader holds the shared object in a slow section while the writer
+/// unlinks it and drains it with another object, 2 objects pending. The
+/// registration starts the grace period at once (`GP_OBJECTS` = 1); if the
+/// reader is in a section older than it, nothing is complete and the writer
+/// waits at the soft bound, 3 rounds under loom, then frees what completed.
+///
+/// Asserts, in every interleaving: the reader never sees its object freed;
+/// the bound is never involved (`over_bound == 0`); at most one soft wait;
+/// exactly one of three outcomes when `drain` returns: no wait and both
+/// objects freed by the amortized free; a wait that ended with the grace
+/// period complete and both freed right after it (`soft_freed == 2`); or a
+/// wait that ran out (`soft_exceeded == 1`) with nothing freed. Then
+/// `barrier` frees whatever is left, each object exactly once, and the
+/// statistics add up. Unless `LOOM_MAX_PREEMPTIONS` narrows the search,
+/// checks that all three outcomes were explored.
+///
+/// Bounded by `TWO_THREADS`, as the bound's model.
+#[test]
+fn retirement_past_the_soft_bound_waits_for_a_reader() {
+    let outcomes = StdArc::new(SoftOutcomes::default());
+    let seen = outcomes.clone();
+    let name = "throttle/batch past the soft bound vs reader";
+    check(name, TWO_THREADS, move || {
+        let domain = Arc::new(Domain::builder().soft_max_pending(1).build());
+        let objects = Objects::new();
+        let first = objects.make_shared();
+        let second = objects.make_shared();
+        let extra = objects.make_shared();
+        let shared = Arc::new(AtomicPtr::new(first.ptr));
+        let candidates = vec![first.clone(), second.clone()];
+
+        let reader = {
+            let (domain, shared) = (domain.clone(), shared.clone());
+            thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
+        };
+
+        unlink_and_drain(&domain, &shared, second.ptr, extra.ptr);
+        let t = domain.stats().throttle;
+        let freed_on_return = objects.drops();
+        assert_eq!(t.over_bound, 0, "{t:?}");
+        assert!(t.soft_waits <= 1, "more than one soft wait: {t:?}");
+        assert!(t.soft_exceeded <= t.soft_waits, "{t:?}");
+        let which = match (t.soft_waits, t.soft_exceeded) {
+            (0, _) => {
+                assert_eq!(freed_on_return, 2, "no wait, yet not freed: {t:?}");
+                &seen.no_wait
+            }
+            (_, 0) => {
+                assert_eq!(t.soft_freed, 2, "waited, yet not freed: {t:?}");
+                assert_eq!(freed_on_return, 2, "{t:?}");
+                &seen.waited_and_freed
+            }
+            _ => {
+                assert_eq!(t.soft_freed, 0, "freed after the wait ran out: {t:?}");
+                assert_eq!(freed_on_return, 0, "{t:?}");
+                &seen.ran_out
+            }
+        };
+        which.fetch_add(1, SeqCst);
+
+        domain.barrier();
+        assert!(
+            first.is_freed() && extra.is_freed(),
+            "barrier left an object"
+        );
+        assert_eq!(objects.drops(), 2);
+
+        reader.join().unwrap();
+        let stats = domain.stats();
+        assert_eq!((stats.retired, stats.freed, stats.pending), (2, 2, 0));
+        assert_eq!(stats.freed_by.amortized + stats.freed_by.barrier, 2);
+        // SAFETY: the reader has finished; `second` was never retired.
+        drop(unsafe { Box::from_raw(second.ptr) });
+        drop(domain);
+        assert_eq!(objects.drops(), 3, "an object freed twice");
+    });
+    let (no_wait, waited, ran_out) = (
+        outcomes.no_wait.load(SeqCst),
+        outcomes.waited_and_freed.load(SeqCst),
+        outcomes.ran_out.load(SeqCst),
+    );
+    eprintln!(
+        "loom model {name}: no wait in {no_wait}, waited and freed in {waited}, the wait ran \
+         out in {ran_out} executions"
+    );
+    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+        assert!(
+            no_wait > 0,
+            "{name}: the reader never let the grace period pass"
+        );
+        assert!(waited > 0, "{name}: never freed after a soft wait");
+        assert!(ran_out > 0, "{name}: the soft wait never ran out");
+    }
+}

@@ -77,6 +77,9 @@ pub(super) struct ThrottleCounters {
     pub(super) freed_inline: StdAtomicU64,
     pub(super) waits: StdAtomicU64,
     pub(super) exceeded: StdAtomicU64,
+    pub(super) soft_waits: StdAtomicU64,
+    pub(super) soft_exceeded: StdAtomicU64,
+    pub(super) soft_freed: StdAtomicU64,
 }
 
 impl ThrottleCounters {
@@ -87,6 +90,9 @@ impl ThrottleCounters {
             freed_inline: StdAtomicU64::new(0),
             waits: StdAtomicU64::new(0),
             exceeded: StdAtomicU64::new(0),
+            soft_waits: StdAtomicU64::new(0),
+            soft_exceeded: StdAtomicU64::new(0),
+            soft_freed: StdAtomicU64::new(0),
         }
     }
 
@@ -97,6 +103,9 @@ impl ThrottleCounters {
             freed_inline: self.freed_inline.load(Relaxed),
             waits: self.waits.load(Relaxed),
             exceeded: self.exceeded.load(Relaxed),
+            soft_waits: self.soft_waits.load(Relaxed),
+            soft_exceeded: self.soft_exceeded.load(Relaxed),
+            soft_freed: self.soft_freed.load(Relaxed),
         }
     }
 }

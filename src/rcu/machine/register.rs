@@ -57,12 +57,16 @@ impl Inner {
     }
 
     /// What a registration does once its unit is queued: backpressure past
-    /// the bound, else the amortized free.
+    /// the bound, else the amortized free if work is complete, else the
+    /// soft bound's wait if past it.
     pub(super) fn after_registration(&self, ready: bool) {
-        if self.pending() > self.config.max_pending as u64 {
+        let pending = self.pending();
+        if pending > self.config.max_pending as u64 {
             self.throttle(None);
         } else if ready && may_free() && self.config.retiring_threads_free {
             self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
+        } else if pending > self.config.soft_max_pending as u64 {
+            self.pace(None);
         }
     }
 

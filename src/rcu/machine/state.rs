@@ -127,6 +127,9 @@ pub(crate) struct Inner {
     /// A grace period that a retirement past the bound waited for in vain
     /// (module `throttle`); until it completes, others do not wait.
     pub(super) stalled: StdAtomicU64,
+    /// The same for a wait at the soft bound (kept apart, so that a soft
+    /// wait that ran out does not cancel the bound's longer one).
+    pub(super) soft_stalled: StdAtomicU64,
     /// Unique among all domains ever created; 0 is the global domain.
     pub(crate) id: u64,
     /// Set once torn down; lets thread-locals drop their registration early.
@@ -209,6 +212,7 @@ macro_rules! inner_new {
             owners: OwnerCounters::new(),
             config: $config,
             stalled: StdAtomicU64::new(0),
+            soft_stalled: StdAtomicU64::new(0),
             id: $id,
             dead: StdAtomicBool::new(false),
             handles: AtomicUsize::new(1),

@@ -46,6 +46,11 @@ pub(crate) trait Throttled {
     fn free_inline(&self, wait: bool) -> usize;
     /// Whether the queue is past its bound.
     fn over_bound(&self) -> bool;
+    /// The grace period its oldest unit waits for, if it holds any.
+    fn oldest(&self) -> Option<u64>;
+    /// The amortized free: at most `COLLECT_BUDGET` completed objects, none
+    /// if another thread is freeing; returns how many it freed.
+    fn free_amortized(&self) -> usize;
 }
 
 /// The domain's own queue, as a [`Throttled`].
@@ -66,6 +71,13 @@ impl Throttled for Own<'_> {
     }
     fn over_bound(&self) -> bool {
         self.0.pending() > self.0.config.max_pending as u64
+    }
+    fn oldest(&self) -> Option<u64> {
+        lock(&self.0.state).waiting.front().map(|w| w.gp)
+    }
+    fn free_amortized(&self) -> usize {
+        self.0
+            .free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized)
     }
 }
 
@@ -126,6 +138,44 @@ impl Inner {
             // Nothing was freed: the retirement goes on past the bound.
             c.exceeded.fetch_add(1, Relaxed);
         }
+    }
+
+    /// The soft bound: a registration that left `queue` (the domain's own
+    /// queue if `None`) past it and found nothing to free waits a bounded
+    /// time for the grace period its oldest unit needs, if a reader holds
+    /// that one up; see [`DomainBuilder`](crate::DomainBuilder)'s section on
+    /// the soft bound. Starts no grace period.
+    #[cold]
+    pub(crate) fn pace(&self, queue: Option<&dyn Throttled>) {
+        let own = Own(self);
+        let queue = queue.unwrap_or(&own);
+        if !self.config.retiring_threads_free
+            || !may_free()
+            || crate::rcu::freeing::is_freeing_any()
+            || crate::rcu::local::in_section(self.id)
+        {
+            return;
+        }
+        // Not started: rationing and pacing decide when it starts, no reader
+        // holds it up. Complete: the amortized free takes it (next time).
+        let Some(gp) = queue.oldest() else { return };
+        if gp > self.epoch.load(Relaxed) || self.is_complete(gp) {
+            return;
+        }
+        // The same hold-up as a soft wait that already ran out: go on.
+        let stalled = self.soft_stalled.load(Relaxed);
+        if stalled != 0 && !self.is_complete(stalled) {
+            return;
+        }
+        let c = &self.counters.throttle;
+        c.soft_waits.fetch_add(1, Relaxed);
+        if !self.wait_until(gp, Some(self.config.soft_max_wait)) {
+            self.soft_stalled.fetch_max(gp, Relaxed);
+            c.soft_exceeded.fetch_add(1, Relaxed);
+            return;
+        }
+        c.soft_freed
+            .fetch_add(queue.free_amortized() as u64, Relaxed);
     }
 
     /// Starts the grace period that everything registered so far waits for,
