@@ -63,7 +63,11 @@
 //! order), ...}` to `target/criterion/<group>/peaks.json` (`$CRITERION_HOME`
 //! or `$CARGO_TARGET_DIR/criterion` instead of `target/criterion` when set).
 //! For the ownrcu functions a second line gives the domain's own counters
-//! (its peak pending, backpressure events), for diagnosis only.
+//! (its peak pending, backpressure events, waits at the soft bound), for
+//! diagnosis only. Before the group, a probe prints how fast one thread
+//! retires in groups of 16 while it also frees and while a reader holds the
+//! grace period (`pending_peak probe: ...`): how fast garbage piles up
+//! behind a reader held up inside its section, what the soft bound is for.
 //!
 //! # Set-up and timing
 //!
@@ -370,12 +374,66 @@ fn ownrcu_reader(domain: &Domain, ctl: &Ctl) {
     });
 }
 
+/// For the README's account of `pending_peak` (not a Criterion function):
+/// how fast one thread retires `N` objects in groups of `GROUP` into an
+/// unbounded domain when it also frees them (no reader: each grace period
+/// completes as it starts) and when it cannot (a reader holds the first
+/// grace period for the whole drain). The gap is how fast garbage piles up
+/// while a reader is held up inside its section, which the soft bound
+/// exists for. Three of each, printed as a range (about a second in all).
+fn retire_rate_probe() {
+    let rate = |held: bool| -> f64 {
+        let domain = Domain::builder().unbounded().reclaimer(false).build();
+        let objects = boxes(N);
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (leave, leave_rx) = std::sync::mpsc::channel::<()>();
+        let rate = thread::scope(|s| {
+            if held {
+                let domain = &domain;
+                s.spawn(move || {
+                    let _guard = domain.read();
+                    entered_tx.send(()).unwrap();
+                    let _ = leave_rx.recv();
+                });
+                entered.recv().unwrap();
+            }
+            let start = Instant::now();
+            let mut objects = objects.into_iter();
+            while objects.len() > 0 {
+                let mut batch = Batch::with_capacity(&domain, GROUP);
+                batch.extend(objects.by_ref().take(GROUP));
+                batch.drain();
+            }
+            let time = start.elapsed();
+            drop(leave);
+            N as f64 / time.as_secs_f64()
+        });
+        drop(domain); // frees what the held grace period kept
+        check(N);
+        rate
+    };
+    let range = |held: bool| {
+        let rates: Vec<f64> = (0..3).map(|_| rate(held) / 1e6).collect();
+        let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = rates.iter().copied().fold(0.0, f64::max);
+        format!("{lo:.0}-{hi:.0} M objects/s")
+    };
+    let freeing = range(false);
+    let held = range(true);
+    eprintln!(
+        "pending_peak probe: one thread draining {N} objects in groups of {GROUP} into an \
+         unbounded domain retires {freeing} while it frees them, {held} while a reader holds \
+         the grace period (nothing freed)"
+    );
+}
+
 fn pending_peak(c: &mut Criterion) {
     let mut group = c.benchmark_group("pending_peak");
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(N as u64));
     let mut report = Report::new("pending_peak", N);
+    retire_rate_probe();
 
     // User-created domains, made once outside the timing.
     let bounded = Domain::builder().max_pending(BOUND).build();

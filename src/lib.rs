@@ -132,7 +132,8 @@
 //!   frees inline, and waits for the grace period for at most
 //!   [`DomainBuilder::max_wait`] (10 ms); a writer never blocks behind a
 //!   stalled reader for more than that, once per stall (and one
-//!   `soft_max_wait` at the soft bound).
+//!   `soft_max_wait` per doubling of the pending objects at the soft
+//!   bound).
 //! - **The time bound and the [`Reclaimer`]**: one process-wide thread,
 //!   started by the first retirement, gives work that has waited
 //!   [`DomainBuilder::time_bound`] (100 ms) its grace period and frees it,

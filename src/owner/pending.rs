@@ -125,7 +125,7 @@ impl Pending {
             self.inner().throttle(Some(self));
         } else if self.inner().config().retiring_threads_free && self.collect(COLLECT_BUDGET) == 0 {
             let soft = self.inner().config().soft_max_pending;
-            if self.queue.counters.snapshot().pending > soft as u64 {
+            if Throttled::pending(self) > soft as u64 {
                 self.inner().pace(Some(self));
             }
         }
@@ -395,6 +395,10 @@ impl Throttled for Pending {
 
     fn oldest(&self) -> Option<u64> {
         lock(&self.queue.queue).units.front().map(|(gp, _)| *gp)
+    }
+
+    fn pending(&self) -> u64 {
+        self.queue.counters.snapshot().pending
     }
 
     fn free_amortized(&self) -> usize {

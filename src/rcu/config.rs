@@ -143,9 +143,12 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 512;
 /// ([`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free)).
 /// A wait that runs out is counted
 /// ([`Throttle::soft_exceeded`](crate::Throttle::soft_exceeded)), and until
-/// that grace period completes nobody waits at the soft bound again: a
-/// stalled reader costs each writer at most one `soft_max_wait` there,
-/// besides one [`max_wait`](DomainBuilder::max_wait) at the bound. The
+/// that grace period completes nobody waits at the soft bound again before
+/// the pending objects have doubled: a stalled reader costs a writer one
+/// `soft_max_wait` per doubling (five from 512 to the default bound of
+/// 8192), besides one [`max_wait`](DomainBuilder::max_wait) at the bound,
+/// and a reader held up for a few milliseconds leaves thousands of objects
+/// waiting, not the whole bound. The
 /// price is paid by writers whose readers keep sections open for a while
 /// (shorter than `soft_max_wait`): they retire about `soft_max_pending`
 /// objects per such section instead of running ahead up to the bound.
@@ -319,7 +322,8 @@ impl DomainBuilder {
     ///         batch.extend((0..4).map(Box::new));
     ///         batch.drain(); // the third and later are past the soft bound
     ///     }
-    ///     // One wait of at most 1 ms, which ran out; the later drains went on.
+    ///     // One wait of at most 1 ms, which ran out; the later drains went on
+    ///     // (the next wait would come at 24 pending objects, twice 12).
     ///     let throttle = domain.stats().throttle;
     ///     assert_eq!((throttle.soft_waits, throttle.soft_exceeded), (1, 1));
     ///     leave.send(()).unwrap();

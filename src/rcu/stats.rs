@@ -143,7 +143,8 @@ pub struct Throttle {
     pub soft_waits: u64,
     /// Those of them that ran out
     /// ([`soft_max_wait`](crate::DomainBuilder::soft_max_wait)); until that
-    /// grace period completes, nobody waits at the soft bound again.
+    /// grace period completes, the soft bound waits again only once the
+    /// pending objects have doubled.
     pub soft_exceeded: u64,
     /// Objects freed right after a soft wait that ended with the grace
     /// period complete (also in [`FreedBy::amortized`] for the domain's own

@@ -128,8 +128,11 @@ pub(crate) struct Inner {
     /// (module `throttle`); until it completes, others do not wait.
     pub(super) stalled: StdAtomicU64,
     /// The same for a wait at the soft bound (kept apart, so that a soft
-    /// wait that ran out does not cancel the bound's longer one).
+    /// wait that ran out does not cancel the bound's longer one), and the
+    /// pending objects past which the soft bound waits again meanwhile
+    /// (twice what there were when the last soft wait ran out).
     pub(super) soft_stalled: StdAtomicU64,
+    pub(super) soft_resume: StdAtomicU64,
     /// Unique among all domains ever created; 0 is the global domain.
     pub(crate) id: u64,
     /// Set once torn down; lets thread-locals drop their registration early.
@@ -213,6 +216,7 @@ macro_rules! inner_new {
             config: $config,
             stalled: StdAtomicU64::new(0),
             soft_stalled: StdAtomicU64::new(0),
+            soft_resume: StdAtomicU64::new(0),
             id: $id,
             dead: StdAtomicBool::new(false),
             handles: AtomicUsize::new(1),

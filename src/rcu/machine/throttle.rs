@@ -48,6 +48,8 @@ pub(crate) trait Throttled {
     fn over_bound(&self) -> bool;
     /// The grace period its oldest unit waits for, if it holds any.
     fn oldest(&self) -> Option<u64>;
+    /// Its objects registered and not freed yet.
+    fn pending(&self) -> u64;
     /// The amortized free: at most `COLLECT_BUDGET` completed objects, none
     /// if another thread is freeing; returns how many it freed.
     fn free_amortized(&self) -> usize;
@@ -74,6 +76,9 @@ impl Throttled for Own<'_> {
     }
     fn oldest(&self) -> Option<u64> {
         lock(&self.0.state).waiting.front().map(|w| w.gp)
+    }
+    fn pending(&self) -> u64 {
+        self.0.pending()
     }
     fn free_amortized(&self) -> usize {
         self.0
@@ -162,15 +167,23 @@ impl Inner {
         if gp > self.epoch.load(Relaxed) || self.is_complete(gp) {
             return;
         }
-        // The same hold-up as a soft wait that already ran out: go on.
+        // The same hold-up as a soft wait that already ran out: wait again
+        // only once the pending objects have doubled since, so a stalled
+        // reader costs a writer one wait per doubling.
+        let pending = queue.pending();
         let stalled = self.soft_stalled.load(Relaxed);
-        if stalled != 0 && !self.is_complete(stalled) {
+        if stalled != 0 && !self.is_complete(stalled) && pending < self.soft_resume.load(Relaxed) {
             return;
         }
         let c = &self.counters.throttle;
         c.soft_waits.fetch_add(1, Relaxed);
         if !self.wait_until(gp, Some(self.config.soft_max_wait)) {
-            self.soft_stalled.fetch_max(gp, Relaxed);
+            let resume = pending.saturating_mul(2);
+            if self.soft_stalled.fetch_max(gp, Relaxed) < gp {
+                self.soft_resume.store(resume, Relaxed); // a new hold-up
+            } else {
+                self.soft_resume.fetch_max(resume, Relaxed);
+            }
             c.soft_exceeded.fetch_add(1, Relaxed);
             return;
         }
