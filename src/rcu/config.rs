@@ -121,7 +121,7 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 512;
 /// Between grace periods, garbage waits only as long as readers take to
 /// leave their sections. When a reader is held up inside one (preempted,
 /// or just slow), a writer that goes on retiring, freeing nothing, piles up
-/// garbage five to ten times faster than while it also frees (it skips the
+/// garbage four to ten times faster than while it also frees (it skips the
 /// destructors and the allocator), so a hold-up of 100 µs leaves thousands
 /// of objects waiting. The soft bound paces the writer to its readers
 /// instead. When a registration leaves more than
