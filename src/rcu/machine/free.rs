@@ -20,12 +20,32 @@ use super::state::{lock, try_lock, Inner, State, Waiting, SPARE_BAGS};
 use crate::rcu::retired::{Bag, Reclaim};
 use crate::rcu::unwind::FirstPanic;
 
+/// Where the oldest queued unit's grace period stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Front {
+    /// Nothing queued.
+    Empty,
+    /// Complete: the unit may be freed.
+    Complete,
+    /// Started and not complete: a reader holds it up.
+    HeldUp,
+    /// Not started yet (rationing and pacing decide when).
+    Unstarted,
+}
+
 impl Inner {
-    /// Whether some queued unit may be freed now (state lock held).
-    pub(super) fn has_completed(&self, st: &State) -> bool {
-        st.waiting
-            .front()
-            .is_some_and(|w| w.gp <= self.completed.load(Relaxed))
+    /// Where the oldest queued unit's grace period stands (state lock held).
+    pub(super) fn front(&self, st: &State) -> Front {
+        let Some(w) = st.waiting.front() else {
+            return Front::Empty;
+        };
+        if w.gp <= self.completed.load(Relaxed) {
+            Front::Complete
+        } else if w.gp <= self.epoch.load(Relaxed) {
+            Front::HeldUp
+        } else {
+            Front::Unstarted
+        }
     }
 
     /// Frees up to `budget` objects whose grace period completed and is no

@@ -7,12 +7,16 @@
 //!   the first one to start after it (units are queued in registration
 //!   order, so their grace periods never decrease along the queue).
 //! - Every registration is followed, outside the state lock, by a
-//!   reclaimer notification and by either backpressure (past the bound) or
-//!   a bounded free (`COLLECT_BUDGET` objects).
+//!   reclaimer notification and by backpressure (past the bound), or a
+//!   bounded free (`COLLECT_BUDGET` objects) if the oldest unit is
+//!   complete, or the soft bound's wait (past it, with the oldest unit's
+//!   grace period held up by a reader), as the registration found the
+//!   queue's front under the lock.
 
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::counters::Path;
+use super::free::Front;
 use super::state::{lock, Inner, State, Waiting, COLLECT_BUDGET};
 use crate::rcu::record::Record;
 use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot};
@@ -41,7 +45,7 @@ impl Inner {
     /// its grace period now if `hurry`, then does a bounded amount of
     /// reclamation, or applies backpressure if the domain is past its bound.
     pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool, hurry: bool) {
-        let ready = {
+        let front = {
             let mut st = lock(&self.state);
             assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
             self.enqueue(&mut st, unit, batch);
@@ -50,22 +54,25 @@ impl Inner {
             } else {
                 self.advance(&mut st);
             }
-            self.has_completed(&st)
+            self.front(&st)
         };
         crate::rcu::reclaimer::notify(self);
-        self.after_registration(ready);
+        self.after_registration(front);
     }
 
-    /// What a registration does once its unit is queued: backpressure past
-    /// the bound, else the amortized free if work is complete, else the
-    /// soft bound's wait if past it.
-    pub(super) fn after_registration(&self, ready: bool) {
+    /// What a registration does once its unit is queued, given the queue's
+    /// front as it left it: backpressure past the bound, else the amortized
+    /// free if work is complete, else the soft bound's wait if past it and
+    /// a reader holds the front's grace period up.
+    pub(super) fn after_registration(&self, front: Front) {
         let pending = self.pending();
         if pending > self.config.max_pending as u64 {
             self.throttle(None);
-        } else if ready && may_free() && self.config.retiring_threads_free {
-            self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
-        } else if pending > self.config.soft_max_pending as u64 {
+        } else if front == Front::Complete {
+            if may_free() && self.config.retiring_threads_free {
+                self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
+            }
+        } else if front == Front::HeldUp && pending > self.config.soft_max_pending as u64 {
             self.pace(None);
         }
     }
@@ -88,7 +95,7 @@ impl Inner {
             debug_assert_eq!(len, 1);
             return self.register(bag, false, false);
         };
-        let ready = {
+        let front = {
             let mut st = lock(&self.state);
             let spare = &mut st.spare;
             let new_bag = |cap| {
@@ -104,9 +111,9 @@ impl Inner {
                 self.enqueue(&mut st, full, false);
             }
             self.advance(&mut st);
-            self.has_completed(&st)
+            self.front(&st)
         };
         crate::rcu::reclaimer::notify(self);
-        self.after_registration(ready);
+        self.after_registration(front);
     }
 }
