@@ -17,6 +17,16 @@ mod common;
 
 use common::{stalled_reader, Drops};
 
+/// Retires `batches` batches of 4 counted objects into `domain`, one drain
+/// (one registration) each.
+fn drain_batches_of_4(domain: &Domain, drops: &Drops, batches: u64) {
+    for _ in 0..batches {
+        let mut batch = domain.batch();
+        batch.extend((0..4).map(|_| drops.obj()));
+        batch.drain();
+    }
+}
+
 /// Several writers (single retirements, batches, retirements through an
 /// owner) and readers that come and go: every registration past the bound
 /// frees inline, so pending never grows past the bound by more than one
@@ -123,11 +133,7 @@ fn writers_go_past_the_bound_after_one_bounded_wait_per_stall() {
     let drops = Drops::default();
     let (leave, reader) = stalled_reader(&domain);
     let batches = 50;
-    for _ in 0..batches {
-        let mut batch = domain.batch();
-        batch.extend((0..4).map(|_| drops.obj()));
-        batch.drain();
-    }
+    drain_batches_of_4(&domain, &drops, batches);
     let stats = domain.stats();
     assert_eq!(drops.get(), 0, "nothing freed under the stalled reader");
     assert_eq!(stats.pending, batches * 4);
@@ -484,11 +490,7 @@ fn a_writer_waits_once_per_doubling_at_the_soft_bound_behind_a_stalled_reader() 
     let drops = Drops::default();
     let (leave, reader) = stalled_reader(&domain);
     let batches = 50;
-    for _ in 0..batches {
-        let mut batch = domain.batch();
-        batch.extend((0..4).map(|_| drops.obj()));
-        batch.drain();
-    }
+    drain_batches_of_4(&domain, &drops, batches);
     let stats = domain.stats();
     let t = stats.throttle;
     assert_eq!(drops.get(), 0, "nothing freed under the stalled reader");
@@ -528,11 +530,7 @@ fn a_soft_wait_frees_once_the_reader_leaves() {
             drop(guard);
         });
         entered.wait();
-        for _ in 0..3 {
-            let mut batch = domain.batch();
-            batch.extend((0..4).map(|_| drops.obj()));
-            batch.drain(); // the third leaves 12 > 10 pending: waits
-        }
+        drain_batches_of_4(&domain, &drops, 3); // the third leaves 12 > 10 pending: waits
         let t = domain.stats().throttle;
         assert_eq!((t.soft_waits, t.soft_exceeded), (1, 0), "{t:?}");
         // At least the first batch, whose grace period it waited for; the

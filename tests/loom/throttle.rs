@@ -147,6 +147,39 @@ fn unlink_and_drain(
     batch.drain();
 }
 
+/// What the domain models share: three tracked objects, `first` published
+/// in `shared`, and a slow reader of the domain already spawned on it
+/// (`second` is what the writer swaps in, `extra` what it retires along).
+struct Scene {
+    objects: Objects,
+    first: Shared,
+    second: Shared,
+    extra: Shared,
+    shared: Arc<AtomicPtr<Tracked>>,
+    reader: thread::JoinHandle<()>,
+}
+
+fn scene(domain: &Arc<Domain>) -> Scene {
+    let objects = Objects::new();
+    let first = objects.make_shared();
+    let second = objects.make_shared();
+    let extra = objects.make_shared();
+    let shared = Arc::new(AtomicPtr::new(first.ptr));
+    let candidates = vec![first.clone(), second.clone()];
+    let reader = {
+        let (domain, shared) = (domain.clone(), shared.clone());
+        thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
+    };
+    Scene {
+        objects,
+        first,
+        second,
+        extra,
+        shared,
+        reader,
+    }
+}
+
 /// A reader holds the shared object in its section while the writer unlinks
 /// it and drains it with another object: 2 objects pending, bound 1, so the
 /// drain is throttled. The registration starts the grace period itself
@@ -178,17 +211,14 @@ fn retirement_past_the_bound_waits_for_a_reader() {
     let name = "throttle/batch past the bound vs reader";
     check(name, TWO_THREADS, move || {
         let domain = Arc::new(Domain::builder().max_pending(1).build());
-        let objects = Objects::new();
-        let first = objects.make_shared();
-        let second = objects.make_shared();
-        let extra = objects.make_shared();
-        let shared = Arc::new(AtomicPtr::new(first.ptr));
-        let candidates = vec![first.clone(), second.clone()];
-
-        let reader = {
-            let (domain, shared) = (domain.clone(), shared.clone());
-            thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
-        };
+        let Scene {
+            objects,
+            first,
+            second,
+            extra,
+            shared,
+            reader,
+        } = scene(&domain);
 
         unlink_and_drain(&domain, &shared, second.ptr, extra.ptr);
         let t = domain.stats().throttle;
@@ -253,18 +283,15 @@ fn throttled_retirement_races_a_barrier() {
     let name = "throttle/batch past the bound vs reader + barrier";
     check(name, THREE_THREADS, move || {
         let domain = Arc::new(Domain::builder().max_pending(1).build());
-        let objects = Objects::new();
-        let first = objects.make_shared();
-        let second = objects.make_shared();
-        let extra = objects.make_shared();
-        let shared = Arc::new(AtomicPtr::new(first.ptr));
-        let candidates = vec![first.clone(), second.clone()];
+        let Scene {
+            objects,
+            first,
+            second,
+            extra,
+            shared,
+            reader,
+        } = scene(&domain);
         let drained = StdArc::new(StdAtomicUsize::new(0));
-
-        let reader = {
-            let (domain, shared) = (domain.clone(), shared.clone());
-            thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
-        };
         let writer = {
             let (domain, shared, drained) = (domain.clone(), shared.clone(), drained.clone());
             let (objects, seen) = (objects.clone(), seen.clone());
@@ -459,17 +486,14 @@ fn retirement_past_the_soft_bound_waits_for_a_reader() {
     let name = "throttle/batch past the soft bound vs reader";
     check(name, TWO_THREADS, move || {
         let domain = Arc::new(Domain::builder().soft_max_pending(1).build());
-        let objects = Objects::new();
-        let first = objects.make_shared();
-        let second = objects.make_shared();
-        let extra = objects.make_shared();
-        let shared = Arc::new(AtomicPtr::new(first.ptr));
-        let candidates = vec![first.clone(), second.clone()];
-
-        let reader = {
-            let (domain, shared) = (domain.clone(), shared.clone());
-            thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
-        };
+        let Scene {
+            objects,
+            first,
+            second,
+            extra,
+            shared,
+            reader,
+        } = scene(&domain);
 
         unlink_and_drain(&domain, &shared, second.ptr, extra.ptr);
         let t = domain.stats().throttle;
