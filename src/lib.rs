@@ -116,7 +116,7 @@
 //!   thread is unwinding). Buffers adapt to the thread's rate (8 to 128
 //!   objects, about 20 µs of retirements).
 //! - **Pacing**: once work waits, a grace period starts as soon as the time
-//!   since the last one started is 20 times what starting one costs (one
+//!   since the last one started is 10 times what starting one costs (one
 //!   process-wide barrier: 0.2 µs alone, 1–10 µs with other threads
 //!   running), so garbage waits tens of microseconds, not thousands of
 //!   objects. [`DomainBuilder::lazy`] trades memory for fewer grace periods.
@@ -126,7 +126,9 @@
 //!   oldest pending objects, waits for that grace period for at most
 //!   [`DomainBuilder::soft_max_wait`] (1 ms), then frees; so a reader
 //!   descheduled inside its section does not let a writer pile up
-//!   thousands of objects meanwhile.
+//!   thousands of objects meanwhile. A writer inside a read section waits
+//!   too, for a grace period older than its section only (which does not
+//!   wait for it), as lock-free structures retire inside their sections.
 //! - **The bound** ([`DomainBuilder::max_pending`], 8192 by default, per
 //!   domain and per owner): a retirement past it starts a grace period now,
 //!   frees inline, and waits for the grace period for at most

@@ -27,6 +27,14 @@ fn drain_batches_of_4(domain: &Domain, drops: &Drops, batches: u64) {
     }
 }
 
+/// Retires one counted object into `domain` as a batch drained with hurry:
+/// one registration, whose grace period starts now unless one is running.
+fn drain_hurry_one(domain: &Domain, drops: &Drops) {
+    let mut batch = domain.batch();
+    batch.push(drops.obj());
+    batch.drain_hurry();
+}
+
 /// Several writers (single retirements, batches, retirements through an
 /// owner) and readers that come and go: every registration past the bound
 /// frees inline, so pending never grows past the bound by more than one
@@ -549,10 +557,11 @@ fn a_soft_wait_frees_once_the_reader_leaves() {
 }
 
 /// Threads that must not wait for a grace period do not wait at the soft
-/// bound: one inside a read section of the domain (it would wait for
-/// itself), and any thread of a domain whose retiring threads do not free
-/// (a wait would free nothing). A stalled reader on another thread holds
-/// the grace period up, so a wait would have happened otherwise.
+/// bound: one inside a read section of the domain that began before that
+/// grace period started (it would wait for itself), and any thread of a
+/// domain whose retiring threads do not free (a wait would free nothing). A
+/// stalled reader on another thread holds the grace period up, so a wait
+/// would have happened otherwise.
 #[test]
 fn no_soft_wait_inside_a_section_or_when_retiring_threads_do_not_free() {
     for in_section in [true, false] {
@@ -567,7 +576,7 @@ fn no_soft_wait_inside_a_section_or_when_retiring_threads_do_not_free() {
         {
             let _guard = in_section.then(|| domain.read());
             for _ in 0..5 {
-                domain.retire_hurry(drops.obj());
+                drain_hurry_one(&domain, &drops);
             }
         }
         let t = domain.stats().throttle;
@@ -578,6 +587,54 @@ fn no_soft_wait_inside_a_section_or_when_retiring_threads_do_not_free() {
         domain.barrier();
         assert_eq!(drops.get(), 5);
     }
+}
+
+/// A writer inside a read section that began after the held-up grace
+/// period started does wait at the soft bound, as lock-free structures need
+/// (they retire inside their sections): that grace period does not wait for
+/// its section. The wait frees what completed, but nothing the writer
+/// retired inside its own section, which is still open. The reader leaves
+/// once it sees the wait counted, and the wait is generous, so the verdict
+/// does not depend on scheduling.
+#[test]
+fn a_writer_inside_a_younger_section_waits_at_the_soft_bound() {
+    let domain = Domain::builder()
+        .reclaimer(false)
+        .soft_max_pending(2)
+        .soft_max_wait(Duration::from_secs(60))
+        .build();
+    let drops = Drops::default();
+    let entered = std::sync::Barrier::new(2);
+    let done = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let guard = domain.read();
+            entered.wait();
+            while domain.stats().throttle.soft_waits == 0 && !done.load(SeqCst) {
+                thread::yield_now();
+            }
+            drop(guard);
+        });
+        entered.wait();
+        // Its grace period starts now; the reader's section is older.
+        drain_hurry_one(&domain, &drops);
+        let guard = domain.read();
+        drain_hurry_one(&domain, &drops);
+        let before = domain.stats().throttle.soft_waits;
+        drain_hurry_one(&domain, &drops); // 3 pending, the oldest held up: waits
+        done.store(true, SeqCst);
+        let t = domain.stats().throttle;
+        assert_eq!(before, 0, "2 pending: not past the soft bound");
+        assert_eq!((t.soft_waits, t.soft_exceeded), (1, 0), "{t:?}");
+        assert_eq!(
+            t.soft_freed, 1,
+            "only what was retired before the section: {t:?}"
+        );
+        assert_eq!(drops.get(), 1, "freed what the open section may still hold");
+        drop(guard);
+    });
+    domain.barrier();
+    assert_eq!(drops.get(), 3);
 }
 
 /// An owner's queue has its own soft bound: retirements through the owner

@@ -137,8 +137,15 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 512;
 /// grace period, so pacing and rationing are unchanged, and it waits only
 /// while a reader holds a grace period up.
 ///
-/// The same threads as at the bound do not wait: one inside a read section
-/// of the domain, inside a destructor, or unwinding; nor does any thread
+/// A writer inside a read section of the domain (a lock-free structure's
+/// writer retires inside its sections) waits too, but only for a grace
+/// period that started before its section began: such a grace period does
+/// not wait for that section, so the writer never waits for itself, and two
+/// such writers never wait for each other (each waits only for grace
+/// periods older than its own section). Without that, a writer preempted
+/// inside its section let the other writers' garbage grow unchecked. A
+/// thread inside a section older than the held-up grace period does not
+/// wait, nor does one inside a destructor or unwinding, nor any thread
 /// when retiring threads do not free
 /// ([`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free)).
 /// A wait that runs out is counted

@@ -296,34 +296,45 @@ fn register<D: DomainState>(inner: &Arc<D>) -> Option<&Record> {
 /// Whether this thread is inside a read section of domain `id`, which the
 /// caller borrows.
 pub(crate) fn in_section(id: u64) -> bool {
+    section_epoch(id).is_some()
+}
+
+/// If this thread is inside a read section of domain `id` (which the caller
+/// borrows), the epoch its oldest open section read on entry: the thread
+/// holds up every grace period after that one, and none up to it.
+pub(crate) fn section_epoch(id: u64) -> Option<u64> {
     let registered = REGISTRY
         .try_with(|registry| {
             let rec = registry.find(id);
             // SAFETY: a record found for domain `id` lives as long as that
             // domain, which the caller borrows.
-            !rec.is_null() && unsafe { (*rec).in_section() }
+            (!rec.is_null()).then(|| unsafe { (*rec).section_epoch() })?
         })
-        .unwrap_or(false);
-    registered || orphans_in_section(id)
+        .ok()
+        .flatten();
+    match (registered, orphans_section_epoch(id)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
-/// Whether an orphan record of this thread in domain `inner` (borrowed by
-/// the caller) is in a section.
-fn orphans_in_section(inner: u64) -> bool {
+/// The oldest section epoch among this thread's orphan records in domain
+/// `inner` (borrowed by the caller), if any of them is in a section.
+fn orphans_section_epoch(inner: u64) -> Option<u64> {
     ORPHANS
         .try_with(|orphans| {
             let list = orphans.get();
             // SAFETY: this thread's list; nothing else borrows it now.
-            let Some(list) = (unsafe { list.as_ref() }) else {
-                return false;
-            };
-            list.iter().any(|&(id, rec)| {
+            let list = unsafe { list.as_ref() }?;
+            list.iter()
+                .filter(|&&(id, _)| id == inner)
                 // SAFETY: the record is of domain `id`, which is `inner`,
                 // which the caller borrows: alive, and so are its records.
-                id == inner && unsafe { (*rec).in_section() }
-            })
+                .filter_map(|&(_, rec)| unsafe { (*rec).section_epoch() })
+                .min()
         })
-        .unwrap_or(false)
+        .ok()
+        .flatten()
 }
 
 /// A record of `inner` for one guard, on a thread whose registry is gone

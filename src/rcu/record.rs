@@ -199,6 +199,14 @@ impl Record {
         self.state.load(Relaxed) & 1 == 1
     }
 
+    /// The epoch the owner's outermost open section read on entry, if it is
+    /// inside one (owner only): that section holds up exactly the grace
+    /// periods after it.
+    pub(crate) fn section_epoch(&self) -> Option<u64> {
+        let s = self.state.load(Relaxed);
+        (s & 1 == 1).then_some(s >> 1)
+    }
+
     /// Whether this record still holds up grace period number `gp`.
     #[inline]
     pub(crate) fn blocks(&self, gp: u64) -> bool {

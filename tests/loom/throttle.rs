@@ -461,6 +461,31 @@ struct SoftOutcomes {
     ran_out: StdAtomicUsize,
 }
 
+impl SoftOutcomes {
+    /// Prints the counts and, unless `LOOM_MAX_PREEMPTIONS` narrowed the
+    /// search, checks that the outcomes were explored: all three, or the
+    /// first two if `!can_run_out`.
+    fn report(&self, name: &str, can_run_out: bool) {
+        let (no_wait, waited, ran_out) = (
+            self.no_wait.load(SeqCst),
+            self.waited_and_freed.load(SeqCst),
+            self.ran_out.load(SeqCst),
+        );
+        eprintln!(
+            "loom model {name}: no wait in {no_wait}, waited and freed in {waited}, the wait ran \
+             out in {ran_out} executions"
+        );
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            assert!(no_wait > 0, "{name}: never a run without a soft wait");
+            assert!(waited > 0, "{name}: never freed after a soft wait");
+            assert!(
+                ran_out > 0 || !can_run_out,
+                "{name}: the soft wait never ran out"
+            );
+        }
+    }
+}
+
 /// The soft bound (`soft_max_pending(1)`, the bound itself far away): a
 /// reader holds the shared object in a slow section while the writer
 /// unlinks it and drains it with another object, 2 objects pending. The
@@ -535,21 +560,167 @@ fn retirement_past_the_soft_bound_waits_for_a_reader() {
         drop(domain);
         assert_eq!(objects.drops(), 3, "an object freed twice");
     });
-    let (no_wait, waited, ran_out) = (
-        outcomes.no_wait.load(SeqCst),
-        outcomes.waited_and_freed.load(SeqCst),
-        outcomes.ran_out.load(SeqCst),
-    );
-    eprintln!(
-        "loom model {name}: no wait in {no_wait}, waited and freed in {waited}, the wait ran \
-         out in {ran_out} executions"
-    );
-    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-        assert!(
-            no_wait > 0,
-            "{name}: the reader never let the grace period pass"
-        );
-        assert!(waited > 0, "{name}: never freed after a soft wait");
-        assert!(ran_out > 0, "{name}: the soft wait never ran out");
+    outcomes.report(name, true);
+}
+
+/// Drains `objects` as one batch: one registration.
+fn drain_all(domain: &Domain, objects: &[*mut Tracked]) {
+    let mut batch = domain.batch::<Tracked>();
+    for &object in objects {
+        // SAFETY: each from `Box::into_raw`, retired once, and unlinked by
+        // the caller (or never shared).
+        unsafe { batch.push_raw(object) };
     }
+    batch.drain();
+}
+
+/// The soft bound for a writer inside its own read section, as lock-free
+/// structures retire (`soft_max_pending(2)`). Outside any section the
+/// writer unlinks the shared object and retires it alone: its grace period
+/// starts at once (`GP_OBJECTS` = 1), and the slow reader may hold it. Then
+/// the writer opens a section, younger than that grace period, unlinks the
+/// object it swapped in and retires it with another: 3 pending, so if the
+/// first is still held up the writer waits for it (that grace period does
+/// not wait for the writer's section), 3 rounds, and frees what completed.
+///
+/// Asserts, in every interleaving: the reader never sees its object freed;
+/// what the writer retired inside its section is not freed while that
+/// section is open (its grace period waits for the section); the bound is
+/// never involved; at most one soft wait; exactly one of three outcomes
+/// when the drain returns: no wait (the first object was freed before, so
+/// nothing was past the soft bound), a wait that ended with the first
+/// object freed right after it (`soft_freed == 1`), or a wait that ran out
+/// with nothing freed. Then the section ends, `barrier` frees the rest,
+/// each object exactly once, and the statistics add up. Unless
+/// `LOOM_MAX_PREEMPTIONS` narrows the search, checks that all three
+/// outcomes were explored.
+///
+/// Bounded by `TWO_THREADS`, as the other models here.
+#[test]
+fn writer_inside_its_section_waits_at_the_soft_bound_for_an_older_reader() {
+    let outcomes = StdArc::new(SoftOutcomes::default());
+    let seen = outcomes.clone();
+    let name = "throttle/in-section batch past the soft bound vs older reader";
+    check(name, TWO_THREADS, move || {
+        let domain = Arc::new(Domain::builder().soft_max_pending(2).build());
+        let objects = Objects::new();
+        let [first, second, third] = [(); 3].map(|()| objects.make_shared());
+        let extra = objects.make();
+        let shared = Arc::new(AtomicPtr::new(first.ptr));
+        let candidates = vec![first.clone(), second.clone(), third.clone()];
+        let reader = {
+            let (domain, shared) = (domain.clone(), shared.clone());
+            thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
+        };
+
+        let old = shared.swap(second.ptr, AcqRel);
+        drain_all(&domain, &[old]);
+        let guard = domain.read();
+        let old = shared.swap(third.ptr, AcqRel);
+        drain_all(&domain, &[old, extra]);
+        let t = domain.stats().throttle;
+        assert!(
+            !second.is_freed(),
+            "freed inside the section that retired it"
+        );
+        let freed_on_return = objects.drops();
+        assert_eq!(t.over_bound, 0, "{t:?}");
+        assert!(t.soft_waits <= 1, "more than one soft wait: {t:?}");
+        let which = match (t.soft_waits, t.soft_exceeded) {
+            (0, _) => {
+                assert_eq!(freed_on_return, 1, "no wait, yet not freed: {t:?}");
+                &seen.no_wait
+            }
+            (_, 0) => {
+                assert_eq!(t.soft_freed, 1, "waited, yet not freed: {t:?}");
+                assert_eq!(freed_on_return, 1, "{t:?}");
+                &seen.waited_and_freed
+            }
+            _ => {
+                assert_eq!(t.soft_freed, 0, "freed after the wait ran out: {t:?}");
+                assert_eq!(freed_on_return, 0, "{t:?}");
+                &seen.ran_out
+            }
+        };
+        which.fetch_add(1, SeqCst);
+        drop(guard);
+
+        domain.barrier();
+        assert!(
+            first.is_freed() && second.is_freed(),
+            "barrier left an object"
+        );
+        assert_eq!(objects.drops(), 3);
+        reader.join().unwrap();
+        let stats = domain.stats();
+        assert_eq!((stats.retired, stats.freed, stats.pending), (3, 3, 0));
+        // SAFETY: the reader has finished; `third` was never retired.
+        drop(unsafe { Box::from_raw(third.ptr) });
+        drop(domain);
+        assert_eq!(objects.drops(), 4, "an object freed twice");
+    });
+    outcomes.report(name, true);
+}
+
+/// Two writers that both retire inside their read sections, past the soft
+/// bound (`soft_max_pending(2)`): each opens a section, retires one object,
+/// then two more. A writer waits at the soft bound only for a grace period
+/// that started before its section did, which only the *other* writer's
+/// older section can hold up, and that other writer never waits for it: so
+/// at most one soft wait per execution, and the two never wait for each
+/// other (a cycle would show as two waits that ran out).
+///
+/// Asserts, in every interleaving: at most one soft wait, no object freed
+/// while the section that retired it is open, each object freed exactly
+/// once after the `barrier`, the statistics add up. Unless
+/// `LOOM_MAX_PREEMPTIONS` narrows the search, checks that some executions
+/// had no wait and some a wait that freed. None has a wait that runs out:
+/// the older writer never yields inside its section, and loom runs another
+/// thread after each of the waiter's yields, so the older section always
+/// ends within the waiter's 3 rounds (that the wait can run out is the
+/// single-writer model's part).
+///
+/// Bounded by `TWO_THREADS`, as the other models here.
+#[test]
+fn two_writers_inside_their_sections_never_wait_for_each_other() {
+    let outcomes = StdArc::new(SoftOutcomes::default());
+    let seen = outcomes.clone();
+    let name = "throttle/two in-section writers past the soft bound";
+    check(name, TWO_THREADS, move || {
+        let domain = Arc::new(Domain::builder().soft_max_pending(2).build());
+        let objects = Arc::new(Objects::new());
+        let write = |domain: &Domain, objects: &Objects| {
+            let [a, b, c] = [(); 3].map(|()| objects.make_shared());
+            let guard = domain.read();
+            drain_all(domain, &[a.ptr]);
+            drain_all(domain, &[b.ptr, c.ptr]);
+            assert!(
+                !b.is_freed() && !c.is_freed(),
+                "freed inside the section that retired it"
+            );
+            drop(guard);
+        };
+        let other = {
+            let (domain, objects) = (domain.clone(), objects.clone());
+            thread::spawn(move || write(&domain, &objects))
+        };
+        write(&domain, &objects);
+        other.join().unwrap();
+        let t = domain.stats().throttle;
+        assert_eq!(t.over_bound, 0, "{t:?}");
+        assert!(t.soft_waits <= 1, "both writers waited: {t:?}");
+        let which = match (t.soft_waits, t.soft_exceeded) {
+            (0, _) => &seen.no_wait,
+            (_, 0) => &seen.waited_and_freed,
+            _ => &seen.ran_out,
+        };
+        which.fetch_add(1, SeqCst);
+        domain.barrier();
+        assert_eq!(objects.drops(), 6);
+        let stats = domain.stats();
+        assert_eq!((stats.retired, stats.freed, stats.pending), (6, 6, 0));
+        drop(domain);
+        assert_eq!(objects.drops(), 6, "an object freed twice");
+    });
+    outcomes.report(name, false);
 }

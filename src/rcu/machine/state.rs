@@ -87,15 +87,20 @@ pub(super) const GP_UNITS: usize = 1;
 /// the last one started is `GP_COST_FACTOR` times what starting one costs
 /// (a moving average of the heavy fence: 0.2 µs with no other thread
 /// running, 1–10 µs with others, as it interrupts every CPU running the
-/// process). Starting grace periods then takes at most about 5 % of the
+/// process). Starting grace periods then takes at most about 10 % of the
 /// starting thread's time while work streams in (never more than one per
 /// `GP_MIN_INTERVAL`), and garbage waits no longer than it needs to.
 /// Measured on `benches/structures.rs` (hash map, 50 % writes, one thread,
-/// about 2 million retirements a second): with a factor of 100 the peak
+/// 2–4 million retirements a second): with a factor of 100 the peak
 /// garbage was 990–1000 objects, 30 gave 220–320, 10 gave 100–150, against
 /// 140 for crossbeam-epoch, with no throughput difference above the noise.
+/// A factor of 20 (until 2026-12-02) gave 210–333 in later runs, whose
+/// grace periods cost about 2.6 µs (19 000 a second): over the target of
+/// twice crossbeam-epoch's peak; 10 gave 161 in two runs, at 1.01–1.06×
+/// the best peer's throughput, and no slower `retire_10k` or
+/// `pending_peak`.
 #[cfg(not(loom))]
-pub(super) const GP_COST_FACTOR: u32 = 20;
+pub(super) const GP_COST_FACTOR: u32 = 10;
 #[cfg(not(loom))]
 pub(super) const GP_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_micros(10);
 #[cfg(not(loom))]

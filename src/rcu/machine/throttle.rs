@@ -21,6 +21,17 @@
 //!   that retires inside its read sections, as lock-free structures do,
 //!   would never free anything once past the bound: found by
 //!   `benches/structures.rs`, where garbage then grew without limit.)
+//! - The soft bound's wait ([`Inner::pace`]) is for a grace period that
+//!   has started; a thread inside a read section of the domain waits only
+//!   for one that started before its oldest open section did (its section
+//!   epoch is at least that grace period's number), which therefore does
+//!   not wait for it. So a waiter never waits for itself, and a chain of
+//!   waiters (each held up only by readers whose sections are older than
+//!   the grace period it waits for) waits for strictly older grace periods
+//!   at each step: it cannot close a cycle, and each wait is bounded by
+//!   `soft_max_wait` in any case. Lock-free structures retire inside their
+//!   read sections: without this, a writer preempted inside its section
+//!   let the other writers' garbage grow unchecked.
 //! - Every path is counted, so `Stats::throttle` tells what backpressure
 //!   cost.
 
@@ -157,7 +168,6 @@ impl Inner {
         if !self.config.retiring_threads_free
             || !may_free()
             || crate::rcu::freeing::is_freeing_any()
-            || crate::rcu::local::in_section(self.id)
         {
             return;
         }
@@ -165,6 +175,12 @@ impl Inner {
         // holds it up. Complete: the amortized free takes it (next time).
         let Some(gp) = queue.oldest() else { return };
         if gp > self.epoch.load(Relaxed) || self.is_complete(gp) {
+            return;
+        }
+        // Inside a read section of the domain, only a grace period that
+        // started before the section did: that one does not wait for this
+        // thread (module invariants).
+        if crate::rcu::local::section_epoch(self.id).is_some_and(|e| e < gp) {
             return;
         }
         // The same hold-up as a soft wait that already ran out: wait again
