@@ -120,7 +120,7 @@
 //!   process-wide barrier: 0.2 µs alone, 1–10 µs with other threads
 //!   running), so garbage waits tens of microseconds, not thousands of
 //!   objects. [`DomainBuilder::lazy`] trades memory for fewer grace periods.
-//! - **The soft bound** ([`DomainBuilder::soft_max_pending`], 512 by
+//! - **The soft bound** ([`DomainBuilder::soft_max_pending`], 256 by
 //!   default, per domain and per owner): a retirement past it that finds
 //!   nothing to free, because a reader holds up the grace period of the
 //!   oldest pending objects, waits for that grace period for at most

@@ -670,7 +670,7 @@ fn an_owner_past_its_soft_bound_waits_per_doubling_behind_a_stalled_reader() {
 /// nothing waits.
 #[test]
 fn unbounded_turns_the_soft_bound_off() {
-    // Past both default bounds (512 and 8192), were they on.
+    // Past both default bounds (256 and 8192), were they on.
     let n = if cfg!(miri) { 600 } else { 10_000 };
     let domain = Domain::builder().reclaimer(false).unbounded().build();
     let drops = Drops::default();

@@ -66,11 +66,18 @@ pub const DEFAULT_TIME_BOUND: Duration = Duration::from_millis(100);
 pub const DEFAULT_MAX_PENDING: usize = 8192;
 
 /// The default [soft bound](DomainBuilder#the-soft-bound) on pending
-/// objects, per domain and per owner: what streaming retirement leaves
-/// waiting between two grace periods when readers leave their sections
-/// promptly (`benches/churn.rs`, `pending_peak`: at most 512 in 99 % of its
-/// samples), so a writer waits only when a reader holds a grace period up.
-pub const DEFAULT_SOFT_MAX_PENDING: usize = 512;
+/// objects, per domain and per owner: about the peak garbage that
+/// crossbeam-epoch leaves behind two writers of a lock-free structure
+/// (`benches/structures.rs`, two-thread rows: 134–391 objects), so a
+/// writer preempted inside its section lets the others pile up about that
+/// much before they wait for it. It only decides *when* a writer waits: a
+/// writer waits only while a reader holds a grace period up, whatever the
+/// bound. At 512, `hashmap/read/2`'s peak was 522 objects, 2.35×
+/// crossbeam-epoch's; streaming retirement with prompt readers leaves more
+/// than 256 waiting between grace periods at 10 million objects a second
+/// (`benches/churn.rs`, `pending_peak`), but pays for the bound only when a
+/// reader is held up (see the README's figures).
+pub const DEFAULT_SOFT_MAX_PENDING: usize = 256;
 
 /// Builds a [`Domain`](crate::Domain) with limits other than the defaults, from
 /// [`Domain::builder`](crate::Domain::builder).
@@ -127,7 +134,7 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 512;
 /// instead. When a registration leaves more than
 /// [`soft_max_pending`](DomainBuilder::soft_max_pending) objects pending in
 /// the domain's queue, or in one owner's (default
-/// [`DEFAULT_SOFT_MAX_PENDING`], 512), finds nothing to free, and the
+/// [`DEFAULT_SOFT_MAX_PENDING`], 256), finds nothing to free, and the
 /// oldest of them wait for a grace period that has started and not
 /// completed (a reader holds it up), the retiring thread waits for that
 /// grace period for at most [`soft_max_wait`](DomainBuilder::soft_max_wait)
@@ -152,8 +159,8 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 512;
 /// ([`Throttle::soft_exceeded`](crate::Throttle::soft_exceeded)), and until
 /// that grace period completes nobody waits at the soft bound again before
 /// the pending objects have doubled: a stalled reader costs a writer one
-/// `soft_max_wait` per doubling (five from 512 to the default bound of
-/// 8192), besides one [`max_wait`](DomainBuilder::max_wait) at the bound,
+/// `soft_max_wait` per doubling (five from 256 to the default bound of
+/// 8192: at about 256, 512, 1024, 2048 and 4096 pending objects), besides one [`max_wait`](DomainBuilder::max_wait) at the bound,
 /// and a reader held up for a few milliseconds leaves thousands of objects
 /// waiting, not the whole bound. The
 /// price is paid by writers whose readers keep sections open for a while
@@ -261,7 +268,7 @@ impl DomainBuilder {
     /// The [soft bound](DomainBuilder#the-soft-bound): the most objects
     /// that may wait in the domain's own queue, or in one owner's, before a
     /// retirement that finds nothing to free waits for the grace period a
-    /// reader holds up. Default [`DEFAULT_SOFT_MAX_PENDING`] (512);
+    /// reader holds up. Default [`DEFAULT_SOFT_MAX_PENDING`] (256);
     /// `usize::MAX` turns it off.
     ///
     /// # Panics

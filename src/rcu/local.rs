@@ -312,10 +312,10 @@ pub(crate) fn section_epoch(id: u64) -> Option<u64> {
         })
         .ok()
         .flatten();
-    match (registered, orphans_section_epoch(id)) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    registered
+        .into_iter()
+        .chain(orphans_section_epoch(id))
+        .min()
 }
 
 /// The oldest section epoch among this thread's orphan records in domain

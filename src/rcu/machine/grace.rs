@@ -14,7 +14,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, GP_OBJECTS, GP_UNITS};
 #[cfg(not(loom))]
-use super::state::{GP_COST_FACTOR, GP_MAX_INTERVAL, GP_MIN_INTERVAL};
+use super::state::{GP_COST_FACTOR, GP_MAX_INTERVAL, GP_MIN_INTERVAL, START_COST_FLOOR_NS};
 use crate::rcu::config::Config;
 use crate::rcu::fence;
 use crate::rcu::stats::OwnerCounters;
@@ -50,6 +50,12 @@ impl Inner {
         #[cfg(not(loom))]
         {
             let cost = start.elapsed().as_nanos().min(u64::MAX.into()) as u64;
+            // A sample counts for at most twice the average (or 1 µs): a
+            // barrier during which this thread was preempted measures the
+            // preemption, not the barrier, and would stretch the pacing
+            // interval for the next several grace periods. A real rise in
+            // cost still moves the average up by an eighth per start.
+            let cost = cost.min(st.start_cost_ns.saturating_mul(2).max(START_COST_FLOOR_NS));
             st.start_cost_ns = (st.start_cost_ns * 7 + cost) / 8;
             st.started_at = Some(start);
         }

@@ -98,9 +98,17 @@ pub(super) const GP_UNITS: usize = 1;
 /// grace periods cost about 2.6 µs (19 000 a second): over the target of
 /// twice crossbeam-epoch's peak; 10 gave 161 in two runs, at 1.01–1.06×
 /// the best peer's throughput, and no slower `retire_10k` or
-/// `pending_peak`.
+/// `pending_peak`. One-thread runs still peaked at 220–944 objects now and
+/// then (3 of 9 runs of `hashmap/write/1`): a start during which the
+/// thread was preempted entered the average as a cost of tens of
+/// microseconds. With each sample capped at twice the average
+/// (`START_COST_FLOOR_NS`), 18 runs peaked at 97–193.
 #[cfg(not(loom))]
 pub(super) const GP_COST_FACTOR: u32 = 10;
+/// The cost sample a start always counts in full (see `advance`): samples
+/// above twice the average count as twice the average, or as this.
+#[cfg(not(loom))]
+pub(super) const START_COST_FLOOR_NS: u64 = 1_000;
 #[cfg(not(loom))]
 pub(super) const GP_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_micros(10);
 #[cfg(not(loom))]
