@@ -14,7 +14,10 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, GP_OBJECTS, GP_UNITS};
 #[cfg(not(loom))]
-use super::state::{GP_COST_FACTOR, GP_MAX_INTERVAL, GP_MIN_INTERVAL, START_COST_FLOOR_NS};
+use super::state::{
+    GP_BUSY_OBJECTS, GP_COST_FACTOR, GP_COST_FACTOR_BUSY, GP_MAX_INTERVAL, GP_MIN_INTERVAL,
+    START_COST_FLOOR_NS,
+};
 use crate::rcu::config::Config;
 use crate::rcu::fence;
 use crate::rcu::stats::OwnerCounters;
@@ -68,7 +71,8 @@ impl Inner {
     }
 
     /// Whether unstarted work waits and the pacing interval has passed
-    /// since the last grace period started (see `GP_COST_FACTOR`).
+    /// since the last grace period started (see `GP_COST_FACTOR` and
+    /// `GP_COST_FACTOR_BUSY`).
     pub(super) fn paced(st: &State) -> bool {
         #[cfg(not(loom))]
         if st.unstarted_units > 0 {
@@ -76,7 +80,12 @@ impl Inner {
                 return true;
             };
             let cost = std::time::Duration::from_nanos(st.start_cost_ns);
-            let interval = (cost * GP_COST_FACTOR).clamp(GP_MIN_INTERVAL, GP_MAX_INTERVAL);
+            let factor = if st.unstarted_objects >= GP_BUSY_OBJECTS {
+                GP_COST_FACTOR_BUSY
+            } else {
+                GP_COST_FACTOR
+            };
+            let interval = (cost * factor).clamp(GP_MIN_INTERVAL, GP_MAX_INTERVAL);
             return last.elapsed() >= interval;
         }
         #[cfg(loom)]
