@@ -116,10 +116,10 @@
 //!   thread is unwinding). Buffers adapt to the thread's rate (8 to 128
 //!   objects, about 20 µs of retirements).
 //! - **Pacing**: once work waits, a grace period starts as soon as the time
-//!   since the last one started is 10 times what starting one costs (one
+//!   since the last one started is 20 times what starting one costs (one
 //!   process-wide barrier: 0.2 µs alone, 1–10 µs with other threads
-//!   running), so garbage waits tens of microseconds, not thousands of
-//!   objects. [`DomainBuilder::lazy`] trades memory for fewer grace periods.
+//!   running), or 10 times once 64 objects wait, so garbage waits tens of
+//!   microseconds, not thousands of objects. [`DomainBuilder::lazy`] trades memory for fewer grace periods.
 //! - **The soft bound** ([`DomainBuilder::soft_max_pending`], 256 by
 //!   default, per domain and per owner): a retirement past it that finds
 //!   nothing to free, because a reader holds up the grace period of the
