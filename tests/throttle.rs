@@ -35,6 +35,28 @@ fn drain_hurry_one(domain: &Domain, drops: &Drops) {
     batch.drain_hurry();
 }
 
+/// Runs `writer` while another thread holds a read section of `domain`,
+/// opened before `writer` starts, until it sees a soft wait counted (or
+/// `writer` has returned or panicked: a writer that never waits fails its
+/// assertions instead of hanging the test).
+fn with_a_reader_until_a_soft_wait(domain: &Domain, writer: impl FnOnce()) {
+    let entered = std::sync::Barrier::new(2);
+    let done = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let guard = domain.read();
+            entered.wait();
+            while domain.stats().throttle.soft_waits == 0 && !done.load(SeqCst) {
+                thread::yield_now();
+            }
+            drop(guard);
+        });
+        entered.wait();
+        let _done = scopeguard::guard((), |()| done.store(true, SeqCst));
+        writer();
+    });
+}
+
 /// Several writers (single retirements, batches, retirements through an
 /// owner) and readers that come and go: every registration past the bound
 /// frees inline, so pending never grows past the bound by more than one
@@ -527,17 +549,7 @@ fn a_soft_wait_frees_once_the_reader_leaves() {
         .soft_max_wait(Duration::from_secs(60))
         .build();
     let drops = Drops::default();
-    let entered = std::sync::Barrier::new(2);
-    thread::scope(|s| {
-        s.spawn(|| {
-            let guard = domain.read();
-            entered.wait();
-            while domain.stats().throttle.soft_waits == 0 {
-                thread::yield_now();
-            }
-            drop(guard);
-        });
-        entered.wait();
+    with_a_reader_until_a_soft_wait(&domain, || {
         drain_batches_of_4(&domain, &drops, 3); // the third leaves 12 > 10 pending: waits
         let t = domain.stats().throttle;
         assert_eq!((t.soft_waits, t.soft_exceeded), (1, 0), "{t:?}");
@@ -604,25 +616,13 @@ fn a_writer_inside_a_younger_section_waits_at_the_soft_bound() {
         .soft_max_wait(Duration::from_secs(60))
         .build();
     let drops = Drops::default();
-    let entered = std::sync::Barrier::new(2);
-    let done = AtomicBool::new(false);
-    thread::scope(|s| {
-        s.spawn(|| {
-            let guard = domain.read();
-            entered.wait();
-            while domain.stats().throttle.soft_waits == 0 && !done.load(SeqCst) {
-                thread::yield_now();
-            }
-            drop(guard);
-        });
-        entered.wait();
+    with_a_reader_until_a_soft_wait(&domain, || {
         // Its grace period starts now; the reader's section is older.
         drain_hurry_one(&domain, &drops);
         let guard = domain.read();
         drain_hurry_one(&domain, &drops);
         let before = domain.stats().throttle.soft_waits;
         drain_hurry_one(&domain, &drops); // 3 pending, the oldest held up: waits
-        done.store(true, SeqCst);
         let t = domain.stats().throttle;
         assert_eq!(before, 0, "2 pending: not past the soft bound");
         assert_eq!((t.soft_waits, t.soft_exceeded), (1, 0), "{t:?}");

@@ -462,6 +462,38 @@ struct SoftOutcomes {
 }
 
 impl SoftOutcomes {
+    /// Classifies one registration past the soft bound by the throttle
+    /// counters when it returned, checking each outcome against the
+    /// objects it freed by then (`freed_on_return`): all `freeable` (those
+    /// whose grace period the reader held up) with no wait or after a wait
+    /// that ended in time, none after a wait that ran out. Also checks that
+    /// the bound was never involved and that there was at most one wait.
+    fn record(&self, t: &Throttle, freed_on_return: usize, freeable: usize) {
+        assert_eq!(t.over_bound, 0, "{t:?}");
+        assert!(t.soft_waits <= 1, "more than one soft wait: {t:?}");
+        assert!(t.soft_exceeded <= t.soft_waits, "{t:?}");
+        let which = match (t.soft_waits, t.soft_exceeded) {
+            (0, _) => {
+                assert_eq!(freed_on_return, freeable, "no wait, yet not freed: {t:?}");
+                &self.no_wait
+            }
+            (_, 0) => {
+                assert_eq!(
+                    t.soft_freed, freeable as u64,
+                    "waited, yet not freed: {t:?}"
+                );
+                assert_eq!(freed_on_return, freeable, "{t:?}");
+                &self.waited_and_freed
+            }
+            _ => {
+                assert_eq!(t.soft_freed, 0, "freed after the wait ran out: {t:?}");
+                assert_eq!(freed_on_return, 0, "{t:?}");
+                &self.ran_out
+            }
+        };
+        which.fetch_add(1, SeqCst);
+    }
+
     /// Prints the counts and, unless `LOOM_MAX_PREEMPTIONS` narrowed the
     /// search, checks that the outcomes were explored: all three, or the
     /// first two if `!can_run_out`.
@@ -521,28 +553,7 @@ fn retirement_past_the_soft_bound_waits_for_a_reader() {
         } = scene(&domain);
 
         unlink_and_drain(&domain, &shared, second.ptr, extra.ptr);
-        let t = domain.stats().throttle;
-        let freed_on_return = objects.drops();
-        assert_eq!(t.over_bound, 0, "{t:?}");
-        assert!(t.soft_waits <= 1, "more than one soft wait: {t:?}");
-        assert!(t.soft_exceeded <= t.soft_waits, "{t:?}");
-        let which = match (t.soft_waits, t.soft_exceeded) {
-            (0, _) => {
-                assert_eq!(freed_on_return, 2, "no wait, yet not freed: {t:?}");
-                &seen.no_wait
-            }
-            (_, 0) => {
-                assert_eq!(t.soft_freed, 2, "waited, yet not freed: {t:?}");
-                assert_eq!(freed_on_return, 2, "{t:?}");
-                &seen.waited_and_freed
-            }
-            _ => {
-                assert_eq!(t.soft_freed, 0, "freed after the wait ran out: {t:?}");
-                assert_eq!(freed_on_return, 0, "{t:?}");
-                &seen.ran_out
-            }
-        };
-        which.fetch_add(1, SeqCst);
+        seen.record(&domain.stats().throttle, objects.drops(), 2);
 
         domain.barrier();
         assert!(
@@ -623,26 +634,7 @@ fn writer_inside_its_section_waits_at_the_soft_bound_for_an_older_reader() {
             !second.is_freed(),
             "freed inside the section that retired it"
         );
-        let freed_on_return = objects.drops();
-        assert_eq!(t.over_bound, 0, "{t:?}");
-        assert!(t.soft_waits <= 1, "more than one soft wait: {t:?}");
-        let which = match (t.soft_waits, t.soft_exceeded) {
-            (0, _) => {
-                assert_eq!(freed_on_return, 1, "no wait, yet not freed: {t:?}");
-                &seen.no_wait
-            }
-            (_, 0) => {
-                assert_eq!(t.soft_freed, 1, "waited, yet not freed: {t:?}");
-                assert_eq!(freed_on_return, 1, "{t:?}");
-                &seen.waited_and_freed
-            }
-            _ => {
-                assert_eq!(t.soft_freed, 0, "freed after the wait ran out: {t:?}");
-                assert_eq!(freed_on_return, 0, "{t:?}");
-                &seen.ran_out
-            }
-        };
-        which.fetch_add(1, SeqCst);
+        seen.record(&t, objects.drops(), 1);
         drop(guard);
 
         domain.barrier();
