@@ -137,14 +137,9 @@ fn unlink_and_drain(
     extra: *mut Tracked,
 ) {
     let old = shared.swap(new, AcqRel);
-    let mut batch = domain.batch::<Tracked>();
     // SAFETY: both from `Box::into_raw`, retired once; `old` is unlinked
     // (readers reach it only under guards), `extra` was never shared.
-    unsafe {
-        batch.push_raw(old);
-        batch.push_raw(extra);
-    }
-    batch.drain();
+    unsafe { drain_all(domain, &[old, extra]) };
 }
 
 /// What the domain models share: three tracked objects, `first` published
@@ -159,17 +154,24 @@ struct Scene {
     reader: thread::JoinHandle<()>,
 }
 
+/// Spawns a thread running `slow_read_side` on `shared`, whose every value
+/// is one of `candidates`.
+fn spawn_slow_reader(
+    domain: &Arc<Domain>,
+    shared: &Arc<AtomicPtr<Tracked>>,
+    candidates: Vec<Shared>,
+) -> thread::JoinHandle<()> {
+    let (domain, shared) = (domain.clone(), shared.clone());
+    thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
+}
+
 fn scene(domain: &Arc<Domain>) -> Scene {
     let objects = Objects::new();
     let first = objects.make_shared();
     let second = objects.make_shared();
     let extra = objects.make_shared();
     let shared = Arc::new(AtomicPtr::new(first.ptr));
-    let candidates = vec![first.clone(), second.clone()];
-    let reader = {
-        let (domain, shared) = (domain.clone(), shared.clone());
-        thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
-    };
+    let reader = spawn_slow_reader(domain, &shared, vec![first.clone(), second.clone()]);
     Scene {
         objects,
         first,
@@ -575,11 +577,16 @@ fn retirement_past_the_soft_bound_waits_for_a_reader() {
 }
 
 /// Drains `objects` as one batch: one registration.
-fn drain_all(domain: &Domain, objects: &[*mut Tracked]) {
+///
+/// # Safety
+///
+/// Each object comes from `Box::into_raw`, is retired only here, and is
+/// unlinked (readers reach it only under guards of `domain`) or was never
+/// shared.
+unsafe fn drain_all(domain: &Domain, objects: &[*mut Tracked]) {
     let mut batch = domain.batch::<Tracked>();
     for &object in objects {
-        // SAFETY: each from `Box::into_raw`, retired once, and unlinked by
-        // the caller (or never shared).
+        // SAFETY: forwarded from the caller.
         unsafe { batch.push_raw(object) };
     }
     batch.drain();
@@ -619,16 +626,15 @@ fn writer_inside_its_section_waits_at_the_soft_bound_for_an_older_reader() {
         let extra = objects.make();
         let shared = Arc::new(AtomicPtr::new(first.ptr));
         let candidates = vec![first.clone(), second.clone(), third.clone()];
-        let reader = {
-            let (domain, shared) = (domain.clone(), shared.clone());
-            thread::spawn(move || slow_read_side(&domain, &shared, &candidates))
-        };
+        let reader = spawn_slow_reader(&domain, &shared, candidates);
 
         let old = shared.swap(second.ptr, AcqRel);
-        drain_all(&domain, &[old]);
+        // SAFETY: from `Box::into_raw`, retired once, unlinked just above.
+        unsafe { drain_all(&domain, &[old]) };
         let guard = domain.read();
         let old = shared.swap(third.ptr, AcqRel);
-        drain_all(&domain, &[old, extra]);
+        // SAFETY: as above; `extra` was never shared.
+        unsafe { drain_all(&domain, &[old, extra]) };
         let t = domain.stats().throttle;
         assert!(
             !second.is_freed(),
@@ -684,8 +690,11 @@ fn two_writers_inside_their_sections_never_wait_for_each_other() {
         let write = |domain: &Domain, objects: &Objects| {
             let [a, b, c] = [(); 3].map(|()| objects.make_shared());
             let guard = domain.read();
-            drain_all(domain, &[a.ptr]);
-            drain_all(domain, &[b.ptr, c.ptr]);
+            // SAFETY: made just above, never shared, retired once each.
+            unsafe {
+                drain_all(domain, &[a.ptr]);
+                drain_all(domain, &[b.ptr, c.ptr]);
+            }
             assert!(
                 !b.is_freed() && !c.is_freed(),
                 "freed inside the section that retired it"
