@@ -17,9 +17,13 @@
 //! `ownrcu` (raw `AtomicPtr`, `Domain::global()` guards, `Domain::retire_raw`,
 //! the crate's default settings), `ownrcu_atomic` (the same domain and
 //! settings through the crate's safe pointer, `Atomic<Node, GlobalDomain>`,
-//! with `Detached::retire()`), `crossbeam_epoch`, `seize`, `sdd`.
-//! `ownrcu_atomic` is not a peer: it shows what the safe pointer costs over
-//! raw pointers on the same domain.
+//! with `Detached::retire()`), `ownrcu_atomic_domain` (the same safe-pointer
+//! calls on a `Domain::new()` made fresh for each run, as a structure with
+//! its own domain has it: `Atomic<Node, UncheckedDomain>` links, that
+//! domain's guards and retirements), `crossbeam_epoch`, `seize`, `sdd`.
+//! `ownrcu_atomic` and `ownrcu_atomic_domain` are not peers: the first shows
+//! what the safe pointer costs over raw pointers on the same domain, the
+//! second what a structure's own domain costs over the global one.
 //!
 //! Workloads as in smr-benchmark: the key range is prefilled to half (the
 //! same keys, in the same order, for every back-end); mixes `write` (50 %
@@ -36,9 +40,9 @@
 //! frees the node when the key is present); the bucket is `key % buckets`
 //! (the keys are uniform), not SipHash; the remove's logical deletion (the
 //! mark) is a compare-exchange loop, not `fetch_or`, because sdd's
-//! `AtomicRaw` has no `fetch_or` (`ownrcu_atomic`'s `Atomic::fetch_or` is a
-//! compare-exchange loop itself); a remove returns whether it removed (it
-//! reads nothing of the node after retiring it).
+//! `AtomicRaw` has no `fetch_or` (the `ownrcu_atomic...` back-ends'
+//! `Atomic::fetch_or` is a compare-exchange loop itself); a remove returns
+//! whether it removed (it reads nothing of the node after retiring it).
 //!
 //! # What is measured, and how
 //!
@@ -64,12 +68,14 @@
 //! the figures: the monitor is a third thread on a 2-core machine, so in the
 //! 2-thread rows it preempts workers, sometimes inside a read section (which
 //! delays every back-end's reclamation a little, as smr-benchmark's sampling
-//! thread does); and the crossbeam-epoch and seize collectors are fresh in
-//! every run (their bookkeeping is allocated within the run), while ownrcu's
-//! and sdd's are process-wide (ownrcu keeps up to about 87 KiB of emptied
-//! buffers for reuse, so its first run shows more heap than the later ones:
-//! the medians take the later ones; `ownrcu` and `ownrcu_atomic` share the
-//! global domain, `ownrcu` runs first in every repetition).
+//! thread does); and the crossbeam-epoch and seize collectors and
+//! `ownrcu_atomic_domain`'s domain are fresh in every run (their bookkeeping,
+//! e.g. the workers' thread records, is allocated within the run), while the
+//! global domain of `ownrcu` and `ownrcu_atomic`, and sdd's collector, are
+//! process-wide (ownrcu keeps up to about 87 KiB of emptied buffers for
+//! reuse, so its first run shows more heap than the later ones: the medians
+//! take the later ones; `ownrcu` and `ownrcu_atomic` share the global domain,
+//! `ownrcu` runs first in every repetition).
 //!
 //! # Honesty checks (every run)
 //!
@@ -78,11 +84,13 @@
 //! be exactly prefill + inserts − removes, and its marked-but-still-linked
 //! nodes exactly the removes whose node was not yet unlinked (removes −
 //! nodes retired). Then each back-end is driven until all of its garbage is
-//! freed (ownrcu and ownrcu_atomic `barrier()`; crossbeam flush-and-repin,
-//! then the collector dropped; seize the collector dropped; sdd new guards
-//! with `accelerate()`), and every node ever allocated must have been
-//! dropped exactly once (allocated == dropped; a destructor poisons its
-//! node's key and a second drop of a still-mapped node panics).
+//! freed (ownrcu and ownrcu_atomic the global domain's `barrier()`;
+//! ownrcu_atomic_domain its run's domain's `barrier()`, then the domain
+//! dropped; crossbeam flush-and-repin, then the collector dropped; seize the
+//! collector dropped; sdd new guards with `accelerate()`), and every node
+//! ever allocated must have been dropped exactly once (allocated ==
+//! dropped; a destructor poisons its node's key and a second drop of a
+//! still-mapped node panics).
 //!
 //! # Output
 //!
@@ -96,7 +104,7 @@
 //! # Running it
 //!
 //! `cargo bench --bench structures` runs every row with runs of 1 s (8 rows ×
-//! 5 back-ends × 3 repetitions = 120 s of runs plus set-up: about 125 s on a
+//! 6 back-ends × 3 repetitions = 144 s of runs plus set-up: about 150 s on a
 //! 2-core machine). `OWNRCU_BENCH_SECS=0.2` sets the seconds per run (e.g. for
 //! a smoke run), `OWNRCU_BENCH_REPS` the repetitions, and an argument keeps
 //! only the rows whose `structure/mix/threads` contains it
@@ -105,9 +113,10 @@
 //! once, and writes no JSON.
 //!
 //! Progress goes to stderr: each row's per-back-end medians and every run's
-//! throughput, and after each ownrcu and ownrcu_atomic run the global
-//! domain's own counters over that run (grace periods, frees, throttle
-//! events), for diagnosis only.
+//! throughput, and after each run of an `ownrcu...` back-end its domain's
+//! own counters over that run (grace periods, frees, throttle events; the
+//! global domain's for `ownrcu` and `ownrcu_atomic`, the run's own domain's
+//! for `ownrcu_atomic_domain`), for diagnosis only.
 //!
 //! # Adding a back-end
 //!
@@ -129,7 +138,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ownrcu::{Atomic, Detached, Domain, GlobalDomain, Owned, Shared};
+use ownrcu::{Atomic, Detached, Domain, GlobalDomain, Owned, Shared, UncheckedDomain};
 
 #[path = "common/output.rs"]
 mod output;
@@ -375,6 +384,12 @@ trait Backend: Sized + Sync + 'static {
     fn is_marked(p: Self::Ptr<'_>) -> bool;
     fn unmarked(p: Self::Ptr<'_>) -> Self::Ptr<'_>;
     /// A new null link.
+    ///
+    /// A back-end may rely on this: the links of a run (its structure's
+    /// heads, its nodes' links, and the placeholders `pop` swaps in) are
+    /// passed only guards that [`pin`](Backend::pin) made on handles from
+    /// that run's one back-end value (`run_once` makes one back-end value
+    /// and one structure per run; no link outlives its run).
     fn null_link() -> Self::Link;
     /// Allocates a node, not yet published.
     fn alloc(node: Node<Self>) -> Self::New;
@@ -615,22 +630,32 @@ impl RawReclaim for Ownrcu {
         unsafe { Domain::global().retire_raw(p) }
     }
     fn drain(self, all_dropped: &dyn Fn() -> bool) {
-        ownrcu_drain(<Self as RawReclaim>::NAME, self.0, all_dropped);
+        ownrcu_drain(
+            <Self as RawReclaim>::NAME,
+            Domain::global(),
+            self.0,
+            all_dropped,
+        );
     }
 }
 
-/// The drain of the back-ends on ownrcu's global domain: prints the domain's
-/// own counters since `a` (diagnosis only), then `barrier()` until every
-/// node is dropped.
-fn ownrcu_drain(name: &str, a: ownrcu::Stats, all_dropped: &dyn Fn() -> bool) {
-    let b = Domain::global().stats();
+/// The drain of the ownrcu back-ends, on the global domain or on a run's own
+/// one: prints `domain`'s own counters since `a` (diagnosis only), then
+/// `domain.barrier()` until every node is dropped.
+fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn Fn() -> bool) {
+    let b = domain.stats();
     let (t, u) = (a.throttle, b.throttle);
+    let (which, since) = if domain == Domain::global() {
+        ("the global domain's", "start-up")
+    } else {
+        ("the run's domain's", "the run's start")
+    };
     eprintln!(
-        "  {name}: ownrcu's own counters over the run (diagnosis only): retired {}, freed {} \
+        "  {name}: {which} own counters over the run (diagnosis only): retired {}, freed {} \
          (amortized {}, backpressure {}), pending at the end {}, grace periods {} \
          (started {}), throttle: over_bound {}, early grace periods {}, freed inline {}, \
          waits {}, exceeded {}; soft bound: waits {}, exceeded {}; peak_pending since \
-         start-up {}",
+         {since} {}",
         b.retired - a.retired,
         b.freed - a.freed,
         b.freed_by.amortized - a.freed_by.amortized,
@@ -649,7 +674,7 @@ fn ownrcu_drain(name: &str, a: ownrcu::Stats, all_dropped: &dyn Fn() -> bool) {
     );
     let start = Instant::now();
     while !all_dropped() {
-        Domain::global().barrier();
+        domain.barrier();
         drain_deadline(start, name);
     }
 }
@@ -771,7 +796,150 @@ impl Backend for OwnrcuAtomic {
         Some((node, was_marked))
     }
     fn drain(self, all_dropped: &dyn Fn() -> bool) {
-        ownrcu_drain(Self::NAME, self.0, all_dropped);
+        ownrcu_drain(Self::NAME, Domain::global(), self.0, all_dropped);
+    }
+}
+
+/// ownrcu's safe RCU pointer on a domain of the structure's own, as a
+/// structure that owns its `Domain` would use it: a fresh `Domain::new()`
+/// per run (the crate's default settings), like crossbeam-epoch's private
+/// collector; links are `Atomic<Node, UncheckedDomain>` in `ManuallyDrop`
+/// (one word, so the node is 24 bytes, as with `GlobalDomain`), made by the
+/// `unsafe` `Atomic::null_unchecked` on the promise that only guards of the
+/// run's domain reach them; guards are that domain's `read()`. Otherwise the
+/// very calls of `ownrcu_atomic` (`insert_before`, `fetch_or`,
+/// `compare_exchange_unlink`, `Detached::retire()` into the run's domain,
+/// `into_inner`). Drained by the domain's `barrier()`, then the domain is
+/// dropped.
+///
+/// Against `ownrcu_atomic` it shows what a structure's own domain costs over
+/// the global one (a guard looks up the thread's record for a user-created
+/// domain instead of the global domain's dedicated one; retirements go to
+/// that domain's buffers and grace periods), with no domain check per use
+/// (the binding checks nothing; `ownrcu_atomic`'s compares the guard's
+/// domain id with 0).
+struct OwnrcuAtomicDomain {
+    domain: Domain,
+    /// The domain's counters at the run's start, for the diagnosis line.
+    start: ownrcu::Stats,
+}
+
+// The point of `UncheckedDomain`: the node is as small as the raw ones'.
+const _: () = assert!(mem::size_of::<Node<OwnrcuAtomicDomain>>() == 24);
+
+impl Backend for OwnrcuAtomicDomain {
+    const NAME: &'static str = "ownrcu_atomic_domain";
+    type Handle<'s> = &'s Domain;
+    type Guard<'h> = ownrcu::Guard<'h>;
+    type Link = ManuallyDrop<Atomic<Node<Self>, UncheckedDomain>>;
+    type Ptr<'g> = Shared<'g, Node<Self>>;
+    type New = Owned<Node<Self>>;
+    type Unlinked<'g> = Detached<'g, Node<Self>>;
+
+    fn new() -> Self {
+        let domain = Domain::new();
+        let start = domain.stats();
+        OwnrcuAtomicDomain { domain, start }
+    }
+    fn handle(&self) -> Self::Handle<'_> {
+        &self.domain
+    }
+    #[inline]
+    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        handle.read()
+    }
+    #[inline]
+    fn is_null(p: Self::Ptr<'_>) -> bool {
+        p.is_null()
+    }
+    #[inline]
+    fn is_marked(p: Self::Ptr<'_>) -> bool {
+        p.tag() & MARK != 0
+    }
+    #[inline]
+    fn unmarked(p: Self::Ptr<'_>) -> Self::Ptr<'_> {
+        p.with_tag(0)
+    }
+    fn null_link() -> Self::Link {
+        // SAFETY: 1. every guard ever passed to this link is of one domain,
+        // its run's: the links of a run are passed only guards that `pin`
+        // made on handles of that run's one back-end value (`null_link`'s
+        // doc in `Backend`: `run_once` makes one back-end value and one
+        // structure, and gives the prefill, the workers and the teardown
+        // handles from that value's `handle()`), and `handle()` is
+        // `&self.domain`, so every guard is `self.domain.read()`. The nodes
+        // this link unlinks are therefore retired (`Detached::retire`, into
+        // the guard's domain) into the domain whose readers loaded them.
+        ManuallyDrop::new(unsafe { Atomic::null_unchecked() })
+    }
+    #[inline]
+    fn alloc(node: Node<Self>) -> Self::New {
+        Owned::new(node)
+    }
+    #[inline]
+    fn load<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Self::Ptr<'g> {
+        link.load(guard)
+    }
+    #[inline]
+    fn insert_before<'g>(
+        link: &'g Self::Link,
+        current: Self::Ptr<'g>,
+        new: Self::New,
+        guard: &'g Self::Guard<'_>,
+    ) -> Result<(), Self::New> {
+        link.insert_before(current, new, |n| &n.next, guard)
+            .map_err(|err| err.new)
+    }
+    #[inline]
+    unsafe fn unlink<'g>(
+        link: &'g Self::Link,
+        current: Self::Ptr<'g>,
+        next: Self::Ptr<'g>,
+        guard: &'g Self::Guard<'_>,
+    ) -> Option<Self::Unlinked<'g>> {
+        // SAFETY: `compare_exchange_unlink`'s contract, from ours, as in
+        // `OwnrcuAtomic::unlink`: 1. the other link to `next`'s node is the
+        // `next` of `current`'s node, which is in `ManuallyDrop` (`Link`)
+        // and marked, so no exchange on it succeeds again and `pop` never
+        // reaches it once `current` is unlinked; 2. `link` is the only live
+        // link to `current`'s node, so once it points past the node no
+        // reader that starts now can reach it.
+        match unsafe { link.compare_exchange_unlink(current, next, guard) } {
+            Ok(unlinked) => Some(unlinked.expect("`current` is not null")),
+            Err(_) => None,
+        }
+    }
+    #[inline]
+    fn mark<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
+        let before = link.fetch_or(MARK, guard);
+        (!Self::is_marked(before)).then_some(before)
+    }
+    #[inline]
+    unsafe fn deref<'g>(p: Self::Ptr<'g>) -> &'g Node<Self> {
+        // No `unsafe` needed: a `Shared` is valid for its guard and link.
+        p.as_ref().expect("deref of a null link")
+    }
+    #[inline]
+    unsafe fn retire(p: Self::Unlinked<'_>, _guard: &Self::Guard<'_>) {
+        p.retire();
+    }
+    unsafe fn free_now(p: Self::New) {
+        drop(p);
+    }
+    unsafe fn pop(link: &mut Self::Link, guard: &Self::Guard<'_>) -> Option<(Self::New, bool)> {
+        // No `Default` for an `UncheckedDomain` link (its constructor is
+        // `unsafe`): the placeholders swapped in are `null_link()`s, whose
+        // contract covers them (they live in this run's structure, or in a
+        // node about to be freed).
+        let mut node =
+            ManuallyDrop::into_inner(mem::replace(link, Self::null_link())).into_inner()?;
+        let was_marked = Self::is_marked(node.next.load(guard));
+        *link = mem::replace(&mut node.next, Self::null_link());
+        Some((node, was_marked))
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        ownrcu_drain(Self::NAME, &self.domain, self.start, all_dropped);
+        // The domain is dropped here, after the last of its garbage.
     }
 }
 
@@ -1450,11 +1618,15 @@ fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) 
 type RunFn = fn(Shape, Mix, usize, Duration) -> Run;
 
 /// The back-ends, in column order: add a back-end here. `ownrcu` is the
-/// subject; `ownrcu_atomic` (named `ownrcu...`) is not a peer; the others
-/// are the peers its ratios compare with.
-const BACKENDS: [(&str, RunFn); 5] = [
+/// subject; `ownrcu_atomic` and `ownrcu_atomic_domain` (named `ownrcu...`)
+/// are not peers; the others are the peers its ratios compare with.
+const BACKENDS: [(&str, RunFn); 6] = [
     (<Ownrcu as Backend>::NAME, run_once::<Ownrcu>),
     (<OwnrcuAtomic as Backend>::NAME, run_once::<OwnrcuAtomic>),
+    (
+        <OwnrcuAtomicDomain as Backend>::NAME,
+        run_once::<OwnrcuAtomicDomain>,
+    ),
     (<Crossbeam as Backend>::NAME, run_once::<Crossbeam>),
     (<Seize as Backend>::NAME, run_once::<Seize>),
     (<Sdd as Backend>::NAME, run_once::<Sdd>),

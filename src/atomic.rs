@@ -6,7 +6,9 @@
 //! 1. **One domain per pointer.** An `Atomic` is bound to the first domain
 //!    whose guard is passed to it ([`AnyDomain`]: the domain's id, one word),
 //!    or to the global domain from the start ([`GlobalDomain`]: no memory);
-//!    every use with a guard of another domain panics. So every reader
+//!    every use with a guard of another domain panics. With
+//!    [`UncheckedDomain`] (no memory, no check) the creator promised the
+//!    same in the `unsafe` constructor. So every reader
 //!    that loaded an object out of it was inside a section of the very
 //!    domain its unlinked objects are retired into.
 //! 2. **One owning link per object.** Objects enter an `Atomic` only as an
@@ -46,32 +48,14 @@
 
 use core::fmt;
 use core::marker::PhantomData;
-use core::mem::{self, align_of, size_of, ManuallyDrop};
+use core::mem::{self, size_of, ManuallyDrop};
 use core::ops::{Deref, DerefMut};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
+use crate::shared::{compose, decompose, tag_mask};
 use crate::sync::{AtomicPtr, AtomicU64};
-use crate::{Batch, Domain, Guard};
-
-/// The low bits of a `*mut T` that alignment leaves free for a tag.
-#[inline(always)]
-const fn tag_mask<T>() -> usize {
-    align_of::<T>() - 1
-}
-
-/// `ptr` (untagged) with `tag` in its low bits; keeps the provenance.
-#[inline(always)]
-fn compose<T>(ptr: *mut T, tag: usize) -> *mut T {
-    ptr.cast::<u8>().wrapping_add(tag & tag_mask::<T>()).cast()
-}
-
-/// The untagged pointer and the tag of a tagged pointer.
-#[inline(always)]
-fn decompose<T>(raw: *mut T) -> (*mut T, usize) {
-    let tag = raw as usize & tag_mask::<T>();
-    (raw.cast::<u8>().wrapping_sub(tag).cast(), tag)
-}
+use crate::{Batch, Domain, Guard, Shared};
 
 /// How an [`Atomic`] knows its domain: the `D` of `Atomic<T, D>`, either
 /// [`AnyDomain`] (the default: bound on first use, one word) or
@@ -183,6 +167,67 @@ impl Sealed for GlobalDomain {
     }
 }
 
+/// A [`DomainBinding`] for pointers of a structure that checks the domain
+/// itself: no memory and no check per use (an `Atomic<T, UncheckedDomain>`
+/// is one word), for a structure with a domain of its own. Such pointers
+/// are made only by the `unsafe` [`Atomic::null_unchecked`] and
+/// [`Atomic::from_owned_unchecked`], whose contract is the check the
+/// binding leaves out.
+///
+/// # Examples
+///
+/// A structure with its own domain, which checks each caller's guard once:
+///
+/// ```
+/// use ownrcu::{Atomic, Domain, Guard, Owned, UncheckedDomain};
+///
+/// struct Config {
+///     domain: Domain,
+///     current: Atomic<String, UncheckedDomain>,
+/// }
+///
+/// impl Config {
+///     fn new(value: &str) -> Self {
+///         Config {
+///             domain: Domain::new(),
+///             // SAFETY: every method below passes only guards of `domain`
+///             // (`check`), and the field is private.
+///             current: unsafe { Atomic::from_owned_unchecked(Owned::new(value.into())) },
+///         }
+///     }
+///     fn check(&self, guard: &Guard<'_>) {
+///         assert!(guard.domain() == &self.domain, "a guard of another domain");
+///     }
+///     fn get<'g>(&'g self, guard: &'g Guard<'_>) -> &'g str {
+///         self.check(guard);
+///         self.current.load(guard).as_ref().unwrap()
+///     }
+///     fn set(&self, value: &str) {
+///         let guard = self.domain.read();
+///         self.current.store(Owned::new(value.into()), &guard);
+///     }
+/// }
+///
+/// let config = Config::new("v1");
+/// config.set("v2");
+/// assert_eq!(config.get(&config.domain.read()), "v2");
+/// ```
+#[derive(Debug)]
+pub struct UncheckedDomain(());
+
+impl DomainBinding for UncheckedDomain {}
+
+impl Sealed for UncheckedDomain {
+    fn unbound() -> Self {
+        Self(())
+    }
+
+    #[inline(always)]
+    fn bind(&self, _domain: u64) {
+        // The creator's contract (`Atomic::null_unchecked`) is the check.
+    }
+}
+
 /// An RCU pointer to a `T`, usable with any [`Domain`]: `rcu_dereference`
 /// ([`load`](Atomic::load)) and `rcu_assign_pointer`
 /// ([`store`](Atomic::store), [`swap`](Atomic::swap),
@@ -222,11 +267,20 @@ impl Sealed for GlobalDomain {
 /// [`from_owned_global`](Atomic::from_owned_global)) is one word, and its
 /// check is a compare of the guard's domain id with a constant.
 ///
+/// A structure with a domain of its own can be one word too, with
+/// `Atomic<T, UncheckedDomain>` ([`UncheckedDomain`]): the structure
+/// checks the domain once per operation (`guard.domain() == &self.domain`)
+/// instead of each pointer on each use, and makes its pointers with the
+/// `unsafe` [`null_unchecked`](Atomic::null_unchecked) and
+/// [`from_owned_unchecked`](Atomic::from_owned_unchecked), promising that
+/// check; everything else stays safe.
+///
 /// ```
 /// use std::mem::size_of;
-/// use ownrcu::{Atomic, GlobalDomain};
+/// use ownrcu::{Atomic, GlobalDomain, UncheckedDomain};
 /// assert_eq!(size_of::<Atomic<u64>>(), 16);
 /// assert_eq!(size_of::<Atomic<u64, GlobalDomain>>(), 8);
+/// assert_eq!(size_of::<Atomic<u64, UncheckedDomain>>(), 8);
 /// ```
 ///
 /// # Tags
@@ -373,6 +427,53 @@ impl<T> Atomic<T, GlobalDomain> {
     }
 }
 
+impl<T> Atomic<T, UncheckedDomain> {
+    /// A null pointer whose domain the caller checks ([`UncheckedDomain`]).
+    ///
+    /// # Safety
+    ///
+    /// 1. Every guard ever passed to this pointer's operations belongs to
+    ///    one domain (the structure checks `guard.domain() == &domain`, or
+    ///    makes the guards itself). Objects it unlinks are retired into
+    ///    that domain, so its readers are the ones protected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Atomic, Domain, Owned, UncheckedDomain};
+    /// let domain = Domain::new();
+    /// // SAFETY: 1. only guards of `domain` are passed, below.
+    /// let a: Atomic<u64, UncheckedDomain> = unsafe { Atomic::null_unchecked() };
+    /// a.store(Owned::new(1), &domain.read());
+    /// assert_eq!(*a.load(&domain.read()), 1);
+    /// ```
+    #[must_use]
+    pub unsafe fn null_unchecked() -> Self {
+        Self::from_raw(ptr::null_mut())
+    }
+
+    /// A pointer to an [`Owned`] (with its tag) whose domain the caller
+    /// checks ([`UncheckedDomain`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`null_unchecked`](Atomic::null_unchecked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Atomic, Domain, Owned};
+    /// let domain = Domain::new();
+    /// // SAFETY: 1. only guards of `domain` are passed, below.
+    /// let a = unsafe { Atomic::from_owned_unchecked(Owned::new(2_u32)) };
+    /// assert_eq!(*a.load(&domain.read()), 2);
+    /// ```
+    #[must_use]
+    pub unsafe fn from_owned_unchecked(owned: Owned<T>) -> Self {
+        Self::from_raw(Owned::into_raw_or_null(Some(owned)))
+    }
+}
+
 impl<T, D: DomainBinding> Atomic<T, D> {
     fn from_raw(raw: *mut T) -> Self {
         Self {
@@ -431,6 +532,25 @@ impl<T, D: DomainBinding> Atomic<T, D> {
         Shared::from_raw(self.ptr.load(Acquire))
     }
 
+    /// The untagged address and the tag, without a guard: for a null or
+    /// tag test. It yields no reference (dereferencing needs a guard and
+    /// [`load`](Atomic::load)). `Acquire`, as a load.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = ownrcu::Atomic::from(ownrcu::Owned::new(1_u64).with_tag(2));
+    /// let (ptr, tag) = a.peek();
+    /// assert!(!ptr.is_null() && tag == 2);
+    /// ```
+    #[inline]
+    #[must_use]
+    pub fn peek(&self) -> (*const T, usize) {
+        // Acquire: as `load`.
+        let (ptr, tag) = decompose(self.ptr.load(Acquire));
+        (ptr, tag)
+    }
+
     /// The object, for exclusive access: `&mut self` means no reader holds
     /// it, so no guard is needed.
     ///
@@ -467,6 +587,237 @@ impl<T, D: DomainBinding> Atomic<T, D> {
         // SAFETY: as in `get_mut`, and the `Atomic` is gone (not dropped), so
         // the object has no other owner.
         NonNull::new(ptr).map(|ptr| unsafe { Owned::from_non_null(ptr, tag) })
+    }
+}
+
+impl<T, D: DomainBinding> Atomic<T, D> {
+    /// The compare-and-swap itself. `AcqRel`/`Acquire`: see
+    /// [`swap`](Atomic::swap) and [`compare_exchange`](Atomic::compare_exchange).
+    #[inline]
+    fn cas(&self, current: *mut T, new: *mut T, weak: bool) -> Result<*mut T, *mut T> {
+        if weak {
+            self.ptr
+                .compare_exchange_weak(current, new, AcqRel, Acquire)
+        } else {
+            self.ptr.compare_exchange(current, new, AcqRel, Acquire)
+        }
+    }
+
+    /// Links `new` in front of `current`: sets `new`'s own link (which
+    /// `next` points out inside `new`) to `current`, then replaces `current`
+    /// with `new` here if the pointer still equals it. The link to
+    /// `current` moves from this pointer into `new`, so no object gets a
+    /// second link: a stack's push, a sorted list's insertion, safely. On
+    /// failure `new`'s link is null again and `new` comes back.
+    ///
+    /// The link is set with a `Relaxed` store (the `Release` of the exchange
+    /// publishes it with the rest of `new`); the exchange is `AcqRel`/`Acquire`
+    /// as in [`compare_exchange`](Atomic::compare_exchange).
+    ///
+    /// # Panics
+    ///
+    /// If `next` returns a pointer that does not lie inside `new`'s object,
+    /// or one that is not null; if either pointer is bound to another domain
+    /// than the guard's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::mem::ManuallyDrop;
+    /// use ownrcu::{Atomic, Domain, Owned};
+    ///
+    /// struct Node {
+    ///     value: u32,
+    ///     next: ManuallyDrop<Atomic<Node>>,
+    /// }
+    /// let domain = Domain::new();
+    /// let head = Atomic::null();
+    /// let guard = domain.read();
+    /// for value in 0..3 {
+    ///     let mut node = Owned::new(Node { value, next: ManuallyDrop::new(Atomic::null()) });
+    ///     loop {
+    ///         let current = head.load(&guard);
+    ///         match head.insert_before(current, node, |n| &n.next, &guard) {
+    ///             Ok(()) => break,
+    ///             Err(err) => node = err.new,
+    ///         }
+    ///     }
+    /// }
+    /// let top = head.load(&guard);
+    /// assert_eq!(top.value, 2);
+    /// assert_eq!(top.next.load(&guard).value, 1);
+    /// # drop(guard);
+    /// # let mut link = head.into_inner();
+    /// # while let Some(node) = link {
+    /// #     link = ManuallyDrop::into_inner(node.into_box().next).into_inner();
+    /// # }
+    /// ```
+    pub fn insert_before<'g>(
+        &'g self,
+        current: Shared<'_, T>,
+        new: Owned<T>,
+        next: impl FnOnce(&T) -> &Atomic<T, D>,
+        guard: &'g Guard<'_>,
+    ) -> Result<(), CompareExchangeError<'g, T, Owned<T>>>
+    where
+        // The object moves into a pointer that another thread may drop.
+        T: Send,
+    {
+        self.domain.bind(guard.domain_id());
+        let link: *const Atomic<T, D> = next(&new);
+        let start = new.ptr.as_ptr() as usize;
+        let at = link as usize;
+        assert!(
+            at >= start && at + size_of::<Atomic<T, D>>() <= start + size_of::<T>(),
+            "ownrcu: Atomic::insert_before: `next` must point to an Atomic inside the new object"
+        );
+        // SAFETY: the `Atomic` lies inside `new`'s object (checked just
+        // above), which we own and which stays allocated and unmoved (it is
+        // boxed) until we return it.
+        let link = unsafe { &*link };
+        link.domain.bind(guard.domain_id());
+        // Relaxed: `new` is ours alone until the exchange publishes it.
+        assert!(
+            decompose(link.ptr.load(Relaxed)).0.is_null(),
+            "ownrcu: Atomic::insert_before: the new object's link must be null"
+        );
+        link.ptr.store(current.raw(), Relaxed);
+        match self.cas(current.raw(), new.as_raw(), false) {
+            Ok(_) => {
+                // The link to `current` moved into `new`, now owned here.
+                mem::forget(new);
+                Ok(())
+            }
+            Err(now) => {
+                // Relaxed: unpublished, as above.
+                link.ptr.store(ptr::null_mut(), Relaxed);
+                Err(CompareExchangeError {
+                    current: Shared::from_raw(now),
+                    new,
+                })
+            }
+        }
+    }
+
+    /// Sets tag bits: the tag becomes `tag | value` (masked), the object
+    /// stays. Returns the previous value.
+    ///
+    /// A compare-and-swap loop (`AtomicPtr::fetch_or` is newer than the
+    /// crate's minimum Rust), `AcqRel`/`Acquire`: the returned value may be
+    /// dereferenced. No object changes hands, so nothing is detached.
+    ///
+    /// # Panics
+    ///
+    /// If the pointer is bound to another domain than the guard's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let next = ownrcu::Atomic::new(1_u64); // `u64`: three tag bits
+    /// let guard = domain.read();
+    /// let before = next.fetch_or(1, &guard); // mark it, Harris-style
+    /// assert_eq!((before.tag(), next.load(&guard).tag()), (0, 1));
+    /// ```
+    pub fn fetch_or<'g>(&'g self, tag: usize, guard: &'g Guard<'_>) -> Shared<'g, T> {
+        self.fetch_tag(guard, |t| t | tag)
+    }
+
+    /// Clears tag bits: the tag becomes `tag & value`. As
+    /// [`fetch_or`](Atomic::fetch_or).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let next = ownrcu::Atomic::from(ownrcu::Owned::new(1_u64).with_tag(3));
+    /// let guard = domain.read();
+    /// next.fetch_and(!1, &guard);
+    /// assert_eq!(next.load(&guard).tag(), 2);
+    /// ```
+    pub fn fetch_and<'g>(&'g self, tag: usize, guard: &'g Guard<'_>) -> Shared<'g, T> {
+        self.fetch_tag(guard, |t| t & tag)
+    }
+
+    /// Flips tag bits: the tag becomes `tag ^ value`. As
+    /// [`fetch_or`](Atomic::fetch_or).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let next = ownrcu::Atomic::<u64>::null();
+    /// let guard = domain.read();
+    /// next.fetch_xor(1, &guard);
+    /// assert_eq!(next.load(&guard).tag(), 1);
+    /// assert!(next.load(&guard).is_null()); // a tagged null
+    /// ```
+    pub fn fetch_xor<'g>(&'g self, tag: usize, guard: &'g Guard<'_>) -> Shared<'g, T> {
+        self.fetch_tag(guard, |t| t ^ tag)
+    }
+
+    fn fetch_tag<'g>(&'g self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
+        self.domain.bind(guard.domain_id());
+        // Acquire: the returned value may be dereferenced.
+        let mut now = self.ptr.load(Acquire);
+        loop {
+            let (ptr, tag) = decompose(now);
+            match self.cas(now, compose(ptr, f(tag)), true) {
+                Ok(_) => return Shared::from_raw(now),
+                Err(found) => now = found,
+            }
+        }
+    }
+
+    /// Replaces `current` with `new` in a pointer that never owns what it
+    /// points to (a queue's tail, a hint): nothing is detached. On failure,
+    /// gives back the value found and `new`. Orderings as
+    /// [`compare_exchange`](Atomic::compare_exchange).
+    ///
+    /// # Safety
+    ///
+    /// 1. This pointer never owns: it sits in `ManuallyDrop`, and it is
+    ///    only ever loaded or changed by this method (never `store`, `swap`,
+    ///    `compare_exchange`, `insert_before`, `compare_exchange_unlink`,
+    ///    `get_mut` or `into_inner`).
+    /// 2. `new`'s object stays linked from its owning pointer for as long as
+    ///    this one points to it: whoever unlinks it first moves this pointer
+    ///    away (a queue's dequeue first helps the tail past the head).
+    ///
+    /// # Panics
+    ///
+    /// If the pointer is bound to another domain than the guard's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::mem::ManuallyDrop;
+    /// use ownrcu::{Atomic, Domain, Shared};
+    ///
+    /// let domain = Domain::new();
+    /// let head = Atomic::new(1_u32);
+    /// let tail = ManuallyDrop::new(Atomic::null());
+    /// let guard = domain.read();
+    /// let first = head.load(&guard);
+    /// // SAFETY: 1. `tail` is in `ManuallyDrop` and changed only here; 2.
+    /// // `head` keeps its object while `tail` points to it.
+    /// unsafe { tail.compare_exchange_alias(Shared::null(), first, &guard) }.unwrap();
+    /// assert_eq!(*tail.load(&guard), 1);
+    /// ```
+    pub unsafe fn compare_exchange_alias<'g, 'n>(
+        &'g self,
+        current: Shared<'_, T>,
+        new: Shared<'n, T>,
+        guard: &'g Guard<'_>,
+    ) -> Result<(), CompareExchangeError<'g, T, Shared<'n, T>>> {
+        self.domain.bind(guard.domain_id());
+        match self.cas(current.raw(), new.raw(), false) {
+            Ok(_) => Ok(()),
+            Err(now) => Err(CompareExchangeError {
+                current: Shared::from_raw(now),
+                new,
+            }),
+        }
     }
 }
 
@@ -613,7 +964,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T>> {
         self.domain.bind(guard.domain_id());
         let new_raw = new.as_ref().map_or(ptr::null_mut(), Owned::as_raw);
-        match self.cas(current.raw, new_raw, weak) {
+        match self.cas(current.raw(), new_raw, weak) {
             Ok(old) => {
                 // Installed: the `Atomic` owns the object now.
                 mem::forget(new);
@@ -623,180 +974,6 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
                 current: Shared::from_raw(now),
                 new,
             }),
-        }
-    }
-
-    /// The compare-and-swap itself. `AcqRel`/`Acquire`: see
-    /// [`swap`](Atomic::swap) and [`compare_exchange`](Atomic::compare_exchange).
-    #[inline]
-    fn cas(&self, current: *mut T, new: *mut T, weak: bool) -> Result<*mut T, *mut T> {
-        if weak {
-            self.ptr
-                .compare_exchange_weak(current, new, AcqRel, Acquire)
-        } else {
-            self.ptr.compare_exchange(current, new, AcqRel, Acquire)
-        }
-    }
-
-    /// Links `new` in front of `current`: sets `new`'s own link (which
-    /// `next` points out inside `new`) to `current`, then replaces `current`
-    /// with `new` here if the pointer still equals it. The link to
-    /// `current` moves from this pointer into `new`, so no object gets a
-    /// second link: a stack's push, a sorted list's insertion, safely. On
-    /// failure `new`'s link is null again and `new` comes back.
-    ///
-    /// The link is set with a `Relaxed` store (the `Release` of the exchange
-    /// publishes it with the rest of `new`); the exchange is `AcqRel`/`Acquire`
-    /// as in [`compare_exchange`](Atomic::compare_exchange).
-    ///
-    /// # Panics
-    ///
-    /// If `next` returns a pointer that does not lie inside `new`'s object,
-    /// or one that is not null; if either pointer is bound to another domain
-    /// than the guard's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::mem::ManuallyDrop;
-    /// use ownrcu::{Atomic, Domain, Owned};
-    ///
-    /// struct Node {
-    ///     value: u32,
-    ///     next: ManuallyDrop<Atomic<Node>>,
-    /// }
-    /// let domain = Domain::new();
-    /// let head = Atomic::null();
-    /// let guard = domain.read();
-    /// for value in 0..3 {
-    ///     let mut node = Owned::new(Node { value, next: ManuallyDrop::new(Atomic::null()) });
-    ///     loop {
-    ///         let current = head.load(&guard);
-    ///         match head.insert_before(current, node, |n| &n.next, &guard) {
-    ///             Ok(()) => break,
-    ///             Err(err) => node = err.new,
-    ///         }
-    ///     }
-    /// }
-    /// let top = head.load(&guard);
-    /// assert_eq!(top.value, 2);
-    /// assert_eq!(top.next.load(&guard).value, 1);
-    /// # drop(guard);
-    /// # let mut link = head.into_inner();
-    /// # while let Some(node) = link {
-    /// #     link = ManuallyDrop::into_inner(node.into_box().next).into_inner();
-    /// # }
-    /// ```
-    pub fn insert_before<'g>(
-        &'g self,
-        current: Shared<'_, T>,
-        new: Owned<T>,
-        next: impl FnOnce(&T) -> &Atomic<T, D>,
-        guard: &'g Guard<'_>,
-    ) -> Result<(), CompareExchangeError<'g, T, Owned<T>>> {
-        self.domain.bind(guard.domain_id());
-        let link: *const Atomic<T, D> = next(&new);
-        let start = new.ptr.as_ptr() as usize;
-        let at = link as usize;
-        assert!(
-            at >= start && at + size_of::<Atomic<T, D>>() <= start + size_of::<T>(),
-            "ownrcu: Atomic::insert_before: `next` must point to an Atomic inside the new object"
-        );
-        // SAFETY: the `Atomic` lies inside `new`'s object (checked just
-        // above), which we own and which stays allocated and unmoved (it is
-        // boxed) until we return it.
-        let link = unsafe { &*link };
-        link.domain.bind(guard.domain_id());
-        // Relaxed: `new` is ours alone until the exchange publishes it.
-        assert!(
-            decompose(link.ptr.load(Relaxed)).0.is_null(),
-            "ownrcu: Atomic::insert_before: the new object's link must be null"
-        );
-        link.ptr.store(current.raw, Relaxed);
-        match self.cas(current.raw, new.as_raw(), false) {
-            Ok(_) => {
-                // The link to `current` moved into `new`, now owned here.
-                mem::forget(new);
-                Ok(())
-            }
-            Err(now) => {
-                // Relaxed: unpublished, as above.
-                link.ptr.store(ptr::null_mut(), Relaxed);
-                Err(CompareExchangeError {
-                    current: Shared::from_raw(now),
-                    new,
-                })
-            }
-        }
-    }
-
-    /// Sets tag bits: the tag becomes `tag | value` (masked), the object
-    /// stays. Returns the previous value.
-    ///
-    /// A compare-and-swap loop (`AtomicPtr::fetch_or` is newer than the
-    /// crate's minimum Rust), `AcqRel`/`Acquire`: the returned value may be
-    /// dereferenced. No object changes hands, so nothing is detached.
-    ///
-    /// # Panics
-    ///
-    /// If the pointer is bound to another domain than the guard's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let domain = ownrcu::Domain::new();
-    /// let next = ownrcu::Atomic::new(1_u64); // `u64`: three tag bits
-    /// let guard = domain.read();
-    /// let before = next.fetch_or(1, &guard); // mark it, Harris-style
-    /// assert_eq!((before.tag(), next.load(&guard).tag()), (0, 1));
-    /// ```
-    pub fn fetch_or<'g>(&'g self, tag: usize, guard: &'g Guard<'_>) -> Shared<'g, T> {
-        self.fetch_tag(guard, |t| t | tag)
-    }
-
-    /// Clears tag bits: the tag becomes `tag & value`. As
-    /// [`fetch_or`](Atomic::fetch_or).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let domain = ownrcu::Domain::new();
-    /// let next = ownrcu::Atomic::from(ownrcu::Owned::new(1_u64).with_tag(3));
-    /// let guard = domain.read();
-    /// next.fetch_and(!1, &guard);
-    /// assert_eq!(next.load(&guard).tag(), 2);
-    /// ```
-    pub fn fetch_and<'g>(&'g self, tag: usize, guard: &'g Guard<'_>) -> Shared<'g, T> {
-        self.fetch_tag(guard, |t| t & tag)
-    }
-
-    /// Flips tag bits: the tag becomes `tag ^ value`. As
-    /// [`fetch_or`](Atomic::fetch_or).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let domain = ownrcu::Domain::new();
-    /// let next = ownrcu::Atomic::<u64>::null();
-    /// let guard = domain.read();
-    /// next.fetch_xor(1, &guard);
-    /// assert_eq!(next.load(&guard).tag(), 1);
-    /// assert!(next.load(&guard).is_null()); // a tagged null
-    /// ```
-    pub fn fetch_xor<'g>(&'g self, tag: usize, guard: &'g Guard<'_>) -> Shared<'g, T> {
-        self.fetch_tag(guard, |t| t ^ tag)
-    }
-
-    fn fetch_tag<'g>(&'g self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
-        self.domain.bind(guard.domain_id());
-        // Acquire: the returned value may be dereferenced.
-        let mut now = self.ptr.load(Acquire);
-        loop {
-            let (ptr, tag) = decompose(now);
-            match self.cas(now, compose(ptr, f(tag)), true) {
-                Ok(_) => return Shared::from_raw(now),
-                Err(found) => now = found,
-            }
         }
     }
 
@@ -861,59 +1038,8 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         guard: &'g Guard<'d>,
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T, Shared<'n, T>>> {
         self.domain.bind(guard.domain_id());
-        match self.cas(current.raw, new.raw, false) {
+        match self.cas(current.raw(), new.raw(), false) {
             Ok(old) => Ok(Detached::from_raw(old, guard.domain())),
-            Err(now) => Err(CompareExchangeError {
-                current: Shared::from_raw(now),
-                new,
-            }),
-        }
-    }
-
-    /// Replaces `current` with `new` in a pointer that never owns what it
-    /// points to (a queue's tail, a hint): nothing is detached. On failure,
-    /// gives back the value found and `new`. Orderings as
-    /// [`compare_exchange`](Atomic::compare_exchange).
-    ///
-    /// # Safety
-    ///
-    /// 1. This pointer never owns: it sits in `ManuallyDrop`, and it is
-    ///    only ever loaded or changed by this method (never `store`, `swap`,
-    ///    `compare_exchange`, `insert_before`, `compare_exchange_unlink`,
-    ///    `get_mut` or `into_inner`).
-    /// 2. `new`'s object stays linked from its owning pointer for as long as
-    ///    this one points to it: whoever unlinks it first moves this pointer
-    ///    away (a queue's dequeue first helps the tail past the head).
-    ///
-    /// # Panics
-    ///
-    /// If the pointer is bound to another domain than the guard's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::mem::ManuallyDrop;
-    /// use ownrcu::{Atomic, Domain, Shared};
-    ///
-    /// let domain = Domain::new();
-    /// let head = Atomic::new(1_u32);
-    /// let tail = ManuallyDrop::new(Atomic::null());
-    /// let guard = domain.read();
-    /// let first = head.load(&guard);
-    /// // SAFETY: 1. `tail` is in `ManuallyDrop` and changed only here; 2.
-    /// // `head` keeps its object while `tail` points to it.
-    /// unsafe { tail.compare_exchange_alias(Shared::null(), first, &guard) }.unwrap();
-    /// assert_eq!(*tail.load(&guard), 1);
-    /// ```
-    pub unsafe fn compare_exchange_alias<'g, 'n>(
-        &'g self,
-        current: Shared<'_, T>,
-        new: Shared<'n, T>,
-        guard: &'g Guard<'_>,
-    ) -> Result<(), CompareExchangeError<'g, T, Shared<'n, T>>> {
-        self.domain.bind(guard.domain_id());
-        match self.cas(current.raw, new.raw, false) {
-            Ok(_) => Ok(()),
             Err(now) => Err(CompareExchangeError {
                 current: Shared::from_raw(now),
                 new,
@@ -936,10 +1062,17 @@ impl<T, D> Drop for Atomic<T, D> {
     }
 }
 
-impl<T, D: DomainBinding> Default for Atomic<T, D> {
+impl<T> Default for Atomic<T> {
     /// A null pointer.
     fn default() -> Self {
-        Self::from_raw(ptr::null_mut())
+        Self::null()
+    }
+}
+
+impl<T> Default for Atomic<T, GlobalDomain> {
+    /// A null pointer for the global domain only.
+    fn default() -> Self {
+        Self::null_global()
     }
 }
 
@@ -1043,6 +1176,30 @@ impl<T> Owned<T> {
         }
     }
 
+    /// Gives the object up to a [`Shared`] for the guard's lifetime: it is
+    /// leaked, owned by no one, to be linked into a [`Link`](crate::Link)
+    /// (whose contract then says who frees it) or into an `Atomic` with an
+    /// `unsafe` exchange. Crossbeam-epoch's `Owned::into_shared`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let guard = domain.read();
+    /// let shared = ownrcu::Owned::new(3_u64).with_tag(1).into_shared(&guard);
+    /// assert_eq!((*shared, shared.tag()), (3, 1));
+    /// let ptr = shared.as_ptr().cast_mut();
+    /// drop(guard);
+    /// // SAFETY: from `Box::into_raw` (via `Owned`), never linked: freed once.
+    /// drop(unsafe { Box::from_raw(ptr) });
+    /// ```
+    #[must_use]
+    pub fn into_shared<'g>(self, _guard: &'g Guard<'_>) -> Shared<'g, T> {
+        // Leaked: nothing but `unsafe` code can free it, so it stays valid
+        // for `'g` (module `shared`'s invariant).
+        Shared::from_raw(ManuallyDrop::new(self).as_raw())
+    }
+
     /// The object, as a `Box` (the tag is dropped).
     ///
     /// # Examples
@@ -1107,168 +1264,6 @@ impl<T> fmt::Debug for Owned<T> {
         f.debug_struct("Owned")
             .field("ptr", &self.ptr)
             .field("tag", &self.tag)
-            .finish()
-    }
-}
-
-/// A pointer loaded from an [`Atomic`] under a [`Guard`]: the object stays
-/// valid while the guard and the `Atomic` are borrowed (`'g`). Possibly
-/// null, possibly tagged; `Copy`.
-///
-/// It cannot cross threads (the guard's section is its thread's):
-///
-/// ```compile_fail
-/// fn is_send<T: Send>(_: T) {}
-/// let domain = ownrcu::Domain::new();
-/// let a = ownrcu::Atomic::new(1_u32);
-/// let guard = domain.read();
-/// is_send(a.load(&guard)); // error: `*mut u32` cannot be sent between threads
-/// ```
-///
-/// # Examples
-///
-/// ```
-/// use ownrcu::{Atomic, Domain, Owned};
-///
-/// let domain = Domain::new();
-/// let a = Atomic::from(Owned::new(10_u32).with_tag(1));
-/// let guard = domain.read();
-/// let shared = a.load(&guard);
-/// assert_eq!((*shared, shared.tag()), (10, 1));
-/// let value: &u32 = shared.as_ref().unwrap(); // lives as long as the guard
-/// assert_eq!(*value, 10);
-/// ```
-pub struct Shared<'g, T> {
-    /// Tagged; null or a live object while `'g` lasts (invariant 3).
-    raw: *mut T,
-    _guard: PhantomData<&'g T>,
-}
-
-impl<T> Clone for Shared<'_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Shared<'_, T> {}
-
-impl<'g, T> Shared<'g, T> {
-    fn from_raw(raw: *mut T) -> Self {
-        Self {
-            raw,
-            _guard: PhantomData,
-        }
-    }
-
-    /// A null pointer, tag 0.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(ownrcu::Shared::<u32>::null().is_null());
-    /// ```
-    #[must_use]
-    pub fn null() -> Self {
-        Self::from_raw(ptr::null_mut())
-    }
-
-    /// Whether the pointer is null (whatever its tag).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(ownrcu::Shared::<u64>::null().with_tag(1).is_null());
-    /// ```
-    #[must_use]
-    pub fn is_null(&self) -> bool {
-        decompose(self.raw).0.is_null()
-    }
-
-    /// The object, for as long as the guard: `None` if null.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let domain = ownrcu::Domain::new();
-    /// let a = ownrcu::Atomic::new(1_u8);
-    /// let guard = domain.read();
-    /// assert_eq!(a.load(&guard).as_ref(), Some(&1));
-    /// ```
-    #[must_use]
-    pub fn as_ref(&self) -> Option<&'g T> {
-        // Loaded from an `Atomic` borrowed for `'g` under a guard of the
-        // domain it is bound to, borrowed for `'g` too (module invariant 3).
-        // SAFETY: so null, or a live object valid for `'g`; only shared
-        // references are ever made while readers may exist.
-        unsafe { decompose(self.raw).0.as_ref() }
-    }
-
-    /// The tag.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(ownrcu::Shared::<u32>::null().with_tag(3).tag(), 3);
-    /// ```
-    #[must_use]
-    pub fn tag(&self) -> usize {
-        decompose(self.raw).1
-    }
-
-    /// The same pointer with tag `tag & (align_of::<T>() - 1)`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // `u32` leaves two tag bits.
-    /// assert_eq!(ownrcu::Shared::<u32>::null().with_tag(5).tag(), 1);
-    /// ```
-    #[must_use]
-    pub fn with_tag(&self, tag: usize) -> Self {
-        Self::from_raw(compose(decompose(self.raw).0, tag))
-    }
-
-    /// The untagged address, for comparison or printing only.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(ownrcu::Shared::<u32>::null().with_tag(1).as_ptr().is_null());
-    /// ```
-    #[must_use]
-    pub fn as_ptr(&self) -> *const T {
-        decompose(self.raw).0
-    }
-}
-
-impl<T> Deref for Shared<'_, T> {
-    type Target = T;
-
-    /// The object.
-    ///
-    /// # Panics
-    ///
-    /// If the pointer is null; use [`as_ref`](Shared::as_ref) for an `Option`.
-    fn deref(&self) -> &T {
-        self.as_ref()
-            .expect("ownrcu: dereferenced a null Shared pointer")
-    }
-}
-
-impl<T> PartialEq for Shared<'_, T> {
-    /// Same address and same tag.
-    fn eq(&self, other: &Self) -> bool {
-        self.raw == other.raw
-    }
-}
-
-impl<T> Eq for Shared<'_, T> {}
-
-impl<T> fmt::Debug for Shared<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("ptr", &self.as_ptr())
-            .field("tag", &self.tag())
             .finish()
     }
 }

@@ -45,7 +45,9 @@
 //! | --- | --- | --- |
 //! | one object unlinked now and then | [`Domain::retire`] (a `Box`), [`Domain::defer`] (a closure) | a push into a per-thread buffer |
 //! | many objects unlinked by one operation (an unmap, a rebuild) | [`Batch`]: push them, [`Batch::drain`] once | one grace-period registration for all |
-//! | a lock-free structure of your own | [`Atomic`] (`load` under a guard, `swap`/`compare_exchange` hand back a [`Detached`] that retires only into the right domain) | one extra word per pointer unless [`GlobalDomain`] |
+//! | a lock-free structure of your own | [`Atomic`] (`load` under a guard, `swap`/`compare_exchange` hand back a [`Detached`] that retires only into the right domain) | one extra word per pointer unless [`GlobalDomain`] or [`UncheckedDomain`] |
+//! | nodes linked from several places, or allocated by hand (a skip list's towers) | [`Link`] (owns nothing; 8 bytes), [`Shared::from_ptr`], [`Domain::retire_with`] with the structure's deleter | no allocation per retirement |
+//! | a long iteration | [`Guard::repin`] every so many steps | one section end and start |
 //! | data that readers reach through a handle, with objects replaced one by one | an owner ([`User`]) holding [`Slot`]s | retirement through the owner ([`Unlinked`]) |
 //! | an ordered index of objects (an address space's VMAs) | an [`Array`] in an owner: readers search the published slice, one writer commits an edited copy | one registration per commit ([`Removed::retire`]) |
 //! | the last user of an owner going away (process exit) | drop the last [`User`]: everything is freed directly | no grace period at all |
@@ -165,6 +167,11 @@
 //! | [`Domain::retire_raw`], [`Batch::push_raw`] | the pointer came from `Box::<T>::into_raw` and is retired once; it is unlinked (no reader entering from now on can reach it); every reader that may still hold it got it under a guard of *this* domain |
 //! | [`Atomic::compare_exchange_unlink`] | every other pointer to the new object (the removed node's `next`) is never used to detach, take or drop it again (kept in `ManuallyDrop`, never successfully exchanged); the removed object is unlinked |
 //! | [`Atomic::compare_exchange_alias`] | this pointer never owns (kept in `ManuallyDrop`, changed only by this call); the object it points to stays linked from its owning pointer while this one points to it |
+//! | [`Domain::retire_with`], [`Batch::push_with`] | the deleter may free the object once, on any thread, after a grace period; it is retired once, unlinked, and read only under guards of this domain |
+//! | [`Domain::retire_with_unchecked`] | as `retire_with`, and what the deleter touches may go to another thread and lives until it runs (no `Send + 'static` bounds) |
+//! | [`Link::null`] (making a link) | every object the link points to is freed only after it is unlinked from it, and retired into the one domain whose guards the link is used with |
+//! | [`Atomic::null_unchecked`], [`Atomic::from_owned_unchecked`] | only guards of one domain are ever used with the pointer |
+//! | [`Shared::from_ptr`] | the pointer is null or points to an object valid for the `Shared`'s lifetime, as a loaded one would be |
 //!
 //! Everything else is safe: retiring a [`Detached`], an [`Unlinked`] or a
 //! batch, owner teardown, and every misuse the types cannot rule out panics
@@ -173,13 +180,42 @@
 //! domain). `mem::forget` of any guard-like value is never undefined
 //! behaviour; each type's docs say what it leaks.
 //!
+//! # Coming from crossbeam-epoch
+//!
+//! Every crossbeam-epoch construct and its counterpart here. Orderings are
+//! never a parameter: loads are `Acquire`, writes `AcqRel`/`Release`, since
+//! the safety of a dereference depends on them.
+//!
+//! | crossbeam-epoch | ownrcu | what is safer or different |
+//! | --- | --- | --- |
+//! | `epoch::pin()` | [`Domain::global`]`().read()` | no fence and no locked instruction; sections nest |
+//! | `Guard` | [`Guard`] | never runs destructors; `!Send` (a section is its thread's) |
+//! | `Collector::new()` | [`Domain::new`] | dropping the last handle frees everything left directly (no reader can exist: every guard borrows a handle) |
+//! | `Collector::register()` → `LocalHandle`, `handle.pin()` | nothing to register: [`Domain::read`] | a thread registers on its first use; the lookup is one thread-local read |
+//! | `guard.collector() == Some(&collector)` | `guard.domain() == &domain` ([`Guard::domain`], `Domain: PartialEq`) | |
+//! | `Atomic<T>` | [`Atomic<T>`](Atomic) (owns its object, like crossbeam's) or [`Link<T>`](Link) (owns nothing) | `Atomic` checks its domain on each use (16 bytes), or not: [`GlobalDomain`], [`UncheckedDomain`] (8 bytes); `Link` is 8 bytes, its creator promises who frees ([`Link::null`]) |
+//! | `Atomic::load(ord, &guard)` | [`Atomic::load`]`(&guard)`, [`Link::load`] | the `Shared` also borrows the `Atomic` (whose drop frees the object) |
+//! | `Atomic::store(new, ord)` | [`Atomic::store`] (retires what it replaces), [`Link::store`] | |
+//! | `swap`, `compare_exchange(_weak)` | the same names on [`Atomic`] (the replaced object comes back [`Detached`], retired safely into the right domain) and on [`Link`] (a [`Shared`]) | a failed exchange gives the new value back ([`CompareExchangeError`]) |
+//! | `fetch_or`, `fetch_and`, `fetch_xor` | the same names on [`Atomic`] and [`Link`] | |
+//! | `Owned<T>` | [`Owned<T>`](Owned): `new`, `with_tag`, `into_box`, [`Owned::into_shared`] | |
+//! | `Shared<'g, T>` | [`Shared<'g, T>`](Shared) | `Deref` and [`Shared::as_ref`] are safe; `as_raw()` is [`Shared::as_ptr`]; `Shared::from(*const T)` is `unsafe` [`Shared::from_ptr`] (a `Shared` can be dereferenced); [`Shared::tagged_ptr`] keeps the tag |
+//! | `shared.into_owned()` | exclusive access: [`Atomic::into_inner`], [`Atomic::get_mut`], [`Link::get_mut`]; or a [`Detached`] | no `unsafe` for an `Atomic` |
+//! | `guard.defer_destroy(shared)` | [`Detached::retire`] (safe), or `unsafe` [`Domain::retire_raw`] for a `Box` | the `Detached` can only be retired into the domain its readers used |
+//! | `guard.defer_unchecked(move \|\| free(ptr))` | `unsafe` [`Domain::retire_with_unchecked`]`(ptr, free)` ([`Domain::retire_with`] with `T: Send + 'static`), or [`Batch::push_with`] | a pointer and a function, stored inline: no allocation per object |
+//! | `guard.defer(f)` | [`Domain::defer`]`(f)` | boxed |
+//! | `guard.repin()`, `guard.repin_after(f)` | [`Guard::repin`], [`Guard::repin_after`] | `repin` says whether it renewed the section (not while nested guards keep it open) |
+//! | `guard.flush()` | [`Domain::hurry`] (start the grace period now), [`Domain::collect`] (free what is ready) | [`Domain::barrier`] waits until everything retired before it is freed |
+//! | `epoch::unprotected()` | no such guard: exclusive access (`&mut`, ownership) reads pointers without one ([`Atomic::get_mut`], [`Atomic::into_inner`], [`Link::get_mut`]); [`Atomic::peek`] and [`Link::peek`] test null and tags without a guard and yield no reference | |
+//! | a `Collector` shared by structures, one dropped while another's guard lives | owners ([`User`]) and domains free directly only when no reader can exist | |
+//!
 //! # The kernel mapping
 //!
 //! | kernel | ownrcu |
 //! | --- | --- |
 //! | `rcu_read_lock()` / `rcu_read_unlock()` | [`Domain::read`] → [`Guard`], dropped |
-//! | `rcu_dereference()` / `rcu_assign_pointer()` | [`Atomic::load`] / [`Atomic::store`], [`Atomic::swap`] |
-//! | `call_rcu()`, `kfree_rcu()` | [`Domain::retire`], [`Domain::retire_raw`], [`Domain::defer`], [`Detached::retire`] |
+//! | `rcu_dereference()` / `rcu_assign_pointer()` | [`Atomic::load`], [`Link::load`] / [`Atomic::store`], [`Atomic::swap`], [`Link::store`] |
+//! | `call_rcu()`, `kfree_rcu()` | [`Domain::retire`], [`Domain::retire_raw`], [`Domain::retire_with`] (a callback of your own), [`Domain::defer`], [`Detached::retire`] |
 //! | `kfree_rcu()`'s bulk pages of pointers, the slab sheaves that batch frees | [`Batch`] (one registration), the per-thread buffers of single retirements |
 //! | `call_rcu_hurry()` | [`Domain::retire_hurry`], [`Batch::drain_hurry`], [`Domain::hurry`] |
 //! | lazy RCU (`CONFIG_RCU_LAZY`), `kfree_rcu`'s drain monitor | [`DomainBuilder::lazy`], the time bound and the [`Reclaimer`] |
@@ -212,19 +248,24 @@ struct ReadmeDoctests;
 
 // The crate in two layers (see each folder's `mod.rs`): `rcu`, the RCU
 // core (domains and their grace-period machine), and `owner`, owners built
-// on it, which use the core only through `rcu::for_owners`. `atomic` (the
-// pointer type for plain domains) stays at the top, apart from both: it is
-// a client of the public API only (`Domain`, `Guard`, `Batch`, and
-// `crate::sync`), like a user's crate, so it belongs to neither layer.
-// `sync` is the loom shim that every layer imports.
+// on it, which use the core only through `rcu::for_owners`. The pointer
+// types stay at the top, apart from both: `shared` (the loaded pointer and
+// the tag arithmetic), `atomic` (the owning pointer) and `link` (the
+// non-owning one) are clients of the public API only (`Domain`, `Guard`,
+// `Batch`, and `crate::sync`), like a user's crate, so they belong to
+// neither layer. `sync` is the loom shim that every layer imports.
 mod atomic;
+mod link;
 mod owner;
 mod rcu;
+mod shared;
 mod sync;
 
 pub use atomic::{
-    AnyDomain, Atomic, CompareExchangeError, Detached, DomainBinding, GlobalDomain, Owned, Shared,
+    AnyDomain, Atomic, CompareExchangeError, Detached, DomainBinding, GlobalDomain, Owned,
+    UncheckedDomain,
 };
+pub use link::Link;
 pub use owner::array::{Array, ArrayWriter, Removed};
 pub use owner::handle::{Exclusive, Holder, Read, User};
 pub use owner::slot::Slot;
@@ -243,3 +284,4 @@ pub use rcu::reclaimer::Reclaimer;
 #[doc(hidden)]
 pub use rcu::reclaimer::{Doorbell, Sleeper};
 pub use rcu::stats::{FreedBy, OwnerStats, Stats, Throttle};
+pub use shared::Shared;

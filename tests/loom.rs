@@ -35,6 +35,12 @@
 //!   writer swaps it out and retires the `Detached` value (`retire` and
 //!   `barrier`; a batch and `synchronize`); two poppers racing
 //!   `compare_exchange_unlink` on a two-node stack.
+//! - `link`: a node linked from two `Link`s (two levels of a skip list)
+//!   with a count of its links: the remover marks it and unlinks level 1,
+//!   a helper that finds it marked unlinks level 0 (or the remover does),
+//!   whoever drops the count to zero retires it (`retire_with`) and runs
+//!   `barrier` while the other, and a reader, may still read it: never
+//!   freed under a section, freed exactly once.
 //! - `throttle`: a retirement past the bound (`max_pending(1)`, and an
 //!   owner's `owner_max_pending(1)`) starts a grace period, frees inline and
 //!   waits a bounded time, against a reader holding its object and a
@@ -100,3 +106,6 @@ mod reclaimer;
 
 #[path = "loom/atomic.rs"]
 mod atomic;
+
+#[path = "loom/link.rs"]
+mod link;

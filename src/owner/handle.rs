@@ -253,10 +253,7 @@ impl<D: Send + Sync + 'static> User<D> {
     /// through it can outlive the user reference.
     pub fn read(&self) -> Read<'_, D> {
         let guard = self.shared().pending.domain.read();
-        Read {
-            user: self,
-            _guard: guard,
-        }
+        Read { user: self, guard }
     }
 
     /// Takes a holder handle (`mmgrab`).
@@ -517,12 +514,31 @@ impl<D: Send + Sync + 'static> Drop for Holder<D> {
 #[must_use = "the read section ends when the `Read` is dropped"]
 pub struct Read<'u, D: Send + Sync + 'static> {
     user: &'u User<D>,
-    _guard: Guard<'u>,
+    guard: Guard<'u>,
 }
 
-impl<D: Send + Sync + 'static> Read<'_, D> {
+impl<'u, D: Send + Sync + 'static> Read<'u, D> {
     pub(crate) fn pending(&self) -> &Pending {
         self.user.pending()
+    }
+
+    /// The read section's guard, for the pointers inside the owner's data
+    /// ([`Link`](crate::Link)s and [`Atomic`](crate::Atomic)s of a
+    /// structure the owner holds): what they load cannot outlive this
+    /// `Read`, so it cannot outlive the user handle it borrows either.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Atomic, Domain, User};
+    ///
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, Atomic::new(7_u32));
+    /// let read = mm.read();
+    /// assert_eq!(*read.load(read.guard()), 7);
+    /// ```
+    pub fn guard(&self) -> &Guard<'u> {
+        &self.guard
     }
 }
 

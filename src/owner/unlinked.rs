@@ -15,7 +15,7 @@ use core::ops::Deref;
 use core::ptr::{self, NonNull};
 
 use crate::owner::pending::Pending;
-use crate::rcu::for_owners::{Single, Typed};
+use crate::rcu::for_owners::{Deleted, Single, Typed};
 
 /// An object taken out of a [`Slot`](crate::Slot): no new reader can find it, running
 /// readers may still hold it. Retire it through its owner with
@@ -166,6 +166,8 @@ impl<T: Send + Sync + 'static> core::fmt::Debug for Unlinked<'_, T> {
 pub struct OwnerBatch<'u, T: Send + Sync + 'static> {
     owner: &'u Pending,
     items: Vec<NonNull<T>>,
+    /// Objects with their own deleters ([`OwnerBatch::push_with`]).
+    deleted: Vec<Deleted<T>>,
 }
 
 // SAFETY: it owns boxed `T`s (`T: Send`) and borrows a `Sync` owner queue.
@@ -176,6 +178,7 @@ impl<'u, T: Send + Sync + 'static> OwnerBatch<'u, T> {
         Self {
             owner,
             items: Vec::with_capacity(capacity),
+            deleted: Vec::new(),
         }
     }
 
@@ -193,16 +196,71 @@ impl<'u, T: Send + Sync + 'static> OwnerBatch<'u, T> {
         self.items.push(object.ptr);
     }
 
+    /// Adds an object that `free` frees, reached by readers through this
+    /// owner: a node of a structure the owner holds, linked with
+    /// [`Link`](crate::Link)s, allocated by hand. Freed after a grace
+    /// period of the owner, or directly at its teardown (its last user's
+    /// drop), like the owner's other objects; after the batch's boxes.
+    ///
+    /// # Safety
+    ///
+    /// 1. `free(ptr)` may run once, on any thread, after a grace period that
+    ///    starts after the batch is drained, or at the owner's teardown,
+    ///    and frees the object; `ptr` is retired only once.
+    /// 2. It is unlinked: no reader that enters a section from now on can
+    ///    reach it.
+    /// 3. Every reader that may hold it holds a user handle of this owner
+    ///    for as long as it does: it loaded it under the guard of one of
+    ///    the owner's [`Read`](crate::Read)s ([`Read::guard`](crate::Read::guard)),
+    ///    never under a guard of the domain alone (the owner's teardown
+    ///    frees without a grace period, once no user handle is left).
+    ///
+    /// # Panics
+    ///
+    /// If `ptr` is null.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Domain, Link, Shared, User};
+    ///
+    /// unsafe fn free_node(ptr: *mut u64) {
+    ///     // SAFETY: from `Box::into_raw` below.
+    ///     drop(unsafe { Box::from_raw(ptr) });
+    /// }
+    /// let domain = Domain::new();
+    /// // SAFETY: 1. a node is retired below once unlinked, through the
+    /// // owner; 2. only guards of `domain` (the owner's) are used.
+    /// let mm = User::new(&domain, unsafe { Link::<u64>::null() });
+    /// let read = mm.read();
+    /// // SAFETY: a live box, freed only through the owner once unlinked.
+    /// read.store(unsafe { Shared::from_ptr(Box::into_raw(Box::new(5))) });
+    /// let old = read.swap(Shared::null(), read.guard());
+    /// assert_eq!(*old, 5);
+    /// let mut batch = mm.batch::<u64>();
+    /// // SAFETY: 1. `free_node` frees this box; 2. unlinked by the swap;
+    /// // 3. read only through `mm`.
+    /// unsafe { batch.push_with(old.as_ptr().cast_mut(), free_node) };
+    /// drop(read);
+    /// batch.drain();
+    /// drop(mm); // the last user: freed directly
+    /// ```
+    #[inline]
+    pub unsafe fn push_with(&mut self, ptr: *mut T, free: unsafe fn(*mut T)) {
+        let ptr = NonNull::new(ptr).expect("ownrcu: OwnerBatch::push_with given a null pointer");
+        self.deleted.push((ptr, free));
+    }
+
     /// Objects in the batch.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() + self.deleted.len()
     }
 
     /// Whether the batch is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.is_empty() && self.deleted.is_empty()
     }
 
     /// Retires every object as one registration (none if empty).
@@ -217,13 +275,15 @@ impl<'u, T: Send + Sync + 'static> OwnerBatch<'u, T> {
     }
 
     fn register(&mut self, hurry: bool) {
-        if self.items.is_empty() {
+        if self.is_empty() {
             return;
         }
         let items = core::mem::take(&mut self.items);
-        // SAFETY: every pointer is an unlinked `Box<T>` of this owner, owned
-        // by the batch alone.
-        let unit = Box::new(unsafe { Typed::new(items) });
+        let deleted = core::mem::take(&mut self.deleted);
+        // SAFETY: every pointer is an unlinked object of this owner, owned
+        // by the batch alone: a `Box<T>`, or one its deleter frees
+        // (`push_with`'s contract).
+        let unit = Box::new(unsafe { Typed::with_deleted(items, deleted) });
         if hurry {
             self.owner.register_hurry(unit, true);
         } else {
@@ -250,7 +310,7 @@ impl<T: Send + Sync + 'static> Drop for OwnerBatch<'_, T> {
 impl<T: Send + Sync + 'static> core::fmt::Debug for OwnerBatch<'_, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("OwnerBatch")
-            .field("len", &self.items.len())
+            .field("len", &self.len())
             .finish()
     }
 }

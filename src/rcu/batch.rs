@@ -3,12 +3,13 @@
 //! # Invariant
 //!
 //! A batch owns every object pushed into it: each one is unlinked, came from
-//! a `Box`, and is freed exactly once, after a grace period of the batch's
-//! domain that started after [`Batch::drain`] (or the batch's drop).
+//! a `Box` or comes with the deleter that frees it, and is freed exactly
+//! once, after a grace period of the batch's domain that started after
+//! [`Batch::drain`] (or the batch's drop).
 
 use core::ptr::NonNull;
 
-use crate::rcu::retired::{into_pointers, Typed};
+use crate::rcu::retired::{into_pointers, Deleted, Typed};
 use crate::Domain;
 
 /// Objects of one type collected locally and handed to the domain as **one**
@@ -75,6 +76,8 @@ use crate::Domain;
 pub struct Batch<'d, T: ?Sized + Send + 'static> {
     domain: &'d Domain,
     items: Vec<NonNull<T>>,
+    /// Objects with their own deleters ([`Batch::push_with`]).
+    deleted: Vec<Deleted<T>>,
 }
 
 // SAFETY: the batch owns boxed `T`s (`T: Send`) and a shared reference to a
@@ -92,6 +95,7 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
         Self {
             domain,
             items: Vec::with_capacity(capacity),
+            deleted: Vec::new(),
         }
     }
 
@@ -100,6 +104,7 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
         Self {
             domain,
             items: into_pointers(objects),
+            deleted: Vec::new(),
         }
     }
 
@@ -126,16 +131,61 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
         self.items.push(ptr);
     }
 
+    /// Adds an object that `free` frees (see [`Domain::retire_with`]): the
+    /// batch's objects of this kind are freed after its boxes, each by its
+    /// own deleter, still as one registration.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Domain::retire_with`], with this batch's domain: `free(ptr)`
+    /// may run once, on any thread, after a grace period that starts after
+    /// the batch is drained, and frees the object; `ptr` is retired only
+    /// once, is unlinked, and readers reached it only under guards of this
+    /// batch's domain.
+    ///
+    /// # Panics
+    ///
+    /// If `ptr` is null.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::alloc::{alloc, dealloc, Layout};
+    ///
+    /// unsafe fn free_pair(ptr: *mut u32) {
+    ///     // SAFETY: allocated below with this layout.
+    ///     unsafe { dealloc(ptr.cast(), Layout::array::<u32>(2).unwrap()) };
+    /// }
+    /// let domain = ownrcu::Domain::new();
+    /// let mut batch = domain.batch::<u32>();
+    /// batch.push(Box::new(1));
+    /// for _ in 0..3 {
+    ///     // SAFETY: a non-zero-sized layout.
+    ///     let pair = unsafe { alloc(Layout::array::<u32>(2).unwrap()) }.cast::<u32>();
+    ///     // SAFETY: `free_pair` frees exactly this allocation; never published.
+    ///     unsafe { batch.push_with(pair, free_pair) };
+    /// }
+    /// assert_eq!(batch.len(), 4);
+    /// batch.drain(); // one registration for all four
+    /// domain.barrier();
+    /// assert_eq!((domain.stats().freed, domain.stats().batches), (4, 1));
+    /// ```
+    #[inline]
+    pub unsafe fn push_with(&mut self, ptr: *mut T, free: unsafe fn(*mut T)) {
+        let ptr = NonNull::new(ptr).expect("ownrcu: Batch::push_with given a null pointer");
+        self.deleted.push((ptr, free));
+    }
+
     /// Objects in the batch.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() + self.deleted.len()
     }
 
     /// Whether the batch is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.is_empty() && self.deleted.is_empty()
     }
 
     /// The batch's domain.
@@ -168,14 +218,15 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
     }
 
     fn register(&mut self, hurry: bool) {
-        if self.items.is_empty() {
+        if self.is_empty() {
             return;
         }
         let items = core::mem::take(&mut self.items);
-        // SAFETY: the batch's invariant: every pointer is an unlinked,
-        // uniquely owned `Box<T>` that readers reached only under guards of
-        // this domain.
-        let unit = Box::new(unsafe { Typed::new(items) });
+        let deleted = core::mem::take(&mut self.deleted);
+        // SAFETY: the batch's invariant: every pointer is unlinked, owned by
+        // the batch alone, reached by readers only under guards of this
+        // domain, and a `Box<T>` or freed by its deleter (`push_with`).
+        let unit = Box::new(unsafe { Typed::with_deleted(items, deleted) });
         self.domain.inner().register(unit, true, hurry);
     }
 }
@@ -197,9 +248,7 @@ impl<T: ?Sized + Send + 'static> Drop for Batch<'_, T> {
 
 impl<T: ?Sized + Send + 'static> core::fmt::Debug for Batch<'_, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Batch")
-            .field("len", &self.items.len())
-            .finish()
+        f.debug_struct("Batch").field("len", &self.len()).finish()
     }
 }
 

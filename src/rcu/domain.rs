@@ -15,7 +15,7 @@ use crate::rcu::machine::Inner;
 #[cfg(not(loom))]
 use crate::rcu::machine::GLOBAL_INNER;
 use crate::rcu::record::Record;
-use crate::rcu::retired::{drop_run, slot_of};
+use crate::rcu::retired::{drop_run, free_run, slot_of, slot_with, DropRun, Slot};
 use crate::sync::Arc;
 use crate::Stats;
 
@@ -278,13 +278,115 @@ impl Domain {
     /// ```
     #[inline]
     pub unsafe fn retire_raw<T: ?Sized + Send + 'static>(&self, ptr: *mut T) {
-        let slot = slot_of(ptr);
-        let drop = drop_run::<T> as crate::rcu::retired::DropRun;
+        // SAFETY: the caller's obligations 1-3 make `drop_run::<T>` a sound
+        // way to free the slot's pointer after a grace period of this domain.
+        unsafe { self.push(slot_of(ptr), drop_run::<T>) }
+    }
+
+    /// Retires an object that `free` frees: `free(ptr)` runs after a grace
+    /// period, for objects that are not a `Box<T>` (allocated with a
+    /// `Layout`, from a pool, with a header of their own) or that need
+    /// more than a drop (a reference count to release). The pointer and
+    /// the deleter share the slot a boxed object takes: no allocation.
+    ///
+    /// For a structure generic over types that need not be `Send +
+    /// 'static`, see [`retire_with_unchecked`](Domain::retire_with_unchecked).
+    ///
+    /// # Safety
+    ///
+    /// 1. `free(ptr)` may run once, on any thread, at any time after a
+    ///    grace period (its domain's teardown at the latest), and frees the
+    ///    object; `ptr` is retired only once.
+    /// 2. It is unlinked: no reader that enters a section from now on can
+    ///    reach it.
+    /// 3. Every reader that may still hold it got it under a guard of *this*
+    ///    domain.
+    ///
+    /// # Examples
+    ///
+    /// A node allocated with a `Layout`, freed with the same `Layout`:
+    ///
+    /// ```
+    /// use std::alloc::{alloc, dealloc, Layout};
+    ///
+    /// unsafe fn free_block(ptr: *mut u64) {
+    ///     // SAFETY: allocated below with this layout.
+    ///     unsafe { dealloc(ptr.cast(), Layout::array::<u64>(4).unwrap()) };
+    /// }
+    /// let domain = ownrcu::Domain::new();
+    /// let layout = Layout::array::<u64>(4).unwrap();
+    /// // SAFETY: a non-zero-sized layout.
+    /// let block = unsafe { alloc(layout) }.cast::<u64>();
+    /// assert!(!block.is_null());
+    /// // SAFETY: 1. `free_block` frees exactly this allocation, on any
+    /// // thread; 2. never published; 3. no reader at all.
+    /// unsafe { domain.retire_with(block, free_block) };
+    /// domain.barrier();
+    /// assert_eq!(domain.stats().freed, 1);
+    /// ```
+    #[inline]
+    pub unsafe fn retire_with<T: Send + 'static>(&self, ptr: *mut T, free: unsafe fn(*mut T)) {
+        // SAFETY: the caller's obligations are `retire_with_unchecked`'s,
+        // with 4 and 5 given by `T: Send + 'static`.
+        unsafe { self.retire_with_unchecked(ptr, free) }
+    }
+
+    /// [`retire_with`](Domain::retire_with) without the `Send + 'static`
+    /// bounds, so that a structure generic over `K` and `V` needs them only
+    /// where values are inserted, not on every search that may help unlink
+    /// (crossbeam-epoch's `defer_unchecked`).
+    ///
+    /// # Safety
+    ///
+    /// Obligations 1–3 of [`retire_with`](Domain::retire_with), and:
+    ///
+    /// 4. `free(ptr)` may run on another thread than this one: what it
+    ///    drops or touches may be sent there (as if `T: Send`).
+    /// 5. Everything `free` touches lives until it runs, which may be as
+    ///    late as the domain's teardown (for [`Domain::global`]: never, if
+    ///    the process exits first), not just until this call returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc; // neither `Send` nor freed here
+    ///
+    /// unsafe fn free_count(ptr: *mut u64) {
+    ///     // SAFETY: from `Box::into_raw` below.
+    ///     drop(unsafe { Box::from_raw(ptr) });
+    /// }
+    /// fn generic<T>(domain: &ownrcu::Domain, _value: &T) {
+    ///     let object = Box::into_raw(Box::new(1_u64));
+    ///     // SAFETY: 1-3 as for `retire_with`; 4, 5: `free_count` drops a
+    ///     // `u64`, nothing of `T`'s.
+    ///     unsafe { domain.retire_with_unchecked(object, free_count) };
+    /// }
+    /// let domain = ownrcu::Domain::new();
+    /// generic(&domain, &Rc::new(0));
+    /// domain.barrier();
+    /// assert_eq!(domain.stats().freed, 1);
+    /// ```
+    #[inline]
+    pub unsafe fn retire_with_unchecked<T>(&self, ptr: *mut T, free: unsafe fn(*mut T)) {
+        // SAFETY: the caller's obligations 1-5 make `free_run::<T>`, which
+        // calls `free(ptr)`, a sound way to free the slot after a grace
+        // period of this domain, on whichever thread frees it.
+        unsafe { self.push(slot_with(ptr, free), free_run::<T>) }
+    }
+
+    /// Puts a retired object in this thread's buffer, or hands it to the
+    /// domain's slow path.
+    ///
+    /// # Safety
+    ///
+    /// `drop` may free `slot`'s object on any thread once a grace period of
+    /// this domain has passed ([`Bag::push`](crate::rcu::retired::Bag::push)).
+    #[inline(always)]
+    unsafe fn push(&self, slot: Slot, drop: DropRun) {
         let rec = self.record();
         if let Some(rec) = rec {
-            // SAFETY: we are the record's owner; the caller's obligations
-            // 1-3 make `drop_run::<T>` a sound way to free the slot's pointer
-            // after a grace period of this domain.
+            // SAFETY: we are the record's owner; `slot` and `drop` as this
+            // function's contract says.
             if unsafe { rec.push_fast(slot, drop) } {
                 return;
             }
@@ -574,6 +676,32 @@ impl Drop for Domain {
         }
     }
 }
+
+impl PartialEq for Domain {
+    /// Whether both handles are of the same domain: what a structure that
+    /// holds its own domain checks of a caller's guard
+    /// (`guard.domain() == &self.domain`), like crossbeam-epoch's
+    /// `guard.collector() == Some(&collector)`. One compare of the ids,
+    /// which no two domains of a process share.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::Domain;
+    ///
+    /// let (a, b) = (Domain::new(), Domain::new());
+    /// assert!(a == a.clone() && a != b);
+    /// assert!(a.read().domain() == &a);
+    /// assert!(Domain::global() == Domain::global());
+    /// assert!(Domain::global() != &a);
+    /// ```
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for Domain {}
 
 impl core::fmt::Debug for Domain {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -99,10 +99,86 @@ impl<'d> Guard<'d> {
         self.id
     }
 
-    /// The domain this section belongs to.
+    /// The domain this section belongs to; compare it with a handle
+    /// (`guard.domain() == &domain`) to check that a caller's guard
+    /// protects a structure's domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let guard = domain.read();
+    /// assert!(guard.domain() == &domain);
+    /// assert!(guard.domain() != &ownrcu::Domain::new());
+    /// ```
     #[must_use]
     pub fn domain(&self) -> &'d Domain {
         self.domain
+    }
+
+    /// Ends the section and starts a new one, so that grace periods
+    /// waiting for it can complete: what a long iteration calls every so
+    /// many steps (crossbeam-epoch's name; seize calls it `refresh`).
+    /// `&mut self`: nothing loaded under the old section can be used
+    /// afterwards.
+    ///
+    /// Guards of one domain on one thread share one section. If other
+    /// guards share this one's section (this one is nested in an outer
+    /// one, or the other way round), the section cannot end: `repin` does
+    /// nothing and returns false. It returns true when it renewed the
+    /// section. (Assigning a new guard, `*guard = domain.read()`, never
+    /// repins: the new guard is made while the old one is alive, so it
+    /// nests.)
+    ///
+    /// A grace period that started before the repin no longer waits for
+    /// this thread; one that starts after it waits for the new section.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let mut guard = domain.read();
+    /// let cookie = domain.grace_period(); // starts a grace period
+    /// assert!(!domain.poll(&cookie)); // which waits for our section
+    /// assert!(guard.repin());
+    /// assert!(domain.poll(&cookie)); // and no longer does
+    ///
+    /// let inner = domain.read();
+    /// assert!(!guard.repin()); // nested: the section stays open
+    /// drop(inner);
+    /// ```
+    #[inline]
+    pub fn repin(&mut self) -> bool {
+        if !self.record.pause() {
+            return false;
+        }
+        self.record.enter(&self.domain.inner().epoch);
+        true
+    }
+
+    /// Leaves the section while `f` runs and enters a new one afterwards
+    /// (also when `f` panics): for a blocking call in the middle of a long
+    /// read (crossbeam-epoch's `repin_after`). Nested guards keep the
+    /// section open as for [`repin`](Guard::repin); then `f` just runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::new();
+    /// let mut guard = domain.read();
+    /// let waited = guard.repin_after(|| {
+    ///     domain.synchronize(); // allowed: this thread is outside its section
+    ///     true
+    /// });
+    /// assert!(waited);
+    /// ```
+    pub fn repin_after<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        if !self.record.pause() {
+            return f();
+        }
+        let (record, epoch) = (self.record, &self.domain.inner().epoch);
+        let _reenter = scopeguard::guard((), move |()| record.enter(epoch));
+        f()
     }
 }
 

@@ -67,7 +67,8 @@ pub(crate) mod for_owners {
     //!
     //! Besides: [`try_lock`] (ignoring poisoning, as the core does),
     //! [`COLLECT_BUDGET`] (the most objects one retirement frees), the units of
-    //! work ([`Reclaim`], [`Single`], [`Typed`]) and [`into_pointers`] (a
+    //! work ([`Reclaim`], [`Single`], [`Typed`], whose objects may come with
+    //! their own deleters, [`Deleted`]) and [`into_pointers`] (a
     //! vector of boxes as pointers, without a copy), the "freeing" marks of owner
     //! queues ([`owner_freeing`], [`is_owner_freeing`]), [`in_section`], and
     //! the panic and count helpers ([`FirstPanic`], [`Cursor`], [`may_free`],
@@ -77,7 +78,7 @@ pub(crate) mod for_owners {
     pub(crate) use super::local::in_section;
     pub(crate) use super::machine::{try_lock, Inner, Served, Throttled, COLLECT_BUDGET};
     pub(crate) use super::reclaimer::{notify, Visited};
-    pub(crate) use super::retired::{into_pointers, Cursor, Reclaim, Single, Typed};
+    pub(crate) use super::retired::{into_pointers, Cursor, Deleted, Reclaim, Single, Typed};
     pub(crate) use super::stats::{OwnerCounters, OwnerStats};
     pub(crate) use super::unwind::{check_count, may_free, FirstPanic};
 }

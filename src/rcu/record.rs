@@ -172,6 +172,21 @@ impl Record {
         self.exit_with(work)
     }
 
+    /// Ends the section for a moment, if the caller's guard is the only
+    /// one alive (owner only): returns false and changes nothing if other
+    /// guards of this record are alive, since they keep the section open.
+    /// After true, the caller [`enter`](Record::enter)s again before its
+    /// guard drops (the record stays claimed meanwhile, temporary or not).
+    #[inline]
+    pub(crate) fn pause(&self) -> bool {
+        if self.exit_work.get() >= EXTRA_GUARD {
+            return false;
+        }
+        // Release: as in `exit`.
+        self.state.store(INACTIVE, Release);
+        true
+    }
+
     /// [`Record::exit`] when a guard beyond the first is alive, or the
     /// record is temporary.
     #[cold]

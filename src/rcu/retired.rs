@@ -108,6 +108,54 @@ impl Drop for Cursor<'_> {
     }
 }
 
+/// A pointer and the deleter that frees it, stored together in one
+/// [`Slot`] (two words): a retirement with a custom deleter allocates
+/// nothing.
+#[repr(C)]
+struct WithFree<T> {
+    ptr: *mut T,
+    free: unsafe fn(*mut T),
+}
+
+/// Stores `ptr` and its deleter in a slot; read it back only with
+/// [`free_run::<T>`].
+#[inline(always)]
+pub(crate) fn slot_with<T>(ptr: *mut T, free: unsafe fn(*mut T)) -> Slot {
+    const { assert!(size_of::<WithFree<T>>() <= size_of::<Slot>()) };
+    const { assert!(align_of::<WithFree<T>>() <= align_of::<Slot>()) };
+    let mut slot = Slot::EMPTY;
+    // SAFETY: the slot is large and aligned enough (asserted above); we
+    // write a whole `WithFree<T>` into it.
+    unsafe {
+        core::ptr::addr_of_mut!(slot)
+            .cast::<WithFree<T>>()
+            .write(WithFree { ptr, free })
+    };
+    slot
+}
+
+/// The loop for one run of pointers with their own deleters.
+///
+/// # Safety
+///
+/// Every slot in `slots[*next..end]` was filled by [`slot_with::<T>`] with
+/// a pointer that its deleter may free now (the retirement's contract),
+/// freed by nobody else, and that no reader can still reach.
+pub(crate) unsafe fn free_run<T>(slots: *const Slot, next: &mut usize, end: usize) {
+    let mut cursor = Cursor::new(next);
+    while cursor.at < end {
+        let i = cursor.at;
+        cursor.at += 1;
+        // The cursor moved first: a panicking deleter cannot cause a second
+        // free. SAFETY: by this function's contract, the slot holds a
+        // `WithFree<T>` from `slot_with::<T>`, whose deleter may free it.
+        unsafe {
+            let WithFree { ptr, free } = slots.add(i).cast::<WithFree<T>>().read();
+            free(ptr);
+        }
+    }
+}
+
 /// The monomorphic loop for one run of `Box<T>` pointers.
 ///
 /// # Safety
@@ -148,11 +196,18 @@ pub(crate) trait Reclaim: Send {
     }
 }
 
-/// Objects of one (possibly unsized) type, as collected by a `Batch`.
+/// An object and the deleter that frees it (`Batch::push_with`).
+pub(crate) type Deleted<T> = (NonNull<T>, unsafe fn(*mut T));
+
+/// Objects of one (possibly unsized) type, as collected by a `Batch`:
+/// boxes, then objects with their own deleters.
 pub(crate) struct Typed<T: ?Sized> {
     items: Vec<NonNull<T>>,
-    /// `items[..freed]` are freed already: freeing goes oldest first, which
-    /// is the order the allocator handed the memory out.
+    /// Freed after `items`, each by its deleter.
+    deleted: Vec<Deleted<T>>,
+    /// The first `freed` objects (`items`, then `deleted`) are freed
+    /// already: freeing goes oldest first, which is the order the
+    /// allocator handed the memory out.
     freed: usize,
     _owns: PhantomData<Box<T>>,
 }
@@ -163,8 +218,20 @@ impl<T: ?Sized> Typed<T> {
     /// Every pointer came from `Box::<T>::into_raw`, is unreachable for new
     /// readers, and is owned by this unit alone from now on.
     pub(crate) unsafe fn new(items: Vec<NonNull<T>>) -> Self {
+        // SAFETY: forwarded; no object with a deleter.
+        unsafe { Self::with_deleted(items, Vec::new()) }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`Typed::new`] for `items`; each pointer of `deleted` is one
+    /// its deleter may free once no reader can reach it (the contract of
+    /// `Batch::push_with`), unreachable for new readers, and owned by this
+    /// unit alone from now on.
+    pub(crate) unsafe fn with_deleted(items: Vec<NonNull<T>>, deleted: Vec<Deleted<T>>) -> Self {
         Self {
             items,
+            deleted,
             freed: 0,
             _owns: PhantomData,
         }
@@ -177,12 +244,14 @@ unsafe impl<T: ?Sized + Send> Send for Typed<T> {}
 
 impl<T: ?Sized + Send> Reclaim for Typed<T> {
     fn len(&self) -> usize {
-        self.items.len() - self.freed
+        self.items.len() + self.deleted.len() - self.freed
     }
 
     unsafe fn free(&mut self, max: usize) {
         let end = self.freed + max.min(self.len());
-        let items = &self.items[self.freed..end];
+        let boxes = self.items.len();
+        let items = &self.items[self.freed.min(boxes)..end.min(boxes)];
+        let deleted = &self.deleted[self.freed.max(boxes) - boxes..end.max(boxes) - boxes];
         let mut cursor = Cursor::new(&mut self.freed);
         for &ptr in items {
             cursor.at += 1;
@@ -190,6 +259,12 @@ impl<T: ?Sized + Send> Reclaim for Typed<T> {
             // SAFETY: `new`'s contract: the only owner of a `Box<T>`; `free`'s
             // contract: no reader can reach it any more.
             drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+        }
+        for &(ptr, free) in deleted {
+            cursor.at += 1;
+            // As above. SAFETY: `with_deleted`'s contract: its deleter may
+            // free it now; `free`'s contract: no reader can reach it.
+            unsafe { free(ptr.as_ptr()) };
         }
     }
 }
@@ -199,7 +274,7 @@ impl<T: ?Sized> Drop for Typed<T> {
         // A unit is only dropped once emptied; anything else is a bug in the
         // domain, and leaking is the safe answer to it.
         debug_assert!(
-            self.freed == self.items.len(),
+            self.freed == self.items.len() + self.deleted.len(),
             "ownrcu: a retired batch was dropped unfreed"
         );
     }
@@ -276,7 +351,9 @@ pub(crate) struct Bag {
 }
 
 // SAFETY: a bag only ever holds objects retired through `Domain::retire`-like
-// entry points, which require `T: Send`; the raw pointers are owned.
+// entry points, which require `T: Send` or, for
+// `Domain::retire_with_unchecked`, the caller's promise that the deleter
+// may run on any thread; the raw pointers are owned.
 unsafe impl Send for Bag {}
 
 impl Bag {
