@@ -319,9 +319,13 @@ impl Sealed for UncheckedDomain {
 /// # Thread safety
 ///
 /// `Atomic<T>` is `Send` if `T: Send` and `Sync` if `T: Sync`, like the
-/// `Box<T>` it owns; operations that unlink objects also need
-/// `T: Send + 'static`, since the object is dropped by whichever thread
-/// frees it, later.
+/// `Box<T>` it owns. Bounds sit only where ownership moves: operations
+/// that unlink objects need `T: Send + 'static`, since the object is
+/// dropped by whichever thread frees it, later;
+/// [`insert_before`](Atomic::insert_before) needs `T: Send` (the new
+/// object may be dropped with the pointer on another thread); loads, tag
+/// operations and [`compare_exchange_alias`](Atomic::compare_exchange_alias)
+/// need nothing.
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>(_: &T) {}
