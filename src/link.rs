@@ -133,14 +133,22 @@ impl<T> Link<T> {
     /// A link cannot know who frees what it points to; by making one the
     /// caller promises, for every object the link will ever point to:
     ///
-    /// 1. **Freed only once unreachable.** The object is retired only once
-    ///    no read section starting from then on can load it through this
-    ///    link: the link no longer points to it, or the link itself can no
-    ///    longer be reached (it lies in a node that is unlinked, as a
-    ///    removed node's `next` in a Harris list). It is freed directly,
-    ///    without a grace period, only once no read section that loaded it
-    ///    can still be running (the structure is owned exclusively, as in
-    ///    its `Drop`).
+    /// 1. **Valid while handed out.** The link hands its object out as a
+    ///    [`Shared`] through [`load`](Link::load),
+    ///    [`load_untagged`](Link::load_untagged) (only when untagged),
+    ///    [`swap`](Link::swap), the exchanges and
+    ///    [`fetch_or`](Link::fetch_or)/`fetch_and`/`fetch_xor`. The object
+    ///    is retired only once no read section starting from then on can
+    ///    obtain it from this link that way: the link no longer points to
+    ///    it, or the link can no longer be reached (it lies in a node that
+    ///    is unlinked), or it is tagged and from then on only used by
+    ///    operations that hand out nothing for a tagged value
+    ///    ([`peek`](Link::peek), [`fetch_or_tag`](Link::fetch_or_tag),
+    ///    [`load_untagged`](Link::load_untagged), [`store`](Link::store),
+    ///    [`get_mut`](Link::get_mut)). It is freed directly, without a
+    ///    grace period, only once no read section that obtained it can
+    ///    still be running (the structure is owned exclusively, as in its
+    ///    `Drop`).
     /// 2. **One domain.** Retirements of the object go into the domain
     ///    whose guards are passed to this link's operations (directly, or
     ///    through an owner of it: [`OwnerBatch::push_with`](crate::OwnerBatch::push_with)),
@@ -388,16 +396,74 @@ impl<T> Link<T> {
         self.fetch_tag(guard, |t| t ^ tag)
     }
 
+    /// Sets tag bits like [`fetch_or`](Link::fetch_or) but returns only the
+    /// previous tag, and needs no guard: for marking a link that may point
+    /// to an object nobody protects any more (a skip-list tower's levels
+    /// above those the node was linked at, whose successors were only
+    /// proposals). `AcqRel`/`Acquire`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::Link;
+    /// // SAFETY: nothing non-null is ever stored.
+    /// let next = unsafe { Link::<u64>::null() };
+    /// assert_eq!(next.fetch_or_tag(1), 0); // marked by us
+    /// assert_eq!(next.fetch_or_tag(1), 1); // already marked
+    /// ```
+    #[inline]
+    pub fn fetch_or_tag(&self, tag: usize) -> usize {
+        decompose(self.update_tag(|t| t | tag)).1
+    }
+
+    /// Loads the pointer and hands it out only if its tag is 0: `Ok` with
+    /// the `Shared`, or `Err` with the tag. For links whose tag means "no
+    /// longer maintained" (a removed node's marked links, which may point
+    /// to freed objects): the contract of [`Link::null`] then asks
+    /// nothing of the objects behind tagged values. `Acquire`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Domain, Link, Owned, Shared};
+    /// let domain = Domain::new();
+    /// // SAFETY: its object is retired below once unlinked, into `domain`.
+    /// let next = unsafe { Link::null() };
+    /// let guard = domain.read();
+    /// next.store(Owned::new(3_u64).into_shared(&guard));
+    /// assert_eq!(*next.load_untagged(&guard).unwrap(), 3);
+    /// let node = next.fetch_or(1, &guard); // marked: handed out no more
+    /// assert_eq!(next.load_untagged(&guard), Err(1));
+    /// next.store(Shared::null());
+    /// // SAFETY: unlinked, from `Box::into_raw`, retired once into `domain`.
+    /// unsafe { domain.retire_raw(node.as_ptr().cast_mut()) };
+    /// ```
+    #[inline]
+    pub fn load_untagged<'g>(&self, _guard: &'g Guard<'_>) -> Result<Shared<'g, T>, usize> {
+        // Acquire: as `load`.
+        let raw = self.ptr.load(Acquire);
+        match decompose(raw).1 {
+            0 => Ok(Shared::from_raw(raw)),
+            tag => Err(tag),
+        }
+    }
+
     /// A compare-and-swap loop on the tag (`AtomicPtr::fetch_or` is newer
     /// than the crate's minimum Rust): `AcqRel`/`Acquire`.
     #[inline]
     fn fetch_tag<'g>(&self, _guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
+        Shared::from_raw(self.update_tag(f))
+    }
+
+    /// The loop itself: returns the previous tagged pointer.
+    #[inline]
+    fn update_tag(&self, f: impl Fn(usize) -> usize) -> *mut T {
         // Acquire: the returned value may be dereferenced.
         let mut now = self.ptr.load(Acquire);
         loop {
             let (ptr, tag) = decompose(now);
             match self.cas(now, compose(ptr, f(tag)), true) {
-                Ok(_) => return Shared::from_raw(now),
+                Ok(_) => return now,
                 Err(found) => now = found,
             }
         }

@@ -20,6 +20,11 @@
 //! Tags live in the low `align_of::<T>() - 1` bits and never reach a
 //! dereference: a pointer with tag bits set is untagged first, on a cold
 //! path, so that an untagged pointer is dereferenced exactly as loaded.
+//! Tagging and untagging keep the pointer's provenance: every raw pointer
+//! handed out ([`Shared::as_ptr`], [`Shared::tagged_ptr`],
+//! [`Link::peek`](crate::Link::peek), [`Link::get_mut`](crate::Link::get_mut))
+//! may reach all of the allocation the stored pointer could (a node's
+//! tower after its header).
 
 use core::fmt;
 use core::marker::PhantomData;

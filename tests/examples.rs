@@ -16,10 +16,15 @@ mod map;
 mod queue;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
+#[path = "../examples/skiplist.rs"]
+mod skiplist;
 #[path = "../examples/stack.rs"]
 mod stack;
 
+use std::ops::Bound;
+
 use ownrcu::Domain;
+use skiplist::SkipMap;
 use stack::Stack;
 
 const LIVE: u64 = 0x11fe_11fe_11fe_11fe;
@@ -368,4 +373,256 @@ fn map_of_counted_values_under_contention() {
     assert_eq!(drops.load(Relaxed) + left, created.load(Relaxed));
     drop(hash_map);
     assert_eq!(drops.load(Relaxed), created.load(Relaxed));
+}
+
+#[test]
+fn skiplist_run_keeps_every_key_once_and_frees_every_node_once() {
+    let (threads, ops, range) = if cfg!(miri) {
+        (2, 30, 12)
+    } else {
+        (4, 20_000, 200)
+    };
+    for global in [false, true] {
+        let r = skiplist::run(threads, ops, range, global);
+        // No wrong value, order or range; `len` matches the inserts and
+        // removes; every value (one per node) dropped exactly once.
+        skiplist::check(&r);
+        assert!(r.inserted >= range / 2);
+        assert!(r.inserted + r.replaced <= r.created);
+    }
+}
+
+#[test]
+fn skiplist_main() {
+    skiplist::main();
+}
+
+/// The keys of the map's entries in `range`, after checking each value.
+fn skiplist_keys(map: &SkipMap<u64, Obj>, range: (Bound<u64>, Bound<u64>)) -> Vec<u64> {
+    map.range(range)
+        .map(|e| {
+            assert_eq!(e.value().id() % 100, *e.key(), "a value under another key");
+            *e.key()
+        })
+        .collect()
+}
+
+#[test]
+fn skiplist_is_ordered_and_entries_outlive_removal() {
+    use Bound::{Excluded, Included, Unbounded};
+    let drops = Arc::new(AtomicUsize::new(0));
+    let map = SkipMap::new();
+    assert!(map.is_empty() && map.get(&1).is_none() && map.iter().next().is_none());
+    for k in [5, 1, 3, 2, 4] {
+        assert!(map.insert(k, Obj::new(k, &drops)).is_none());
+    }
+    assert!(!map.is_empty() && map.len() == 5);
+    // `insert_new` refuses a present key and drops its value at once.
+    let Err(found) = map.insert_new(3, Obj::new(103, &drops)) else {
+        panic!("3 is present");
+    };
+    assert_eq!((found.value().id(), drops.load(Relaxed)), (3, 1));
+    // `insert` replaces: the old entry comes back removed, still readable,
+    // and so is the handle taken before.
+    let old = map.insert(3, Obj::new(203, &drops)).unwrap();
+    assert!(old.is_removed() && found.is_removed());
+    assert_eq!((old.value().id(), found.value().id()), (3, 3));
+    let new = map.get(&3).unwrap();
+    assert_eq!(new.value().id(), 203);
+    assert!(!new.is_removed());
+    assert_eq!(map.len(), 5);
+    let removed = map.remove(&1).unwrap();
+    assert!(removed.is_removed() && removed.value().id() == 1);
+    assert!(map.remove(&1).is_none() && map.get(&1).is_none());
+    assert_eq!(map.len(), 4);
+    assert_eq!(skiplist_keys(&map, (Unbounded, Unbounded)), [2, 3, 4, 5]);
+    assert_eq!(skiplist_keys(&map, (Included(3), Excluded(5))), [3, 4]);
+    assert_eq!(skiplist_keys(&map, (Unbounded, Included(2))), [2]);
+    assert_eq!(skiplist_keys(&map, (Excluded(3), Unbounded)), [4, 5]);
+    assert_eq!(skiplist_keys(&map, (Excluded(5), Unbounded)), []);
+    // The handles keep the removed nodes: nothing freed but the refused
+    // value, even after a barrier.
+    map.barrier();
+    assert_eq!(drops.load(Relaxed), 1);
+    assert_eq!(map.stats().retired, 0);
+    // Once the searches above have unlinked the replaced node at every
+    // level, dropping the last handles retires both removed nodes.
+    drop((old, found, removed));
+    map.barrier();
+    assert_eq!(drops.load(Relaxed), 3);
+    assert_eq!((map.stats().retired, map.stats().freed), (2, 2));
+    // The new node's handle outlives nothing: the map drops the four left.
+    drop(new);
+    drop(map);
+    assert_eq!(drops.load(Relaxed), 7);
+}
+
+#[test]
+fn skiplist_drop_frees_replaced_nodes_still_linked() {
+    // Replaced nodes are marked but unlinked only by searches that pass
+    // them; without any, some stay linked at upper levels. The map's drop
+    // frees each node exactly once whatever its state, and its domain the
+    // retired ones.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (keys, rounds) = if cfg!(miri) { (8, 3) } else { (64, 10) };
+    let map = SkipMap::new();
+    for round in 0..=rounds {
+        for k in 0..keys {
+            let old = map.insert(k, Obj::new(round * 100 + k, &drops));
+            assert_eq!(old.is_some(), round > 0);
+        }
+    }
+    assert_eq!(map.len() as u64, keys);
+    drop(map);
+    assert_eq!(drops.load(Relaxed) as u64, keys * (rounds + 1));
+}
+
+#[test]
+fn skiplist_iteration_repins_while_entries_are_removed() {
+    // One thread iterates over more entries than the repin interval while
+    // another removes and reinserts every even key: keys come out in
+    // order, every odd key (never removed) comes out, values are alive.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (keys, passes) = if cfg!(miri) { (140, 1) } else { (2_000, 20) };
+    let map = SkipMap::new();
+    for k in 0..keys {
+        map.insert(k, Obj::new(k, &drops));
+    }
+    let created = AtomicUsize::new(keys as usize);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..passes {
+                for k in (0..keys).step_by(2) {
+                    let old = map.remove(&k).expect("only this thread removes");
+                    assert_eq!(old.value().id(), k);
+                    created.fetch_add(1, Relaxed);
+                    assert!(map.insert_new(k, Obj::new(k, &drops)).is_ok());
+                }
+            }
+        });
+        for _ in 0..passes {
+            let mut iter = map.iter();
+            let mut last = None;
+            let mut odd = 0;
+            for entry in iter.by_ref() {
+                let k = *entry.key();
+                assert_eq!(entry.value().id(), k);
+                assert!(last.map_or(true, |l| l < k), "{last:?} then {k}");
+                odd += k % 2;
+                last = Some(k);
+            }
+            assert_eq!(odd, keys / 2, "an odd key was skipped");
+            assert!(iter.repins() >= (keys / 2 / 64) as usize);
+        }
+    });
+    map.barrier();
+    drop(map);
+    assert_eq!(drops.load(Relaxed), created.load(Relaxed));
+}
+
+#[test]
+fn skiplist_of_counted_values_under_contention() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let created = AtomicUsize::new(0);
+    let (threads, ops, range) = if cfg!(miri) {
+        (2, 30, 8)
+    } else {
+        (4, 5_000, 64)
+    };
+    let map = SkipMap::new();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (map, drops, created) = (&map, &drops, &created);
+            s.spawn(move || {
+                let mut held = None;
+                let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (t + 1);
+                for i in 0..ops {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = x % range;
+                    match (x >> 40) % 4 {
+                        0 => {
+                            created.fetch_add(1, Relaxed);
+                            if let Some(old) = map.insert(key, Obj::new(key, drops)) {
+                                assert_eq!(old.value().id(), key);
+                            }
+                        }
+                        1 => {
+                            if let Some(old) = map.remove(&key) {
+                                assert_eq!(old.value().id(), key);
+                            }
+                        }
+                        2 => {
+                            if let Some(e) = map.get(&key) {
+                                assert_eq!(e.value().id(), key);
+                                if i % 4 == 0 {
+                                    held = Some(e);
+                                }
+                            }
+                        }
+                        _ => {
+                            let keys = skiplist_keys(map, (Bound::Included(key), Bound::Unbounded));
+                            assert!(keys.windows(2).all(|w| w[0] < w[1]));
+                        }
+                    }
+                    if let Some(e) = &held {
+                        assert_eq!(e.value().id(), *e.key());
+                    }
+                }
+            });
+        }
+    });
+    let left = skiplist_keys(&map, (Bound::Unbounded, Bound::Unbounded)).len();
+    assert_eq!(map.len(), left);
+    // Removed nodes are freed by the barrier once unlinked at every level;
+    // any still linked at an upper level, by the map's drop.
+    map.barrier();
+    assert!(drops.load(Relaxed) + left <= created.load(Relaxed));
+    drop(map);
+    assert_eq!(drops.load(Relaxed), created.load(Relaxed));
+}
+
+#[test]
+fn skiplist_remove_finds_a_key_being_replaced() {
+    // One thread keeps replacing key 7; the only remover removes it and
+    // puts it back (replacing too) before looking again. A replacing insert
+    // goes in front and marks only the node behind it, so the front node
+    // is never marked by anyone but the remover: the key is present every
+    // time the remover looks. A remove that loses the mark to a replacing
+    // insert must search again and remove the new node, not report the key
+    // gone.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rounds = if cfg!(miri) { 20 } else { 20_000 };
+    let map = SkipMap::new();
+    map.insert(7, Obj::new(7, &drops));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (misses, made_by_replacer) = std::thread::scope(|s| {
+        let replacer = s.spawn(|| {
+            let mut made = 0;
+            while !stop.load(Relaxed) {
+                made += 1;
+                if let Some(old) = map.insert(7, Obj::new(7, &drops)) {
+                    assert_eq!(old.value().id(), 7);
+                }
+            }
+            made
+        });
+        let mut misses = 0;
+        for _ in 0..rounds {
+            match map.remove(&7) {
+                Some(old) => assert_eq!(old.value().id(), 7),
+                None => misses += 1,
+            }
+            map.insert(7, Obj::new(7, &drops));
+        }
+        stop.store(true, Relaxed);
+        (misses, replacer.join().unwrap())
+    });
+    assert_eq!(misses, 0, "remove missed a key that was present");
+    assert_eq!(map.len(), 1);
+    drop(map);
+    // One value per node, each dropped once: the first, the remover's and
+    // the replacer's.
+    assert_eq!(drops.load(Relaxed), 1 + rounds + made_by_replacer);
 }

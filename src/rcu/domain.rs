@@ -344,7 +344,11 @@ impl Domain {
     ///    drops or touches may be sent there (as if `T: Send`).
     /// 5. Everything `free` touches lives until it runs, which may be as
     ///    late as the domain's teardown (for [`Domain::global`]: never, if
-    ///    the process exits first), not just until this call returns.
+    ///    the process exits first), not just until this call returns. (A
+    ///    structure whose contents borrow data, on a domain of its own,
+    ///    calls [`barrier`](Domain::barrier) in its `Drop`: a caller may
+    ///    hold a clone of the domain, made through a guard's
+    ///    [`domain`](crate::Guard::domain), that delays the teardown.)
     ///
     /// # Examples
     ///
