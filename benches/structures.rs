@@ -138,7 +138,9 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ownrcu::{Atomic, Detached, Domain, GlobalDomain, Owned, Shared, UncheckedDomain};
+use ownrcu::{
+    Atomic, Detached, Domain, DomainBinding, GlobalDomain, Owned, Shared, UncheckedDomain,
+};
 
 #[path = "common/output.rs"]
 mod output;
@@ -759,23 +761,12 @@ impl Backend for OwnrcuAtomic {
         next: Self::Ptr<'g>,
         guard: &'g Self::Guard<'_>,
     ) -> Option<Self::Unlinked<'g>> {
-        // SAFETY: `compare_exchange_unlink`'s contract, from ours: 1. the
-        // other link to `next`'s node is the `next` of `current`'s node,
-        // which is in `ManuallyDrop` (`Link`) and marked, so no exchange on
-        // it succeeds again (every exchange expects an unmarked value, and
-        // the mark is never cleared) and `pop` never reaches it once
-        // `current` is unlinked; 2. `link` is the only live link to
-        // `current`'s node, so once it points past the node no reader that
-        // starts now can reach it.
-        match unsafe { link.compare_exchange_unlink(current, next, guard) } {
-            Ok(unlinked) => Some(unlinked.expect("`current` is not null")),
-            Err(_) => None,
-        }
+        // SAFETY: forwarded: `safe_unlink`'s contract is ours.
+        unsafe { safe_unlink(link, current, next, guard) }
     }
     #[inline]
     fn mark<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
-        let before = link.fetch_or(MARK, guard);
-        (!Self::is_marked(before)).then_some(before)
+        safe_mark(link, guard)
     }
     #[inline]
     unsafe fn deref<'g>(p: Self::Ptr<'g>) -> &'g Node<Self> {
@@ -897,22 +888,12 @@ impl Backend for OwnrcuAtomicDomain {
         next: Self::Ptr<'g>,
         guard: &'g Self::Guard<'_>,
     ) -> Option<Self::Unlinked<'g>> {
-        // SAFETY: `compare_exchange_unlink`'s contract, from ours, as in
-        // `OwnrcuAtomic::unlink`: 1. the other link to `next`'s node is the
-        // `next` of `current`'s node, which is in `ManuallyDrop` (`Link`)
-        // and marked, so no exchange on it succeeds again and `pop` never
-        // reaches it once `current` is unlinked; 2. `link` is the only live
-        // link to `current`'s node, so once it points past the node no
-        // reader that starts now can reach it.
-        match unsafe { link.compare_exchange_unlink(current, next, guard) } {
-            Ok(unlinked) => Some(unlinked.expect("`current` is not null")),
-            Err(_) => None,
-        }
+        // SAFETY: forwarded: `safe_unlink`'s contract is ours.
+        unsafe { safe_unlink(link, current, next, guard) }
     }
     #[inline]
     fn mark<'g>(link: &'g Self::Link, guard: &'g Self::Guard<'_>) -> Option<Self::Ptr<'g>> {
-        let before = link.fetch_or(MARK, guard);
-        (!Self::is_marked(before)).then_some(before)
+        safe_mark(link, guard)
     }
     #[inline]
     unsafe fn deref<'g>(p: Self::Ptr<'g>) -> &'g Node<Self> {
@@ -941,6 +922,43 @@ impl Backend for OwnrcuAtomicDomain {
         ownrcu_drain(Self::NAME, &self.domain, self.start, all_dropped);
         // The domain is dropped here, after the last of its garbage.
     }
+}
+
+/// [`Backend::unlink`] of the two safe-pointer back-ends
+/// ([`OwnrcuAtomic`], [`OwnrcuAtomicDomain`]), written once.
+///
+/// # Safety
+///
+/// As for [`Backend::unlink`].
+#[inline]
+unsafe fn safe_unlink<'g, 'd, N: Send + 'static, D: DomainBinding>(
+    link: &'g Atomic<N, D>,
+    current: Shared<'g, N>,
+    next: Shared<'g, N>,
+    guard: &'g ownrcu::Guard<'d>,
+) -> Option<Detached<'d, N>> {
+    // SAFETY: `compare_exchange_unlink`'s contract, from ours: 1. the
+    // other link to `next`'s node is the `next` of `current`'s node,
+    // which is in `ManuallyDrop` (`Link`) and marked, so no exchange on
+    // it succeeds again (every exchange expects an unmarked value, and
+    // the mark is never cleared) and `pop` never reaches it once
+    // `current` is unlinked; 2. `link` is the only live link to
+    // `current`'s node, so once it points past the node no reader that
+    // starts now can reach it.
+    match unsafe { link.compare_exchange_unlink(current, next, guard) } {
+        Ok(unlinked) => Some(unlinked.expect("`current` is not null")),
+        Err(_) => None,
+    }
+}
+
+/// [`Backend::mark`] of the two safe-pointer back-ends: `Atomic::fetch_or`.
+#[inline]
+fn safe_mark<'g, N, D: DomainBinding>(
+    link: &'g Atomic<N, D>,
+    guard: &'g ownrcu::Guard<'_>,
+) -> Option<Shared<'g, N>> {
+    let before = link.fetch_or(MARK, guard);
+    (before.tag() & MARK == 0).then_some(before)
 }
 
 /// crossbeam-epoch at its best: a private `Collector` per run, a

@@ -53,7 +53,7 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
-use crate::shared::{compose, decompose, tag_mask};
+use crate::shared::{cas, compose, decompose, tag_mask, update_tag};
 use crate::sync::{AtomicPtr, AtomicU64};
 use crate::{Batch, Domain, Guard, Shared};
 
@@ -595,16 +595,11 @@ impl<T, D: DomainBinding> Atomic<T, D> {
 }
 
 impl<T, D: DomainBinding> Atomic<T, D> {
-    /// The compare-and-swap itself. `AcqRel`/`Acquire`: see
-    /// [`swap`](Atomic::swap) and [`compare_exchange`](Atomic::compare_exchange).
+    /// The compare-and-swap itself (`shared::cas`). `AcqRel`/`Acquire`:
+    /// see [`swap`](Atomic::swap) and [`compare_exchange`](Atomic::compare_exchange).
     #[inline]
     fn cas(&self, current: *mut T, new: *mut T, weak: bool) -> Result<*mut T, *mut T> {
-        if weak {
-            self.ptr
-                .compare_exchange_weak(current, new, AcqRel, Acquire)
-        } else {
-            self.ptr.compare_exchange(current, new, AcqRel, Acquire)
-        }
+        cas(&self.ptr, current, new, weak)
     }
 
     /// Links `new` in front of `current`: sets `new`'s own link (which
@@ -762,15 +757,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
 
     fn fetch_tag<'g>(&'g self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
         self.domain.bind(guard.domain_id());
-        // Acquire: the returned value may be dereferenced.
-        let mut now = self.ptr.load(Acquire);
-        loop {
-            let (ptr, tag) = decompose(now);
-            match self.cas(now, compose(ptr, f(tag)), true) {
-                Ok(_) => return Shared::from_raw(now),
-                Err(found) => now = found,
-            }
-        }
+        Shared::from_raw(update_tag(&self.ptr, f))
     }
 
     /// Replaces `current` with `new` in a pointer that never owns what it

@@ -22,7 +22,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
-use crate::shared::{compose, decompose};
+use crate::shared::{cas, decompose, update_tag};
 use crate::sync::AtomicPtr;
 use crate::{CompareExchangeError, Guard, Shared};
 
@@ -329,15 +329,11 @@ impl<T> Link<T> {
         }
     }
 
-    /// The compare-and-swap itself: `AcqRel`/`Acquire` (module docs).
+    /// The compare-and-swap itself (`shared::cas`): `AcqRel`/`Acquire`
+    /// (module docs).
     #[inline]
     fn cas(&self, current: *mut T, new: *mut T, weak: bool) -> Result<*mut T, *mut T> {
-        if weak {
-            self.ptr
-                .compare_exchange_weak(current, new, AcqRel, Acquire)
-        } else {
-            self.ptr.compare_exchange(current, new, AcqRel, Acquire)
-        }
+        cas(&self.ptr, current, new, weak)
     }
 
     /// Sets tag bits: the tag becomes `tag | value` (masked), the object
@@ -413,7 +409,7 @@ impl<T> Link<T> {
     /// ```
     #[inline]
     pub fn fetch_or_tag(&self, tag: usize) -> usize {
-        decompose(self.update_tag(|t| t | tag)).1
+        decompose(update_tag(&self.ptr, |t| t | tag)).1
     }
 
     /// Loads the pointer and hands it out only if its tag is 0: `Ok` with
@@ -448,25 +444,11 @@ impl<T> Link<T> {
         }
     }
 
-    /// A compare-and-swap loop on the tag (`AtomicPtr::fetch_or` is newer
-    /// than the crate's minimum Rust): `AcqRel`/`Acquire`.
+    /// The tag operations' loop (`shared::update_tag`), its previous value
+    /// handed out: `AcqRel`/`Acquire`.
     #[inline]
     fn fetch_tag<'g>(&self, _guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
-        Shared::from_raw(self.update_tag(f))
-    }
-
-    /// The loop itself: returns the previous tagged pointer.
-    #[inline]
-    fn update_tag(&self, f: impl Fn(usize) -> usize) -> *mut T {
-        // Acquire: the returned value may be dereferenced.
-        let mut now = self.ptr.load(Acquire);
-        loop {
-            let (ptr, tag) = decompose(now);
-            match self.cas(now, compose(ptr, f(tag)), true) {
-                Ok(_) => return now,
-                Err(found) => now = found,
-            }
-        }
+        Shared::from_raw(update_tag(&self.ptr, f))
     }
 
     /// The untagged address and the tag, without a guard: for a null or tag

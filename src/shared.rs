@@ -31,6 +31,9 @@ use core::marker::PhantomData;
 use core::mem::align_of;
 use core::ops::Deref;
 use core::ptr;
+use core::sync::atomic::Ordering::{AcqRel, Acquire};
+
+use crate::sync::AtomicPtr;
 
 /// The low bits of a `*mut T` that alignment leaves free for a tag.
 #[inline(always)]
@@ -65,6 +68,41 @@ pub(crate) fn untagged<T>(raw: *mut T) -> *mut T {
         raw
     } else {
         strip(raw)
+    }
+}
+
+/// The compare-and-swap of [`Atomic`](crate::Atomic) and
+/// [`Link`](crate::Link), with their fixed orderings: `AcqRel` on success
+/// (`Release` publishes the new object, `Acquire` makes the replaced one's
+/// contents visible to whoever may dereference or free it) and `Acquire`
+/// on failure (the value found may be dereferenced).
+#[inline(always)]
+pub(crate) fn cas<T>(
+    ptr: &AtomicPtr<T>,
+    current: *mut T,
+    new: *mut T,
+    weak: bool,
+) -> Result<*mut T, *mut T> {
+    if weak {
+        ptr.compare_exchange_weak(current, new, AcqRel, Acquire)
+    } else {
+        ptr.compare_exchange(current, new, AcqRel, Acquire)
+    }
+}
+
+/// Replaces the tag of `ptr`'s value with `f(tag)`, keeping the address,
+/// in a compare-and-swap loop (`AtomicPtr::fetch_or` is newer than the
+/// crate's minimum Rust); returns the previous tagged pointer, loaded
+/// `Acquire` (it may be dereferenced).
+#[inline]
+pub(crate) fn update_tag<T>(ptr: &AtomicPtr<T>, f: impl Fn(usize) -> usize) -> *mut T {
+    let mut now = ptr.load(Acquire);
+    loop {
+        let (address, tag) = decompose(now);
+        match cas(ptr, now, compose(address, f(tag)), true) {
+            Ok(_) => return now,
+            Err(found) => now = found,
+        }
     }
 }
 
