@@ -970,6 +970,34 @@ fn domain_identity() {
 // Tags, raw pointers, exclusive access.
 // ---------------------------------------------------------------------------
 
+/// Tag-only operations hand out no `Shared`: `fetch_or_tag` returns the old
+/// tag and keeps the address; `load_untagged` hands out the pointer only
+/// while the tag is 0.
+#[test]
+fn tag_only_operations_keep_the_address() {
+    let domain = Domain::new();
+    let guard = domain.read();
+    let object = Owned::new(11_u64).into_shared(&guard);
+    // SAFETY: `object` is freed below, after the link's last use; only
+    // guards of `domain` are passed.
+    let link = unsafe { Link::null() };
+    link.store(object);
+    assert_eq!(link.load_untagged(&guard), Ok(object));
+    assert_eq!(link.fetch_or_tag(2), 0);
+    assert_eq!(link.fetch_or_tag(1), 2);
+    assert_eq!(link.peek(), (object.as_ptr(), 3));
+    assert_eq!(link.load_untagged(&guard), Err(3));
+    assert_eq!(link.load(&guard), object.with_tag(3));
+    // A tagged null is still handed out by `load`, never by `load_untagged`.
+    link.store(Shared::<u64>::null().with_tag(1));
+    assert_eq!(link.load_untagged(&guard), Err(1));
+    assert!(link.load(&guard).is_null());
+    let ptr = object.as_ptr().cast_mut();
+    drop(guard);
+    // SAFETY: from `Box::into_raw` (via `Owned`), unlinked, no section left.
+    drop(unsafe { Box::from_raw(ptr) });
+}
+
 #[test]
 fn tags_peek_get_mut_and_raw_pointers() {
     let domain = common::quiet();
