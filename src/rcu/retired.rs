@@ -350,10 +350,8 @@ pub(crate) struct Bag {
     run_start: [usize; RUNS],
 }
 
-// SAFETY: a bag only ever holds objects retired through `Domain::retire`-like
-// entry points, which require `T: Send` or, for
-// `Domain::retire_with_unchecked`, the caller's promise that the deleter
-// may run on any thread; the raw pointers are owned.
+// SAFETY: it owns its objects, retired with `T: Send` or with the promise of
+// `Domain::retire_with_unchecked` that the deleter may run on any thread.
 unsafe impl Send for Bag {}
 
 impl Bag {
