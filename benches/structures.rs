@@ -13,6 +13,15 @@
 //! - `hashmap`: a Michael hash map, 30 000 buckets (smr-benchmark's bucket
 //!   count) of that same list, keys `0..100 000`.
 //!
+//! And one structure that each side writes its own way, behind a smaller
+//! trait ([`OrderedMap`]): `skiplist`, an ordered map of `u64` keys
+//! `0..100 000` (values 8 bytes, so the nodes are a `SkipMap<u64, u64>`'s),
+//! on back-ends `ownrcu_skiplist` (the map of `examples/skiplist.rs`, on its
+//! default domain of its own) and `crossbeam_skiplist`
+//! (`crossbeam_skiplist::SkipMap`, on crossbeam-epoch's default collector);
+//! each map pins inside its own calls. `cargo bench --bench structures --
+//! skiplist/` runs these rows alone.
+//!
 //! Back-ends (each peer at its best documented path; see each `impl`):
 //! `ownrcu` (raw `AtomicPtr`, `Domain::global()` guards, `Domain::retire_raw`,
 //! the crate's default settings), `ownrcu_atomic` (the same domain and
@@ -27,7 +36,9 @@
 //!
 //! Workloads as in smr-benchmark: the key range is prefilled to half (the
 //! same keys, in the same order, for every back-end); mixes `write` (50 %
-//! insert, 50 % remove) and `read` (90 % get, 5 % insert, 5 % remove), keys
+//! insert, 50 % remove), `read` (90 % get, 5 % insert, 5 % remove) and, for
+//! the skip list, `mixed` (50 % get, 25 % insert, 25 % remove); an insert
+//! inserts only an absent key (`get_or_insert` for crossbeam-skiplist); keys
 //! uniform over the range; 1 and 2 worker threads; one operation per read
 //! section; fixed-duration runs. Each (structure, mix, threads, back-end) is
 //! run 3 times, interleaved (repetition 1 of every back-end, then
@@ -47,7 +58,8 @@
 //! # What is measured, and how
 //!
 //! Per row and back-end: operations per second (all threads' operations over
-//! the run's wall time), **peak garbage** and **peak heap bytes**.
+//! the run's wall time), **peak garbage**, **peak heap bytes** and **bytes
+//! per key** (the heap the prefilled structure holds, over its keys).
 //!
 //! - Garbage = nodes retired and not yet dropped. The algorithm counts a node
 //!   as retired just before handing it to the back-end, and the node's own
@@ -55,7 +67,9 @@
 //!   are per thread (one cache-padded slot each, so counting adds no shared
 //!   cache line to the workload) and ONE monitor thread sums them every
 //!   `PERIOD` (100 µs, a fixed schedule of deadlines, as in `churn.rs`),
-//!   identically for every back-end; the peak is the largest sample.
+//!   identically for every back-end; the peak is the largest sample. In the
+//!   skip-list rows a node's value is counted instead (its drop is the
+//!   node's free), and a node counts as retired when its remove returns.
 //! - Heap = live bytes of the whole process, counted by a `#[global_allocator]`
 //!   wrapper around the system allocator (requested sizes, per-thread slots
 //!   summed by the same monitor sample). Peak heap = the largest sample minus
@@ -104,8 +118,8 @@
 //! # Running it
 //!
 //! `cargo bench --bench structures` runs every row with runs of 1 s (8 rows ×
-//! 6 back-ends × 3 repetitions = 144 s of runs plus set-up: about 150 s on a
-//! 2-core machine). `OWNRCU_BENCH_SECS=0.2` sets the seconds per run (e.g. for
+//! 6 back-ends + 6 skip-list rows × 2 back-ends, × 3 repetitions = 180 s of
+//! runs plus set-up: about 190 s on a 2-core machine). `OWNRCU_BENCH_SECS=0.2` sets the seconds per run (e.g. for
 //! a smoke run), `OWNRCU_BENCH_REPS` the repetitions, and an argument keeps
 //! only the rows whose `structure/mix/threads` contains it
 //! (`cargo bench --bench structures -- hashmap/write`). Run without `--bench`
@@ -1378,6 +1392,187 @@ impl<B: Backend> Set<B> {
 }
 
 // ---------------------------------------------------------------------------
+// Skip lists: two ordered maps behind one small trait.
+// ---------------------------------------------------------------------------
+
+/// The skip-list map of `examples/skiplist.rs`, compiled into this bench as
+/// it is into the example (its demo and test helpers go unused here).
+#[allow(dead_code)]
+#[path = "../examples/skiplist.rs"]
+mod skiplist;
+
+/// A skip-list row's value: a `u64` (so both maps' nodes are those of a
+/// `SkipMap<u64, u64>`: 24-byte header and tower) whose drop is counted.
+/// The number is unique per insert attempt, which tells whether an insert
+/// went in.
+struct Val(u64);
+
+impl Val {
+    fn new() -> Self {
+        thread_local! {
+            static NEXT: Cell<u64> = const { Cell::new(0) };
+        }
+        slot().allocated.fetch_add(1, Relaxed);
+        // Unique: the thread's counter slot in the top bits.
+        let serial = NEXT.with(|n| {
+            n.set(n.get() + 1);
+            n.get()
+        });
+        Val((MY_SLOT.with(Cell::get) as u64) << 48 | serial)
+    }
+}
+
+impl Drop for Val {
+    fn drop(&mut self) {
+        slot().dropped.fetch_add(1, Release);
+    }
+}
+
+/// An ordered map of `u64` keys under a skip-list row. Its operations count
+/// what the list rows count: a successful `remove` counts its node as
+/// retired (before the removed entry's handle drops, so before the node can
+/// be freed); an insert that finds its key counts its value as freed at once
+/// (after the call, which dropped it: a sample may miss up to one such value
+/// per thread, which the garbage figure's saturating subtraction absorbs).
+trait OrderedMap: Sized + Sync {
+    const NAME: &'static str;
+    fn new() -> Self;
+    fn get(&self, key: u64) -> bool;
+    /// Inserts `key` if absent (smr-benchmark's insert); whether it did.
+    fn insert(&self, key: u64) -> bool;
+    fn remove(&self, key: u64) -> bool;
+    fn len(&self) -> usize;
+    /// Drops the map and frees everything it retired, until `all_dropped`.
+    fn drain(self, all_dropped: &dyn Fn() -> bool);
+}
+
+/// Counts an insert that found its key: its value was dropped at once.
+fn insert_outcome(inserted: bool) -> bool {
+    if !inserted {
+        slot().freed_now.fetch_add(1, Release);
+    }
+    inserted
+}
+
+/// Counts a removed node as retired, then drops the handle to it.
+fn remove_outcome<E>(removed: Option<E>) -> bool {
+    match removed {
+        Some(entry) => {
+            slot().retired.fetch_add(1, Release);
+            drop(entry);
+            true
+        }
+        None => false,
+    }
+}
+
+/// `examples/skiplist.rs`'s map with its default, a domain of its own:
+/// nodes allocated with a `Layout`, non-owning `Link`s, reference counts,
+/// `Domain::retire_with_unchecked` with the node's deleter. Drained by the
+/// map's `barrier()`, then its drop.
+impl OrderedMap for skiplist::SkipMap<u64, Val> {
+    const NAME: &'static str = "ownrcu_skiplist";
+    fn new() -> Self {
+        skiplist::SkipMap::new()
+    }
+    fn get(&self, key: u64) -> bool {
+        self.get(&key).is_some()
+    }
+    fn insert(&self, key: u64) -> bool {
+        insert_outcome(self.insert_new(key, Val::new()).is_ok())
+    }
+    fn remove(&self, key: u64) -> bool {
+        remove_outcome(self.remove(&key))
+    }
+    fn len(&self) -> usize {
+        self.len()
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        self.barrier();
+        drop(self);
+        assert!(all_dropped(), "{}: a value outlived the map", Self::NAME);
+    }
+}
+
+/// `crossbeam_skiplist::SkipMap` as its users have it: on crossbeam-epoch's
+/// default collector (`epoch::pin()` inside each call). An insert is
+/// `get_or_insert` (its value went in if the entry holds it). Drained by
+/// dropping the map, then `pin().flush()` until every value is dropped.
+impl OrderedMap for crossbeam_skiplist::SkipMap<u64, Val> {
+    const NAME: &'static str = "crossbeam_skiplist";
+    fn new() -> Self {
+        crossbeam_skiplist::SkipMap::new()
+    }
+    fn get(&self, key: u64) -> bool {
+        self.get(&key).is_some()
+    }
+    fn insert(&self, key: u64) -> bool {
+        let value = Val::new();
+        let serial = value.0;
+        insert_outcome(self.get_or_insert(key, value).value().0 == serial)
+    }
+    fn remove(&self, key: u64) -> bool {
+        remove_outcome(self.remove(&key))
+    }
+    fn len(&self) -> usize {
+        self.len()
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        drop(self);
+        let start = Instant::now();
+        while !all_dropped() {
+            crossbeam_epoch::pin().flush();
+            drain_deadline(start, Self::NAME);
+        }
+    }
+}
+
+/// One skip-list run, as [`run_once`]: a fresh map prefilled to half (the
+/// same keys in the same order), `threads` workers, the monitor, then the
+/// checks (the map's length is prefill + inserts − removes; every value
+/// made is dropped once by the end of the drain, and was removed, refused
+/// by an insert, or left in the map).
+fn run_map<M: OrderedMap>(shape: Shape, mix: Mix, threads: usize, secs: Duration) -> Run {
+    let empty = Totals::now();
+    assert_eq!(empty.garbage(), 0, "garbage left from an earlier run");
+    let map = M::new();
+    let prefilled = prefill_with(shape.keys, |key| assert!(map.insert(key as u64)));
+    let before = Totals::now();
+    let timed = run_workers(threads, secs, |ctl, seed| {
+        let mut rng = Rng(seed);
+        work(ctl, |tally| {
+            let key = rng.below(shape.keys) as u64;
+            let op = (rng.next() % 100) as u32;
+            if op < mix.get {
+                black_box(map.get(key));
+            } else if op < mix.get + mix.insert {
+                tally.inserted += map.insert(key) as usize;
+            } else {
+                tally.removed += map.remove(key) as usize;
+            }
+        })
+    });
+    assert_eq!(
+        map.len(),
+        prefilled + timed.inserted() - timed.removed(),
+        "{}: lost keys",
+        M::NAME
+    );
+    // The keys left are freed with the map, at once.
+    slot().freed_now.fetch_add(map.len(), Release);
+    map.drain(&all_dropped);
+    let after = Totals::now();
+    assert_eq!(after.dropped, after.allocated, "{}: drop count", M::NAME);
+    assert_eq!(
+        after.retired + after.freed_now,
+        after.allocated,
+        "{}: every value is removed or freed at once",
+        M::NAME
+    );
+    timed.run(&before, &empty, prefilled)
+}
+
+// ---------------------------------------------------------------------------
 // Workloads and runs.
 // ---------------------------------------------------------------------------
 
@@ -1405,19 +1600,50 @@ impl Rng {
 struct Shape {
     name: &'static str,
     keys: usize,
+    /// Hash buckets (1: one list; 0: not a hash structure).
     buckets: usize,
+    mixes: &'static [Mix],
+    /// The back-ends, in column order.
+    backends: &'static [(&'static str, RunFn)],
+    /// The back-end measured against the peers (names that start with its
+    /// family's prefix, `ownrcu`, are not peers), and the peer its peak
+    /// garbage is compared with.
+    subject: &'static str,
+    garbage_peer: &'static str,
+    /// The subject's throughput target over the best peer (for the table).
+    target: &'static str,
 }
 
-const SHAPES: [Shape; 2] = [
+const SHAPES: [Shape; 3] = [
     Shape {
         name: "list",
         keys: 1_000,
         buckets: 1,
+        mixes: &[WRITE, READ],
+        backends: &SET_BACKENDS,
+        subject: "ownrcu",
+        garbage_peer: "crossbeam_epoch",
+        target: "≥ 0.90",
     },
     Shape {
         name: "hashmap",
         keys: 100_000,
         buckets: 30_000,
+        mixes: &[WRITE, READ],
+        backends: &SET_BACKENDS,
+        subject: "ownrcu",
+        garbage_peer: "crossbeam_epoch",
+        target: "≥ 0.90",
+    },
+    Shape {
+        name: "skiplist",
+        keys: 100_000,
+        buckets: 0,
+        mixes: &[READ, MIXED, WRITE],
+        backends: &MAP_BACKENDS,
+        subject: "ownrcu_skiplist",
+        garbage_peer: "crossbeam_skiplist",
+        target: "≥ 1.0",
     },
 ];
 
@@ -1429,18 +1655,21 @@ struct Mix {
     insert: u32,
 }
 
-const MIXES: [Mix; 2] = [
-    Mix {
-        name: "write",
-        get: 0,
-        insert: 50,
-    },
-    Mix {
-        name: "read",
-        get: 90,
-        insert: 5,
-    },
-];
+const WRITE: Mix = Mix {
+    name: "write",
+    get: 0,
+    insert: 50,
+};
+const READ: Mix = Mix {
+    name: "read",
+    get: 90,
+    insert: 5,
+};
+const MIXED: Mix = Mix {
+    name: "mixed",
+    get: 50,
+    insert: 25,
+};
 
 const THREADS: [usize; 2] = [1, 2];
 
@@ -1453,6 +1682,9 @@ struct Run {
     ops_per_s: f64,
     peak_garbage: usize,
     peak_heap: isize,
+    /// Heap bytes the prefilled structure holds per key (its nodes, links
+    /// and heads; taken before the workers start).
+    entry_bytes: f64,
     ops: u64,
     samples: usize,
 }
@@ -1480,32 +1712,23 @@ struct Tally {
     end: Option<Instant>,
 }
 
-/// Fills `set` with half of `0..keys`, the same keys in the same order for
-/// every back-end.
-fn prefill<B: Backend>(backend: &B, set: &Set<B>, keys: usize) -> usize {
+/// Inserts half of `0..keys` with `insert`, the same keys in the same order
+/// for every back-end; returns how many.
+fn prefill_with(keys: usize, mut insert: impl FnMut(usize)) -> usize {
     let mut order: Vec<usize> = (0..keys).collect();
     let mut rng = Rng(0x5EED ^ keys as u64);
     for i in (1..keys).rev() {
         order.swap(i, rng.below(i + 1));
     }
-    let handle = backend.handle();
     for &key in &order[..keys / 2] {
-        let guard = B::pin(&handle);
-        assert!(set.insert(key, &guard));
+        insert(key);
     }
     keys / 2
 }
 
-fn worker<B: Backend>(
-    backend: &B,
-    set: &Set<B>,
-    shape: Shape,
-    mix: Mix,
-    seed: u64,
-    ctl: &Ctl,
-) -> Tally {
-    let handle = backend.handle();
-    let mut rng = Rng(seed);
+/// One worker's loop: the start handshake, then `op` (one operation,
+/// counting what it did in the tally) until told to stop.
+fn work(ctl: &Ctl, mut op: impl FnMut(&mut Tally)) -> Tally {
     let mut tally = Tally::default();
     ctl.ready.fetch_add(1, Release);
     while !ctl.go.load(Acquire) {
@@ -1513,17 +1736,7 @@ fn worker<B: Backend>(
     }
     while !ctl.stop.load(Relaxed) {
         for _ in 0..16 {
-            let key = rng.below(shape.keys);
-            let op = (rng.next() % 100) as u32;
-            let guard = B::pin(&handle);
-            if op < mix.get {
-                black_box(set.get(key, &guard));
-            } else if op < mix.get + mix.insert {
-                tally.inserted += set.insert(key, &guard) as usize;
-            } else {
-                tally.removed += set.remove(key, &guard) as usize;
-            }
-            drop(guard);
+            op(&mut tally);
         }
         tally.ops += 16;
     }
@@ -1557,25 +1770,27 @@ fn monitor(ctl: &Ctl) -> (usize, isize, usize) {
     }
 }
 
-/// One run: fresh back-end state and structure, prefill, `threads` workers
-/// for `secs` while the monitor samples, then the checks and the drain.
-fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) -> Run {
-    let backend = B::new();
-    let set = Set::<B>::new(shape.buckets);
-    let prefilled = prefill(&backend, &set, shape.keys);
-    let before = Totals::now();
-    assert_eq!(before.garbage(), 0, "garbage left from an earlier run");
+/// What [`run_workers`] measured.
+struct Timed {
+    tallies: Vec<Tally>,
+    ops_per_s: f64,
+    /// The monitor's (peak garbage, peak heap, samples).
+    peaks: (usize, isize, usize),
+}
 
+/// Runs `threads` workers (`worker(ctl, seed)`, which calls [`work`]) for
+/// `secs` while the monitor samples; checks that every worker did work.
+fn run_workers<W>(threads: usize, secs: Duration, worker: W) -> Timed
+where
+    W: Fn(&Ctl, u64) -> Tally + Sync,
+{
     let ctl = Ctl::default();
-    let (tallies, start, (peak_garbage, peak_heap, samples)) = thread::scope(|s| {
+    let (tallies, start, peaks) = thread::scope(|s| {
         let mon = s.spawn(|| monitor(&ctl));
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let (backend, set, ctl) = (&backend, &set, &ctl);
-                s.spawn(move || {
-                    let seed = 0xC0FFEE + 7919 * t as u64;
-                    worker(backend, set, shape, mix, seed, ctl)
-                })
+                let (ctl, worker) = (&ctl, &worker);
+                s.spawn(move || worker(ctl, 0xC0FFEE + 7919 * t as u64))
             })
             .collect();
         while ctl.ready.load(Acquire) < threads + 1 {
@@ -1589,13 +1804,77 @@ fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) 
         ctl.monitor_stop.store(true, Release);
         (tallies, start, mon.join().unwrap())
     });
-
-    // The work happened.
     let end = tallies.iter().filter_map(|t| t.end).max().unwrap();
-    let ops: u64 = tallies.iter().map(|t| t.ops).sum();
     assert!(tallies.iter().all(|t| t.ops > 0), "a worker did no work");
-    let inserted: usize = tallies.iter().map(|t| t.inserted).sum();
-    let removed: usize = tallies.iter().map(|t| t.removed).sum();
+    let ops: u64 = tallies.iter().map(|t| t.ops).sum();
+    Timed {
+        ops_per_s: ops as f64 / (end - start).as_secs_f64(),
+        tallies,
+        peaks,
+    }
+}
+
+impl Timed {
+    fn inserted(&self) -> usize {
+        self.tallies.iter().map(|t| t.inserted).sum()
+    }
+
+    fn removed(&self) -> usize {
+        self.tallies.iter().map(|t| t.removed).sum()
+    }
+
+    /// The run's figures; `before` is the sample taken after the prefill,
+    /// `empty` the one before the structure was made.
+    fn run(&self, before: &Totals, empty: &Totals, prefilled: usize) -> Run {
+        let (peak_garbage, peak_heap, samples) = self.peaks;
+        Run {
+            ops_per_s: self.ops_per_s,
+            peak_garbage,
+            peak_heap: peak_heap - before.heap,
+            entry_bytes: (before.heap - empty.heap) as f64 / prefilled as f64,
+            ops: self.tallies.iter().map(|t| t.ops).sum(),
+            samples,
+        }
+    }
+}
+
+/// The drain's check: every node (or value) ever allocated is dropped.
+fn all_dropped() -> bool {
+    let t = Totals::now();
+    t.dropped >= t.allocated
+}
+
+/// One run: fresh back-end state and structure, prefill, `threads` workers
+/// for `secs` while the monitor samples, then the checks and the drain.
+fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) -> Run {
+    let backend = B::new();
+    let empty = Totals::now();
+    let set = Set::<B>::new(shape.buckets);
+    let prefilled = {
+        let handle = backend.handle();
+        prefill_with(shape.keys, |key| {
+            assert!(set.insert(key, &B::pin(&handle)));
+        })
+    };
+    let before = Totals::now();
+    assert_eq!(before.garbage(), 0, "garbage left from an earlier run");
+
+    let timed = run_workers(threads, secs, |ctl, seed| {
+        let handle = backend.handle();
+        let mut rng = Rng(seed);
+        work(ctl, |tally| {
+            let key = rng.below(shape.keys);
+            let op = (rng.next() % 100) as u32;
+            let guard = B::pin(&handle);
+            if op < mix.get {
+                black_box(set.get(key, &guard));
+            } else if op < mix.get + mix.insert {
+                tally.inserted += set.insert(key, &guard) as usize;
+            } else {
+                tally.removed += set.remove(key, &guard) as usize;
+            }
+        })
+    });
     let retired = Totals::now().retired - before.retired;
 
     // The structure is what the operations left, and every removed node was
@@ -1603,17 +1882,19 @@ fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) 
     let (live, marked) = set.teardown(&backend.handle());
     assert_eq!(
         live,
-        prefilled + inserted - removed,
+        prefilled + timed.inserted() - timed.removed(),
         "{}: lost keys",
         B::NAME
     );
-    assert_eq!(marked + retired, removed, "{}: lost removals", B::NAME);
+    assert_eq!(
+        marked + retired,
+        timed.removed(),
+        "{}: lost removals",
+        B::NAME
+    );
 
     // Every node ever allocated is dropped, once.
-    backend.drain(&|| {
-        let t = Totals::now();
-        t.dropped >= t.allocated
-    });
+    backend.drain(&all_dropped);
     let after = Totals::now();
     assert_eq!(after.dropped, after.allocated, "{}: drop count", B::NAME);
     assert_eq!(
@@ -1622,23 +1903,17 @@ fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) 
         "{}: every node is retired or freed at once",
         B::NAME
     );
-
-    Run {
-        ops_per_s: ops as f64 / (end - start).as_secs_f64(),
-        peak_garbage,
-        peak_heap: peak_heap - before.heap,
-        ops,
-        samples,
-    }
+    timed.run(&before, &empty, prefilled)
 }
 
 /// One back-end's run function.
 type RunFn = fn(Shape, Mix, usize, Duration) -> Run;
 
-/// The back-ends, in column order: add a back-end here. `ownrcu` is the
-/// subject; `ownrcu_atomic` and `ownrcu_atomic_domain` (named `ownrcu...`)
-/// are not peers; the others are the peers its ratios compare with.
-const BACKENDS: [(&str, RunFn); 6] = [
+/// The list and hash-map back-ends, in column order: add a back-end here.
+/// `ownrcu` is the subject; `ownrcu_atomic` and `ownrcu_atomic_domain`
+/// (named `ownrcu...`) are not peers; the others are the peers its ratios
+/// compare with.
+const SET_BACKENDS: [(&str, RunFn); 6] = [
     (<Ownrcu as Backend>::NAME, run_once::<Ownrcu>),
     (<OwnrcuAtomic as Backend>::NAME, run_once::<OwnrcuAtomic>),
     (
@@ -1650,10 +1925,21 @@ const BACKENDS: [(&str, RunFn); 6] = [
     (<Sdd as Backend>::NAME, run_once::<Sdd>),
 ];
 
-/// The subject (back-ends named `ownrcu...` are not peers), and the peer its
-/// peak garbage is compared with.
-const SUBJECT: &str = "ownrcu";
-const GARBAGE_PEER: &str = "crossbeam_epoch";
+/// The skip-list back-ends: the map of `examples/skiplist.rs`, the subject,
+/// and crossbeam-skiplist's.
+const MAP_BACKENDS: [(&str, RunFn); 2] = [
+    (
+        <skiplist::SkipMap<u64, Val> as OrderedMap>::NAME,
+        run_map::<skiplist::SkipMap<u64, Val>>,
+    ),
+    (
+        <crossbeam_skiplist::SkipMap<u64, Val> as OrderedMap>::NAME,
+        run_map::<crossbeam_skiplist::SkipMap<u64, Val>>,
+    ),
+];
+
+/// Back-ends whose name starts with this are ownrcu's, never peers.
+const OURS: &str = "ownrcu";
 
 /// One row: a structure, a mix and a thread count, every back-end's runs.
 struct Row {
@@ -1676,6 +1962,7 @@ struct Medians {
     ops_per_s: f64,
     peak_garbage: usize,
     peak_heap: isize,
+    entry_bytes: f64,
 }
 
 impl Row {
@@ -1689,26 +1976,27 @@ impl Row {
             ops_per_s: median(runs, |r| r.ops_per_s),
             peak_garbage: median(runs, |r| r.peak_garbage),
             peak_heap: median(runs, |r| r.peak_heap),
+            entry_bytes: median(runs, |r| r.entry_bytes),
         })
     }
 
-    /// ownrcu's median throughput over the best peer's.
+    /// The subject's median throughput over the best peer's.
     fn ops_ratio(&self) -> Option<f64> {
-        let subject = self.medians(SUBJECT)?.ops_per_s;
+        let subject = self.medians(self.shape.subject)?.ops_per_s;
         let best = self
             .runs
             .iter()
-            .filter(|(name, _)| !name.starts_with(SUBJECT))
+            .filter(|(name, _)| !name.starts_with(OURS))
             .filter_map(|(name, _)| self.medians(name))
             .map(|m| m.ops_per_s)
             .fold(f64::NAN, f64::max);
         Some(subject / best)
     }
 
-    /// ownrcu's median peak garbage over crossbeam-epoch's.
+    /// The subject's median peak garbage over its garbage peer's.
     fn garbage_ratio(&self) -> Option<f64> {
-        let subject = self.medians(SUBJECT)?.peak_garbage as f64;
-        let peer = self.medians(GARBAGE_PEER)?.peak_garbage as f64;
+        let subject = self.medians(self.shape.subject)?.peak_garbage as f64;
+        let peer = self.medians(self.shape.garbage_peer)?.peak_garbage as f64;
         Some(subject / peer)
     }
 }
@@ -1741,51 +2029,60 @@ fn print_table(rows: &[Row], secs: Duration, reps: usize) {
     println!();
     println!(
         "Each cell: Mops/s · peak garbage (nodes retired, not yet dropped) · peak heap above \
-         the post-prefill baseline; medians of {reps} run(s) of {:.2} s; list 1 000 keys, \
-         hashmap 100 000 keys (30 000 buckets), prefilled to half; write = 50 % insert / 50 % \
-         remove, read = 90 % get / 5 % / 5 %.",
+         the post-prefill baseline · heap bytes per key after the prefill; medians of {reps} \
+         run(s) of {:.2} s; list 1 000 keys, hashmap 100 000 keys (30 000 buckets), skiplist \
+         100 000 keys, prefilled to half; write = 50 % insert / 50 % remove, mixed = 50 % get / \
+         25 % / 25 %, read = 90 % get / 5 % / 5 %.",
         secs.as_secs_f64()
     );
-    println!();
-    let mut header = String::from("| structure | mix | threads |");
-    let mut rule = String::from("| --- | --- | --- |");
-    for (name, _) in BACKENDS {
-        let _ = write!(header, " {name} |");
-        rule.push_str(" --- |");
-    }
-    header.push_str(
-        " ownrcu ÷ best peer (ops/s; target ≥ 0.90) \
-         | ownrcu ÷ crossbeam_epoch (peak garbage; target ≤ 2) |",
-    );
-    rule.push_str(" --- | --- |");
-    println!("{header}");
-    println!("{rule}");
-    for row in rows {
-        let mut line = format!(
-            "| {} | {} | {} |",
-            row.shape.name, row.mix.name, row.threads
-        );
-        for (name, _) in BACKENDS {
-            match row.medians(name) {
-                Some(m) => {
-                    let _ = write!(
-                        line,
-                        " {:.2} · {} · {} |",
-                        m.ops_per_s / 1e6,
-                        spaced(m.peak_garbage),
-                        kib(m.peak_heap)
-                    );
-                }
-                None => line.push_str(" n/a |"),
-            }
+    for shape in SHAPES {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.shape.name == shape.name).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        println!();
+        let mut header = String::from("| structure | mix | threads |");
+        let mut rule = String::from("| --- | --- | --- |");
+        for (name, _) in shape.backends {
+            let _ = write!(header, " {name} |");
+            rule.push_str(" --- |");
         }
         let _ = write!(
-            line,
-            " {} | {} |",
-            ratio(row.ops_ratio()),
-            ratio(row.garbage_ratio())
+            header,
+            " {} ÷ best peer (ops/s; target {}) | {} ÷ {} (peak garbage) |",
+            shape.subject, shape.target, shape.subject, shape.garbage_peer
         );
-        println!("{line}");
+        rule.push_str(" --- | --- |");
+        println!("{header}");
+        println!("{rule}");
+        for row in mine {
+            let mut line = format!(
+                "| {} | {} | {} |",
+                row.shape.name, row.mix.name, row.threads
+            );
+            for (name, _) in shape.backends {
+                match row.medians(name) {
+                    Some(m) => {
+                        let _ = write!(
+                            line,
+                            " {:.2} · {} · {} · {:.1} B |",
+                            m.ops_per_s / 1e6,
+                            spaced(m.peak_garbage),
+                            kib(m.peak_heap),
+                            m.entry_bytes
+                        );
+                    }
+                    None => line.push_str(" n/a |"),
+                }
+            }
+            let _ = write!(
+                line,
+                " {} | {} |",
+                ratio(row.ops_ratio()),
+                ratio(row.garbage_ratio())
+            );
+            println!("{line}");
+        }
     }
 }
 
@@ -1806,20 +2103,32 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
         PERIOD.as_nanos(),
         wall.as_secs_f64()
     );
-    let names: Vec<String> = BACKENDS.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    let names: Vec<String> = SHAPES
+        .iter()
+        .flat_map(|s| s.backends.iter())
+        .map(|(n, _)| format!("\"{n}\""))
+        .fold(Vec::new(), |mut v, n| {
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        });
     let _ = writeln!(json, "  \"backends\": [{}],", names.join(", "));
     json.push_str("  \"rows\": [\n");
     for (i, row) in rows.iter().enumerate() {
         let _ = writeln!(
             json,
             "    {{\"structure\": \"{}\", \"keys\": {}, \"buckets\": {}, \"mix\": \"{}\", \
-             \"threads\": {}, \"ownrcu_over_best_peer_ops\": {}, \
-             \"ownrcu_over_crossbeam_epoch_garbage\": {}, \"results\": {{",
+             \"threads\": {}, \"subject\": \"{}\", \"garbage_peer\": \"{}\", \
+             \"subject_over_best_peer_ops\": {}, \"subject_over_garbage_peer\": {}, \
+             \"results\": {{",
             row.shape.name,
             row.shape.keys,
             row.shape.buckets,
             row.mix.name,
             row.threads,
+            row.shape.subject,
+            row.shape.garbage_peer,
             json_number(row.ops_ratio()),
             json_number(row.garbage_ratio()),
         );
@@ -1830,8 +2139,8 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
                 .map(|r| {
                     format!(
                         "{{\"ops_per_s\": {:.0}, \"peak_garbage\": {}, \"peak_heap_bytes\": {}, \
-                         \"ops\": {}, \"samples\": {}}}",
-                        r.ops_per_s, r.peak_garbage, r.peak_heap, r.ops, r.samples
+                         \"bytes_per_entry\": {:.1}, \"ops\": {}, \"samples\": {}}}",
+                        r.ops_per_s, r.peak_garbage, r.peak_heap, r.entry_bytes, r.ops, r.samples
                     )
                 })
                 .collect();
@@ -1839,10 +2148,11 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
             let _ = writeln!(
                 json,
                 "      \"{name}\": {{\"ops_per_s\": {:.0}, \"peak_garbage\": {}, \
-                 \"peak_heap_bytes\": {}, \"runs\": [{}]}}{comma}",
+                 \"peak_heap_bytes\": {}, \"bytes_per_entry\": {:.1}, \"runs\": [{}]}}{comma}",
                 m.ops_per_s,
                 m.peak_garbage,
                 m.peak_heap,
+                m.entry_bytes,
                 each.join(", ")
             );
         }
@@ -1880,13 +2190,17 @@ fn main() {
     let wall = Instant::now();
     let mut rows = Vec::new();
     for shape in SHAPES {
-        for mix in MIXES {
+        for &mix in shape.mixes {
             for threads in THREADS {
                 let mut row = Row {
                     shape,
                     mix,
                     threads,
-                    runs: BACKENDS.iter().map(|(n, _)| (*n, Vec::new())).collect(),
+                    runs: shape
+                        .backends
+                        .iter()
+                        .map(|(n, _)| (*n, Vec::new()))
+                        .collect(),
                 };
                 if filter
                     .as_ref()
@@ -1896,7 +2210,7 @@ fn main() {
                 }
                 // Interleaved: repetition 1 of every back-end, then 2, ...
                 for _ in 0..reps {
-                    for (i, (_, run)) in BACKENDS.iter().enumerate() {
+                    for (i, (_, run)) in shape.backends.iter().enumerate() {
                         row.runs[i].1.push(run(shape, mix, threads, secs));
                     }
                 }
