@@ -148,7 +148,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::mem::{self, ManuallyDrop};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -180,6 +180,9 @@ struct Slot {
     /// Nodes freed at once without a retire (never published, or torn down
     /// with exclusive access), counted here before their drop.
     freed_now: AtomicUsize,
+    /// Skip-list removes that returned an entry another remove had already
+    /// returned (a peer's defect; never counted as removals).
+    repeated_removes: AtomicUsize,
     /// Node destructors run.
     dropped: AtomicUsize,
 }
@@ -190,6 +193,7 @@ const SLOT: Slot = Slot {
     allocated: AtomicUsize::new(0),
     retired: AtomicUsize::new(0),
     freed_now: AtomicUsize::new(0),
+    repeated_removes: AtomicUsize::new(0),
     dropped: AtomicUsize::new(0),
 };
 
@@ -227,6 +231,7 @@ struct Totals {
     allocated: usize,
     retired: usize,
     freed_now: usize,
+    repeated_removes: usize,
     dropped: usize,
 }
 
@@ -239,6 +244,7 @@ impl Totals {
         for s in &COUNTERS {
             t.retired += s.retired.load(Acquire);
             t.freed_now += s.freed_now.load(Acquire);
+            t.repeated_removes += s.repeated_removes.load(Relaxed);
             t.allocated += s.allocated.load(Acquire);
             t.heap += s.heap.load(Relaxed);
         }
@@ -1403,22 +1409,32 @@ mod skiplist;
 
 /// A skip-list row's value: a `u64` (so both maps' nodes are those of a
 /// `SkipMap<u64, u64>`: 24-byte header and tower) whose drop is counted.
-/// The number is unique per insert attempt, which tells whether an insert
-/// went in.
-struct Val(u64);
+/// The low bits are a number unique per value made, which tells whether an
+/// insert went in; the top bit is set by the first remove that returns it.
+struct Val(AtomicU64);
+
+/// The top bit of a [`Val`]: a remove returned it.
+const REMOVED: u64 = 1 << 63;
 
 impl Val {
     fn new() -> Self {
+        /// Threads so far (a thread's number, in the top bits, keeps serials
+        /// apart; counter slots are reused, so they cannot).
+        static THREADS_SEEN: AtomicU64 = AtomicU64::new(0);
         thread_local! {
+            /// This thread's next serial.
             static NEXT: Cell<u64> = const { Cell::new(0) };
         }
         slot().allocated.fetch_add(1, Relaxed);
-        // Unique: the thread's counter slot in the top bits.
         let serial = NEXT.with(|n| {
-            n.set(n.get() + 1);
-            n.get()
+            let mut next = n.get();
+            if next == 0 {
+                next = (THREADS_SEEN.fetch_add(1, Relaxed) + 1) << 40;
+            }
+            n.set(next + 1);
+            next
         });
-        Val((MY_SLOT.with(Cell::get) as u64) << 48 | serial)
+        Val(AtomicU64::new(serial))
     }
 }
 
@@ -1454,16 +1470,22 @@ fn insert_outcome(inserted: bool) -> bool {
     inserted
 }
 
-/// Counts a removed node as retired, then drops the handle to it.
-fn remove_outcome<E>(removed: Option<E>) -> bool {
-    match removed {
-        Some(entry) => {
-            slot().retired.fetch_add(1, Release);
-            drop(entry);
-            true
-        }
-        None => false,
+/// Counts a removed node as retired, then drops the handle to it; a remove
+/// that returns a value some remove returned already (crossbeam-skiplist
+/// 0.1.3 returns the entry even when another thread's remove won) is
+/// counted apart and is not a removal.
+fn remove_outcome<E>(removed: Option<E>, value: impl Fn(&E) -> &Val) -> bool {
+    let Some(entry) = removed else {
+        return false;
+    };
+    let first = value(&entry).0.fetch_or(REMOVED, Relaxed) & REMOVED == 0;
+    if first {
+        slot().retired.fetch_add(1, Release);
+    } else {
+        slot().repeated_removes.fetch_add(1, Relaxed);
     }
+    drop(entry);
+    first
 }
 
 /// `examples/skiplist.rs`'s map with its default, a domain of its own:
@@ -1482,7 +1504,7 @@ impl OrderedMap for skiplist::SkipMap<u64, Val> {
         insert_outcome(self.insert_new(key, Val::new()).is_ok())
     }
     fn remove(&self, key: u64) -> bool {
-        remove_outcome(self.remove(&key))
+        remove_outcome(self.remove(&key), |e| e.value())
     }
     fn len(&self) -> usize {
         self.len()
@@ -1508,11 +1530,11 @@ impl OrderedMap for crossbeam_skiplist::SkipMap<u64, Val> {
     }
     fn insert(&self, key: u64) -> bool {
         let value = Val::new();
-        let serial = value.0;
-        insert_outcome(self.get_or_insert(key, value).value().0 == serial)
+        let serial = value.0.load(Relaxed);
+        insert_outcome(self.get_or_insert(key, value).value().0.load(Relaxed) & !REMOVED == serial)
     }
     fn remove(&self, key: u64) -> bool {
-        remove_outcome(self.remove(&key))
+        remove_outcome(self.remove(&key), |e| e.value())
     }
     fn len(&self) -> usize {
         self.len()
@@ -1569,7 +1591,16 @@ fn run_map<M: OrderedMap>(shape: Shape, mix: Mix, threads: usize, secs: Duration
         "{}: every value is removed or freed at once",
         M::NAME
     );
-    timed.run(&before, &empty, prefilled)
+    let repeated_removes = after.repeated_removes - before.repeated_removes;
+    assert!(
+        repeated_removes == 0 || !M::NAME.starts_with(OURS),
+        "{}: {repeated_removes} removes returned an entry another remove returned",
+        M::NAME
+    );
+    Run {
+        repeated_removes,
+        ..timed.run(&before, &empty, prefilled)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1685,6 +1716,9 @@ struct Run {
     /// Heap bytes the prefilled structure holds per key (its nodes, links
     /// and heads; taken before the workers start).
     entry_bytes: f64,
+    /// Removes that returned an entry already returned by another (see
+    /// [`remove_outcome`]); always 0 for ownrcu's back-ends (checked).
+    repeated_removes: usize,
     ops: u64,
     samples: usize,
 }
@@ -1832,6 +1866,7 @@ impl Timed {
             peak_garbage,
             peak_heap: peak_heap - before.heap,
             entry_bytes: (before.heap - empty.heap) as f64 / prefilled as f64,
+            repeated_removes: 0,
             ops: self.tallies.iter().map(|t| t.ops).sum(),
             samples,
         }
@@ -2001,6 +2036,18 @@ impl Row {
     }
 }
 
+/// ", repeated removes 3, 0, 5" when any run had some (a peer's defect).
+fn repeated(runs: &[Run]) -> String {
+    if runs.iter().all(|r| r.repeated_removes == 0) {
+        return String::new();
+    }
+    let each: Vec<String> = runs
+        .iter()
+        .map(|r| r.repeated_removes.to_string())
+        .collect();
+    format!(", repeated removes {}", each.join(", "))
+}
+
 /// `1 234 567`.
 fn spaced(n: usize) -> String {
     let digits = n.to_string();
@@ -2139,8 +2186,15 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
                 .map(|r| {
                     format!(
                         "{{\"ops_per_s\": {:.0}, \"peak_garbage\": {}, \"peak_heap_bytes\": {}, \
-                         \"bytes_per_entry\": {:.1}, \"ops\": {}, \"samples\": {}}}",
-                        r.ops_per_s, r.peak_garbage, r.peak_heap, r.entry_bytes, r.ops, r.samples
+                         \"bytes_per_entry\": {:.1}, \"repeated_removes\": {}, \"ops\": {}, \
+                         \"samples\": {}}}",
+                        r.ops_per_s,
+                        r.peak_garbage,
+                        r.peak_heap,
+                        r.entry_bytes,
+                        r.repeated_removes,
+                        r.ops,
+                        r.samples
                     )
                 })
                 .collect();
@@ -2221,12 +2275,13 @@ fn main() {
                         .map(|r| format!("{:.2}", r.ops_per_s / 1e6))
                         .collect();
                     eprintln!(
-                        "{}/{name}: {:.2} Mops/s (runs {}), peak garbage {}, peak heap {}",
+                        "{}/{name}: {:.2} Mops/s (runs {}), peak garbage {}, peak heap {}{}",
                         row.label(),
                         m.ops_per_s / 1e6,
                         each.join(", "),
                         m.peak_garbage,
-                        kib(m.peak_heap)
+                        kib(m.peak_heap),
+                        repeated(runs)
                     );
                 }
                 rows.push(row);

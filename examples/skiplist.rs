@@ -193,13 +193,25 @@ impl<K, V> Node<K, V> {
     fn link<'g>(node: Shared<'g, Self>, level: usize) -> &'g Link<Self> {
         let height = node.as_ref().expect("a node").height();
         assert!(level < height, "level {level} of a tower of {height}");
+        // SAFETY: link_unchecked's contract: 1. not null (checked above);
+        // 2. `level` is below the height (checked above).
+        unsafe { Self::link_unchecked(node, level) }
+    }
+
+    /// [`link`](Self::link) without its checks, for a search's inner loop.
+    ///
+    /// # Safety
+    ///
+    /// 1. `node` is not null.
+    /// 2. `level` is below the node's height.
+    unsafe fn link_unchecked<'g>(node: Shared<'g, Self>, level: usize) -> &'g Link<Self> {
         // SAFETY: every non-null `Shared<Node>` of this module points to a
         // node of `Node::alloc` (the only source of the pointers that enter
         // the map's links, and `Node` is private), valid for `'g` (the
         // `Shared`'s own promise; invariant 3 keeps marked values away from
-        // here). Link `level` lies inside its allocation, initialized, and
-        // `as_ptr` keeps the provenance of the allocation's pointer, which
-        // went into the link as it was.
+        // here). Link `level` lies inside its allocation (1 and 2),
+        // initialized, and `as_ptr` keeps the provenance of the
+        // allocation's pointer, which went into the link as it was.
         unsafe { &*Self::link_ptr(node.as_ptr(), level) }
     }
 }
@@ -234,20 +246,43 @@ unsafe fn free_node<K, V>(node: *mut Node<K, V>) {
 
 /// Where a search stopped, at each level: the link it stopped on (its
 /// predecessor's, unmarked when read) and the node that link pointed to
-/// (the first node at that level past the target, or null).
+/// (the first node at that level past the target, or null). The levels
+/// from `top` up were empty: the head's link and null.
 struct Position<'g, K, V> {
+    head: &'g [Link<Node<K, V>>; MAX_HEIGHT],
+    top: usize,
+    /// Set below `top` only.
     left: [&'g Link<Node<K, V>>; MAX_HEIGHT],
+    /// Set below `top` only.
     right: [Shared<'g, Node<K, V>>; MAX_HEIGHT],
 }
 
 impl<'g, K, V> Position<'g, K, V> {
+    /// The link the search stopped on at `level`.
+    fn left(&self, level: usize) -> &'g Link<Node<K, V>> {
+        if level < self.top {
+            self.left[level]
+        } else {
+            &self.head[level]
+        }
+    }
+
+    /// The node after [`left`](Self::left) at `level`.
+    fn right(&self, level: usize) -> Shared<'g, Node<K, V>> {
+        if level < self.top {
+            self.right[level]
+        } else {
+            Shared::null()
+        }
+    }
+
     /// The node at level 0 if its key is `key`.
     fn found<Q>(&self, key: &Q) -> Option<Shared<'g, Node<K, V>>>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let node = self.right[0];
+        let node = self.right(0);
         (node.as_ref()?.key.borrow() == key).then_some(node)
     }
 }
@@ -256,14 +291,22 @@ impl<'g, K, V> Position<'g, K, V> {
 /// count into an ownrcu [`Domain`] (module docs).
 pub struct SkipMap<K, V> {
     head: [Link<Node<K, V>>; MAX_HEIGHT],
-    len: AtomicUsize,
-    /// Xorshift state for tower heights (never zero).
-    seed: AtomicUsize,
     /// The tallest tower made so far: where searches start.
     max_height: AtomicUsize,
     /// The map's own domain, or a handle of the global one; never handed
     /// out (invariant 4).
     domain: Domain,
+    /// Written by every insert and remove: on lines of their own, away
+    /// from what every search reads.
+    hot: Hot,
+}
+
+/// The counters every update writes.
+#[repr(align(128))]
+struct Hot {
+    len: AtomicUsize,
+    /// Xorshift state for tower heights (never zero).
+    seed: AtomicUsize,
 }
 
 impl<K, V> SkipMap<K, V> {
@@ -320,9 +363,11 @@ impl<K: Ord, V> SkipMap<K, V> {
             // 2. One domain: every guard passed to these links is
             // `self.domain.read()`, and nodes are retired only into it.
             head: std::array::from_fn(|_| unsafe { Link::null() }),
-            len: AtomicUsize::new(0),
-            seed: AtomicUsize::new(0x2545_f491),
             max_height: AtomicUsize::new(1),
+            hot: Hot {
+                len: AtomicUsize::new(0),
+                seed: AtomicUsize::new(0x2545_f491),
+            },
             domain,
         }
     }
@@ -331,7 +376,7 @@ impl<K: Ord, V> SkipMap<K, V> {
     pub fn len(&self) -> usize {
         // A removal may be counted just before the insertion it undoes:
         // for a moment the count is below zero (wrapped).
-        let len = self.len.load(Relaxed);
+        let len = self.hot.len.load(Relaxed);
         if len > isize::MAX as usize {
             0
         } else {
@@ -353,10 +398,14 @@ impl<K: Ord, V> SkipMap<K, V> {
     {
         let guard = self.domain.read();
         loop {
-            let pos = self.search(|k| k.borrow() >= key, &guard);
+            let node = self.first_past(|k| k.borrow() >= key, &guard);
+            let node = node
+                .as_ref()
+                .filter(|n| n.key.borrow() == key)
+                .map(|_| node)?;
             // A node whose count is zero was removed since the search saw
             // it: search again.
-            if let Some(entry) = self.acquire(pos.found(key)?) {
+            if let Some(entry) = self.acquire(node) {
                 return Some(entry);
             }
         }
@@ -429,14 +478,63 @@ impl<K: Ord, V> SkipMap<K, V> {
     /// (`past` is false for a prefix of the keys, then true), helping unlink
     /// every marked node it meets.
     fn search<'g>(&'g self, past: impl Fn(&K) -> bool, guard: &'g Guard<'_>) -> Position<'g, K, V> {
+        let mut pos = Position {
+            head: &self.head,
+            top: 0,
+            left: [&self.head[0]; MAX_HEIGHT],
+            right: [Shared::null(); MAX_HEIGHT],
+        };
+        self.search_again(&mut pos, past, guard);
+        pos
+    }
+
+    /// [`search`](Self::search) into an existing position.
+    fn search_again<'g>(
+        &'g self,
+        pos: &mut Position<'g, K, V>,
+        past: impl Fn(&K) -> bool,
+        guard: &'g Guard<'_>,
+    ) {
+        pos.top = self.walk(past, guard, |level, link, curr| {
+            pos.left[level] = link;
+            pos.right[level] = curr;
+        });
+    }
+
+    /// The first node at level 0 whose key is `past` the target, as
+    /// [`search`](Self::search) finds it, without recording the levels.
+    fn first_past<'g>(
+        &'g self,
+        past: impl Fn(&K) -> bool,
+        guard: &'g Guard<'_>,
+    ) -> Shared<'g, Node<K, V>> {
+        let mut first = Shared::null();
+        self.walk(past, guard, |level, _, curr| {
+            if level == 0 {
+                first = curr;
+            }
+        });
+        first
+    }
+
+    /// The descent of a search: at each level from the top down, follows
+    /// the links while the keys are not `past` the target, helping unlink
+    /// marked nodes, and calls `record(level, link, curr)` with the link it
+    /// stopped on (unmarked when read) and the node it points to. A pass
+    /// that meets a removed predecessor starts over from the top (recording
+    /// each level again). Returns the top level of the pass that completed.
+    #[inline(always)]
+    fn walk<'g>(
+        &'g self,
+        past: impl Fn(&K) -> bool,
+        guard: &'g Guard<'_>,
+        mut record: impl FnMut(usize, &'g Link<Node<K, V>>, Shared<'g, Node<K, V>>),
+    ) -> usize {
         debug_assert!(guard.domain() == &self.domain, "a guard of another domain");
         'search: loop {
-            let mut pos = Position {
-                left: std::array::from_fn(|level| &self.head[level]),
-                right: [Shared::null(); MAX_HEIGHT],
-            };
+            let top = self.start_level();
             let mut pred = None;
-            let mut level = self.start_level();
+            let mut level = top;
             while level > 0 {
                 level -= 1;
                 let mut link = self.link_of(pred, level);
@@ -446,7 +544,11 @@ impl<K: Ord, V> SkipMap<K, V> {
                     continue 'search;
                 }
                 while let Some(node) = curr.as_ref() {
-                    let next = Node::link(curr, level);
+                    // SAFETY: link_unchecked's contract: 1. `curr` is not
+                    // null (`as_ref` above); 2. it came from an unmarked link
+                    // at `level` of the head or of a node linked there, so it
+                    // is linked at `level`, below its height (invariant 2).
+                    let next = unsafe { Node::link_unchecked(curr, level) };
                     let succ = next.load(guard);
                     if succ.tag() == MARK {
                         match self.unlink(link, curr, succ, guard) {
@@ -466,10 +568,9 @@ impl<K: Ord, V> SkipMap<K, V> {
                     link = next;
                     curr = succ;
                 }
-                pos.left[level] = link;
-                pos.right[level] = curr;
+                record(level, link, curr);
             }
-            return pos;
+            return top;
         }
     }
 
@@ -546,7 +647,7 @@ impl<K: Ord, V> SkipMap<K, V> {
         // of a node that is not removed points to its successor, linked
         // inside this section (`Link::null`'s contract 1).
         let Ok(mut curr) = link.load_untagged(guard) else {
-            return self.search(past_last, guard).right[0];
+            return self.first_past(past_last, guard);
         };
         while !curr.is_null() {
             let succ = Node::link(curr, 0).load(guard);
@@ -555,7 +656,7 @@ impl<K: Ord, V> SkipMap<K, V> {
             }
             match self.unlink(link, curr, succ, guard) {
                 Some(next) => curr = next,
-                None => return self.search(past_last, guard).right[0],
+                None => return self.first_past(past_last, guard),
             }
         }
         curr
@@ -564,16 +665,19 @@ impl<K: Ord, V> SkipMap<K, V> {
     /// Xorshift, with towers growing at most a level or so above the
     /// tallest in use. Racing updates of the seed only repeat a height.
     fn random_height(&self) -> usize {
-        let mut x = self.seed.load(Relaxed);
+        let mut x = self.hot.seed.load(Relaxed);
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        self.seed.store(x, Relaxed);
+        self.hot.seed.store(x, Relaxed);
         let mut height = (x.trailing_zeros() as usize + 1).min(MAX_HEIGHT);
         while height >= 4 && self.head[height - 2].peek().0.is_null() {
             height -= 1;
         }
-        self.max_height.fetch_max(height, Relaxed);
+        // Written only when it grows: every search reads this line.
+        if height > self.max_height.load(Relaxed) {
+            self.max_height.fetch_max(height, Relaxed);
+        }
         height
     }
 }
@@ -623,16 +727,16 @@ impl<K: Ord + Send, V: Send> SkipMap<K, V> {
                 // again.
                 continue;
             }
-            self.len.fetch_sub(1, Relaxed);
+            self.hot.len.fetch_sub(1, Relaxed);
             // Unlink it top down where the search saw it; anywhere else
             // (a race, or a level it was linked at later), leave it to a
             // search, which unlinks every marked node it meets.
             for level in (0..node.height()).rev() {
                 // The search checked `node` unmarked at `level`, so its link
                 // there was marked since, in this section: a live successor.
-                let unlinked = pos.right[level] == node && {
+                let unlinked = pos.right(level) == node && {
                     let succ = Node::link(node, level).load(&guard).with_tag(0);
-                    pos.left[level].compare_exchange(node, succ, &guard).is_ok()
+                    pos.left(level).compare_exchange(node, succ, &guard).is_ok()
                 };
                 if !unlinked {
                     self.search(|k| k.borrow() >= key, &guard);
@@ -678,12 +782,12 @@ impl<K: Ord + Send, V: Send> SkipMap<K, V> {
         let new = unsafe { Shared::from_ptr(node.as_ptr()) };
         let key = &new.key;
         loop {
-            let succ = pos.right[0];
+            let succ = pos.right(0);
             Node::link(new, 0).store(succ);
-            if pos.left[0].compare_exchange(succ, new, &guard).is_ok() {
+            if pos.left(0).compare_exchange(succ, new, &guard).is_ok() {
                 break;
             }
-            pos = self.search(|k| k >= key, &guard);
+            self.search_again(&mut pos, |k| k >= key, &guard);
             if !replace {
                 if let Some(entry) = pos.found(key).and_then(|node| self.acquire(node)) {
                     drop(unpublished);
@@ -692,17 +796,17 @@ impl<K: Ord + Send, V: Send> SkipMap<K, V> {
             }
         }
         mem::forget(unpublished);
-        self.len.fetch_add(1, Relaxed);
+        self.hot.len.fetch_add(1, Relaxed);
         let entry = Entry { map: self, node };
         // The node we went in before, if it has our key: replaced.
         let replaced = pos.found(key).and_then(|old| {
             let old_entry = self.acquire(old)?;
             Self::mark(old, &guard).then(|| {
-                self.len.fetch_sub(1, Relaxed);
+                self.hot.len.fetch_sub(1, Relaxed);
                 old_entry
             })
         });
-        self.build_tower(new, height, pos, &guard);
+        self.build_tower(new, height, &mut pos, &guard);
         Ok((entry, replaced))
     }
 
@@ -713,7 +817,7 @@ impl<K: Ord + Send, V: Send> SkipMap<K, V> {
         &'g self,
         new: Shared<'g, Node<K, V>>,
         height: usize,
-        mut pos: Position<'g, K, V>,
+        pos: &mut Position<'g, K, V>,
         guard: &'g Guard<'_>,
     ) {
         let key = &new.key;
@@ -721,7 +825,7 @@ impl<K: Ord + Send, V: Send> SkipMap<K, V> {
             let own = Node::link(new, level);
             let mut retried = false;
             loop {
-                let (link, succ) = (pos.left[level], pos.right[level]);
+                let (link, succ) = (pos.left(level), pos.right(level));
                 // Null, or a successor this section wrote: valid here.
                 let next = own.load(guard);
                 if next.tag() == MARK {
@@ -734,7 +838,7 @@ impl<K: Ord + Send, V: Send> SkipMap<K, V> {
                     if mem::replace(&mut retried, true) {
                         break 'build;
                     }
-                    pos = self.search(|k| k >= key, guard);
+                    self.search_again(pos, |k| k >= key, guard);
                     continue;
                 }
                 if own.compare_exchange(next, succ, guard).is_err() {
@@ -747,7 +851,7 @@ impl<K: Ord + Send, V: Send> SkipMap<K, V> {
                     break;
                 }
                 new.count.fetch_sub(ONE_REF, Relaxed);
-                pos = self.search(|k| k >= key, guard);
+                self.search_again(pos, |k| k >= key, guard);
             }
         }
         if Node::link(new, height - 1).load(guard).tag() == MARK {
@@ -799,7 +903,7 @@ impl<K, V> Drop for SkipMap<K, V> {
 impl<K, V> fmt::Debug for SkipMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SkipMap")
-            .field("len", &self.len.load(Relaxed))
+            .field("len", &self.hot.len.load(Relaxed))
             .field("domain", &self.domain)
             .finish_non_exhaustive()
     }

@@ -626,3 +626,41 @@ fn skiplist_remove_finds_a_key_being_replaced() {
     // the replacer's.
     assert_eq!(drops.load(Relaxed), 1 + rounds + made_by_replacer);
 }
+
+#[test]
+fn skiplist_concurrent_removes_of_one_key_return_it_once() {
+    // Two threads remove the same key at the same moment, round after
+    // round: exactly one of them gets its entry (only the remove that marks
+    // level 0 has removed it; the other searches again and finds nothing).
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rounds = if cfg!(miri) { 10 } else { 20_000 };
+    let map = SkipMap::new();
+    let barrier = std::sync::Barrier::new(2);
+    let removed: usize = std::thread::scope(|s| {
+        let removers: Vec<_> = (0..2)
+            .map(|t| {
+                let (map, barrier, drops) = (&map, &barrier, &drops);
+                s.spawn(move || {
+                    let mut removed = 0;
+                    for _ in 0..rounds {
+                        if t == 0 {
+                            assert!(map.insert(1, Obj::new(1, drops)).is_none());
+                        }
+                        barrier.wait();
+                        if let Some(old) = map.remove(&1) {
+                            assert_eq!(old.value().id(), 1);
+                            removed += 1;
+                        }
+                        barrier.wait();
+                    }
+                    removed
+                })
+            })
+            .collect();
+        removers.into_iter().map(|r| r.join().unwrap()).sum()
+    });
+    assert_eq!(removed, rounds, "a key was removed twice, or not at all");
+    assert!(map.is_empty());
+    drop(map);
+    assert_eq!(drops.load(Relaxed), rounds);
+}
