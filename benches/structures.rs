@@ -121,8 +121,9 @@
 //! 6 back-ends + 6 skip-list rows × 2 back-ends, × 3 repetitions = 180 s of
 //! runs plus set-up: about 190 s on a 2-core machine). `OWNRCU_BENCH_SECS=0.2` sets the seconds per run (e.g. for
 //! a smoke run), `OWNRCU_BENCH_REPS` the repetitions, and an argument keeps
-//! only the rows whose `structure/mix/threads` contains it
-//! (`cargo bench --bench structures -- hashmap/write`). Run without `--bench`
+//! only the rows and back-ends whose `structure/mix/threads/back-end`
+//! contains it (`cargo bench --bench structures -- hashmap/write`, or
+//! `-- skiplist/read/1/crossbeam` to profile one back-end). Run without `--bench`
 //! (as `cargo test --benches` does) it does a 20 ms smoke run of every row,
 //! once, and writes no JSON.
 //!
@@ -1984,6 +1985,11 @@ struct Row {
     runs: Vec<(&'static str, Vec<Run>)>,
 }
 
+/// A row's name: `structure/mix/threads`.
+fn label(shape: Shape, mix: Mix, threads: usize) -> String {
+    format!("{}/{}/{threads}", shape.name, mix.name)
+}
+
 /// The median of a figure over runs.
 fn median<T: Copy + PartialOrd>(runs: &[Run], f: impl Fn(&Run) -> T) -> T {
     let mut v: Vec<T> = runs.iter().map(f).collect();
@@ -2002,7 +2008,7 @@ struct Medians {
 
 impl Row {
     fn label(&self) -> String {
-        format!("{}/{}/{}", self.shape.name, self.mix.name, self.threads)
+        label(self.shape, self.mix, self.threads)
     }
 
     fn medians(&self, backend: &str) -> Option<Medians> {
@@ -2234,7 +2240,8 @@ fn main() {
     // `cargo bench` passes `--bench`; without it (`cargo test --benches`)
     // this is a smoke run: every row once, briefly, and no JSON.
     let bench = args.iter().any(|a| a == "--bench");
-    // An optional filter on `structure/mix/threads`, e.g. `list/write`.
+    // An optional filter on `structure/mix/threads/back-end`, e.g.
+    // `list/write` or `skiplist/read/1/crossbeam`.
     let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
     let (default_secs, default_reps) = if bench { (1.0, 3.0) } else { (0.02, 1.0) };
     let secs = Duration::from_secs_f64(env_number("OWNRCU_BENCH_SECS", default_secs));
@@ -2246,25 +2253,31 @@ fn main() {
     for shape in SHAPES {
         for &mix in shape.mixes {
             for threads in THREADS {
+                let label = label(shape, mix, threads);
+                // The back-ends whose `structure/mix/threads/back-end`
+                // matches the filter, in column order.
+                let chosen: Vec<(&str, RunFn)> = shape
+                    .backends
+                    .iter()
+                    .copied()
+                    .filter(|(n, _)| {
+                        filter
+                            .as_ref()
+                            .map_or(true, |f| format!("{label}/{n}").contains(f.as_str()))
+                    })
+                    .collect();
+                if chosen.is_empty() {
+                    continue;
+                }
                 let mut row = Row {
                     shape,
                     mix,
                     threads,
-                    runs: shape
-                        .backends
-                        .iter()
-                        .map(|(n, _)| (*n, Vec::new()))
-                        .collect(),
+                    runs: chosen.iter().map(|(n, _)| (*n, Vec::new())).collect(),
                 };
-                if filter
-                    .as_ref()
-                    .is_some_and(|f| !row.label().contains(f.as_str()))
-                {
-                    continue;
-                }
                 // Interleaved: repetition 1 of every back-end, then 2, ...
                 for _ in 0..reps {
-                    for (i, (_, run)) in shape.backends.iter().enumerate() {
+                    for (i, (_, run)) in chosen.iter().enumerate() {
                         row.runs[i].1.push(run(shape, mix, threads, secs));
                     }
                 }

@@ -462,15 +462,22 @@ impl<K: Ord, V> SkipMap<K, V> {
         level
     }
 
-    /// Link `level` of the head (`pred` is `None`) or of node `pred`.
-    fn link_of<'g>(
+    /// Link `level` of the head (`pred` is null) or of node `pred`.
+    ///
+    /// # Safety
+    ///
+    /// `pred` is null, or linked at `level` or above (invariant 2: its
+    /// height is above `level`).
+    unsafe fn link_of<'g>(
         &'g self,
-        pred: Option<Shared<'g, Node<K, V>>>,
+        pred: Shared<'g, Node<K, V>>,
         level: usize,
     ) -> &'g Link<Node<K, V>> {
-        match pred {
-            None => &self.head[level],
-            Some(node) => Node::link(node, level),
+        if pred.is_null() {
+            &self.head[level]
+        } else {
+            // SAFETY: link_unchecked's contract: 1. not null; 2. ours.
+            unsafe { Node::link_unchecked(pred, level) }
         }
     }
 
@@ -533,11 +540,16 @@ impl<K: Ord, V> SkipMap<K, V> {
         debug_assert!(guard.domain() == &self.domain, "a guard of another domain");
         'search: loop {
             let top = self.start_level();
-            let mut pred = None;
+            // The last node stepped onto, at this level or above; null
+            // for the head.
+            let mut pred = Shared::null();
             let mut level = top;
             while level > 0 {
                 level -= 1;
-                let mut link = self.link_of(pred, level);
+                // SAFETY: link_of's contract: `pred` came from an unmarked
+                // link at this level or above, so it is linked there
+                // (invariant 2).
+                let mut link = unsafe { self.link_of(pred, level) };
                 let mut curr = link.load(guard);
                 if curr.tag() == MARK {
                     // `pred` was removed since we stepped onto it.
@@ -564,7 +576,7 @@ impl<K: Ord, V> SkipMap<K, V> {
                     if past(&node.key) {
                         break;
                     }
-                    pred = Some(curr);
+                    pred = curr;
                     link = next;
                     curr = succ;
                 }

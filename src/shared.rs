@@ -287,7 +287,10 @@ impl<'g, T> Shared<'g, T> {
     }
 
     /// The untagged address (crossbeam-epoch's `as_raw`): to compare, to
-    /// print, or to hand to a deleter once the object is unlinked.
+    /// print, to reach memory the object's allocation holds past `T` (a
+    /// tower after a header), or to hand to a deleter once the object is
+    /// unlinked. As for [`as_ref`](Shared::as_ref), an untagged pointer
+    /// comes back exactly as it was loaded.
     ///
     /// # Examples
     ///
@@ -297,7 +300,7 @@ impl<'g, T> Shared<'g, T> {
     #[inline]
     #[must_use]
     pub fn as_ptr(&self) -> *const T {
-        decompose(self.raw).0
+        untagged(self.raw)
     }
 
     /// The pointer as stored, with the tag in its low bits; [`from_ptr`]
