@@ -151,7 +151,8 @@
 //! - **[`Domain::barrier`]**: everything retired before the call is freed
 //!   when it returns; [`User::barrier`] for an owner.
 //! - **Teardowns**: a user-created domain's last handle, an owner's last
-//!   user: everything left, directly.
+//!   user: everything left, directly, wherever it drops (also inside a
+//!   destructor, the domain's own included, and on the reclaimer).
 //! - [`DomainBuilder::retiring_threads_free`]`(false)` keeps destructors
 //!   off retiring threads (real-time producers): the reclaimer, or the
 //!   thread you call `collect` on, runs them.

@@ -682,3 +682,20 @@ fn an_array_writer_dropped_while_unwinding_does_not_abort() {
     );
     assert_owner_recovers(&d, &t, mm);
 }
+
+#[test]
+fn a_panicking_destructor_in_a_teardown_run_by_another_domains_destructor() {
+    // Domain `a`'s garbage holds `b`'s last handle: `b` is torn down where
+    // that object is dropped, inside `a`'s barrier, and `b`'s panicking
+    // destructor, a panic of an `a` destructor, comes out of that barrier.
+    let (a, b) = (common::quiet(), common::quiet());
+    let t = Tracker::new(21);
+    for id in 0..20 {
+        b.retire(t.obj(id, id == 7));
+    }
+    a.retire(t.obj(20, false));
+    a.retire(Box::new(b));
+    assert_eq!(boom(|| a.barrier()), 7);
+    t.assert_dropped_once(21);
+    assert_usable(&a);
+}

@@ -405,3 +405,72 @@ fn an_owners_panic_on_the_reclaimer_is_resumed_by_its_teardown() {
     assert!(payload.downcast_ref::<Boom>().is_some());
     assert_eq!(drops.get(), 1);
 }
+
+/// How many panics so far had a message containing `what` (a panic hook,
+/// installed once, counts them and then runs the default hook).
+fn panics_saying(what: &'static str) -> usize {
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info.to_string();
+            SEEN.lock().unwrap_or_else(|e| e.into_inner()).push(message);
+            default(info);
+        }));
+    });
+    let seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.iter().filter(|m| m.contains(what)).count()
+}
+
+/// A domain's last handle inside one of its own retired objects: the
+/// reclaimer, running the domain's destructors, drops it, and the domain
+/// is torn down right there. Every object is freed exactly once (also one
+/// the holder retires from its destructor just before dropping the handle,
+/// and the others after a destructor that panics behind it), and ownrcu
+/// itself never panics.
+#[test]
+fn the_last_handle_may_go_with_the_domains_own_garbage_on_the_reclaimer() {
+    struct Holder {
+        domain: Option<Domain>,
+        drops: Drops,
+    }
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            self.drops.add();
+            let domain = self.domain.take().expect("the handle");
+            domain.retire(self.drops.obj());
+            drop(domain); // the last handle
+        }
+    }
+    let _served = served();
+    let before = panics_saying("ownrcu:");
+    // Only the reclaimer frees, so the last handle goes there.
+    let domain = Domain::builder()
+        .time_bound(Duration::from_millis(10))
+        .retiring_threads_free(false)
+        .build();
+    let drops = Drops::default();
+    for _ in 0..N {
+        domain.retire(drops.obj());
+    }
+    domain.retire(Box::new(Holder {
+        domain: Some(domain.clone()),
+        drops: drops.clone(),
+    }));
+    struct Bomb(Drops);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.0.add();
+            panic_any("a destructor behind the holder panics");
+        }
+    }
+    domain.retire(Box::new(Bomb(drops.clone())));
+    for _ in 0..N {
+        domain.retire(drops.obj());
+    }
+    drop(domain);
+    eventually("every object freed", || drops.get() == 2 * N + 3);
+    assert_eq!(panics_saying("ownrcu:"), before, "ownrcu panicked");
+    assert_eq!(drops.get(), 2 * N + 3);
+}

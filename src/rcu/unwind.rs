@@ -43,6 +43,11 @@ impl FirstPanic {
         }
     }
 
+    /// Whether a panic was caught.
+    pub(crate) fn caught(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Keeps `payload` if no panic was caught yet (a panic caught
     /// elsewhere, e.g. on the reclaimer thread, resumed from here).
     pub(crate) fn keep(&mut self, payload: Option<Box<dyn Any + Send>>) {

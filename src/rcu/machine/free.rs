@@ -52,7 +52,10 @@ impl Inner {
     /// later than `up_to` (all of them once the domain is dead); returns how
     /// many. `path` says whether to wait for the `freeing` lock and whether
     /// to keep going past panicking destructors (re-raising the first panic
-    /// at the end) or to propagate one at once.
+    /// at the end) or to stop at the first and propagate it. Once the domain
+    /// is dead, also when its last handle went inside one of the
+    /// destructors this run calls, it frees everything left, past the budget
+    /// and past panics.
     pub(super) fn free_completed(&self, budget: usize, up_to: u64, path: Path) -> usize {
         let _freeing = if path.waits_for_lock() {
             // We would wait for the `freeing` lock our own caller holds.
@@ -75,23 +78,29 @@ impl Inner {
         // An emptied bag on its way back to `State::spare`, handed over under
         // the next lock we take anyway.
         let mut spare = None;
-        while left > 0 {
+        loop {
+            if self.dead.load(Relaxed) {
+                // The domain is dead: its last handle went, possibly inside
+                // a destructor this run called (`teardown`). Nobody else
+                // will free what is left: all of it, here, past panics.
+                left = usize::MAX;
+            }
+            if left == 0 {
+                break;
+            }
             let Some(Waiting { gp, unit }) = self.pop_completed(up_to, &mut spare) else {
                 break;
             };
             let spare = &mut spare;
-            let freed = if path.frees_past_panics() {
-                // SAFETY: `pop_completed` only returns units whose grace
-                // period has completed.
-                let freed =
-                    first_panic.catch(|| unsafe { self.free_unit(gp, unit, left, path, spare) });
-                freed.unwrap_or(0)
-            } else {
-                // SAFETY: as above.
-                unsafe { self.free_unit(gp, unit, left, path, spare) }
-            };
-            total += freed;
-            left = left.saturating_sub(freed.max(1));
+            // SAFETY: `pop_completed` only returns units whose grace period
+            // has completed (or the domain is dead: no reader can exist).
+            let freed =
+                first_panic.catch(|| unsafe { self.free_unit(gp, unit, left, path, spare) });
+            total += freed.unwrap_or(0);
+            left = left.saturating_sub(freed.unwrap_or(0).max(1));
+            if first_panic.caught() && !path.frees_past_panics() && !self.dead.load(Relaxed) {
+                break; // propagated once the spare bag is back
+            }
         }
         if spare.is_some() {
             Self::keep_spare(&mut lock(&self.state), &mut spare);

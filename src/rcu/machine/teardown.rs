@@ -33,6 +33,14 @@ impl Inner {
                 }
             }
         }
+        if crate::rcu::freeing::is_freeing(self.id) {
+            // The last handle went inside one of this domain's own
+            // destructors (held by its garbage): this thread holds the
+            // `freeing` lock, and the run that called that destructor frees
+            // everything left once it sees `dead` (`free_completed`). Its
+            // caller handles the panics of that run as it handles any.
+            return;
+        }
         // `dead` makes every queued unit free-able at once.
         self.free_completed(usize::MAX, u64::MAX, Path::Teardown);
         self.resume_stashed();

@@ -10,8 +10,11 @@
 //!   by default under Miri, and the thread does not exist under loom).
 //! - It holds domains weakly: it never keeps a domain's state alive past
 //!   the last `Arc` of it, and a torn-down domain is forgotten. It never
-//!   holds a `Domain` handle, so a domain's teardown (and the destructors
-//!   it runs) always happens on a user's thread.
+//!   holds a `Domain` handle of its own: a domain's teardown (and the
+//!   destructors it runs) happens where the last handle drops, on a user's
+//!   thread, or on the reclaimer when that handle belongs to an object the
+//!   reclaimer frees (garbage of the same domain or of another one). Inside
+//!   the domain's own destructor run, the run itself frees what is left.
 //! - It sleeps without a timeout only when no served domain has any work,
 //!   and that is decided race-free ([`Doorbell`](doorbell::Doorbell)): it
 //!   first announces that it parks, then looks at every domain under that
@@ -56,7 +59,11 @@ pub(crate) use served::{ServedDomain, Visit, Visited};
 /// `barrier` and teardowns as before, only later. A destructor that panics
 /// on the reclaimer thread does not stop it; the other objects are freed,
 /// and the panic is resumed by the next [`Domain::barrier`] of that domain
-/// (or its last handle's drop), on that caller's thread.
+/// (or its last handle's drop), on that caller's thread. When the domain's
+/// last handle was itself garbage of that domain, dropped by one of its
+/// destructors on the reclaimer, no caller is left: a panic of its
+/// destructors from then on is reported by the panic hook only, as for a
+/// thread nobody joins.
 ///
 /// Under Miri the switch starts off (Miri reports threads still running at
 /// exit), so a test that wants the reclaimer calls [`Reclaimer::enable`]
