@@ -42,8 +42,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::rcu::for_owners::{
-    may_free, try_lock, FirstPanic, Inner, OwnerCounters, OwnerStats, Reclaim, Served, Throttled,
-    Visited, COLLECT_BUDGET,
+    lock_within, may_free, try_lock, FirstPanic, Inner, OwnerCounters, OwnerStats, Reclaim, Served,
+    Throttled, Visited, COLLECT_BUDGET,
 };
 use crate::sync::{Mutex, MutexGuard};
 use crate::Domain;
@@ -377,7 +377,12 @@ impl Throttled for Pending {
         }
         let q = &*self.queue;
         let (_freeing, budget) = if wait {
-            (lock(&q.freeing), usize::MAX)
+            // A bounded wait for the freer: its destructors may wait for
+            // grace periods, which readers hold up.
+            match lock_within(&q.freeing, self.inner().config().max_wait) {
+                Some(freeing) => (freeing, usize::MAX),
+                None => return 0,
+            }
         } else {
             match try_lock(&q.freeing) {
                 Some(freeing) => (freeing, COLLECT_BUDGET),

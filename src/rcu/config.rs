@@ -99,13 +99,12 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 256;
 /// 2. it frees every object whose grace period has completed, past the
 ///    amortized budget of 1024, waiting first for a thread that is freeing
 ///    some (destructors of one domain, or one owner, run one thread at a
-///    time; that wait is bounded by work already queued, never by a
-///    reader). So a retirement past the bound may wait for destructors
-///    running on another thread: if those take a lock that the retiring
-///    thread holds, that is a deadlock, as it would be with
-///    [`Domain::barrier`](crate::Domain::barrier); build such a domain with
-///    [`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free),
-///    which skips this step;
+///    time) for at most [`max_wait`](DomainBuilder::max_wait): those
+///    destructors may wait for anything, a grace period of another domain
+///    that a reader holds up, or a lock the retiring thread holds, so the
+///    wait is bounded, and when it runs out the retirement goes on to step
+///    3. [`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free)
+///    skips this step;
 /// 3. if its own grace period has not completed, it waits for it for at
 ///    most [`max_wait`](DomainBuilder::max_wait), then frees again.
 ///
@@ -118,10 +117,12 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 256;
 /// a panic, goes past the bound at once (it could not wait without risking
 /// a deadlock, or must not run destructors), and that is counted too. A
 /// thread inside a read section of the domain (a lock-free structure's
-/// writer retires inside its section) starts the grace period and frees
-/// what is complete unless another thread is freeing, but never waits (the
-/// grace period waits for its section); if that leaves it past the bound,
-/// that is counted as exceeded.
+/// writer retires inside its section), or of any other domain, starts the
+/// grace period and frees what is complete unless another thread is
+/// freeing, but never waits (the grace period waits for its section; the
+/// thread freeing may be in a destructor that waits for the other domain's
+/// grace period, which waits for that section); if that leaves it past the
+/// bound, that is counted as exceeded.
 ///
 /// # The soft bound
 ///

@@ -299,6 +299,30 @@ pub(crate) fn in_section(id: u64) -> bool {
     section_epoch(id).is_some()
 }
 
+/// Whether this thread is inside a read section of any domain through the
+/// records it registered (a guard made during the thread's exit, on an
+/// orphan record, is not seen: a caller may only wait a bounded time then).
+pub(crate) fn in_any_section() -> bool {
+    REGISTRY
+        .try_with(|registry| {
+            #[cfg(not(loom))]
+            {
+                let global = registry.global.get().0;
+                // SAFETY: the global domain's records are never freed.
+                if !global.is_null() && unsafe { (*global).section_epoch() }.is_some() {
+                    return true;
+                }
+            }
+            let domains = registry.domains.borrow();
+            domains.iter().any(|&(_, _, rec)| {
+                // SAFETY: the registry holds each domain it lists (its
+                // `Hold`), so the domain and its records are alive.
+                unsafe { (*rec).section_epoch() }.is_some()
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// If this thread is inside a read section of domain `id` (which the caller
 /// borrows), the epoch its oldest open section read on entry: the thread
 /// holds up every grace period after that one, and none up to it.

@@ -65,7 +65,8 @@ pub(crate) mod for_owners {
     //! - statistics: `owner_counters` ([`OwnerCounters`], summed into the
     //!   domain's [`OwnerStats`]).
     //!
-    //! Besides: [`try_lock`] (ignoring poisoning, as the core does),
+    //! Besides: [`try_lock`] and [`lock_within`] (ignoring poisoning, as the
+    //! core does; the second waits a bounded time),
     //! [`COLLECT_BUDGET`] (the most objects one retirement frees), the units of
     //! work ([`Reclaim`], [`Single`], [`Typed`], whose objects may come with
     //! their own deleters, [`Deleted`]) and [`into_pointers`] (a
@@ -76,7 +77,9 @@ pub(crate) mod for_owners {
 
     pub(crate) use super::freeing::{is_owner_freeing, owner_freeing};
     pub(crate) use super::local::in_section;
-    pub(crate) use super::machine::{try_lock, Inner, Served, Throttled, COLLECT_BUDGET};
+    pub(crate) use super::machine::{
+        lock_within, try_lock, Inner, Served, Throttled, COLLECT_BUDGET,
+    };
     pub(crate) use super::reclaimer::{notify, Visited};
     pub(crate) use super::retired::{into_pointers, Cursor, Deleted, Reclaim, Single, Typed};
     pub(crate) use super::stats::{OwnerCounters, OwnerStats};

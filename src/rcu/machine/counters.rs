@@ -40,7 +40,8 @@ pub(crate) enum Path {
     /// A retirement's bounded free: skips if another thread is freeing,
     /// propagates a panic at once.
     Amortized = 0,
-    /// A retirement past the bound: waits for the lock, propagates.
+    /// A retirement past the bound: waits for the lock at most `max_wait`,
+    /// propagates.
     Backpressure = 1,
     /// `barrier`: waits for the lock, frees past panics, resumes the first.
     Barrier = 2,
@@ -59,10 +60,6 @@ pub(crate) enum Path {
 
 impl Path {
     pub(super) const COUNT: usize = 7;
-
-    pub(super) fn waits_for_lock(self) -> bool {
-        matches!(self, Path::Backpressure | Path::Barrier | Path::Teardown)
-    }
 
     pub(super) fn frees_past_panics(self) -> bool {
         matches!(self, Path::Barrier | Path::Teardown | Path::Reclaimer)

@@ -16,7 +16,7 @@
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::counters::Path;
-use super::state::{lock, try_lock, Inner, State, Waiting, SPARE_BAGS};
+use super::state::{lock, lock_within, try_lock, Inner, State, Waiting, SPARE_BAGS};
 use crate::rcu::retired::{Bag, Reclaim};
 use crate::rcu::unwind::FirstPanic;
 
@@ -57,19 +57,23 @@ impl Inner {
     /// destructors this run calls, it frees everything left, past the budget
     /// and past panics.
     pub(super) fn free_completed(&self, budget: usize, up_to: u64, path: Path) -> usize {
-        let _freeing = if path.waits_for_lock() {
-            // We would wait for the `freeing` lock our own caller holds.
-            assert!(
-                !crate::rcu::freeing::is_freeing(self.id),
-                "ownrcu: Domain::barrier() called from a destructor that the same domain is \
-                 running; it would wait for itself: call it after the destructor returns"
-            );
-            lock(&self.freeing)
-        } else {
-            match try_lock(&self.freeing) {
-                Some(g) => g,
-                None => return 0,
+        let freeing = match path {
+            Path::Barrier | Path::Teardown => {
+                // We would wait for the `freeing` lock our own caller holds.
+                assert!(
+                    !crate::rcu::freeing::is_freeing(self.id),
+                    "ownrcu: Domain::barrier() called from a destructor that the same domain is \
+                     running; it would wait for itself: call it after the destructor returns"
+                );
+                Some(lock(&self.freeing))
             }
+            // A retirement waits for the freer a bounded time: its
+            // destructors may wait for grace periods, which readers hold up.
+            Path::Backpressure => lock_within(&self.freeing, self.config.max_wait),
+            _ => try_lock(&self.freeing),
+        };
+        let Some(_freeing) = freeing else {
+            return 0;
         };
         let _mark = crate::rcu::freeing::freeing(self.id);
         let mut left = budget;

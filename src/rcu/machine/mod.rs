@@ -49,6 +49,7 @@
 mod counters;
 mod free;
 mod grace;
+mod poll;
 mod records;
 mod register;
 mod report;
@@ -61,5 +62,5 @@ mod visit;
 
 #[cfg(not(loom))]
 pub(crate) use state::GLOBAL_INNER;
-pub(crate) use state::{try_lock, Inner, Served, COLLECT_BUDGET};
+pub(crate) use state::{lock_within, try_lock, Inner, Served, COLLECT_BUDGET};
 pub(crate) use throttle::Throttled;

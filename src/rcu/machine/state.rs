@@ -197,6 +197,22 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `lock`, waiting at most `max` for the thread that holds it; `None` if it
+/// still does then. For the locks whose holder runs destructors (`freeing`):
+/// a destructor may wait for a grace period, which any reader can hold up,
+/// and a retirement must never wait for a reader without a bound.
+pub(crate) fn lock_within<T>(
+    mutex: &Mutex<T>,
+    max: core::time::Duration,
+) -> Option<MutexGuard<'_, T>> {
+    let mut guard = None;
+    super::poll::poll_until(Some(max), || {
+        guard = try_lock(mutex);
+        guard.is_some()
+    });
+    guard
+}
+
 /// `try_lock`, ignoring poisoning (see `lock`); `None` if the lock is held.
 pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     match mutex.try_lock() {

@@ -5,19 +5,21 @@
 //!
 //! - A retirement that leaves its domain (or its owner) past the bound
 //!   ([`Config`](crate::rcu::config::Config)) pays in the documented steps:
-//!   start a grace period now, free completed work inline (waiting for a
-//!   thread that is freeing), then wait for that grace period for at most
-//!   `max_wait` and free again. It never waits for a reader longer than
-//!   that: a grace period that ran out is remembered in `Inner::stalled`,
-//!   and until it completes nobody waits again.
+//!   start a grace period now, free completed work inline (waiting at most
+//!   `max_wait` for a thread that is freeing: its destructors may wait for
+//!   grace periods of any domain, which readers hold up), then wait for that
+//!   grace period for at most `max_wait` and free again. It never waits for
+//!   a reader without a bound: a grace period that ran out is remembered in
+//!   `Inner::stalled`, and until it completes nobody waits for it again.
 //! - A thread that cannot free without risking an abort or a lock cycle
 //!   (unwinding, or inside a destructor of any domain or owner: it holds
 //!   that one's `freeing` lock, and waiting for another's could close a
 //!   cycle with a thread doing the converse) goes past the bound at once.
-//!   A thread inside a read section of the domain must not wait (the grace
-//!   period waits for its section), but it does steps 1 and 2 without
-//!   waiting: it starts the grace period and frees what is complete unless
-//!   another thread is freeing. (Were it to skip the free too, a writer
+//!   A thread inside a read section of the domain, or of any other, must not
+//!   wait (the grace period waits for its section; a freer may be waiting
+//!   for a grace period of the other domain, which waits for it), but it
+//!   does steps 1 and 2 without waiting: it starts the grace period and
+//!   frees what is complete unless another thread is freeing. (Were it to skip the free too, a writer
 //!   that retires inside its read sections, as lock-free structures do,
 //!   would never free anything once past the bound: found by
 //!   `benches/structures.rs`, where garbage then grew without limit.)
@@ -39,8 +41,6 @@ use core::sync::atomic::AtomicU64 as StdAtomicU64;
 use core::sync::atomic::Ordering::Relaxed;
 use core::time::Duration;
 
-use crossbeam_utils::Backoff;
-
 use super::counters::Path;
 use super::state::{lock, Inner, State, COLLECT_BUDGET};
 use crate::rcu::record::Record;
@@ -49,8 +49,9 @@ use crate::rcu::unwind::may_free;
 /// Where a throttled registration went: the domain's own queue, or an
 /// owner's.
 pub(crate) trait Throttled {
-    /// Frees completed objects of the queue: all of them, waiting for a
-    /// thread that is freeing, if `wait`; else at most `COLLECT_BUDGET`,
+    /// Frees completed objects of the queue: all of them, waiting at most
+    /// `max_wait` for a thread that is freeing, if `wait`; else at most
+    /// `COLLECT_BUDGET`,
     /// and none if another thread is freeing (a thread inside a read
     /// section: its section holds every other writer's grace periods, so
     /// it must stay short). Returns how many it freed.
@@ -117,8 +118,10 @@ impl Inner {
         // freeing thread, nor for a grace period that waits for this very
         // section), but it frees what is complete, as an amortized free
         // would: without that, a writer that always retires inside its
-        // sections would never free anything once past the bound.
-        if crate::rcu::local::in_section(self.id) {
+        // sections would never free anything once past the bound. Nor inside
+        // a section of another domain: the thread freeing this one may be
+        // in a destructor waiting for that domain's grace period.
+        if crate::rcu::local::in_section(self.id) || crate::rcu::local::in_any_section() {
             c.freed_inline
                 .fetch_add(queue.free_inline(false) as u64, Relaxed);
             if queue.over_bound() {
@@ -261,50 +264,13 @@ impl Inner {
     /// Blocks until grace period `gp` has completed, driving it, for at most
     /// `max` (forever if `None`); returns whether it completed.
     pub(crate) fn wait_until(&self, gp: u64, max: Option<Duration>) -> bool {
-        #[cfg(not(loom))]
-        let deadline = max.map(|max| std::time::Instant::now() + max);
-        // Loom has no clock: a bounded wait is a few rounds instead.
-        #[cfg(loom)]
-        let mut rounds = max.map(|_| 3_u32);
-        let backoff = Backoff::new();
-        #[cfg_attr(loom, allow(unused_mut, unused_variables))]
-        let mut sleep_us = 1;
-        loop {
+        super::poll::poll_until(max, || {
             {
                 let mut st = lock(&self.state);
                 st.requested = st.requested.max(gp);
                 self.advance(&mut st);
             }
-            if self.is_complete(gp) {
-                return true;
-            }
-            #[cfg(not(loom))]
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                return false;
-            }
-            #[cfg(loom)]
-            if let Some(rounds) = rounds.as_mut() {
-                if *rounds == 0 {
-                    return false;
-                }
-                *rounds -= 1;
-            }
-            // Spin briefly (readers are usually short), then sleep with a
-            // growing period so a stalled reader does not burn a CPU.
-            if !backoff.is_completed() {
-                crate::sync::snooze(&backoff);
-            } else {
-                #[cfg(not(loom))]
-                {
-                    std::thread::sleep(Duration::from_micros(sleep_us));
-                    sleep_us = (sleep_us * 2).min(1000);
-                }
-                #[cfg(loom)]
-                {
-                    let _ = sleep_us;
-                    crate::sync::yield_now();
-                }
-            }
-        }
+            self.is_complete(gp)
+        })
     }
 }

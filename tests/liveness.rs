@@ -1,0 +1,130 @@
+//! Liveness when destructors reach other domains: a destructor that waits
+//! for another domain's grace period must never make a retirement wait
+//! without a bound for that domain's readers.
+//!
+//! A hang is a failure here, never a hung `cargo test`: each scenario runs
+//! on its own threads and the test waits for it with a minute's timeout
+//! (only a deadlock reaches it; its duration is never the verdict).
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use ownrcu::Domain;
+
+mod common;
+
+use common::Drops;
+
+/// Runs `scenario` on another thread; fails if it has not returned within
+/// a minute (a deadlock), resumes its panic if it panicked.
+fn within_a_minute(what: &str, scenario: impl FnOnce() + Send + 'static) {
+    let (done_tx, done_rx) = mpsc::channel();
+    let runner = thread::spawn(move || {
+        scenario();
+        let _ = done_tx.send(());
+    });
+    match done_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => runner.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(runner.join().expect_err("it panicked"))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: {what}"),
+    }
+}
+
+/// An object of domain `a` whose destructor announces itself and then
+/// waits for a grace period of domain `b`.
+struct WaitsForB {
+    b: Domain,
+    entered: mpsc::Sender<()>,
+    drops: Drops,
+}
+
+impl Drop for WaitsForB {
+    fn drop(&mut self) {
+        self.drops.add();
+        let _ = self.entered.send(());
+        self.b.synchronize();
+    }
+}
+
+/// Domain `a` (bound 64, short waits, no reclaimer) with a `WaitsForB`
+/// queued, not freed yet (a reader of `a` held its grace period up while
+/// it was registered, so the registration's own free could not run it).
+fn a_with_a_destructor_waiting_for(b: &Domain, drops: &Drops) -> (Domain, mpsc::Receiver<()>) {
+    let a = Domain::builder()
+        .reclaimer(false)
+        .max_pending(64)
+        .max_wait(Duration::from_millis(10))
+        .build();
+    let (entered, entered_rx) = mpsc::channel();
+    let (leave, reader) = common::stalled_reader(&a);
+    let mut batch = a.batch();
+    batch.push(Box::new(WaitsForB {
+        b: b.clone(),
+        entered,
+        drops: drops.clone(),
+    }));
+    batch.drain();
+    drop(leave);
+    reader.join().unwrap();
+    assert_eq!(drops.get(), 0, "freed too early for the test");
+    (a, entered_rx)
+}
+
+/// Runs `a.barrier()` on a new thread; returns once that thread is inside
+/// the destructor, waiting for `b`'s grace period (and holding `a`'s
+/// freeing lock).
+fn free_into_the_destructor(a: &Domain, entered: mpsc::Receiver<()>) -> thread::JoinHandle<()> {
+    let a2 = a.clone();
+    let freer = thread::spawn(move || a2.barrier());
+    entered.recv().unwrap();
+    freer
+}
+
+/// The case: a thread that holds a read guard of `b` drains a batch
+/// of 100 into `a` (bound 64) while another thread (here in `a.barrier()`;
+/// `collect` or the reclaimer alike) runs an `a` destructor that waits for
+/// `b`'s grace period, which that guard holds up. The drain
+/// must not wait for the freer (it would wait for itself).
+#[test]
+fn a_drain_past_the_bound_inside_another_domains_section_does_not_wait_for_its_freer() {
+    within_a_minute("drainer in b's section, a's freer waiting for b", || {
+        let b = Domain::builder().reclaimer(false).build();
+        let drops = Drops::default();
+        let (a, entered) = a_with_a_destructor_waiting_for(&b, &drops);
+        let guard = b.read();
+        let freer = free_into_the_destructor(&a, entered);
+        let mut batch = a.batch();
+        batch.extend((0..100).map(|_| drops.obj()));
+        batch.drain(); // past the bound; the freer waits for our guard
+        assert!(a.stats().throttle.over_bound > 0, "{:?}", a.stats());
+        drop(guard);
+        freer.join().unwrap();
+        a.barrier();
+        assert_eq!(drops.get(), 101);
+    });
+}
+
+/// The same with the guard of `b` on a third thread: a retiring thread in
+/// no section waits for the freer at most `max_wait`, then goes on.
+#[test]
+fn a_drain_past_the_bound_waits_for_a_stuck_freer_at_most_max_wait() {
+    within_a_minute("drainer in no section, a's freer waiting for b", || {
+        let b = Domain::builder().reclaimer(false).build();
+        let drops = Drops::default();
+        let (a, entered) = a_with_a_destructor_waiting_for(&b, &drops);
+        let (leave, reader) = common::stalled_reader(&b);
+        let freer = free_into_the_destructor(&a, entered);
+        let mut batch = a.batch();
+        batch.extend((0..100).map(|_| drops.obj()));
+        batch.drain(); // past the bound; the freer waits for the reader
+        assert!(a.stats().throttle.over_bound > 0, "{:?}", a.stats());
+        drop(leave);
+        reader.join().unwrap();
+        freer.join().unwrap();
+        a.barrier();
+        assert_eq!(drops.get(), 101);
+    });
+}
