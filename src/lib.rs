@@ -161,6 +161,26 @@
 //! at a time. A panicking destructor never leaks or double-frees the
 //! others; `barrier` and teardowns resume the first panic at the end.
 //!
+//! **What a destructor may call.** A retired object's destructor (or a
+//! deferred closure, or a custom deleter) runs wherever its domain frees:
+//! on a retiring thread, in `collect`, `barrier` or a teardown, or on the
+//! reclaimer. From there it may, in its own domain or any other:
+//!
+//! - retire, drain batches and retire through owners, past both bounds
+//!   (it never waits there: it goes past and is counted);
+//! - `read`, `collect`, `hurry`, `synchronize`, `grace_period`, `poll` and
+//!   `wait` (a grace period waits for readers only, never for destructors);
+//! - drop any handle, the last one included: that domain or owner is torn
+//!   down right there (inside the domain's own destructors, the run that
+//!   called them finishes the teardown).
+//!
+//! It must not call `barrier` ([`Domain::barrier`], [`User::barrier`]) of
+//! any domain or owner: that panics, always, with a message (the kernel
+//! forbids `rcu_barrier()` in a callback for the same reason: a barrier
+//! waits for the frees running on other threads, and one of them may be
+//! waiting for this one). The panic is a panic of the destructor: it comes
+//! out where that run's panics do.
+//!
 //! # The `unsafe` calls and their contracts
 //!
 //! | call | the caller promises |

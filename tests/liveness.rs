@@ -128,3 +128,65 @@ fn a_drain_past_the_bound_waits_for_a_stuck_freer_at_most_max_wait() {
         assert_eq!(drops.get(), 101);
     });
 }
+
+/// The message of a panic payload.
+fn message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default()
+}
+
+/// A destructor of `a` that calls `b.barrier()` could close a cycle with a
+/// destructor of `b` calling `a.barrier()` on another thread: both would
+/// wait for each other's run. So a barrier from any destructor panics, on
+/// one thread and with no other thread involved: deterministic. The run
+/// that called the destructor frees every other object and resumes it.
+#[test]
+fn a_barrier_of_another_domain_from_a_destructor_panics_at_once() {
+    within_a_minute("a barrier from a destructor", || {
+        let (a, b) = (common::quiet(), common::quiet());
+        let drops = Drops::default();
+        b.retire(drops.obj());
+        a.retire(drops.obj());
+        let b2 = b.clone();
+        a.defer(move || b2.barrier());
+        a.retire(drops.obj());
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.barrier()))
+            .expect_err("the barrier in the destructor panics");
+        assert!(
+            message(&*payload).contains("barrier() called from a destructor"),
+            "{}",
+            message(&*payload)
+        );
+        assert_eq!(drops.get(), 2, "a's other objects were freed");
+        b.barrier(); // both domains still work
+        a.barrier();
+        assert_eq!(drops.get(), 3);
+    });
+}
+
+/// The cycle itself, which can no longer form: a destructor of `a` and one
+/// of `b`, on two threads, each calling the other domain's barrier. Each
+/// panics at once and its run goes on; nothing hangs.
+#[test]
+fn two_destructors_calling_each_others_barriers_do_not_hang() {
+    within_a_minute("crossed barriers in destructors", || {
+        let (a, b) = (common::quiet(), common::quiet());
+        let (a2, b2) = (a.clone(), b.clone());
+        a.defer(move || b2.barrier());
+        b.defer(move || a2.barrier());
+        let (a3, b3) = (a.clone(), b.clone());
+        let t1 = thread::spawn(move || std::panic::catch_unwind(|| a3.barrier()).is_err());
+        let t2 = thread::spawn(move || std::panic::catch_unwind(|| b3.barrier()).is_err());
+        assert!(
+            t1.join().unwrap(),
+            "a's barrier resumed the destructor's panic"
+        );
+        assert!(
+            t2.join().unwrap(),
+            "b's barrier resumed the destructor's panic"
+        );
+    });
+}

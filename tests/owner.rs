@@ -404,7 +404,7 @@ fn user_barrier_from_a_destructor_of_the_same_owner_panics() {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or_default();
     assert!(
-        message.contains("from a destructor that the same owner"),
+        message.contains("barrier() called from a destructor"),
         "{message}"
     );
     assert_eq!(mm.users(), 1, "the destructor's handle was dropped too");

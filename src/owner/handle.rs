@@ -228,10 +228,11 @@ impl<D: Send + Sync + 'static> User<D> {
     ///
     /// # Panics
     ///
-    /// If the calling thread is inside a read section of the owner's domain,
-    /// or is running a destructor of this owner (either would wait for
-    /// itself). If a destructor panics: every other object is still freed,
-    /// then the first panic is resumed.
+    /// If the calling thread is inside a read section of the owner's domain
+    /// (it would wait for itself), or is running a destructor of any domain
+    /// or owner ([`Domain::barrier`](crate::Domain::barrier)'s rule). If a
+    /// destructor panics: every other object is still freed, then the first
+    /// panic is resumed.
     pub fn barrier(&self) {
         assert!(
             !crate::rcu::for_owners::in_section(self.domain().inner().id),

@@ -198,14 +198,14 @@ impl Pending {
     ///
     /// # Panics
     ///
-    /// If called from a destructor this owner is running (it would wait for
-    /// itself).
+    /// If called from a destructor of any domain or owner
+    /// ([`Domain::barrier`]'s rule).
     pub(crate) fn barrier(&self) {
         let (q, inner) = (&*self.queue, self.inner());
         assert!(
-            !crate::rcu::for_owners::is_owner_freeing(q.key()),
-            "ownrcu: User::barrier() called from a destructor that the same owner is \
-             running; it would wait for itself: call it after the destructor returns"
+            !crate::rcu::for_owners::is_freeing_any(),
+            "{}",
+            crate::rcu::for_owners::BARRIER_IN_DESTRUCTOR
         );
         // The latest grace period any registration before this call took
         // (see the module docs): not the back of the queue, which misses a

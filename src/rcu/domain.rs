@@ -528,10 +528,18 @@ impl Domain {
     ///
     /// # Panics
     ///
-    /// If the calling thread is inside a read section of this domain, or is
-    /// running one of this domain's destructors (it would wait for itself
-    /// either way). If destructors panic, every other object is still freed,
-    /// then the first panic is resumed here.
+    /// 1. If the calling thread is inside a read section of this domain (it
+    ///    would wait for itself).
+    /// 2. If it is running a destructor, of any domain or owner (the
+    ///    kernel's rule for `rcu_barrier()` in a callback): a barrier waits
+    ///    for the frees in progress on other threads, and one of those may
+    ///    be waiting for this destructor's run (another destructor calling
+    ///    this run's domain's barrier: a cycle). Always, whatever the other
+    ///    threads do, so the mistake shows in the first test.
+    ///    [`synchronize`](Domain::synchronize), [`collect`](Domain::collect)
+    ///    and retirements are allowed in destructors.
+    /// 3. If destructors panic: every other object is still freed, then the
+    ///    first panic is resumed here.
     ///
     /// # Examples
     ///
@@ -545,6 +553,10 @@ impl Domain {
     /// ```
     pub fn barrier(&self) {
         self.assert_not_reading("barrier");
+        assert!(
+            !crate::rcu::freeing::is_freeing_any(),
+            "{BARRIER_IN_DESTRUCTOR}"
+        );
         self.inner().barrier();
     }
 
@@ -645,6 +657,13 @@ impl Domain {
         );
     }
 }
+
+/// The panic of a barrier called from a destructor (`Domain::barrier`,
+/// `User::barrier`).
+pub(crate) const BARRIER_IN_DESTRUCTOR: &str =
+    "ownrcu: barrier() called from a destructor (of a domain or an owner); a barrier waits for \
+     the frees running on other threads, which may wait for this one: call it after the \
+     destructor returns (synchronize() is allowed there)";
 
 impl Default for Domain {
     fn default() -> Self {

@@ -75,7 +75,8 @@ pub(crate) mod for_owners {
     //! the panic and count helpers ([`FirstPanic`], [`Cursor`], [`may_free`],
     //! [`check_count`]).
 
-    pub(crate) use super::freeing::{is_owner_freeing, owner_freeing};
+    pub(crate) use super::domain::BARRIER_IN_DESTRUCTOR;
+    pub(crate) use super::freeing::{is_freeing_any, is_owner_freeing, owner_freeing};
     pub(crate) use super::local::in_section;
     pub(crate) use super::machine::{
         lock_within, try_lock, Inner, Served, Throttled, COLLECT_BUDGET,

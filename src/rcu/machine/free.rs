@@ -59,12 +59,10 @@ impl Inner {
     pub(super) fn free_completed(&self, budget: usize, up_to: u64, path: Path) -> usize {
         let freeing = match path {
             Path::Barrier | Path::Teardown => {
-                // We would wait for the `freeing` lock our own caller holds.
-                assert!(
-                    !crate::rcu::freeing::is_freeing(self.id),
-                    "ownrcu: Domain::barrier() called from a destructor that the same domain is \
-                     running; it would wait for itself: call it after the destructor returns"
-                );
+                // Never our own caller's lock: a barrier is refused inside
+                // any destructor (`Domain::barrier`), a teardown inside this
+                // domain's own leaves the freeing to that run (`teardown`).
+                debug_assert!(!crate::rcu::freeing::is_freeing(self.id));
                 Some(lock(&self.freeing))
             }
             // A retirement waits for the freer a bounded time: its
