@@ -295,6 +295,11 @@ pub use rcu::batch::Batch;
 pub use rcu::config::{
     DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_SOFT_MAX_PENDING, DEFAULT_TIME_BOUND,
 };
+/// One reclaimer visit, public in loom builds only, for
+/// `tests/loom/reclaimer.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use rcu::domain::ReclaimerVisit;
 pub use rcu::domain::{Domain, GracePeriod};
 pub use rcu::fence::uses_membarrier;
 pub use rcu::guard::Guard;

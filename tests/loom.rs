@@ -51,8 +51,10 @@
 //! - `reclaimer`: the reclaimer's doorbell: registrations that make work
 //!   visible under a lock and then ring never leave the reclaimer parked
 //!   with work waiting, only one ring starts the thread, and a ring after
-//!   a stop starts a new one. (The reclaimer's visits reuse the steal
-//!   protocol of `barrier`, checked by `steal` and `barrier`.)
+//!   a stop starts a new one; and a destructor's panic caught by the
+//!   reclaimer while the last handle drops elsewhere is resumed once, by
+//!   that drop. (The reclaimer's visits reuse the steal protocol of
+//!   `barrier`, checked by `steal` and `barrier`.)
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half

@@ -658,6 +658,34 @@ impl Domain {
     }
 }
 
+/// One visit of the reclaimer to a domain, for the loom models (loom has
+/// no reclaimer thread): it holds the domain's state, not a handle, as the
+/// reclaimer does, so the last handle may drop while it visits.
+#[cfg(loom)]
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct ReclaimerVisit(Arc<Inner>);
+
+#[cfg(loom)]
+impl Domain {
+    /// The reclaimer's hold on this domain.
+    #[doc(hidden)]
+    pub fn reclaimer_visit(&self) -> ReclaimerVisit {
+        match &self.repr {
+            Repr::Owned(inner, _) => ReclaimerVisit(inner.clone()),
+        }
+    }
+}
+
+#[cfg(loom)]
+impl ReclaimerVisit {
+    /// One visit, exactly as the reclaimer thread makes it.
+    pub fn visit(&self) {
+        let mut memo = crate::rcu::reclaimer::Visit::default();
+        crate::rcu::reclaimer::visit_once(&*self.0, &mut memo);
+    }
+}
+
 /// The panic of a barrier called from a destructor (`Domain::barrier`,
 /// `User::barrier`).
 pub(crate) const BARRIER_IN_DESTRUCTOR: &str =

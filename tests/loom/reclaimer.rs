@@ -154,3 +154,38 @@ fn work_put_back_after_a_partial_free_wakes_the_reclaimer() {
         // wake-up it would park forever (a deadlock loom reports).
     });
 }
+
+/// A destructor's panic caught by the reclaimer while the domain's last
+/// handle drops on another thread: resumed exactly once, by that drop,
+/// whichever frees the object (the reclaimer's visit or the teardown) and
+/// however the two interleave. The reclaimer stashes the panic before it
+/// lets go of the `freeing` lock, which the teardown takes before it looks
+/// for a stashed panic. (The old code stashed it after the unwinding had
+/// let go of the lock; loom does not switch threads while one unwinds, so
+/// it cannot reach that schedule: this model checks the protocol as it is
+/// now, with no unwinding between the free and the stash.)
+#[test]
+fn a_panic_on_the_reclaimer_racing_the_last_handle_is_resumed_once() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("a destructor panics on the reclaimer");
+        }
+    }
+    check("reclaimer/panic vs last handle", TWO_THREADS, || {
+        // Only the reclaimer frees (and the teardown).
+        let domain = ownrcu::Domain::builder()
+            .retiring_threads_free(false)
+            .build();
+        let mut batch = domain.batch();
+        batch.push(Box::new(Bomb));
+        batch.drain();
+        domain.synchronize(); // the bomb's grace period is over
+        let visit = domain.reclaimer_visit();
+        let reclaimer = thread::spawn(move || visit.visit());
+        let resumed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(domain))).is_err();
+        reclaimer.join().unwrap();
+        assert!(resumed, "the destructor's panic was lost");
+    });
+}

@@ -50,8 +50,8 @@ pub(crate) enum Path {
     /// The domain's teardown: as `Barrier`.
     Teardown = 4,
     /// The reclaimer thread: skips if another thread is freeing, frees past
-    /// panics and resumes the first (its caller stashes it for the next
-    /// `barrier` or teardown).
+    /// panics and stashes the first for the next `barrier` or teardown,
+    /// before it lets go of the `freeing` lock.
     Reclaimer = 5,
     /// A retirement past the bound inside a read section: as `Backpressure`,
     /// but skips if another thread is freeing (it must not wait).

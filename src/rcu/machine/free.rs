@@ -107,7 +107,16 @@ impl Inner {
         if spare.is_some() {
             Self::keep_spare(&mut lock(&self.state), &mut spare);
         }
-        first_panic.resume();
+        if path == Path::Reclaimer {
+            // Stashed for the next `barrier` or the teardown while we still
+            // hold `freeing`: both take it before they look, so neither can
+            // look between our last free and the stash and miss the panic.
+            if let Some(payload) = first_panic.take() {
+                self.stash_panic(payload);
+            }
+        } else {
+            first_panic.resume();
+        }
         total
     }
 

@@ -16,7 +16,8 @@
 //!   reclaimer up for other domains.
 //! - A destructor that panics during a visit does not stop the others
 //!   (the reclaimer path frees past panics); the first panic is stashed in
-//!   the domain and resumed by the next `barrier` or the teardown, on a
+//!   the domain, before the `freeing` lock is let go, and resumed by the
+//!   next `barrier` or the teardown (both take that lock first), on a
 //!   user's thread.
 
 use core::any::Any;

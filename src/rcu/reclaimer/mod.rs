@@ -33,6 +33,8 @@ mod thread;
 
 #[cfg(loom)]
 pub use doorbell::{Doorbell, Sleeper};
+#[cfg(loom)]
+pub(crate) use served::visit_once;
 #[cfg(not(loom))]
 pub(crate) use served::Target;
 pub(crate) use served::{ServedDomain, Visit, Visited};

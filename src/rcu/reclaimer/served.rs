@@ -43,6 +43,19 @@ pub(crate) trait ServedDomain: Send + Sync {
     fn stash_panic(&self, payload: Box<dyn Any + Send>);
 }
 
+/// One visit of `domain`, as the reclaimer makes it: a panic that escapes
+/// the visit (one not already stashed inside it) is stashed in the domain.
+/// Returns what the visit found, or `None` if it panicked.
+pub(crate) fn visit_once(domain: &dyn ServedDomain, memo: &mut Visit) -> Option<Visited> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain.visit(memo))) {
+        Ok(visited) => Some(visited),
+        Err(payload) => {
+            domain.stash_panic(payload);
+            None
+        }
+    }
+}
+
 /// A served domain, as the reclaimer holds it.
 #[derive(Clone)]
 #[cfg(not(loom))]

@@ -3,13 +3,12 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 use core::time::Duration;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
 use super::doorbell::Doorbell;
-use super::served::{ServedDomain, Target, Visit, Visited};
+use super::served::{visit_once, ServedDomain, Target, Visit, Visited};
 
 /// Wakes (or starts) the thread; see module `doorbell`.
 static DOORBELL: Doorbell<JoinHandle<()>> = Doorbell::new();
@@ -211,17 +210,12 @@ fn visit_all(targets: &[Target], memos: &mut Vec<Memo>) -> Option<Duration> {
             }
         };
         let visit = &mut memos[at].visit;
-        let visited = catch_unwind(AssertUnwindSafe(|| inner.visit(visit)));
-        let work = match visited {
-            Ok(Visited::Work) => true,
-            Ok(Visited::Idle) => false,
-            Ok(Visited::Dead) => {
+        let work = match visit_once(&*inner, visit) {
+            Some(Visited::Work) | None => true,
+            Some(Visited::Idle) => false,
+            Some(Visited::Dead) => {
                 gone.push(index);
                 false
-            }
-            Err(payload) => {
-                inner.stash_panic(payload);
-                true
             }
         };
         if work {
