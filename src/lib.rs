@@ -248,6 +248,7 @@
 //! | `mmget_not_zero()` | [`Holder::upgrade`] |
 //! | `exit_mmap()` freeing VMAs without a grace period | the last [`User`]'s drop; [`Exclusive::free_pending`] |
 //! | the VMA tree (maple tree) read under RCU | [`Array`] |
+//! | RCU CPU stall warnings (`rcupdate.rcu_cpu_stall_timeout`) | [`DomainBuilder::stall_timeout`], [`DomainBuilder::on_stall`] → [`Stall`], [`Stats::stalls`] |
 //!
 //! # How the read side stays cheap
 //!
@@ -293,7 +294,8 @@ pub use owner::slot::Slot;
 pub use owner::unlinked::{OwnerBatch, Unlinked};
 pub use rcu::batch::Batch;
 pub use rcu::config::{
-    DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_SOFT_MAX_PENDING, DEFAULT_TIME_BOUND,
+    DomainBuilder, DEFAULT_MAX_PENDING, DEFAULT_SOFT_MAX_PENDING, DEFAULT_STALL_TIMEOUT,
+    DEFAULT_TIME_BOUND,
 };
 /// One reclaimer visit, public in loom builds only, for
 /// `tests/loom/reclaimer.rs`.
@@ -309,5 +311,6 @@ pub use rcu::reclaimer::Reclaimer;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use rcu::reclaimer::{Doorbell, Sleeper};
+pub use rcu::stall::Stall;
 pub use rcu::stats::{FreedBy, OwnerStats, Stats, Throttle};
 pub use shared::Shared;

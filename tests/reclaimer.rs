@@ -474,3 +474,48 @@ fn the_last_handle_may_go_with_the_domains_own_garbage_on_the_reclaimer() {
     assert_eq!(panics_saying("ownrcu:"), before, "ownrcu panicked");
     assert_eq!(drops.get(), 2 * N + 3);
 }
+
+/// With nobody waiting, the reclaimer's visits notice the stall: an idle
+/// writer's objects wait for a reader that stays in its section, and the
+/// reader is reported (by name) within the stall timeout plus a visit.
+#[test]
+fn the_reclaimer_reports_a_stalled_reader() {
+    let _served = served();
+    let (stall_tx, stall_rx) = mpsc::channel();
+    let stall_tx = Mutex::new(stall_tx);
+    let domain = Domain::builder()
+        .time_bound(Duration::from_millis(10))
+        .stall_timeout(Some(Duration::from_millis(20)))
+        .on_stall(move |stall| {
+            let _ = stall_tx.lock().unwrap().send(stall.clone());
+        })
+        .build();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let reader_domain = domain.clone();
+    let reader = thread::Builder::new()
+        .name("idle-section".into())
+        .spawn(move || {
+            let guard = reader_domain.read();
+            entered_tx.send(()).unwrap();
+            let _ = leave_rx.recv_timeout(Duration::from_secs(60));
+            drop(guard);
+        })
+        .unwrap();
+    entered_rx.recv().unwrap();
+    let drops = Drops::default();
+    for _ in 0..N {
+        domain.retire(drops.obj()); // then this writer goes idle
+    }
+    let stall = stall_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the reclaimer reported the stall");
+    assert_eq!(stall.thread.as_deref(), Some("idle-section"));
+    assert!(stall.pending > 0, "{stall:?}");
+    assert_eq!(drops.get(), 0, "nothing freed under the reader");
+    drop(leave_tx);
+    reader.join().unwrap();
+    eventually("every object freed", || domain.stats().freed == N as u64);
+    assert_eq!(drops.get(), N);
+    assert_eq!(domain.stats().stalls, 1);
+}

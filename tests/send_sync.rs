@@ -5,7 +5,7 @@
 
 use ownrcu::{
     Array, Batch, Domain, DomainBuilder, Exclusive, FreedBy, GracePeriod, Holder, OwnerBatch,
-    OwnerStats, Removed, Slot, Stats, Throttle, Unlinked, User,
+    OwnerStats, Removed, Slot, Stall, Stats, Throttle, Unlinked, User,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -20,6 +20,7 @@ fn send_and_sync() {
     send_sync::<DomainBuilder>();
     send_sync::<GracePeriod>();
     send_sync::<Stats>();
+    send_sync::<Stall>();
     send_sync::<OwnerStats>();
     send_sync::<FreedBy>();
     send_sync::<Throttle>();
@@ -30,6 +31,17 @@ fn send_and_sync() {
     send_sync::<Unlinked<'static, String>>();
     send_sync::<Array<String>>();
     send_sync::<Removed<'static, String>>();
+}
+
+fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+
+/// A domain (with or without a stall hook) and its builder stay unwind-safe:
+/// `catch_unwind(|| domain.barrier())` compiles without `AssertUnwindSafe`.
+#[test]
+fn unwind_safe_handles() {
+    unwind_safe::<Domain>();
+    unwind_safe::<DomainBuilder>();
+    unwind_safe::<Stats>();
 }
 
 #[test]

@@ -151,3 +151,64 @@ fn the_last_user_tears_down_directly_while_a_reader_of_the_domain_stalls() {
     leave.send(()).unwrap();
     reader.join().unwrap();
 }
+
+/// Stall warnings: a reader that holds a grace period up past the timeout
+/// while a thread waits for it is reported once, naming its thread; the
+/// waiter's call still completes once the reader leaves, also when the
+/// hook panics; a grace period that nobody holds up is never reported.
+#[test]
+fn a_stalled_reader_is_reported_once_naming_its_thread() {
+    use std::sync::{mpsc, Mutex};
+    use std::time::Duration;
+
+    for hook_panics in [false, true] {
+        let (stall_tx, stall_rx) = mpsc::channel();
+        let stall_tx = Mutex::new(stall_tx);
+        let domain = Domain::builder()
+            .reclaimer(false)
+            .stall_timeout(Some(Duration::from_millis(20)))
+            .on_stall(move |stall| {
+                stall_tx.lock().unwrap().send(stall.clone()).unwrap();
+                if hook_panics {
+                    panic!("a stall hook that panics");
+                }
+            })
+            .build();
+        // The reader: a named thread inside a section until told to leave.
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (leave_tx, leave_rx) = mpsc::channel::<()>();
+        let reader_domain = domain.clone();
+        let reader = thread::Builder::new()
+            .name("stuck-reader".into())
+            .spawn(move || {
+                let guard = reader_domain.read();
+                entered_tx.send(thread::current().id()).unwrap();
+                let _ = leave_rx.recv_timeout(Duration::from_secs(60));
+                drop(guard);
+            })
+            .unwrap();
+        let reader_id = entered_rx.recv().unwrap();
+        domain.retire(Box::new(1_u64));
+        // The waiter: held up by the reader until it leaves.
+        let waiter_domain = domain.clone();
+        let waiter = thread::spawn(move || waiter_domain.synchronize());
+        let stall = stall_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the stall was reported");
+        assert_eq!(stall.thread.as_deref(), Some("stuck-reader"));
+        assert_eq!(stall.thread_id, Some(reader_id));
+        assert!(stall.held >= Duration::from_millis(20), "{stall:?}");
+        assert!(stall.grace_period >= 1);
+        assert!(format!("{domain:?}").contains(&format!("id: {}", stall.domain)));
+        assert!(stall.to_string().contains("'stuck-reader'"), "{stall}");
+        drop(leave_tx);
+        reader.join().unwrap();
+        waiter.join().unwrap();
+        // Once per grace period: no second report of the same stall, and
+        // none for grace periods that nobody held up.
+        domain.synchronize();
+        domain.barrier();
+        assert!(stall_rx.try_recv().is_err(), "reported twice");
+        assert_eq!(domain.stats().stalls, 1);
+    }
+}

@@ -9,6 +9,8 @@
 
 use core::time::Duration;
 
+use crate::rcu::stall::{Stall, StallHook};
+
 /// A domain's limits (see [`DomainBuilder`] for what each one means).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Config {
@@ -36,6 +38,9 @@ pub(crate) struct Config {
     /// Grace periods start only by rationing (no pacing), and thread
     /// buffers always take 128 objects.
     pub(crate) lazy: bool,
+    /// How long a reader may hold a grace period up before it is reported
+    /// (`None`: never).
+    pub(crate) stall_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -54,6 +59,7 @@ impl Config {
         reclaimer: cfg!(not(loom)),
         time_bound: DEFAULT_TIME_BOUND,
         lazy: false,
+        stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
     };
 }
 
@@ -61,6 +67,15 @@ impl Config {
 /// objects may wait before the [`Reclaimer`](crate::Reclaimer) starts their
 /// grace period.
 pub const DEFAULT_TIME_BOUND: Duration = Duration::from_millis(100);
+
+/// The default [stall timeout](DomainBuilder::stall_timeout): a reader that
+/// holds a grace period up for longer is reported. Half the kernel's
+/// default (21 s, `CONFIG_RCU_CPU_STALL_TIMEOUT`): a read section is meant
+/// to last microseconds, and a user-space thread is not preempted for
+/// seconds on a live machine, so a reader still inside after 10 s is a
+/// bug (a guard kept alive by mistake, a deadlock inside a section) or a
+/// frozen thread, and everything retired since waits for it.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default bound on pending objects, per domain and per owner.
 pub const DEFAULT_MAX_PENDING: usize = 8192;
@@ -191,12 +206,15 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 256;
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct DomainBuilder {
     pub(crate) config: Config,
+    /// Where stalls go (`None`: one line on stderr).
+    pub(crate) stall_hook: Option<StallHook>,
 }
 
 impl DomainBuilder {
     pub(crate) fn new() -> Self {
         Self {
             config: Config::DEFAULT,
+            stall_hook: None,
         }
     }
 }
@@ -477,6 +495,57 @@ impl DomainBuilder {
     /// ```
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.config.lazy = lazy;
+        self
+    }
+
+    /// Stall warnings: a reader that has held a grace period up for longer
+    /// than `timeout` is reported once, through [`on_stall`](Self::on_stall)
+    /// (default: one line on stderr), naming its thread, and counted in
+    /// [`Stats::stalls`](crate::Stats::stalls); `None` turns them off.
+    /// Default [`DEFAULT_STALL_TIMEOUT`] (10 s).
+    ///
+    /// A stall is looked for only where something waits for that grace
+    /// period (a `synchronize`, `barrier` or cookie `wait`, a retirement
+    /// waiting at a bound) or on the [`Reclaimer`](crate::Reclaimer)'s
+    /// visits while retired objects wait (every half
+    /// [time bound](Self::time_bound)): a reader nothing waits for is not
+    /// a stall. It costs the read path nothing. One report per grace
+    /// period, so a reader stuck for an hour is reported once (until it
+    /// leaves and another stall begins); each reader that still holds that
+    /// grace period up when it is seen gets its own report.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let quiet = ownrcu::Domain::builder().stall_timeout(None).build();
+    /// let strict = ownrcu::Domain::builder()
+    ///     .stall_timeout(Some(Duration::from_millis(100)))
+    ///     .build();
+    /// # let _ = (quiet, strict);
+    /// ```
+    pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.stall_timeout = timeout;
+        self
+    }
+
+    /// Where stall warnings go (see [`stall_timeout`](Self::stall_timeout)),
+    /// instead of one line on stderr: a logger, a metric, a test's channel.
+    /// The hook runs on the thread that noticed the stall (a waiting thread
+    /// or the reclaimer), outside the domain's locks, so it may call into
+    /// the domain; a panic in it is caught and dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::builder()
+    ///     .on_stall(|stall| eprintln!("my service: {stall}"))
+    ///     .build();
+    /// # drop(domain);
+    /// ```
+    pub fn on_stall(mut self, hook: impl Fn(&Stall) + Send + Sync + 'static) -> Self {
+        self.stall_hook = Some(StallHook(std::sync::Arc::new(hook)));
         self
     }
 }

@@ -16,6 +16,7 @@ use crate::rcu::machine::Inner;
 use crate::rcu::machine::GLOBAL_INNER;
 use crate::rcu::record::Record;
 use crate::rcu::retired::{drop_run, free_run, slot_of, slot_with, DropRun, Slot};
+use crate::rcu::stall::StallHook;
 use crate::sync::Arc;
 use crate::Stats;
 
@@ -149,7 +150,7 @@ impl Domain {
     /// ```
     #[must_use]
     pub fn new() -> Self {
-        Self::with_config(Config::DEFAULT)
+        Self::with_config(Config::DEFAULT, None)
     }
 
     /// A builder for a domain with other limits than the defaults (see
@@ -165,10 +166,10 @@ impl Domain {
         DomainBuilder::new()
     }
 
-    pub(crate) fn with_config(config: Config) -> Self {
+    pub(crate) fn with_config(config: Config, stall_hook: Option<StallHook>) -> Self {
         Self {
             repr: {
-                let inner = Inner::new(config);
+                let inner = Inner::new(config, stall_hook);
                 let id = inner.id;
                 Repr::Owned(inner, id)
             },
@@ -799,6 +800,6 @@ impl DomainBuilder {
     /// The domain.
     #[must_use]
     pub fn build(self) -> Domain {
-        Domain::with_config(self.config)
+        Domain::with_config(self.config, self.stall_hook)
     }
 }

@@ -171,7 +171,10 @@ impl Registry {
                     }
                     !dead
                 });
-                let rec: *const Record = inner.claim();
+                let rec: &Record = inner.claim();
+                #[cfg(not(loom))]
+                rec.set_thread();
+                let rec: *const Record = rec;
                 domains.push((id, hold(inner), rec));
                 rec
             }
@@ -253,7 +256,9 @@ pub(crate) fn global_record<D: DomainState>(global: &'static D) -> Option<&'stat
 fn register_global(global: &'static dyn DomainState) -> Option<&'static Record> {
     REGISTRY
         .try_with(|registry| {
-            let rec: *const Record = global.claim();
+            let rec: &'static Record = global.claim();
+            rec.set_thread();
+            let rec: *const Record = rec;
             registry.global.set((rec, Some(global)));
             GLOBAL.with(|g| g.set(rec));
             // SAFETY: global records are never freed.

@@ -41,6 +41,7 @@ pub(crate) mod machine;
 pub(crate) mod reclaimer;
 pub(crate) mod record;
 pub(crate) mod retired;
+pub(crate) mod stall;
 pub(crate) mod stats;
 pub(crate) mod unwind;
 

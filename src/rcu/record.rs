@@ -99,6 +99,10 @@ pub(crate) struct Record {
     /// When the last bag filled; under the state lock only.
     #[cfg(not(loom))]
     filled: Cell<Option<Instant>>,
+    /// The thread that registered with this record (for stall warnings;
+    /// set by the owner at registration, read by whoever reports a stall).
+    #[cfg(not(loom))]
+    thread: std::sync::Mutex<Option<std::thread::Thread>>,
 }
 
 // Shared fields are atomics; `exit_work` and the fast-path use of `bag` are
@@ -125,7 +129,26 @@ impl Record {
             limit: Cell::new(FIRST_LIMIT),
             #[cfg(not(loom))]
             filled: Cell::new(None),
+            #[cfg(not(loom))]
+            thread: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Remembers the calling thread as the record's owner (at registration:
+    /// the thread's locals are alive then, so `thread::current` works).
+    #[cfg(not(loom))]
+    pub(crate) fn set_thread(&self) {
+        let thread = std::thread::current();
+        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+    }
+
+    /// The thread that registered with this record, if one did.
+    #[cfg(not(loom))]
+    pub(crate) fn thread(&self) -> Option<std::thread::Thread> {
+        self.thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Enters a read section (owner only).

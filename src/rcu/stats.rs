@@ -62,6 +62,9 @@ pub struct Stats {
     /// The most objects seen pending in the domain at a registration (not
     /// counting owners' objects).
     pub peak_pending: u64,
+    /// Stall warnings: readers reported for holding a grace period up past
+    /// the [stall timeout](crate::DomainBuilder::stall_timeout).
+    pub stalls: u64,
     /// How the domain's own objects were freed, by path.
     pub freed_by: FreedBy,
     /// Backpressure: retirements that found the domain, or one of its

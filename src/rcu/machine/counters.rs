@@ -27,6 +27,8 @@ pub(super) struct Counters {
     pub(super) timed: StdAtomicU64,
     /// The most objects seen pending at a registration.
     pub(super) peak_pending: StdAtomicU64,
+    /// Stall warnings reported (module `stalls`).
+    pub(super) stalls: StdAtomicU64,
     /// Objects freed, by path (they add up to `freed`).
     pub(super) freed_by: [StdAtomicU64; Path::COUNT],
     /// Backpressure events (module `throttle`).

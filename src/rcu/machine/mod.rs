@@ -53,6 +53,8 @@ mod poll;
 mod records;
 mod register;
 mod report;
+#[cfg(not(loom))]
+mod stalls;
 mod state;
 mod teardown;
 mod throttle;

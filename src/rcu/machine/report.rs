@@ -33,6 +33,7 @@ impl Inner {
             grace_periods_hurried: self.counters.hurried.load(Relaxed),
             grace_periods_timed: self.counters.timed.load(Relaxed),
             peak_pending: self.counters.peak_pending.load(Relaxed),
+            stalls: self.counters.stalls.load(Relaxed),
             freed_by: FreedBy {
                 amortized: self.freed_by(Path::Amortized),
                 backpressure: self.freed_by(Path::Backpressure)

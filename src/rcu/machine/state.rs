@@ -25,6 +25,7 @@ use crate::rcu::config::Config;
 use crate::rcu::reclaimer::Visited;
 use crate::rcu::record::Record;
 use crate::rcu::retired::{Bag, Reclaim};
+use crate::rcu::stall::StallHook;
 use crate::rcu::stats::OwnerCounters;
 use crate::sync::{Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
@@ -52,6 +53,9 @@ pub(super) struct State {
     /// moving average, in nanoseconds): see `GP_COST_FACTOR`.
     #[cfg(not(loom))]
     pub(super) started_at: Option<std::time::Instant>,
+    /// The last grace period reported as stalled (module `stall`).
+    #[cfg(not(loom))]
+    pub(super) stall_reported: u64,
     #[cfg(not(loom))]
     pub(super) start_cost_ns: u64,
     /// Emptied thread bags kept for reuse (at most `SPARE_BAGS`), so steady
@@ -175,6 +179,9 @@ pub(crate) struct Inner {
     /// A destructor's panic caught on the reclaimer thread, for the next
     /// `barrier` or the teardown to resume on a user's thread.
     pub(super) panicked: Mutex<Option<Box<dyn core::any::Any + Send>>>,
+    /// Where stall warnings go (module `stall`; `None`: stderr).
+    #[cfg(not(loom))]
+    pub(super) stall_hook: Option<StallHook>,
     /// The owner queues the reclaimer visits along with this domain.
     pub(super) served_owners: Mutex<Vec<std::sync::Weak<dyn Served>>>,
 }
@@ -223,7 +230,7 @@ pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 }
 
 macro_rules! inner_new {
-    ($id:expr, $config:expr, $this:expr) => {
+    ($id:expr, $config:expr, $this:expr, $hook:expr) => {
         Inner {
             epoch: CachePadded::new(AtomicU64::new(0)),
             completed: CachePadded::new(AtomicU64::new(0)),
@@ -238,6 +245,8 @@ macro_rules! inner_new {
                 #[cfg(not(loom))]
                 started_at: None,
                 #[cfg(not(loom))]
+                stall_reported: 0,
+                #[cfg(not(loom))]
                 start_cost_ns: 0,
                 spare: Vec::new(),
             }),
@@ -251,6 +260,7 @@ macro_rules! inner_new {
                 hurried: StdAtomicU64::new(0),
                 timed: StdAtomicU64::new(0),
                 peak_pending: StdAtomicU64::new(0),
+                stalls: StdAtomicU64::new(0),
                 freed_by: [const { StdAtomicU64::new(0) }; Path::COUNT],
                 throttle: ThrottleCounters::new(),
             },
@@ -267,6 +277,8 @@ macro_rules! inner_new {
             this: $this,
             panicked: Mutex::new(None),
             served_owners: Mutex::new(Vec::new()),
+            #[cfg(not(loom))]
+            stall_hook: $hook,
         }
     };
 }
@@ -275,17 +287,20 @@ impl Inner {
     /// The global domain's state, built at compile time.
     #[cfg(not(loom))]
     pub(crate) const fn new_global() -> Self {
-        inner_new!(0, Config::DEFAULT, std::sync::Weak::new())
+        inner_new!(0, Config::DEFAULT, std::sync::Weak::new(), None)
     }
 
     /// A user-created domain's state.
-    pub(crate) fn new(config: Config) -> Arc<Self> {
+    pub(crate) fn new(config: Config, stall_hook: Option<StallHook>) -> Arc<Self> {
         static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Relaxed);
         #[cfg(not(loom))]
-        return Arc::new_cyclic(|this| inner_new!(id, config, this.clone()));
+        return Arc::new_cyclic(|this| inner_new!(id, config, this.clone(), stall_hook));
         #[cfg(loom)]
-        return Arc::new(inner_new!(id, config, ()));
+        {
+            let _ = stall_hook; // loom builds look for no stalls
+            Arc::new(inner_new!(id, config, (), ()))
+        }
     }
 }
 

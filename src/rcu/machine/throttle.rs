@@ -270,7 +270,12 @@ impl Inner {
                 st.requested = st.requested.max(gp);
                 self.advance(&mut st);
             }
-            self.is_complete(gp)
+            let done = self.is_complete(gp);
+            #[cfg(not(loom))]
+            if !done {
+                self.check_stall();
+            }
+            done
         })
     }
 }

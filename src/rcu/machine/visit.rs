@@ -91,6 +91,8 @@ impl Inner {
         };
         let owners = self.visit_owners(|queue| queue.visit(self));
         let freed = self.free_completed(usize::MAX, u64::MAX, Path::Reclaimer);
+        #[cfg(not(loom))]
+        self.check_stall();
         if idle && !owners && freed == 0 {
             Visited::Idle
         } else {
