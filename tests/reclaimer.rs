@@ -490,19 +490,7 @@ fn the_reclaimer_reports_a_stalled_reader() {
             let _ = stall_tx.lock().unwrap().send(stall.clone());
         })
         .build();
-    let (entered_tx, entered_rx) = mpsc::channel();
-    let (leave_tx, leave_rx) = mpsc::channel::<()>();
-    let reader_domain = domain.clone();
-    let reader = thread::Builder::new()
-        .name("idle-section".into())
-        .spawn(move || {
-            let guard = reader_domain.read();
-            entered_tx.send(()).unwrap();
-            let _ = leave_rx.recv_timeout(Duration::from_secs(60));
-            drop(guard);
-        })
-        .unwrap();
-    entered_rx.recv().unwrap();
+    let (leave_tx, reader, _) = common::named_stalled_reader(&domain, "idle-section");
     let drops = Drops::default();
     for _ in 0..N {
         domain.retire(drops.obj()); // then this writer goes idle

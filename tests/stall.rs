@@ -174,20 +174,7 @@ fn a_stalled_reader_is_reported_once_naming_its_thread() {
                 }
             })
             .build();
-        // The reader: a named thread inside a section until told to leave.
-        let (entered_tx, entered_rx) = mpsc::channel();
-        let (leave_tx, leave_rx) = mpsc::channel::<()>();
-        let reader_domain = domain.clone();
-        let reader = thread::Builder::new()
-            .name("stuck-reader".into())
-            .spawn(move || {
-                let guard = reader_domain.read();
-                entered_tx.send(thread::current().id()).unwrap();
-                let _ = leave_rx.recv_timeout(Duration::from_secs(60));
-                drop(guard);
-            })
-            .unwrap();
-        let reader_id = entered_rx.recv().unwrap();
+        let (leave_tx, reader, reader_id) = common::named_stalled_reader(&domain, "stuck-reader");
         domain.retire(Box::new(1_u64));
         // The waiter: held up by the reader until it leaves.
         let waiter_domain = domain.clone();

@@ -23,17 +23,29 @@ pub fn quiet() -> Domain {
 /// A reader on another thread, inside a section of `domain` until told to
 /// leave (or the sender drops).
 pub fn stalled_reader(domain: &Domain) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let (leave, reader, _) = named_stalled_reader(domain, "stalled-reader");
+    (leave, reader)
+}
+
+/// [`stalled_reader`] on a thread named `name`; also returns its id.
+pub fn named_stalled_reader(
+    domain: &Domain,
+    name: &str,
+) -> (mpsc::Sender<()>, thread::JoinHandle<()>, thread::ThreadId) {
     let domain = domain.clone();
     let (entered_tx, entered_rx) = mpsc::channel();
     let (leave_tx, leave_rx) = mpsc::channel::<()>();
-    let reader = thread::spawn(move || {
-        let guard = domain.read();
-        entered_tx.send(()).unwrap();
-        let _ = leave_rx.recv();
-        drop(guard);
-    });
-    entered_rx.recv().unwrap();
-    (leave_tx, reader)
+    let reader = thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let guard = domain.read();
+            entered_tx.send(thread::current().id()).unwrap();
+            let _ = leave_rx.recv();
+            drop(guard);
+        })
+        .unwrap();
+    let id = entered_rx.recv().unwrap();
+    (leave_tx, reader, id)
 }
 
 /// Poisoned when freed (a second drop, or a use after free that reads it,
