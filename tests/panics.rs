@@ -690,9 +690,11 @@ fn a_panicking_destructor_in_a_teardown_run_by_another_domains_destructor() {
     // destructor, a panic of an `a` destructor, comes out of that barrier.
     let (a, b) = (common::quiet(), common::quiet());
     let t = Tracker::new(21);
+    let pinned = pin(&b); // none of `b`'s objects is freed before the teardown
     for id in 0..20 {
         b.retire(t.obj(id, id == 7));
     }
+    drop(pinned);
     a.retire(t.obj(20, false));
     a.retire(Box::new(b));
     assert_eq!(boom(|| a.barrier()), 7);
