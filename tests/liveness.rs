@@ -190,3 +190,55 @@ fn two_destructors_calling_each_others_barriers_do_not_hang() {
         );
     });
 }
+
+/// A free run frees what was complete when it began, never what completes
+/// while it frees: here every object's destructor registers a successor
+/// and waits for its grace period, so a run that chased completed work
+/// would free the whole chain (and, with writers that retire as fast as
+/// it frees, never end, keeping a `barrier` waiting for its lock). Each
+/// `collect` frees exactly one link of the chain.
+#[test]
+fn a_free_run_does_not_chase_grace_periods_that_complete_meanwhile() {
+    /// Registers the next link (unless the chain is complete) and waits
+    /// for its grace period.
+    struct Link {
+        domain: Domain,
+        left: usize,
+        drops: Drops,
+    }
+    impl Drop for Link {
+        fn drop(&mut self) {
+            self.drops.add();
+            if self.left > 0 {
+                let mut batch = self.domain.batch();
+                batch.push(Box::new(Link {
+                    domain: self.domain.clone(),
+                    left: self.left - 1,
+                    drops: self.drops.clone(),
+                }));
+                batch.drain();
+                self.domain.synchronize();
+            }
+        }
+    }
+    const LINKS: usize = 5;
+    let drops = Drops::default();
+    let domain = Domain::builder()
+        .reclaimer(false)
+        .retiring_threads_free(false)
+        .build();
+    let mut batch = domain.batch();
+    batch.push(Box::new(Link {
+        domain: domain.clone(),
+        left: LINKS - 1,
+        drops: drops.clone(),
+    }));
+    batch.drain();
+    domain.synchronize();
+    for freed in 1..=LINKS {
+        assert_eq!(domain.collect(), 1, "one link per collect");
+        assert_eq!(drops.get(), freed);
+    }
+    assert_eq!(domain.collect(), 0);
+    assert_eq!(domain.stats().pending_total(), 0);
+}

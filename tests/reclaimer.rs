@@ -334,6 +334,52 @@ fn the_reclaimer_can_be_the_only_thread_that_frees() {
     assert_eq!(drops.get(), 3 * N + 1);
 }
 
+/// A destructor that does not return for a long time holds up only its
+/// own domain: while one of domain A's, run by the reclaimer, waits (here:
+/// until it hears that B's object was freed), an idle writer's object of
+/// domain B is freed by the reclaimer all the same. Without that, A's
+/// destructor gives up after a minute and the test fails.
+#[test]
+fn a_destructor_that_does_not_return_holds_up_no_other_domain() {
+    /// Counts 1 when its destructor starts, 2 once it heard from B.
+    struct Waits(mpsc::Receiver<()>, Arc<AtomicUsize>);
+    impl Drop for Waits {
+        fn drop(&mut self) {
+            self.1.store(1, SeqCst);
+            if self.0.recv_timeout(Duration::from_secs(60)).is_ok() {
+                self.1.store(2, SeqCst);
+            }
+        }
+    }
+    struct Tells(mpsc::Sender<()>);
+    impl Drop for Tells {
+        fn drop(&mut self) {
+            self.0.send(()).unwrap();
+        }
+    }
+    let _served = served();
+    let only_the_reclaimer = || {
+        Domain::builder()
+            .retiring_threads_free(false)
+            .time_bound(Duration::from_millis(10))
+            .build()
+    };
+    let (a, b) = (only_the_reclaimer(), only_the_reclaimer());
+    let (tell, told) = mpsc::channel();
+    let state = Arc::new(AtomicUsize::new(0));
+    a.retire(Box::new(Waits(told, state.clone())));
+    eventually("the reclaimer is inside A's destructor", || {
+        state.load(SeqCst) == 1
+    });
+    b.retire(Box::new(Tells(tell)));
+    eventually("A's destructor heard that B's object was freed", || {
+        state.load(SeqCst) == 2
+    });
+    eventually("both freed by the reclaimer", || {
+        a.stats().freed_by.reclaimer == 1 && b.stats().freed_by.reclaimer == 1
+    });
+}
+
 /// A destructor that panics on the reclaimer thread neither kills it nor
 /// is lost: the other objects are freed, the reclaimer goes on serving,
 /// and the next `barrier` resumes the panic on the caller's thread.

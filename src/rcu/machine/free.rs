@@ -48,9 +48,12 @@ impl Inner {
         }
     }
 
-    /// Frees up to `budget` objects whose grace period completed and is no
-    /// later than `up_to` (all of them once the domain is dead); returns how
-    /// many. `path` says whether to wait for the `freeing` lock and whether
+    /// Frees up to `budget` objects whose grace period had completed when
+    /// the run took the `freeing` lock and is no later than `up_to` (all of
+    /// them once the domain is dead); returns how many. A run never chases
+    /// grace periods that complete while it frees: other threads may retire
+    /// as fast as it frees, and a `barrier` waiting for the lock must get it
+    /// after one run. `path` says whether to wait for the `freeing` lock and whether
     /// to keep going past panicking destructors (re-raising the first panic
     /// at the end) or to stop at the first and propagate it. Once the domain
     /// is dead, also when its last handle went inside one of the
@@ -73,6 +76,8 @@ impl Inner {
         let Some(_freeing) = freeing else {
             return 0;
         };
+        // Acquire: pairs with `complete`, as in `is_complete`.
+        let up_to = up_to.min(self.completed.load(Acquire));
         let _mark = crate::rcu::freeing::freeing(self.id);
         let mut left = budget;
         let mut total = 0;
@@ -167,17 +172,16 @@ impl Inner {
         }
     }
 
-    /// The front unit, if its grace period has completed and is no later
-    /// than `up_to` (any unit once the domain is dead).
+    /// The front unit, if its grace period is no later than `up_to`, which
+    /// the caller read from `completed` (any unit once the domain is dead).
     pub(super) fn pop_completed(
         &self,
         up_to: u64,
         spare: &mut Option<Box<Bag>>,
     ) -> Option<Waiting> {
-        let completed = self.completed.load(Acquire);
         let mut st = lock(&self.state);
         Self::keep_spare(&mut st, spare);
-        if !st.dead && st.waiting.front()?.gp > completed.min(up_to) {
+        if !st.dead && st.waiting.front()?.gp > up_to {
             return None;
         }
         st.waiting.pop_front()

@@ -11,9 +11,10 @@
 //!   started. Visits come every half time bound, so retired work waits at
 //!   most about one time bound before its grace period starts.
 //! - A visit never waits for a reader or for another thread's frees: it
-//!   frees completed units only if nobody else is freeing (`try_lock`), so
-//!   a stalled reader or a slow destructor elsewhere never holds the
-//!   reclaimer up for other domains.
+//!   frees completed units only if nobody else is freeing (`try_lock`), and
+//!   only those complete when it began. A slow destructor of its own holds
+//!   up this visit only: the reclaimer leaves it to its runner and visits
+//!   the other domains meanwhile (module `reclaimer`).
 //! - A destructor that panics during a visit does not stop the others
 //!   (the reclaimer path frees past panics); the first panic is stashed in
 //!   the domain, before the `freeing` lock is let go, and resumed by the

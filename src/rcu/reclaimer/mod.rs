@@ -3,7 +3,9 @@
 //!
 //! # Invariants
 //!
-//! - There is at most one reclaimer thread. It starts on the first
+//! - There is at most one reclaimer thread. It runs no user code: its
+//!   visits run on runner threads (module `runners`), so that a destructor
+//!   that takes seconds holds up its own domain only. It starts on the first
 //!   registration of work in a served domain (a thread's first single
 //!   retirement, a batch drain, an owner's retirement), never earlier, and
 //!   never when the process-wide switch is off ([`Reclaimer::disable`]; off
@@ -27,6 +29,8 @@
 //!   teardown. It only makes "later" come within the time bound.
 
 mod doorbell;
+#[cfg(not(loom))]
+mod runners;
 mod served;
 #[cfg(not(loom))]
 mod thread;
@@ -55,6 +59,16 @@ pub(crate) use served::{ServedDomain, Visit, Visited};
 /// thread that then goes idle are freed within about 150 ms by default
 /// (one and a half time bounds of 100 ms; the guarantee we document is one
 /// second), plus however long readers stay in their sections.
+///
+/// It runs no destructor itself: it hands its visits to *runner* threads
+/// (one, normally) and waits for them at most a quarter of the shortest
+/// time bound without progress. A visit that takes longer (a destructor
+/// that sleeps, blocks, or waits for a grace period) is left to its runner,
+/// and that domain is not visited again until it returns, while another
+/// runner makes the other visits: a slow destructor holds up its own domain
+/// only, and every other domain keeps its time bound. There are at most 16
+/// runners (16 domains inside destructors that do not return: the others
+/// wait); one that has been idle for a second exits, but the last.
 ///
 /// It never keeps the process from exiting, and is never needed for
 /// correctness: with it off, objects are freed by retirements, `collect`,
@@ -95,13 +109,13 @@ pub(crate) use served::{ServedDomain, Visit, Visited};
 pub struct Reclaimer;
 
 impl Reclaimer {
-    /// Turns the reclaimer off for the whole process: stops its thread,
-    /// waiting for it to finish the visit in progress, and keeps it from
-    /// starting again until [`enable`](Reclaimer::enable). Called on the
-    /// reclaimer thread itself (from a destructor it runs), it cannot wait:
-    /// that thread exits once the destructor returns, and no new one starts
-    /// before then, even if the reclaimer is enabled again meanwhile (a
-    /// retirement after that starts it).
+    /// Turns the reclaimer off for the whole process: stops its thread and
+    /// its runners, waiting for the visits in progress to finish, and keeps
+    /// it from starting again until [`enable`](Reclaimer::enable). Called
+    /// from a destructor that the reclaimer runs, it cannot wait for the
+    /// runners (that destructor's own thread is one): they exit once their
+    /// visits end, and no new reclaimer starts before then, even if it is
+    /// enabled again meanwhile (a retirement after that starts it).
     ///
     /// # Examples
     ///

@@ -1,5 +1,7 @@
 //! The reclaimer thread itself: its registry of served domains, its
-//! status, and its loop (see the parent module's invariants).
+//! status, and its loop (see the parent module's invariants). It keeps
+//! time and hands the visits to its runners (module `runners`): it never
+//! runs a destructor itself.
 
 use core::sync::atomic::Ordering::Relaxed;
 use core::time::Duration;
@@ -8,7 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
 use super::doorbell::Doorbell;
-use super::served::{visit_once, ServedDomain, Target, Visit, Visited};
+use super::runners::{self, Runners, Task};
+use super::served::{ServedDomain, Target, Visit, Visited};
 
 /// Wakes (or starts) the thread; see module `doorbell`.
 static DOORBELL: Doorbell<JoinHandle<()>> = Doorbell::new();
@@ -16,7 +19,7 @@ static DOORBELL: Doorbell<JoinHandle<()>> = Doorbell::new();
 static ENABLED: AtomicBool = AtomicBool::new(!cfg!(miri));
 
 /// A served domain's state, kept alive for one visit.
-enum Alive {
+pub(super) enum Alive {
     Global(&'static dyn ServedDomain),
     Owned(Arc<dyn ServedDomain>),
 }
@@ -44,15 +47,16 @@ struct Registry {
     /// Every domain the reclaimer has been told about, until it is found
     /// torn down or gone.
     targets: Vec<Target>,
-    /// A reclaimer stopped by `disable` from one of its own destructors,
-    /// which could not wait for it: no new thread starts until it is gone
-    /// (so there is at most one).
-    exiting: Option<JoinHandle<()>>,
+    /// Runners of a stopped reclaimer, told to exit after the visit they
+    /// are making: `disable` joins them (but from a destructor on one of
+    /// them), and no new reclaimer starts until they are gone (so there is
+    /// never more than one at work).
+    exiting: Vec<JoinHandle<()>>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     targets: Vec::new(),
-    exiting: None,
+    exiting: Vec::new(),
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -89,14 +93,11 @@ fn serve<D: ServedDomain + ?Sized>(inner: &D) {
 fn start() -> Option<JoinHandle<()>> {
     {
         let mut reg = registry();
-        if let Some(old) = reg.exiting.take() {
-            if !old.is_finished() {
-                // Still in the destructor that stopped it: the next ring
-                // starts one.
-                reg.exiting = Some(old);
-                return None;
-            }
-            let _ = old.join();
+        if let Some(old) = join_finished(&mut reg.exiting) {
+            // A runner of the old reclaimer is still in a destructor (the
+            // one that stopped it, maybe): the next ring starts one.
+            reg.exiting.push(old);
+            return None;
         }
     }
     // Without a thread (the process is out of them), nothing breaks:
@@ -107,20 +108,45 @@ fn start() -> Option<JoinHandle<()>> {
         .ok()
 }
 
+/// Joins the handles of `exiting` whose threads have finished; returns one
+/// that has not, if any (the others stay in `exiting`).
+fn join_finished(exiting: &mut Vec<JoinHandle<()>>) -> Option<JoinHandle<()>> {
+    let mut unfinished = None;
+    for handle in core::mem::take(exiting) {
+        if handle.is_finished() {
+            let _ = handle.join();
+        } else if unfinished.is_none() {
+            unfinished = Some(handle);
+        } else {
+            exiting.push(handle);
+        }
+    }
+    unfinished
+}
+
+/// Hands the runners of a stopping reclaimer to `disable` (module docs of
+/// `runners`).
+pub(super) fn exiting(runners: Vec<JoinHandle<()>>) {
+    registry().exiting.extend(runners);
+}
+
 pub(super) fn disable() {
     ENABLED.store(false, Relaxed);
-    let Some(handle) = DOORBELL.stop() else {
-        return;
-    };
-    // The thread sees that the doorbell no longer holds its handle, and
-    // exits at its next look.
-    handle.thread().unpark();
-    // From a destructor running on the reclaimer itself, it cannot wait for
-    // itself: it exits once that destructor returns.
-    if handle.thread().id() != thread::current().id() {
+    if let Some(handle) = DOORBELL.stop() {
+        // The thread sees that the doorbell no longer holds its handle, and
+        // exits at its next look, within one overrun: it runs no user code.
+        handle.thread().unpark();
         let _ = handle.join();
-    } else {
-        registry().exiting = Some(handle);
+    }
+    // From a destructor on a runner, waiting for runners could wait for
+    // this very thread (or for one that waits for it): they are joined by
+    // a later `disable` or start instead.
+    if runners::on_runner() {
+        return;
+    }
+    let exiting = core::mem::take(&mut registry().exiting);
+    for handle in exiting {
+        let _ = handle.join();
     }
 }
 
@@ -135,18 +161,22 @@ pub(super) fn is_enabled() -> bool {
 /// The reclaimer's memory of one domain.
 struct Memo {
     id: u64,
-    visit: Visit,
+    /// `None` while a runner visits the domain (in flight).
+    visit: Option<Visit>,
 }
 
 fn run() {
     let me = thread::current().id();
     // Should this thread ever unwind (nothing in the loop below panics but
-    // allocation; destructors run under `catch_unwind`), the doorbell must
-    // not stay `RUNNING` for a thread that is gone: mark it stopped, so the
+    // allocation; destructors run on the runners), the doorbell must not
+    // stay `RUNNING` for a thread that is gone: mark it stopped, so the
     // next registration starts a new one.
     let _dying = scopeguard::guard_on_unwind((), |()| {
         drop(DOORBELL.stop_if(|handle| handle.thread().id() == me));
     });
+    // Dropped on the way out (told to stop, or unwinding): the runners
+    // finish their visits and exit.
+    let mut runners = Runners::default();
     let mut memos: Vec<Memo> = Vec::new();
     // Started or woken by a registration: that work has a time bound to get
     // its grace period, and the retiring thread usually frees it first, so
@@ -162,7 +192,7 @@ fn run() {
             }
             registry().targets.clone()
         };
-        period = visit_all(&targets, &mut memos);
+        period = visit_all(&targets, &mut memos, &mut runners);
         if period.is_some() {
             continue;
         }
@@ -189,41 +219,72 @@ fn first_period() -> Duration {
         .unwrap_or(crate::DEFAULT_TIME_BOUND / 2)
 }
 
-/// Visits every served domain once; returns how long to sleep before the
-/// next round, or `None` if no domain has work.
-fn visit_all(targets: &[Target], memos: &mut Vec<Memo>) -> Option<Duration> {
+/// Visits every served domain once, but those still in flight from an
+/// earlier round; returns how long to sleep before the next round, or
+/// `None` if no domain has work.
+fn visit_all(targets: &[Target], memos: &mut Vec<Memo>, runners: &mut Runners) -> Option<Duration> {
     let mut period: Option<Duration> = None;
-    let mut gone = Vec::new();
-    for (index, target) in targets.iter().enumerate() {
-        let Some(inner) = target.upgrade() else {
-            gone.push(index);
+    let mut work = |bound: Duration| {
+        period = Some(period.map_or(bound / 2, |p| p.min(bound / 2)));
+    };
+    let mut overrun: Option<Duration> = None;
+    let mut gone = false;
+    let mut tasks = Vec::new();
+    for target in targets {
+        let Some(domain) = target.upgrade() else {
+            gone = true;
             continue;
         };
-        let at = match memos.iter().position(|m| m.id == inner.id()) {
-            Some(at) => at,
+        let bound = domain.time_bound();
+        overrun = Some(overrun.map_or(bound / 4, |o| o.min(bound / 4)));
+        let id = domain.id();
+        let memo = match memos.iter_mut().find(|m| m.id == id) {
+            Some(memo) => memo,
             None => {
                 memos.push(Memo {
-                    id: inner.id(),
-                    visit: Visit::default(),
+                    id,
+                    visit: Some(Visit::default()),
                 });
-                memos.len() - 1
+                memos.last_mut().expect("just pushed")
             }
         };
-        let visit = &mut memos[at].visit;
-        let work = match visit_once(&*inner, visit) {
-            Some(Visited::Work) | None => true,
-            Some(Visited::Idle) => false,
-            Some(Visited::Dead) => {
-                gone.push(index);
-                false
-            }
+        let Some(visit) = memo.visit.take() else {
+            work(bound); // in flight: come back for it
+            continue;
         };
-        if work {
-            let half = inner.time_bound() / 2;
-            period = Some(period.map_or(half, |p| p.min(half)));
+        tasks.push(Task {
+            id,
+            domain,
+            memo: visit,
+        });
+    }
+    let mut finished = runners.finished();
+    if !tasks.is_empty() {
+        finished.extend(runners.run(tasks, overrun.unwrap_or(crate::DEFAULT_TIME_BOUND / 4)));
+    }
+    let bounds: Vec<(u64, Duration)> = targets
+        .iter()
+        .filter_map(|t| t.upgrade().map(|d| (d.id(), d.time_bound())))
+        .collect();
+    for done in finished {
+        let bound = bounds.iter().find(|(id, _)| *id == done.id).map(|b| b.1);
+        match done.visited {
+            Some(Visited::Work) | None => work(bound.unwrap_or(crate::DEFAULT_TIME_BOUND)),
+            Some(Visited::Idle) => {}
+            Some(Visited::Dead) => gone = true,
+        }
+        if let Some(memo) = memos.iter_mut().find(|m| m.id == done.id) {
+            memo.visit = Some(done.memo);
         }
     }
-    if !gone.is_empty() {
+    for memo in memos.iter() {
+        if memo.visit.is_none() {
+            // Still in flight after this round.
+            let bound = bounds.iter().find(|(id, _)| *id == memo.id).map(|b| b.1);
+            work(bound.unwrap_or(crate::DEFAULT_TIME_BOUND));
+        }
+    }
+    if gone {
         let mut reg = registry();
         let dead = |target: &Target| match target {
             Target::Global(_) => false,

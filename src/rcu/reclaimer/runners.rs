@@ -1,0 +1,237 @@
+//! Runners: the threads that make the reclaimer's visits, so that the
+//! reclaimer thread itself never runs user code (destructors, stall hooks)
+//! and keeps time for every domain while one destructor runs for seconds.
+//!
+//! # Invariants
+//!
+//! - The reclaimer hands each round's visits to the runners and waits for
+//!   them, but never longer than an *overrun* (a quarter of the shortest
+//!   time bound it serves) without progress. When the visits still queued
+//!   find every runner busy past that, it starts another runner; when only
+//!   visits already under way are left, it goes on without them. A visit
+//!   left running keeps its domain *in flight*: the reclaimer does not visit
+//!   that domain again until the runner reports, so a domain is visited by
+//!   one runner at a time.
+//! - At most [`MAX_RUNNERS`] runners exist. Past that (that many domains
+//!   each inside a destructor that does not return), the reclaimer waits,
+//!   and the time bound holds again once one returns.
+//! - One runner stays while the reclaimer lives; one that found nothing to
+//!   do for [`IDLE_EXIT`] beyond that exits.
+//! - When the reclaimer stops ([`Runners`] dropped), every runner is told
+//!   to exit after the visit it is making, and its handle goes to the
+//!   registry's `exiting` list, for `Reclaimer::disable` (or the next start)
+//!   to join.
+
+use core::cell::Cell;
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use super::served::{visit_once, Visit, Visited};
+use super::thread::Alive;
+
+/// The most runners at once.
+pub(super) const MAX_RUNNERS: usize = 16;
+/// How long a runner beyond the first waits for a visit before it exits.
+const IDLE_EXIT: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// Set on runner threads: `Reclaimer::disable` called from a destructor
+    /// there must not wait for runners (its own thread among them).
+    static ON_RUNNER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is one of the reclaimer's runners.
+pub(super) fn on_runner() -> bool {
+    ON_RUNNER.with(Cell::get)
+}
+
+/// A visit to make: the domain (kept alive for it) and what the reclaimer
+/// remembered of it.
+pub(super) struct Task {
+    pub(super) id: u64,
+    pub(super) domain: Alive,
+    pub(super) memo: Visit,
+}
+
+/// A visit made: what it found (`None` if it panicked; the panic was
+/// stashed in the domain) and the memo to keep for the next one.
+pub(super) struct Done {
+    pub(super) id: u64,
+    pub(super) memo: Visit,
+    pub(super) visited: Option<Visited>,
+}
+
+#[derive(Default)]
+struct Queue {
+    tasks: VecDeque<Task>,
+    done: Vec<Done>,
+    /// Runners alive, and how many of them wait for a task.
+    live: usize,
+    idle: usize,
+    stop: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Runners wait here for tasks.
+    tasks: Condvar,
+    /// The reclaimer waits here for finished visits.
+    done: Condvar,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // No user code runs under this lock: poisoning cannot leave it
+        // inconsistent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The reclaimer's runners (module docs).
+#[derive(Default)]
+pub(super) struct Runners {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Runners {
+    /// Hands the visits in `tasks` to the runners and waits for them, at
+    /// most `overrun` without progress; returns every visit finished
+    /// meanwhile, including those of earlier rounds left in flight. Those
+    /// of `tasks` missing from the result are in flight.
+    pub(super) fn run(&mut self, tasks: Vec<Task>, overrun: Duration) -> Vec<Done> {
+        let mut waiting: Vec<u64> = tasks.iter().map(|t| t.id).collect();
+        let shared = Arc::clone(&self.shared);
+        let mut q = shared.queue();
+        q.tasks.extend(tasks);
+        let mut finished = Vec::new();
+        let mut progress = Instant::now();
+        loop {
+            if !q.done.is_empty() {
+                waiting.retain(|id| !q.done.iter().any(|d| d.id == *id));
+                finished.append(&mut q.done);
+                progress = Instant::now();
+            }
+            if waiting.is_empty() {
+                return finished;
+            }
+            if q.live == 0 || progress.elapsed() >= overrun {
+                if q.live < MAX_RUNNERS && !q.tasks.is_empty() && q.idle == 0 {
+                    // The first runner, or every runner busy past the
+                    // overrun with visits still queued: one more.
+                    q = spawn(&shared, &mut self.threads, q);
+                    progress = Instant::now();
+                } else if q.live > 0 {
+                    return finished; // the rest is in flight
+                }
+                if q.live == 0 {
+                    // No thread could be started: visit here, degraded.
+                    let Some(task) = q.tasks.pop_front() else {
+                        return finished;
+                    };
+                    drop(q);
+                    let done = make(task);
+                    q = shared.queue();
+                    q.done.push(done);
+                    continue;
+                }
+            }
+            shared.tasks.notify_all();
+            let wait = overrun.saturating_sub(progress.elapsed());
+            q = shared
+                .done
+                .wait_timeout(q, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Visits finished since the last call, without waiting.
+    pub(super) fn finished(&mut self) -> Vec<Done> {
+        core::mem::take(&mut self.shared.queue().done)
+    }
+}
+
+/// Starts a runner, counted in `live` at once (unless the thread cannot be
+/// started); joins runners that exited meanwhile.
+fn spawn<'q>(
+    shared: &Arc<Shared>,
+    threads: &mut Vec<JoinHandle<()>>,
+    mut q: MutexGuard<'q, Queue>,
+) -> MutexGuard<'q, Queue> {
+    threads.retain(|t| !t.is_finished());
+    let runner = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("ownrcu-reclaimer-runner".into())
+        .spawn(move || serve(&runner));
+    if let Ok(handle) = spawned {
+        q.live += 1;
+        threads.push(handle);
+    }
+    q
+}
+
+impl Drop for Runners {
+    fn drop(&mut self) {
+        let tasks = {
+            let mut q = self.shared.queue();
+            q.stop = true;
+            core::mem::take(&mut q.tasks)
+        };
+        self.shared.tasks.notify_all();
+        // Visits never started keep their domains alive: let go of them
+        // here, outside the lock (a domain's state may be freed with them).
+        drop(tasks);
+        super::thread::exiting(core::mem::take(&mut self.threads));
+    }
+}
+
+/// A runner's loop: makes visits until told to stop, or until it has been
+/// idle for `IDLE_EXIT` while another runner is alive.
+fn serve(shared: &Shared) {
+    ON_RUNNER.with(|on| on.set(true));
+    loop {
+        let task = {
+            let mut q = shared.queue();
+            loop {
+                if q.stop {
+                    q.live -= 1;
+                    return;
+                }
+                if let Some(task) = q.tasks.pop_front() {
+                    break task;
+                }
+                q.idle += 1;
+                let (next, timeout) = shared
+                    .tasks
+                    .wait_timeout(q, IDLE_EXIT)
+                    .unwrap_or_else(|e| e.into_inner());
+                q = next;
+                q.idle -= 1;
+                if timeout.timed_out() && q.tasks.is_empty() && q.live > 1 {
+                    q.live -= 1;
+                    return;
+                }
+            }
+        };
+        let done = make(task);
+        shared.queue().done.push(done);
+        shared.done.notify_one();
+    }
+}
+
+/// Makes one visit; the domain is let go of before the report.
+fn make(task: Task) -> Done {
+    let Task {
+        id,
+        domain,
+        mut memo,
+    } = task;
+    let visited = visit_once(&*domain, &mut memo);
+    drop(domain);
+    Done { id, memo, visited }
+}
