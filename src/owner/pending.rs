@@ -282,15 +282,18 @@ impl OwnerQueue {
 
     /// Frees, with the `freeing` lock held, up to `budget` objects of
     /// units that wait for grace period `up_to` or an earlier one, which
-    /// has completed; returns how many objects it freed.
+    /// had completed when it began (it never chases grace periods that
+    /// complete while it frees: see the domain's `free_completed`); returns
+    /// how many objects it freed.
     fn collect_locked(&self, inner: &Inner, budget: usize, up_to: u64) -> usize {
+        let up_to = up_to.min(inner.completed());
         let mut left = budget;
         let mut total = 0;
         while left > 0 {
             let (gp, unit) = {
                 let mut queue = lock(&self.queue);
                 match queue.units.front() {
-                    Some(&(gp, _)) if gp <= up_to && inner.is_complete(gp) => {
+                    Some(&(gp, _)) if gp <= up_to => {
                         queue.units.pop_front().unwrap()
                     }
                     _ => return total,

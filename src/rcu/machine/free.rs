@@ -13,7 +13,7 @@
 //!   parked (issue 10's Miri liveness failure: an amortized free of 8 of
 //!   20 objects, and the other 12 left for good to an idle writer).
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::{Relaxed, Release};
 
 use super::counters::Path;
 use super::state::{lock, lock_within, try_lock, Inner, State, Waiting, SPARE_BAGS};
@@ -76,8 +76,7 @@ impl Inner {
         let Some(_freeing) = freeing else {
             return 0;
         };
-        // Acquire: pairs with `complete`, as in `is_complete`.
-        let up_to = up_to.min(self.completed.load(Acquire));
+        let up_to = up_to.min(self.completed());
         let _mark = crate::rcu::freeing::freeing(self.id);
         let mut left = budget;
         let mut total = 0;

@@ -133,9 +133,14 @@ impl Inner {
     }
 
     pub(crate) fn is_complete(&self, gp: u64) -> bool {
+        self.completed() >= gp
+    }
+
+    /// The latest completed grace period.
+    pub(crate) fn completed(&self) -> u64 {
         // Acquire: pairs with `complete`, so the caller sees every reader's
         // exit that the grace period waited for.
-        self.completed.load(Acquire) >= gp
+        self.completed.load(Acquire)
     }
 
     /// Moves the machine forward without blocking; returns whether `gp` is
