@@ -1,7 +1,9 @@
 //! `synchronize`: the latency of one `Domain::synchronize` (a full grace
 //! period), with no other thread, with one other registered thread running
-//! outside read sections, and with one other thread entering and leaving
-//! read sections in a tight loop.
+//! outside read sections, with one other thread entering and leaving
+//! read sections in a tight loop, and with 1 or 64 other registered
+//! threads parked outside read sections (`idle_threads_1`,
+//! `idle_threads_64`: what idle threads cost a grace period).
 //!
 //! Every function uses its own user-created domain, made before the timing.
 //! The bench thread takes one guard of that domain before timing, so the
@@ -78,11 +80,51 @@ fn bench_synchronize(
     drop(domain);
 }
 
+/// Benchmarks `synchronize` on a fresh domain with `threads` other
+/// threads registered with it and parked outside any section.
+fn bench_idle_threads(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    threads: usize,
+) {
+    let domain = ownrcu::Domain::new();
+    drop(domain.read());
+    let stop = AtomicBool::new(false);
+    let registered = std::sync::Barrier::new(threads + 1);
+    thread::scope(|s| {
+        let parked: Vec<_> = (0..threads)
+            .map(|_| {
+                let (domain, stop, registered) = (&domain, &stop, &registered);
+                s.spawn(move || {
+                    drop(domain.read());
+                    registered.wait();
+                    while !stop.load(Ordering::Acquire) {
+                        thread::park();
+                    }
+                })
+            })
+            .collect();
+        registered.wait();
+        // Wakes them to stop even if the benchmark panics, so the scope's
+        // join cannot hang.
+        let _wake = scopeguard::guard((), |()| {
+            stop.store(true, Ordering::Release);
+            for thread in &parked {
+                thread.thread().unpark();
+            }
+        });
+        c.bench_function(format!("idle_threads_{threads}"), |b| {
+            b.iter(|| domain.synchronize())
+        });
+    });
+}
+
 fn synchronize(c: &mut Criterion) {
     let mut group = c.benchmark_group("synchronize");
     bench_synchronize(&mut group, "alone", None);
     bench_synchronize(&mut group, "running_thread", Some(Helper::Running));
     bench_synchronize(&mut group, "busy_reader", Some(Helper::BusyReader));
+    bench_idle_threads(&mut group, 1);
+    bench_idle_threads(&mut group, 64);
     group.finish();
 }
 

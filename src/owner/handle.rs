@@ -349,19 +349,41 @@ impl<D: Send + Sync + 'static> Clone for User<D> {
 impl<D: Send + Sync + 'static> Drop for User<D> {
     /// `mmput`: the last user tears the owner down, directly.
     fn drop(&mut self) {
-        // Release: our accesses happen before the teardown (which acquires).
-        // A leaked `Exclusive`'s bit stays set; the count alone decides.
-        if user_count(self.shared().users.fetch_sub(ONE_USER, Release)) != 1 {
-            return;
-        }
-        // Acquire (a load rather than a fence, which ThreadSanitizer cannot
-        // follow): every other user's accesses happen before the teardown.
-        self.shared().users.load(Acquire);
         let shared = self.shared;
+        // The only handle of any kind: no other user, and no holder (the
+        // users' collective reference is the only one in `holders`) that
+        // could upgrade. No other thread can reach the owner, so nothing
+        // needs counting down. Acquire, `holders` first: a holder that
+        // upgraded and was then dropped gave up its share after the upgrade,
+        // so a load that sees the share gone sees the upgrade in `users`;
+        // and every other handle's accesses happen before the teardown.
+        let only = self.shared().holders.load(Acquire) == 1
+            && self.shared().users.load(Acquire) == ONE_USER;
+        if !only {
+            // Release: our accesses happen before the teardown (which
+            // acquires). A leaked `Exclusive`'s bit stays set; the count
+            // alone decides.
+            if user_count(self.shared().users.fetch_sub(ONE_USER, Release)) != 1 {
+                return;
+            }
+            // Acquire (a load rather than a fence, which ThreadSanitizer
+            // cannot follow): every other user's accesses happen before
+            // the teardown.
+            self.shared().users.load(Acquire);
+        }
         // Whatever happens below (a destructor may panic), the users'
         // collective holder reference is given up once, at the end.
-        // SAFETY: this handle's share of `holders` is given up here, once.
-        let _release = scopeguard::guard((), move |()| unsafe { release_holder(shared) });
+        let _release = scopeguard::guard((), move |()| {
+            if only {
+                // SAFETY: no other handle exists or can be made (above),
+                // and the data is dropped: the allocation is ours to free.
+                unsafe { free_shared(shared) }
+            } else {
+                // SAFETY: this handle's share of `holders` is given up
+                // here, once.
+                unsafe { release_holder(shared) }
+            }
+        });
         // `users` reached zero: no other user handle and no reference into
         // the data exists (each borrows a user handle), and no upgrade can
         // make one (it needs a non-zero count). The data and the retired
@@ -395,11 +417,24 @@ unsafe fn release_holder<D>(shared: NonNull<Shared<D>>) {
     if holders.fetch_sub(1, Release) == 1 {
         // Acquire, as a load (see `User::drop`).
         holders.load(Acquire);
-        // SAFETY: the last reference: the allocation came from `Box::leak`
-        // in `User::new`, and its data was dropped by the last user (the
-        // users' collective reference is only given up after that).
-        drop(unsafe { Box::from_raw(shared.as_ptr()) });
+        // SAFETY: the last reference, and its data was dropped by the last
+        // user (the users' collective reference is only given up after
+        // that).
+        unsafe { free_shared(shared) };
     }
+}
+
+/// Frees an owner's allocation.
+///
+/// # Safety
+///
+/// 1. No handle of the owner is left (the caller's was the last).
+/// 2. Its data was dropped.
+unsafe fn free_shared<D>(shared: NonNull<Shared<D>>) {
+    // SAFETY: the allocation came from `Box::leak` in `User::new`; by (1)
+    // nobody else uses it; by (2) dropping the `Box` drops the rest (the
+    // data is a `ManuallyDrop`, not dropped again).
+    drop(unsafe { Box::from_raw(shared.as_ptr()) });
 }
 
 impl<D: Send + Sync + 'static> Holder<D> {

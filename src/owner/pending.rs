@@ -34,9 +34,13 @@
 //!   domain alive, and the owner's teardown still frees everything before
 //!   it returns, because the direct free takes the `freeing` lock too
 //!   (unless this thread already holds it, freeing this owner's objects).
+//! - That allocation is made by the owner's first retirement, and never
+//!   replaced: an owner that retires nothing costs one allocation and its
+//!   teardown only drops its data. With no queue there is nothing to wait
+//!   for, free or resume.
 
 use core::sync::atomic::AtomicBool;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -45,14 +49,16 @@ use crate::rcu::for_owners::{
     lock_within, may_free, try_lock, FirstPanic, Inner, OwnerCounters, OwnerStats, Reclaim, Served,
     Throttled, Visited, COLLECT_BUDGET,
 };
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{AtomicPtr, Mutex, MutexGuard};
 use crate::Domain;
 
 /// An owner's domain handle and its queue of retired objects.
 pub(crate) struct Pending {
     pub(crate) domain: Domain,
-    /// Shared with the reclaimer (weakly), see the module docs.
-    queue: Arc<OwnerQueue>,
+    /// Null until the first retirement, then an `Arc<OwnerQueue>` (from
+    /// `Arc::into_raw`) that this owner holds until it is dropped; shared
+    /// with the reclaimer (weakly). See the module docs.
+    queue: AtomicPtr<OwnerQueue>,
 }
 
 /// An owner's retired objects, and who is freeing them.
@@ -83,20 +89,71 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pending {
+    #[inline]
     pub(crate) fn new(domain: &Domain) -> Self {
         Self {
             domain: domain.clone(),
-            queue: Arc::new(OwnerQueue {
-                queue: Mutex::new(Queue {
-                    units: VecDeque::new(),
-                    latest: 0,
-                }),
-                freeing: Mutex::new(()),
-                counters: OwnerCounters::new(),
-                served: AtomicBool::new(false),
-                panicked: Mutex::new(None),
-            }),
+            queue: AtomicPtr::new(core::ptr::null_mut()),
         }
+    }
+
+    /// The queue, if a retirement made it.
+    #[inline]
+    fn queue(&self) -> Option<&OwnerQueue> {
+        // Acquire: pairs with the publishing CAS in `queue_or_make`.
+        let queue = self.queue.load(Acquire);
+        // SAFETY: non-null, it came from `Arc::into_raw` and this owner
+        // holds that reference until it is dropped (`Drop`), which the
+        // borrow of `self` rules out until then.
+        unsafe { queue.as_ref() }
+    }
+
+    /// The queue, made now if no retirement made it yet.
+    fn queue_or_make(&self) -> &OwnerQueue {
+        if let Some(queue) = self.queue() {
+            return queue;
+        }
+        self.make_queue()
+    }
+
+    #[cold]
+    fn make_queue(&self) -> &OwnerQueue {
+        let made = Arc::into_raw(Arc::new(OwnerQueue {
+            queue: Mutex::new(Queue {
+                units: VecDeque::new(),
+                latest: 0,
+            }),
+            freeing: Mutex::new(()),
+            counters: OwnerCounters::new(),
+            served: AtomicBool::new(false),
+            panicked: Mutex::new(None),
+        }))
+        .cast_mut();
+        // AcqRel: publishes the new queue (Release), or sees the one that
+        // another first retirement published (Acquire).
+        let queue = match self
+            .queue
+            .compare_exchange(core::ptr::null_mut(), made, AcqRel, Acquire)
+        {
+            Ok(_) => made,
+            Err(theirs) => {
+                // SAFETY: `made` came from `Arc::into_raw` above and was
+                // never published: this is its only reference.
+                drop(unsafe { Arc::from_raw(made) });
+                theirs
+            }
+        };
+        // SAFETY: as in `queue`: published, held until the owner drops.
+        unsafe { &*queue }
+    }
+
+    /// The reclaimer's weak reference to the queue.
+    fn weak_queue(&self, queue: &OwnerQueue) -> std::sync::Weak<dyn Served> {
+        let queue: *const OwnerQueue = queue;
+        // SAFETY: `queue` came from `Arc::into_raw` and this owner holds
+        // that reference (see `queue`); `ManuallyDrop` leaves it held.
+        let arc = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(queue) });
+        Arc::downgrade(&*arc) as _
     }
 
     fn inner(&self) -> &Inner {
@@ -138,15 +195,14 @@ impl Pending {
     /// free cannot leave any of them unqueued.
     pub(crate) fn enqueue(&self, unit: Box<dyn Reclaim>, batch: bool) {
         let inner = self.inner();
-        let q = &*self.queue;
+        let q = self.queue_or_make();
         // Served only while the reclaimer is on: a queue registered with a
         // domain while it is off would sit in the domain's list unvisited.
         if inner.config().reclaimer
             && crate::Reclaimer::is_enabled()
             && !q.served.swap(true, Relaxed)
         {
-            let weak: std::sync::Weak<dyn Served> = Arc::downgrade(&self.queue) as _;
-            inner.serve(weak);
+            inner.serve(self.weak_queue(q));
         }
         let objects = unit.len();
         q.count(inner, |c| c.retired(objects, true, batch));
@@ -167,7 +223,9 @@ impl Pending {
         if !may_free() {
             return 0;
         }
-        let q = &*self.queue;
+        let Some(q) = self.queue() else {
+            return 0;
+        };
         let Some(_freeing) = try_lock(&q.freeing) else {
             return 0;
         };
@@ -186,7 +244,7 @@ impl Pending {
     /// owner's domain that has completed.
     pub(crate) unsafe fn free_synchronized(&self, unit: Box<dyn Reclaim>) {
         let objects = unit.len();
-        let (q, inner) = (&*self.queue, self.inner());
+        let (q, inner) = (self.queue_or_make(), self.inner());
         q.count(inner, |c| c.retired(objects, false, false));
         // SAFETY: forwarded; grace period 0 is complete from the start.
         unsafe { q.free(inner, 0, unit, usize::MAX, false) };
@@ -201,12 +259,15 @@ impl Pending {
     /// If called from a destructor of any domain or owner
     /// ([`Domain::barrier`]'s rule).
     pub(crate) fn barrier(&self) {
-        let (q, inner) = (&*self.queue, self.inner());
         assert!(
             !crate::rcu::for_owners::is_freeing_any(),
             "{}",
             crate::rcu::for_owners::BARRIER_IN_DESTRUCTOR
         );
+        let Some(q) = self.queue() else {
+            return; // nothing was ever retired through this owner
+        };
+        let inner = self.inner();
         // The latest grace period any registration before this call took
         // (see the module docs): not the back of the queue, which misses a
         // unit that another thread's collect has popped and may push back.
@@ -240,8 +301,23 @@ impl Pending {
     ///
     /// No reader of the owner can exist (the last user is tearing it down,
     /// or holds it exclusively).
+    #[inline]
     pub(crate) unsafe fn free_directly(&self) {
-        let (q, inner) = (&*self.queue, self.inner());
+        if let Some(q) = self.queue() {
+            // SAFETY: forwarded from this function's contract.
+            unsafe { self.free_queue_directly(q) };
+        }
+        // Without a queue, nothing was ever retired through this owner.
+    }
+
+    /// [`free_directly`](Pending::free_directly) of the owner's queue.
+    ///
+    /// # Safety
+    ///
+    /// As for `free_directly`.
+    #[cold]
+    unsafe fn free_queue_directly(&self, q: &OwnerQueue) {
+        let inner = self.inner();
         // Wait for the reclaimer's free in progress, if any, so everything
         // is freed when this returns; unless this thread is the one freeing
         // (a destructor of this owner dropped its last user).
@@ -264,7 +340,19 @@ impl Pending {
     }
 
     pub(crate) fn stats(&self) -> OwnerStats {
-        self.queue.counters.snapshot()
+        self.queue()
+            .map_or_else(OwnerStats::default, |q| q.counters.snapshot())
+    }
+}
+
+impl Drop for Pending {
+    #[inline]
+    fn drop(&mut self) {
+        let queue = self.queue.load(Acquire);
+        if !queue.is_null() {
+            // SAFETY: the reference `make_queue` published, given up once.
+            drop(unsafe { Arc::from_raw(queue) });
+        }
     }
 }
 
@@ -293,9 +381,7 @@ impl OwnerQueue {
             let (gp, unit) = {
                 let mut queue = lock(&self.queue);
                 match queue.units.front() {
-                    Some(&(gp, _)) if gp <= up_to => {
-                        queue.units.pop_front().unwrap()
-                    }
+                    Some(&(gp, _)) if gp <= up_to => queue.units.pop_front().unwrap(),
                     _ => return total,
                 }
             };
@@ -378,7 +464,9 @@ impl Throttled for Pending {
         if !self.inner().config().retiring_threads_free {
             return 0;
         }
-        let q = &*self.queue;
+        let Some(q) = self.queue() else {
+            return 0;
+        };
         let (_freeing, budget) = if wait {
             // A bounded wait for the freer: its destructors may wait for
             // grace periods, which readers hold up.
@@ -398,15 +486,16 @@ impl Throttled for Pending {
 
     fn over_bound(&self) -> bool {
         let bound = self.inner().config().owner_max_pending;
-        self.queue.counters.snapshot().pending > bound as u64
+        Throttled::pending(self) > bound as u64
     }
 
     fn oldest(&self) -> Option<u64> {
-        lock(&self.queue.queue).units.front().map(|(gp, _)| *gp)
+        let q = self.queue()?;
+        lock(&q.queue).units.front().map(|(gp, _)| *gp)
     }
 
     fn pending(&self) -> u64 {
-        self.queue.counters.snapshot().pending
+        self.stats().pending
     }
 
     fn free_amortized(&self) -> usize {

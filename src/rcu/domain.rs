@@ -702,6 +702,7 @@ impl Default for Domain {
 
 impl Clone for Domain {
     /// Another handle to the same domain.
+    #[inline]
     fn clone(&self) -> Self {
         match &self.repr {
             #[cfg(not(loom))]
@@ -717,6 +718,7 @@ impl Clone for Domain {
 }
 
 impl Drop for Domain {
+    #[inline]
     fn drop(&mut self) {
         #[allow(irrefutable_let_patterns)] // under loom there is no global domain
         if let Repr::Owned(inner, _) = &self.repr {

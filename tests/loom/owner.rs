@@ -1,5 +1,6 @@
-//! Owners: the last user's teardown against a holder's upgrade, and
-//! exclusive access against an upgrade.
+//! Owners: the last user's teardown against a holder's upgrade (also
+//! when the holder is dropped after it, against the only-handle fast
+//! path), and exclusive access against an upgrade.
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -61,6 +62,33 @@ fn last_user_drop_races_with_upgrade() {
             1,
             "dropped exactly once, by the last user"
         );
+    });
+}
+
+/// The last original user's drop against a holder that upgrades and is
+/// dropped meanwhile: the drop may take its fast path (no other handle of
+/// any kind) only if it sees no holder and no other user; a user that an
+/// upgrade made keeps the data alive, and the data is dropped once, after
+/// every read.
+#[test]
+fn only_handle_fast_path_races_with_upgrade_then_holder_drop() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let domain = Domain::new();
+        let mm = User::new(&domain, data(&drops));
+        let grab = mm.holder();
+        let upgrader = thread::spawn(move || {
+            let user = grab.upgrade();
+            drop(grab);
+            if let Some(user) = user {
+                let read = user.read();
+                let v = read.value.with(|v| unsafe { *v });
+                assert_eq!(v, 7, "an upgraded user saw torn-down data");
+            }
+        });
+        drop(mm);
+        upgrader.join().unwrap();
+        assert_eq!(drops.load(SeqCst), 1, "dropped exactly once");
     });
 }
 
