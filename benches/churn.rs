@@ -348,12 +348,20 @@ fn ownrcu_churn(domain: &Domain, objects: Vec<Box<Obj>>) {
 fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
     let s = domain.stats();
     let t = s.throttle;
+    let l = s.grace_period_latency;
+    let q = |q: f64| l.quantile(q).map_or("-".into(), |d| format!("{d:.1?}"));
     eprintln!(
         "  {group}/{function}, ownrcu's own counters over all runs: peak_pending {}, \
-         grace periods {}, throttle: over_bound {}, early grace periods {}, freed inline {}, \
-         waits {}, exceeded {}; soft bound: waits {}, exceeded {}, freed {}",
+         grace periods {} (latency median {}, 99th {}, 99.9th {}, max {}), heavy fences {}, \
+         throttle: over_bound {}, early grace periods {}, freed inline {}, \
+         waits {}, exceeded {}; soft bound: waits {}, exceeded {}, freed {}; time waiting {:.1?}",
         s.peak_pending,
         s.grace_periods,
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(1.0),
+        s.heavy_fences,
         t.over_bound,
         t.grace_periods_started,
         t.freed_inline,
@@ -362,6 +370,7 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
         t.soft_waits,
         t.soft_exceeded,
         t.soft_freed,
+        t.time_waiting,
     );
 }
 
@@ -428,12 +437,36 @@ fn retire_rate_probe() {
 }
 
 fn pending_peak(c: &mut Criterion) {
-    let mut group = c.benchmark_group("pending_peak");
+    retire_rate_probe();
+    pending_peak_group(c, "pending_peak");
+}
+
+/// `pending_peak` with one more runnable thread than the two the bench
+/// runs: a busy loop at normal priority for the whole group, so that on a
+/// 2-core machine the retiring thread, the reader and the monitor compete
+/// with it for the cores (readers get preempted inside their sections).
+fn pending_peak_loaded(c: &mut Criterion) {
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        // Stops the busy loop even if the group panics, so the scope's
+        // join cannot hang.
+        let _stop = scopeguard::guard((), |()| stop.store(true, Relaxed));
+        pending_peak_group(c, "pending_peak_loaded");
+    });
+}
+
+/// The `pending_peak` functions, as group `name`.
+fn pending_peak_group(c: &mut Criterion, name: &'static str) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(N as u64));
-    let mut report = Report::new("pending_peak", N);
-    retire_rate_probe();
+    let mut report = Report::new(name, N);
 
     // User-created domains, made once outside the timing.
     let bounded = Domain::builder().max_pending(BOUND).build();
@@ -445,7 +478,7 @@ fn pending_peak(c: &mut Criterion) {
         |ctl| ownrcu_reader(&bounded, ctl),
         |v| ownrcu_churn(&bounded, v),
     );
-    ownrcu_diagnosis("pending_peak", "ownrcu_bounded", &bounded);
+    ownrcu_diagnosis(name, "ownrcu_bounded", &bounded);
     drop(bounded);
 
     let unbounded = Domain::builder().unbounded().build();
@@ -457,7 +490,7 @@ fn pending_peak(c: &mut Criterion) {
         |ctl| ownrcu_reader(&unbounded, ctl),
         |v| ownrcu_churn(&unbounded, v),
     );
-    ownrcu_diagnosis("pending_peak", "ownrcu_unbounded", &unbounded);
+    ownrcu_diagnosis(name, "ownrcu_unbounded", &unbounded);
     drop(unbounded);
 
     // crossbeam-epoch at its best: a private `Collector` with a
@@ -662,6 +695,6 @@ fn slow_destructors(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = pending_peak, slow_destructors
+    targets = pending_peak, pending_peak_loaded, slow_destructors
 }
 criterion_main!(benches);

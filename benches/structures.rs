@@ -39,8 +39,10 @@
 //! insert, 50 % remove), `read` (90 % get, 5 % insert, 5 % remove) and, for
 //! the skip list, `mixed` (50 % get, 25 % insert, 25 % remove); an insert
 //! inserts only an absent key (`get_or_insert` for crossbeam-skiplist); keys
-//! uniform over the range; 1 and 2 worker threads; one operation per read
-//! section; fixed-duration runs. Each (structure, mix, threads, back-end) is
+//! uniform over the range; 1 and 2 worker threads, and for the list and the
+//! hash map also 4 and 8 (more threads than this machine's cores: the
+//! oversubscribed rows, `cargo bench --bench structures -- /4` runs those of
+//! 4 alone); one operation per read section; fixed-duration runs. Each (structure, mix, threads, back-end) is
 //! run 3 times, interleaved (repetition 1 of every back-end, then
 //! repetition 2, ...), and the median of each figure is reported: one run is
 //! mostly noise on a shared 2-core machine.
@@ -1635,6 +1637,8 @@ struct Shape {
     /// Hash buckets (1: one list; 0: not a hash structure).
     buckets: usize,
     mixes: &'static [Mix],
+    /// Worker thread counts (more than the cores: oversubscribed rows).
+    threads: &'static [usize],
     /// The back-ends, in column order.
     backends: &'static [(&'static str, RunFn)],
     /// The back-end measured against the peers (names that start with its
@@ -1652,6 +1656,7 @@ const SHAPES: [Shape; 3] = [
         keys: 1_000,
         buckets: 1,
         mixes: &[WRITE, READ],
+        threads: &[1, 2, 4, 8],
         backends: &SET_BACKENDS,
         subject: "ownrcu",
         garbage_peer: "crossbeam_epoch",
@@ -1662,6 +1667,7 @@ const SHAPES: [Shape; 3] = [
         keys: 100_000,
         buckets: 30_000,
         mixes: &[WRITE, READ],
+        threads: &[1, 2, 4, 8],
         backends: &SET_BACKENDS,
         subject: "ownrcu",
         garbage_peer: "crossbeam_epoch",
@@ -1672,6 +1678,7 @@ const SHAPES: [Shape; 3] = [
         keys: 100_000,
         buckets: 0,
         mixes: &[READ, MIXED, WRITE],
+        threads: &[1, 2],
         backends: &MAP_BACKENDS,
         subject: "ownrcu_skiplist",
         garbage_peer: "crossbeam_skiplist",
@@ -1702,8 +1709,6 @@ const MIXED: Mix = Mix {
     get: 50,
     insert: 25,
 };
-
-const THREADS: [usize; 2] = [1, 2];
 
 /// The monitor's sampling period (as `churn.rs`).
 const PERIOD: Duration = Duration::from_micros(100);
@@ -2252,7 +2257,7 @@ fn main() {
     let mut rows = Vec::new();
     for shape in SHAPES {
         for &mix in shape.mixes {
-            for threads in THREADS {
+            for &threads in shape.threads {
                 let label = label(shape, mix, threads);
                 // The back-ends whose `structure/mix/threads/back-end`
                 // matches the filter, in column order.

@@ -312,5 +312,5 @@ pub use rcu::reclaimer::Reclaimer;
 #[doc(hidden)]
 pub use rcu::reclaimer::{Doorbell, Sleeper};
 pub use rcu::stall::Stall;
-pub use rcu::stats::{FreedBy, OwnerStats, Stats, Throttle};
+pub use rcu::stats::{FreedBy, Latency, OwnerStats, Stats, Throttle};
 pub use shared::Shared;

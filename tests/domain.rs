@@ -1011,6 +1011,46 @@ fn synchronize_waits_for_an_earlier_reader() {
     waits_for_an_earlier_reader(Domain::global(), |d| d.synchronize());
 }
 
+/// `Stats::grace_period_latency` counts every grace period, from its
+/// start: one started while a reader was inside, which the reader then
+/// held for 20 ms more, took at least that long.
+#[test]
+fn grace_period_latency_counts_each_grace_period_from_its_start() {
+    let d = Domain::builder().reclaimer(false).build();
+    for _ in 0..5 {
+        d.synchronize();
+    }
+    let before = d.stats();
+    assert_eq!(before.grace_period_latency.count(), before.grace_periods);
+    assert_eq!(before.grace_period_latency.count(), 5);
+    let (entered_tx, entered) = mpsc::channel();
+    let (leave, leave_rx) = mpsc::channel::<()>();
+    thread::scope(|s| {
+        let d = &d;
+        s.spawn(move || {
+            let _guard = d.read();
+            entered_tx.send(()).unwrap();
+            leave_rx.recv().unwrap();
+            thread::sleep(Duration::from_millis(20));
+        });
+        entered.recv().unwrap();
+        let cookie = d.grace_period();
+        assert!(!d.poll(&cookie), "started, and held by the reader");
+        leave.send(()).unwrap();
+        d.wait(&cookie);
+    });
+    let latency = d.stats().grace_period_latency;
+    assert_eq!(latency.count(), d.stats().grace_periods);
+    assert!(
+        latency.max().unwrap() >= Duration::from_millis(20),
+        "{latency:?}"
+    );
+    assert!(latency.quantile(1.0).unwrap() >= Duration::from_millis(20));
+    assert!(latency.quantile(0.5).unwrap() < Duration::from_millis(20));
+    let counted: u64 = latency.buckets().map(|(_, n)| n).sum();
+    assert_eq!(counted, latency.count());
+}
+
 #[test]
 fn barrier_waits_for_an_earlier_reader() {
     let d = Domain::new();

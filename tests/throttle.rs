@@ -538,6 +538,10 @@ fn a_writer_waits_once_per_doubling_at_the_soft_bound_behind_a_stalled_reader() 
     // pending objects, then at 24, 48, 96 and 192 (each twice the last);
     // the other registrations skip the held-up grace period.
     assert_eq!((t.soft_waits, t.soft_exceeded, t.soft_freed), (5, 5, 0));
+    // Each ran out: it lasted at least `soft_max_wait`.
+    assert!(t.time_waiting >= 5 * Duration::from_millis(1), "{t:?}");
+    // One heavy fence per grace period started, and nothing else here.
+    assert_eq!(stats.heavy_fences, stats.grace_periods_started);
     leave.send(()).unwrap();
     reader.join().unwrap();
     domain.barrier();

@@ -6,6 +6,7 @@
 
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::time::Duration;
 
 /// A snapshot of a domain's counters, from [`Domain::stats`](crate::Domain::stats).
 ///
@@ -65,6 +66,13 @@ pub struct Stats {
     /// Stall warnings: readers reported for holding a grace period up past
     /// the [stall timeout](crate::DomainBuilder::stall_timeout).
     pub stalls: u64,
+    /// How long grace periods took, from start to completion.
+    pub grace_period_latency: Latency,
+    /// Process-wide memory barriers the domain issued (`membarrier` where
+    /// the kernel has it, else its fallback): one per grace period
+    /// started, and one per takeover of thread buffers (`barrier`, the
+    /// reclaimer).
+    pub heavy_fences: u64,
     /// How the domain's own objects were freed, by path.
     pub freed_by: FreedBy,
     /// Backpressure: retirements that found the domain, or one of its
@@ -153,6 +161,142 @@ pub struct Throttle {
     /// period complete (also in [`FreedBy::amortized`] for the domain's own
     /// objects).
     pub soft_freed: u64,
+    /// Time retiring threads spent in those waits, soft and bounded
+    /// together.
+    pub time_waiting: Duration,
+}
+
+/// Buckets of a [`Latency`] histogram: bucket `i` holds durations of
+/// `2^i` to `2^(i+1)` nanoseconds (the first also shorter ones, the last
+/// also longer ones: about 18 minutes and more).
+pub(crate) const LATENCY_BUCKETS: usize = 40;
+
+/// A histogram of durations in power-of-two buckets (part of [`Stats`]):
+/// how long a domain's grace periods took, from the moment one started
+/// (its epoch published and the heavy fence issued) to the moment a thread
+/// found that no reader held it any more. Recording costs a clock read per
+/// grace period, none on the read path.
+///
+/// Quantiles are upper bounds: the end of the bucket they fall in (at most
+/// twice the true value), except [`max`](Latency::max), which is exact.
+///
+/// # Examples
+///
+/// ```
+/// let domain = ownrcu::Domain::new();
+/// for _ in 0..10 {
+///     domain.synchronize();
+/// }
+/// let latency = domain.stats().grace_period_latency;
+/// assert_eq!(latency.count(), 10);
+/// let median = latency.quantile(0.5).unwrap();
+/// assert!(median <= latency.quantile(0.99).unwrap());
+/// assert!(latency.max().unwrap() <= latency.quantile(1.0).unwrap());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    buckets: [u64; LATENCY_BUCKETS],
+    max_ns: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self {
+            buckets: [0; LATENCY_BUCKETS],
+            max_ns: 0,
+        }
+    }
+}
+
+impl Latency {
+    /// How many durations it holds.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// The duration below which a fraction `q` (0 to 1) of them fell,
+    /// rounded up to its bucket's end (the longest, for 1); `None` if it
+    /// holds none.
+    ///
+    /// # Panics
+    ///
+    /// If `q` is not between 0 and 1.
+    #[must_use]
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        assert!(
+            (0.0..=1.0).contains(&q),
+            "ownrcu: Latency::quantile({q}): the fraction must be between 0 and 1"
+        );
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        // The rank of the duration asked for, 1-based: at least the first.
+        let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank && i + 1 < LATENCY_BUCKETS {
+                let end = Duration::from_nanos(1 << (i + 1));
+                return Some(end.min(Duration::from_nanos(self.max_ns)));
+            }
+        }
+        self.max() // in the last bucket, which has no end
+    }
+
+    /// The longest one; `None` if it holds none.
+    #[must_use]
+    pub fn max(&self) -> Option<Duration> {
+        (self.count() > 0).then(|| Duration::from_nanos(self.max_ns))
+    }
+
+    /// Each bucket's range and how many durations fell in it, shortest
+    /// first, empty buckets included (the last one's range ends at
+    /// `Duration::MAX`).
+    pub fn buckets(&self) -> impl Iterator<Item = (core::ops::Range<Duration>, u64)> + '_ {
+        self.buckets.iter().enumerate().map(|(i, &n)| {
+            let start = if i == 0 { 0 } else { 1 << i };
+            let end = if i + 1 < LATENCY_BUCKETS {
+                Duration::from_nanos(1 << (i + 1))
+            } else {
+                Duration::MAX
+            };
+            (Duration::from_nanos(start)..end, n)
+        })
+    }
+}
+
+/// The counters behind a [`Latency`].
+#[derive(Debug)]
+pub(crate) struct LatencyCounters {
+    buckets: [AtomicU64; LATENCY_BUCKETS],
+    max_ns: AtomicU64,
+}
+
+impl LatencyCounters {
+    pub(crate) const fn new() -> Self {
+        Self {
+            buckets: [const { AtomicU64::new(0) }; LATENCY_BUCKETS],
+            max_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one duration.
+    #[cfg_attr(loom, allow(dead_code))] // durations are not measured under loom
+    pub(crate) fn record(&self, time: Duration) {
+        let ns = u64::try_from(time.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = (ns.max(1).ilog2() as usize).min(LATENCY_BUCKETS - 1);
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        self.max_ns.fetch_max(ns, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Latency {
+        Latency {
+            buckets: core::array::from_fn(|i| self.buckets[i].load(Relaxed)),
+            max_ns: self.max_ns.load(Relaxed),
+        }
+    }
 }
 
 /// A snapshot of an owner's counters, from [`User::stats`](crate::User::stats)

@@ -9,10 +9,10 @@
 use core::sync::atomic::AtomicU64 as StdAtomicU64;
 use core::sync::atomic::Ordering::Relaxed;
 
-use crate::rcu::stats::Throttle;
+use crate::rcu::stats::{LatencyCounters, Throttle};
 
 /// Domain-wide counters (statistics only; never used for synchronization).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Counters {
     /// Objects handed to the domain (registered units); objects still in a
     /// thread's bag are counted by its record.
@@ -29,6 +29,10 @@ pub(super) struct Counters {
     pub(super) peak_pending: StdAtomicU64,
     /// Stall warnings reported (module `stalls`).
     pub(super) stalls: StdAtomicU64,
+    /// How long grace periods took (recorded by `complete`).
+    pub(super) latency: LatencyCounters,
+    /// Heavy fences issued (`Inner::heavy_fence`).
+    pub(super) heavy_fences: StdAtomicU64,
     /// Objects freed, by path (they add up to `freed`).
     pub(super) freed_by: [StdAtomicU64; Path::COUNT],
     /// Backpressure events (module `throttle`).
@@ -79,6 +83,8 @@ pub(super) struct ThrottleCounters {
     pub(super) soft_waits: StdAtomicU64,
     pub(super) soft_exceeded: StdAtomicU64,
     pub(super) soft_freed: StdAtomicU64,
+    /// Nanoseconds spent in soft and bounded waits.
+    pub(super) wait_ns: StdAtomicU64,
 }
 
 impl ThrottleCounters {
@@ -92,6 +98,7 @@ impl ThrottleCounters {
             soft_waits: StdAtomicU64::new(0),
             soft_exceeded: StdAtomicU64::new(0),
             soft_freed: StdAtomicU64::new(0),
+            wait_ns: StdAtomicU64::new(0),
         }
     }
 
@@ -105,6 +112,7 @@ impl ThrottleCounters {
             soft_waits: self.soft_waits.load(Relaxed),
             soft_exceeded: self.soft_exceeded.load(Relaxed),
             soft_freed: self.soft_freed.load(Relaxed),
+            time_waiting: core::time::Duration::from_nanos(self.wait_ns.load(Relaxed)),
         }
     }
 }

@@ -49,7 +49,7 @@ impl Inner {
         self.epoch.store(gp, Release);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        fence::heavy();
+        self.heavy_fence();
         #[cfg(not(loom))]
         {
             let cost = start.elapsed().as_nanos().min(u64::MAX.into()) as u64;
@@ -95,6 +95,10 @@ impl Inner {
 
     pub(super) fn complete(&self, st: &mut State, gp: u64) {
         st.running = false;
+        #[cfg(not(loom))]
+        if let Some(started) = st.started_at {
+            self.counters.latency.record(started.elapsed());
+        }
         // Release: pairs with the Acquire in `is_complete`.
         self.completed.store(gp, Release);
         self.counters.grace_periods.fetch_add(1, Relaxed);
@@ -112,6 +116,12 @@ impl Inner {
         drop(st);
         crate::rcu::reclaimer::notify(self);
         gp
+    }
+
+    /// The process-wide heavy fence (module `fence`), counted.
+    pub(super) fn heavy_fence(&self) {
+        fence::heavy();
+        self.counters.heavy_fences.fetch_add(1, Relaxed);
     }
 
     /// The domain's limits.
@@ -174,7 +184,7 @@ impl Inner {
         }
         // One heavy fence for all records: each owner either sees `steal`
         // or is seen `busy` (see `Record::push_fast`).
-        fence::heavy();
+        self.heavy_fence();
         for rec in self.records_from(head) {
             // SAFETY: we hold the state lock and raised `steal` before the
             // heavy fence.

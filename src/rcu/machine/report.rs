@@ -34,6 +34,8 @@ impl Inner {
             grace_periods_timed: self.counters.timed.load(Relaxed),
             peak_pending: self.counters.peak_pending.load(Relaxed),
             stalls: self.counters.stalls.load(Relaxed),
+            grace_period_latency: self.counters.latency.snapshot(),
+            heavy_fences: self.counters.heavy_fences.load(Relaxed),
             freed_by: FreedBy {
                 amortized: self.freed_by(Path::Amortized),
                 backpressure: self.freed_by(Path::Backpressure)

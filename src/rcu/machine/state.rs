@@ -26,6 +26,7 @@ use crate::rcu::reclaimer::Visited;
 use crate::rcu::record::Record;
 use crate::rcu::retired::{Bag, Reclaim};
 use crate::rcu::stall::StallHook;
+use crate::rcu::stats::LatencyCounters;
 use crate::rcu::stats::OwnerCounters;
 use crate::sync::{Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
@@ -261,6 +262,8 @@ macro_rules! inner_new {
                 timed: StdAtomicU64::new(0),
                 peak_pending: StdAtomicU64::new(0),
                 stalls: StdAtomicU64::new(0),
+                latency: LatencyCounters::new(),
+                heavy_fences: StdAtomicU64::new(0),
                 freed_by: [const { StdAtomicU64::new(0) }; Path::COUNT],
                 throttle: ThrottleCounters::new(),
             },

@@ -145,7 +145,7 @@ impl Inner {
                 return;
             }
             c.waits.fetch_add(1, Relaxed);
-            if !self.wait_until(gp, Some(self.config.max_wait)) {
+            if !self.timed_wait(gp, self.config.max_wait) {
                 self.stalled.fetch_max(gp, Relaxed);
                 c.exceeded.fetch_add(1, Relaxed);
                 return;
@@ -196,7 +196,7 @@ impl Inner {
         }
         let c = &self.counters.throttle;
         c.soft_waits.fetch_add(1, Relaxed);
-        if !self.wait_until(gp, Some(self.config.soft_max_wait)) {
+        if !self.timed_wait(gp, self.config.soft_max_wait) {
             let resume = pending.saturating_mul(2);
             if self.soft_stalled.fetch_max(gp, Relaxed) < gp {
                 self.soft_resume.store(resume, Relaxed); // a new hold-up
@@ -208,6 +208,20 @@ impl Inner {
         }
         c.soft_freed
             .fetch_add(queue.free_amortized() as u64, Relaxed);
+    }
+
+    /// A backpressure wait: [`wait_until`](Inner::wait_until) `gp` for at
+    /// most `max`, its time counted in the throttle's `wait_ns`.
+    fn timed_wait(&self, gp: u64, max: Duration) -> bool {
+        #[cfg(not(loom))]
+        let start = std::time::Instant::now();
+        let done = self.wait_until(gp, Some(max));
+        #[cfg(not(loom))]
+        {
+            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.counters.throttle.wait_ns.fetch_add(ns, Relaxed);
+        }
+        done
     }
 
     /// Starts the grace period that everything registered so far waits for,

@@ -32,7 +32,6 @@ use super::counters::Path;
 #[cfg(not(loom))]
 use super::state::GLOBAL_INNER;
 use super::state::{lock, Inner, Served};
-use crate::rcu::fence;
 #[cfg(not(loom))]
 use crate::rcu::reclaimer::Target;
 use crate::rcu::reclaimer::{ServedDomain, Visit, Visited};
@@ -60,7 +59,7 @@ impl Inner {
                 }
                 // One heavy fence for all records: each owner either sees
                 // `steal` or is seen `busy` (see `Record::push_fast`).
-                fence::heavy();
+                self.heavy_fence();
                 for rec in self.records_from(head).filter(|rec| stale(rec)) {
                     // SAFETY: we hold the state lock and raised `steal` on
                     // this record before the heavy fence.
