@@ -140,7 +140,11 @@ impl Runners {
                     continue;
                 }
             }
-            shared.tasks.notify_all();
+            // One waiting runner per queued visit: the others stay idle, so
+            // that runners started for an overrun run out of work and exit.
+            for _ in 0..q.tasks.len().min(q.idle) {
+                shared.tasks.notify_one();
+            }
             let wait = overrun.saturating_sub(progress.elapsed());
             q = shared
                 .done
