@@ -17,10 +17,10 @@
 //!   and the time bound holds again once one returns.
 //! - One runner stays while the reclaimer lives; one that found nothing to
 //!   do for [`IDLE_EXIT`] beyond that exits.
-//! - When the reclaimer stops ([`Runners`] dropped), every runner is told
-//!   to exit after the visit it is making, and its handle goes to the
-//!   registry's `exiting` list, for `Reclaimer::disable` (or the next start)
-//!   to join.
+//! - When the reclaimer stops ([`Runners::stop`], also when it unwinds),
+//!   every runner is told to exit after the visit it is making, and its
+//!   handle goes to the registry's `exiting` list, for `Reclaimer::disable`
+//!   (or the next start) to join.
 
 use core::cell::Cell;
 use core::time::Duration;
@@ -29,8 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use super::served::{visit_once, Visit, Visited};
-use super::thread::Alive;
+use super::served::{visit_once, Alive, Visit, Visited};
 
 /// The most runners at once.
 pub(super) const MAX_RUNNERS: usize = 16;
@@ -179,8 +178,10 @@ fn spawn<'q>(
     q
 }
 
-impl Drop for Runners {
-    fn drop(&mut self) {
+impl Runners {
+    /// Tells every runner to exit after the visit it is making, and
+    /// returns their handles (for `Reclaimer::disable` to join).
+    pub(super) fn stop(&mut self) -> Vec<JoinHandle<()>> {
         let tasks = {
             let mut q = self.shared.queue();
             q.stop = true;
@@ -190,7 +191,7 @@ impl Drop for Runners {
         // Visits never started keep their domains alive: let go of them
         // here, outside the lock (a domain's state may be freed with them).
         drop(tasks);
-        super::thread::exiting(core::mem::take(&mut self.threads));
+        core::mem::take(&mut self.threads)
     }
 }
 

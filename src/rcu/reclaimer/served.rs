@@ -66,6 +66,35 @@ pub(crate) enum Target {
     Owned(std::sync::Weak<dyn ServedDomain>),
 }
 
+/// A served domain's state, kept alive for one visit.
+#[cfg(not(loom))]
+pub(crate) enum Alive {
+    Global(&'static dyn ServedDomain),
+    Owned(std::sync::Arc<dyn ServedDomain>),
+}
+
+#[cfg(not(loom))]
+impl Target {
+    /// The domain's state, unless it is gone.
+    pub(crate) fn upgrade(&self) -> Option<Alive> {
+        match self {
+            Target::Global(inner) => Some(Alive::Global(*inner)),
+            Target::Owned(weak) => weak.upgrade().map(Alive::Owned),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl core::ops::Deref for Alive {
+    type Target = dyn ServedDomain;
+    fn deref(&self) -> &(dyn ServedDomain + 'static) {
+        match self {
+            Alive::Global(inner) => *inner,
+            Alive::Owned(inner) => &**inner,
+        }
+    }
+}
+
 /// What the reclaimer remembers of a domain between two visits (filled in
 /// by the domain's `visit`).
 #[derive(Debug, Default)]

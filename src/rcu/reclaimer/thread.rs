@@ -6,7 +6,7 @@
 use core::sync::atomic::Ordering::Relaxed;
 use core::time::Duration;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
 use super::doorbell::Doorbell;
@@ -17,31 +17,6 @@ use super::served::{ServedDomain, Target, Visit, Visited};
 static DOORBELL: Doorbell<JoinHandle<()>> = Doorbell::new();
 /// The process-wide switch.
 static ENABLED: AtomicBool = AtomicBool::new(!cfg!(miri));
-
-/// A served domain's state, kept alive for one visit.
-pub(super) enum Alive {
-    Global(&'static dyn ServedDomain),
-    Owned(Arc<dyn ServedDomain>),
-}
-
-impl Target {
-    fn upgrade(&self) -> Option<Alive> {
-        match self {
-            Target::Global(inner) => Some(Alive::Global(*inner)),
-            Target::Owned(weak) => weak.upgrade().map(Alive::Owned),
-        }
-    }
-}
-
-impl core::ops::Deref for Alive {
-    type Target = dyn ServedDomain;
-    fn deref(&self) -> &(dyn ServedDomain + 'static) {
-        match self {
-            Alive::Global(inner) => *inner,
-            Alive::Owned(inner) => &**inner,
-        }
-    }
-}
 
 struct Registry {
     /// Every domain the reclaimer has been told about, until it is found
@@ -126,7 +101,7 @@ fn join_finished(exiting: &mut Vec<JoinHandle<()>>) -> Option<JoinHandle<()>> {
 
 /// Hands the runners of a stopping reclaimer to `disable` (module docs of
 /// `runners`).
-pub(super) fn exiting(runners: Vec<JoinHandle<()>>) {
+fn exiting(runners: Vec<JoinHandle<()>>) {
     registry().exiting.extend(runners);
 }
 
@@ -174,9 +149,11 @@ fn run() {
     let _dying = scopeguard::guard_on_unwind((), |()| {
         drop(DOORBELL.stop_if(|handle| handle.thread().id() == me));
     });
-    // Dropped on the way out (told to stop, or unwinding): the runners
-    // finish their visits and exit.
-    let mut runners = Runners::default();
+    // Stopped on the way out (told to stop, or unwinding): the runners
+    // finish their visits and exit, and `disable` joins them.
+    let mut runners = scopeguard::guard(Runners::default(), |mut runners| {
+        exiting(runners.stop());
+    });
     let mut memos: Vec<Memo> = Vec::new();
     // Started or woken by a registration: that work has a time bound to get
     // its grace period, and the retiring thread usually frees it first, so
