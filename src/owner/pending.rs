@@ -147,11 +147,15 @@ impl Pending {
         unsafe { &*queue }
     }
 
-    /// The reclaimer's weak reference to the queue.
-    fn weak_queue(&self, queue: &OwnerQueue) -> std::sync::Weak<dyn Served> {
-        let queue: *const OwnerQueue = queue;
-        // SAFETY: `queue` came from `Arc::into_raw` and this owner holds
-        // that reference (see `queue`); `ManuallyDrop` leaves it held.
+    /// The reclaimer's weak reference to the queue, which a retirement
+    /// made.
+    fn weak_queue(&self) -> std::sync::Weak<dyn Served> {
+        // The pointer `Arc::into_raw` returned, not one derived from a
+        // reference to the queue: `from_raw` reaches the counts before it.
+        let queue = self.queue.load(Acquire);
+        debug_assert!(!queue.is_null(), "called after a retirement made it");
+        // SAFETY: non-null, it came from `Arc::into_raw` and this owner
+        // holds that reference (see `queue`); `ManuallyDrop` leaves it held.
         let arc = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(queue) });
         Arc::downgrade(&*arc) as _
     }
@@ -202,7 +206,7 @@ impl Pending {
             && crate::Reclaimer::is_enabled()
             && !q.served.swap(true, Relaxed)
         {
-            inner.serve(self.weak_queue(q));
+            inner.serve(self.weak_queue());
         }
         let objects = unit.len();
         q.count(inner, |c| c.retired(objects, true, batch));
