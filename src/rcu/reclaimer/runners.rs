@@ -15,8 +15,11 @@
 //! - At most [`MAX_RUNNERS`] runners exist. Past that (that many domains
 //!   each inside a destructor that does not return), the reclaimer waits,
 //!   and the time bound holds again once one returns.
-//! - One runner stays while the reclaimer lives; one that found nothing to
-//!   do for [`IDLE_EXIT`] beyond that exits.
+//! - One runner stays while the reclaimer lives. Once no runner has been
+//!   started for [`IDLE_EXIT`], the reclaimer retires one idle runner per
+//!   round beyond the first and joins it at once: chosen while it waits for
+//!   a task, it exits as soon as it wakes, before taking one. So a runner
+//!   thread is always either alive or joined, never finished and forgotten.
 //! - When the reclaimer stops ([`Runners::stop`], also when it unwinds),
 //!   every runner is told to exit after the visit it is making, and its
 //!   handle goes to the registry's `exiting` list, for `Reclaimer::disable`
@@ -33,7 +36,7 @@ use super::served::{visit_once, Alive, Visit, Visited};
 
 /// The most runners at once.
 pub(super) const MAX_RUNNERS: usize = 16;
-/// How long a runner beyond the first waits for a visit before it exits.
+/// How long after the last runner was started the extra ones are retired.
 const IDLE_EXIT: Duration = Duration::from_secs(1);
 
 thread_local! {
@@ -67,9 +70,11 @@ pub(super) struct Done {
 struct Queue {
     tasks: VecDeque<Task>,
     done: Vec<Done>,
-    /// Runners alive, and how many of them wait for a task.
+    /// Runners alive, and the numbers of those that wait for a task.
     live: usize,
-    idle: usize,
+    idle: Vec<u64>,
+    /// The number of an idle runner told to exit.
+    retire: Option<u64>,
     stop: bool,
 }
 
@@ -94,7 +99,12 @@ impl Shared {
 #[derive(Default)]
 pub(super) struct Runners {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    /// Every runner started and not joined, by number.
+    threads: Vec<(u64, JoinHandle<()>)>,
+    /// The next runner's number.
+    next: u64,
+    /// When the last runner was started.
+    started: Option<Instant>,
 }
 
 impl Runners {
@@ -119,10 +129,10 @@ impl Runners {
                 return finished;
             }
             if q.live == 0 || progress.elapsed() >= overrun {
-                if q.live < MAX_RUNNERS && !q.tasks.is_empty() && q.idle == 0 {
+                if q.live < MAX_RUNNERS && !q.tasks.is_empty() && q.idle.is_empty() {
                     // The first runner, or every runner busy past the
                     // overrun with visits still queued: one more.
-                    q = spawn(&shared, &mut self.threads, q);
+                    q = self.spawn(&shared, q);
                     progress = Instant::now();
                 } else if q.live > 0 {
                     return finished; // the rest is in flight
@@ -141,7 +151,7 @@ impl Runners {
             }
             // One waiting runner per queued visit: the others stay idle, so
             // that runners started for an overrun run out of work and exit.
-            for _ in 0..q.tasks.len().min(q.idle) {
+            for _ in 0..q.tasks.len().min(q.idle.len()) {
                 shared.tasks.notify_one();
             }
             let wait = overrun.saturating_sub(progress.elapsed());
@@ -153,29 +163,46 @@ impl Runners {
         }
     }
 
-    /// Visits finished since the last call, without waiting.
+    /// Visits finished since the last call, without waiting; and, once no
+    /// runner was started for `IDLE_EXIT`, retires one idle runner beyond
+    /// the first (module docs).
     pub(super) fn finished(&mut self) -> Vec<Done> {
-        core::mem::take(&mut self.shared.queue().done)
+        let mut q = self.shared.queue();
+        let done = core::mem::take(&mut q.done);
+        let quiet = self.started.is_some_and(|t| t.elapsed() >= IDLE_EXIT);
+        if quiet && q.live > 1 && q.retire.is_none() {
+            if let Some(&number) = q.idle.last() {
+                q.retire = Some(number);
+                drop(q);
+                self.shared.tasks.notify_all();
+                if let Some(at) = self.threads.iter().position(|(n, _)| *n == number) {
+                    // It waits for a task, and exits as it wakes: at once.
+                    let _ = self.threads.swap_remove(at).1.join();
+                }
+            }
+        }
+        done
     }
-}
 
-/// Starts a runner, counted in `live` at once (unless the thread cannot be
-/// started); joins runners that exited meanwhile.
-fn spawn<'q>(
-    shared: &Arc<Shared>,
-    threads: &mut Vec<JoinHandle<()>>,
-    mut q: MutexGuard<'q, Queue>,
-) -> MutexGuard<'q, Queue> {
-    threads.retain(|t| !t.is_finished());
-    let runner = Arc::clone(shared);
-    let spawned = thread::Builder::new()
-        .name("ownrcu-reclaimer-runner".into())
-        .spawn(move || serve(&runner));
-    if let Ok(handle) = spawned {
-        q.live += 1;
-        threads.push(handle);
+    /// Starts a runner, counted in `live` at once (unless the thread cannot
+    /// be started).
+    fn spawn<'q>(
+        &mut self,
+        shared: &Arc<Shared>,
+        mut q: MutexGuard<'q, Queue>,
+    ) -> MutexGuard<'q, Queue> {
+        let (runner, number) = (Arc::clone(shared), self.next);
+        let spawned = thread::Builder::new()
+            .name("ownrcu-reclaimer-runner".into())
+            .spawn(move || serve(&runner, number));
+        if let Ok(handle) = spawned {
+            q.live += 1;
+            self.next += 1;
+            self.threads.push((number, handle));
+            self.started = Some(Instant::now());
+        }
+        q
     }
-    q
 }
 
 impl Runners {
@@ -191,36 +218,32 @@ impl Runners {
         // Visits never started keep their domains alive: let go of them
         // here, outside the lock (a domain's state may be freed with them).
         drop(tasks);
-        core::mem::take(&mut self.threads)
+        self.threads.drain(..).map(|(_, handle)| handle).collect()
     }
 }
 
-/// A runner's loop: makes visits until told to stop, or until it has been
-/// idle for `IDLE_EXIT` while another runner is alive.
-fn serve(shared: &Shared) {
+/// Runner `number`'s loop: makes visits until told to stop or retired.
+fn serve(shared: &Shared, number: u64) {
     ON_RUNNER.with(|on| on.set(true));
     loop {
         let task = {
             let mut q = shared.queue();
             loop {
-                if q.stop {
+                // Before taking a task: a runner retired while it waited
+                // must exit as it wakes (its retirer joins it).
+                if q.stop || q.retire == Some(number) {
+                    if q.retire == Some(number) {
+                        q.retire = None;
+                    }
                     q.live -= 1;
                     return;
                 }
                 if let Some(task) = q.tasks.pop_front() {
                     break task;
                 }
-                q.idle += 1;
-                let (next, timeout) = shared
-                    .tasks
-                    .wait_timeout(q, IDLE_EXIT)
-                    .unwrap_or_else(|e| e.into_inner());
-                q = next;
-                q.idle -= 1;
-                if timeout.timed_out() && q.tasks.is_empty() && q.live > 1 {
-                    q.live -= 1;
-                    return;
-                }
+                q.idle.push(number);
+                q = shared.tasks.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.idle.retain(|n| *n != number);
             }
         };
         let done = make(task);
