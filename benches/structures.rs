@@ -675,12 +675,16 @@ fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn
     } else {
         ("the run's domain's", "the run's start")
     };
+    // Latency since start-up (the histogram is not reset per run).
+    let l = b.grace_period_latency;
+    let q = |q: f64| l.quantile(q).map_or("-".into(), |d| format!("{d:.1?}"));
     eprintln!(
         "  {name}: {which} own counters over the run (diagnosis only): retired {}, freed {} \
          (amortized {}, backpressure {}), pending at the end {}, grace periods {} \
-         (started {}), throttle: over_bound {}, early grace periods {}, freed inline {}, \
-         waits {}, exceeded {}; soft bound: waits {}, exceeded {}; peak_pending since \
-         {since} {}",
+         (started {}; latency since {since}: median {}, 99th {}, 99.9th {}, max {}), \
+         throttle: over_bound {}, early grace periods {}, freed inline {}, \
+         waits {}, exceeded {}; soft bound: waits {}, exceeded {}; time waiting {:.1?}; \
+         peak_pending since {since} {}",
         b.retired - a.retired,
         b.freed - a.freed,
         b.freed_by.amortized - a.freed_by.amortized,
@@ -688,6 +692,10 @@ fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn
         b.pending,
         b.grace_periods - a.grace_periods,
         b.grace_periods_started - a.grace_periods_started,
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(1.0),
         u.over_bound - t.over_bound,
         u.grace_periods_started - t.grace_periods_started,
         u.freed_inline - t.freed_inline,
@@ -695,6 +703,7 @@ fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn
         u.exceeded - t.exceeded,
         u.soft_waits - t.soft_waits,
         u.soft_exceeded - t.soft_exceeded,
+        u.time_waiting - t.time_waiting,
         b.peak_pending,
     );
     let start = Instant::now();
