@@ -10,8 +10,8 @@
 //!   front, still tagged with its grace period: the queue stays consistent.
 //! - Putting a unit back rings the reclaimer, as a registration does: while
 //!   the unit was popped the queue looked empty, so the reclaimer may have
-//!   parked (issue 10's Miri liveness failure: an amortized free of 8 of
-//!   20 objects, and the other 12 left for good to an idle writer).
+//!   parked, and without the ring the rest of the unit would be left for
+//!   good to an idle writer.
 
 use core::sync::atomic::Ordering::{Relaxed, Release};
 

@@ -96,25 +96,14 @@ pub(super) const GP_UNITS: usize = 1;
 /// starting thread's time while work streams in (never more than one per
 /// `GP_MIN_INTERVAL`), and garbage waits no longer than it needs to; once
 /// `GP_BUSY_OBJECTS` wait, the factor is `GP_COST_FACTOR_BUSY` (10 %, on
-/// that many objects at least). Measured on `benches/structures.rs`:
-/// - hash map, 50 % writes, one thread, 2–4 million retirements a second:
-///   with a factor of 100 the peak garbage was 990–1000 objects, 30 gave
-///   220–320, 20 gave 210–333 (2026-12-02, grace periods costing about
-///   2.6 µs, 19 000 a second), 10 gave 100–161, against crossbeam-epoch's
-///   140: 20 missed the target of twice crossbeam-epoch's peak;
-/// - the list, 50 % writes, two threads (0.4 million retirements a second,
-///   its garbage a third of crossbeam-epoch's or less either way): a factor
-///   of 10 doubled the grace periods (14 000–16 000 a second to
-///   20 000–30 000; each interrupts the other worker's CPU) and ran at
-///   0.78–0.93× crossbeam-epoch's throughput in six runs, against
-///   0.94–0.98× at 20 in two.
-///
-/// So the factor is 20 while few objects wait and 10 once 64 do. One-thread
-/// runs also peaked at 220–944 objects now and then (3 of 9 runs of
-/// `hashmap/write/1`): a start during which the thread was preempted
-/// entered the average as a cost of tens of microseconds. With each sample
-/// capped at twice the average (`START_COST_FLOOR_NS`), 18 runs peaked at
-/// 97–193.
+/// that many objects at least). A lower factor starts more grace periods,
+/// each interrupting every CPU that runs the process, and slows write-heavy
+/// workloads of several threads; a higher one lets a single fast writer's
+/// garbage grow past the peers'. So the factor is 20 while few objects
+/// wait and 10 once 64 do, and each start's measured cost counts for at
+/// most twice the average (`START_COST_FLOOR_NS`), so that a start during
+/// which the thread was preempted does not stretch the interval
+/// (measurements in `notes/benchmarks-history.md`).
 #[cfg(not(loom))]
 pub(super) const GP_COST_FACTOR: u32 = 20;
 /// The pacing factor once `GP_BUSY_OBJECTS` wait (see `GP_COST_FACTOR`).
