@@ -23,15 +23,11 @@ use crate::rcu::fence;
 use crate::rcu::stats::OwnerCounters;
 
 impl Inner {
-    pub(super) fn any_blocks(&self, gp: u64) -> bool {
-        self.records().any(|rec| rec.blocks(gp))
-    }
-
     /// Moves the machine forward as far as it can without waiting.
     pub(super) fn advance(&self, st: &mut State) {
         let epoch = self.epoch.load(Relaxed); // only written under this lock
         if st.running {
-            if self.any_blocks(epoch) {
+            if self.any_blocks(st, epoch) {
                 return;
             }
             self.complete(st, epoch);
@@ -65,7 +61,7 @@ impl Inner {
         st.running = true;
         st.unstarted_objects = 0;
         st.unstarted_units = 0;
-        if !self.any_blocks(gp) {
+        if !self.any_blocks(st, gp) {
             self.complete(st, gp);
         }
     }

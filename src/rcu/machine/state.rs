@@ -14,7 +14,7 @@
 //!   pops before it drops, so a panicking destructor leaves the protected
 //!   data consistent.
 
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{Acquire, Relaxed};
 use core::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64};
 use std::collections::VecDeque;
 
@@ -41,6 +41,9 @@ pub(super) struct Waiting {
 pub(super) struct State {
     /// Whether grace period `epoch` is in progress.
     pub(super) running: bool,
+    /// The record list as an array, for the grace-period check (module
+    /// `records`).
+    pub(super) walk: RecordWalk,
     /// Registered units, in registration order (so `gp` never decreases).
     pub(super) waiting: VecDeque<Waiting>,
     /// Objects and units waiting for grace period `epoch + 1`, not started.
@@ -187,6 +190,56 @@ unsafe impl Send for Inner {}
 // SAFETY: as above.
 unsafe impl Sync for Inner {}
 
+/// The domain's records as an array of pointers, rebuilt from the list's
+/// head whenever it changed (the list only ever grows at its head), so
+/// that the grace-period check loads every record's state independently
+/// instead of following `next` from record to record.
+pub(super) struct RecordWalk {
+    /// The list's head when the array was last brought up to date.
+    head: *mut Record,
+    /// Every record from `head` on, in list order.
+    records: Vec<core::ptr::NonNull<Record>>,
+}
+
+// SAFETY: the pointers are to records, which are `Sync` and live as long as
+// the domain that owns this state; the walk is only used under the state
+// lock.
+unsafe impl Send for RecordWalk {}
+
+impl RecordWalk {
+    pub(super) const fn new() -> Self {
+        Self {
+            head: core::ptr::null_mut(),
+            records: Vec::new(),
+        }
+    }
+}
+
+impl Inner {
+    /// Whether any record holds grace period `gp` up (state lock held).
+    pub(super) fn any_blocks(&self, st: &mut State, gp: u64) -> bool {
+        let head = self.records.load(Acquire);
+        let walk = &mut st.walk;
+        if head != walk.head {
+            // Records published since the last walk sit between the new
+            // head and the old one.
+            let old = walk.head;
+            let mut records: Vec<_> = self
+                .records_from(head)
+                .map(core::ptr::NonNull::from)
+                .take_while(|rec| rec.as_ptr() != old)
+                .collect();
+            records.append(&mut walk.records);
+            *walk = RecordWalk { head, records };
+        }
+        walk.records.iter().any(|rec| {
+            // SAFETY: records live as long as the domain, which `self`
+            // borrows (module `records`).
+            unsafe { rec.as_ref() }.blocks(gp)
+        })
+    }
+}
+
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A destructor that panicked while a lock was held left the protected
     // data consistent (every step pops before it drops), so poisoning is
@@ -227,6 +280,7 @@ macro_rules! inner_new {
             records: AtomicPtr::new(core::ptr::null_mut()),
             state: Mutex::new(State {
                 running: false,
+                walk: RecordWalk::new(),
                 waiting: VecDeque::new(),
                 unstarted_objects: 0,
                 unstarted_units: 0,
