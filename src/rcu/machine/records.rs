@@ -6,13 +6,17 @@
 //!   CAS on the head), stays in the list, at the same address, with the
 //!   same `next`, until the domain's state is dropped. So a walk needs no
 //!   lock, and a pointer to a record stays valid while the domain lives.
+//! - The grace-period check walks an array of the records' addresses
+//!   (`RecordWalk`, under the state lock), brought up to date from the
+//!   head whenever the head changed: the list only grows there, so the
+//!   records between the new head and the old one are the new ones.
 //! - A record has one owner at a time (`in_use`, claimed by CAS). Released
 //!   by its owner, it first hands its bag to the domain; it is kept (not
 //!   freed for reuse) while a read section of it is still alive.
 
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use super::state::{lock, Inner};
+use super::state::{lock, Inner, RecordWalk, State};
 use crate::rcu::fence;
 use crate::rcu::local::DomainState;
 use crate::rcu::record::Record;
@@ -121,5 +125,30 @@ impl DomainState for Inner {
     unsafe fn release(&self, rec: &Record) -> bool {
         // SAFETY: forwarded from the caller.
         unsafe { Inner::release(self, rec) }
+    }
+}
+
+impl Inner {
+    /// Whether any record holds grace period `gp` up (state lock held).
+    pub(super) fn any_blocks(&self, st: &mut State, gp: u64) -> bool {
+        let head = self.records.load(Acquire);
+        let walk = &mut st.walk;
+        if head != walk.head {
+            // Records published since the last walk sit between the new
+            // head and the old one.
+            let old = walk.head;
+            let mut records: Vec<_> = self
+                .records_from(head)
+                .map(core::ptr::NonNull::from)
+                .take_while(|rec| rec.as_ptr() != old)
+                .collect();
+            records.append(&mut walk.records);
+            *walk = RecordWalk { head, records };
+        }
+        walk.records.iter().any(|rec| {
+            // SAFETY: records live as long as the domain, which `self`
+            // borrows (module `records`).
+            unsafe { rec.as_ref() }.blocks(gp)
+        })
     }
 }

@@ -14,7 +14,7 @@
 //!   pops before it drops, so a panicking destructor leaves the protected
 //!   data consistent.
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed};
+use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64};
 use std::collections::VecDeque;
 
@@ -41,8 +41,7 @@ pub(super) struct Waiting {
 pub(super) struct State {
     /// Whether grace period `epoch` is in progress.
     pub(super) running: bool,
-    /// The record list as an array, for the grace-period check (module
-    /// `records`).
+    /// The record list as an array, for the grace-period check.
     pub(super) walk: RecordWalk,
     /// Registered units, in registration order (so `gp` never decreases).
     pub(super) waiting: VecDeque<Waiting>,
@@ -193,12 +192,12 @@ unsafe impl Sync for Inner {}
 /// The domain's records as an array of pointers, rebuilt from the list's
 /// head whenever it changed (the list only ever grows at its head), so
 /// that the grace-period check loads every record's state independently
-/// instead of following `next` from record to record.
+/// instead of following `next` from record to record (module `records`).
 pub(super) struct RecordWalk {
     /// The list's head when the array was last brought up to date.
-    head: *mut Record,
+    pub(super) head: *mut Record,
     /// Every record from `head` on, in list order.
-    records: Vec<core::ptr::NonNull<Record>>,
+    pub(super) records: Vec<core::ptr::NonNull<Record>>,
 }
 
 // SAFETY: the pointers are to records, which are `Sync` and live as long as
@@ -212,31 +211,6 @@ impl RecordWalk {
             head: core::ptr::null_mut(),
             records: Vec::new(),
         }
-    }
-}
-
-impl Inner {
-    /// Whether any record holds grace period `gp` up (state lock held).
-    pub(super) fn any_blocks(&self, st: &mut State, gp: u64) -> bool {
-        let head = self.records.load(Acquire);
-        let walk = &mut st.walk;
-        if head != walk.head {
-            // Records published since the last walk sit between the new
-            // head and the old one.
-            let old = walk.head;
-            let mut records: Vec<_> = self
-                .records_from(head)
-                .map(core::ptr::NonNull::from)
-                .take_while(|rec| rec.as_ptr() != old)
-                .collect();
-            records.append(&mut walk.records);
-            *walk = RecordWalk { head, records };
-        }
-        walk.records.iter().any(|rec| {
-            // SAFETY: records live as long as the domain, which `self`
-            // borrows (module `records`).
-            unsafe { rec.as_ref() }.blocks(gp)
-        })
     }
 }
 
