@@ -150,7 +150,8 @@ impl Runners {
                 }
             }
             // One waiting runner per queued visit: the others stay idle, so
-            // that runners started for an overrun run out of work and exit.
+            // that runners started for an overrun can be retired
+            // (`finished`).
             for _ in 0..q.tasks.len().min(q.idle.len()) {
                 shared.tasks.notify_one();
             }
