@@ -116,7 +116,7 @@
 //!   thread's buffer, a batch drain and a retirement through an owner each
 //!   free at most 1024 objects whose grace period is over (none while the
 //!   thread is unwinding). Buffers adapt to the thread's rate (8 to 128
-//!   objects, about 20 µs of retirements).
+//!   objects, about 100 µs of retirements).
 //! - **Pacing**: once work waits, a grace period starts as soon as the time
 //!   since the last one started is 20 times what starting one costs (one
 //!   process-wide barrier: 0.2 µs alone, 1–10 µs with other threads

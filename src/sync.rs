@@ -40,10 +40,12 @@ pub(crate) fn snooze(backoff: &crossbeam_utils::Backoff) {
     backoff.snooze();
 }
 
-/// Yields the processor while waiting; loom needs to be told explicitly.
-#[cfg(loom)]
+/// Yields the processor (loom must be told explicitly).
 pub(crate) fn yield_now() {
+    #[cfg(loom)]
     loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
 }
 
 /// An `UnsafeCell` whose accesses loom can check for data races.

@@ -136,8 +136,13 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 256;
 /// grace period and frees what is complete unless another thread is
 /// freeing, but never waits (the grace period waits for its section; the
 /// thread freeing may be in a destructor that waits for the other domain's
-/// grace period, which waits for that section); if that leaves it past the
-/// bound, that is counted as exceeded.
+/// grace period, which waits for that section). If it freed nothing, it
+/// yields the processor once and tries again
+/// ([`Throttle::yields`](crate::Throttle::yields)): with more runnable
+/// threads than cores, the thread that is freeing, or the reader holding
+/// the grace period up, may be waiting for a processor, and meanwhile every
+/// writer would go past the bound. If it is still past the bound, that is
+/// counted as exceeded.
 ///
 /// # The soft bound
 ///
@@ -478,7 +483,7 @@ impl DomainBuilder {
     /// 0.2 µs with no other thread running, 1–10 µs with others; so at most
     /// about 5 % of the time goes to starting them, and never more than one
     /// starts per 10 µs), and each thread's buffer
-    /// adapts to its retirement rate (8 to 128 objects, about 20 µs of
+    /// adapts to its retirement rate (8 to 128 objects, about 100 µs of
     /// retirements). That keeps garbage near what a writer retires in a few
     /// tens of microseconds.
     ///

@@ -230,7 +230,7 @@ impl Domain {
     ///
     /// Works for unsized objects too (`Box<dyn Trait>`, `Box<[T]>`, `Box<str>`).
     /// The object is buffered in the calling thread and handed to the domain
-    /// 8 to 128 at a time, about 20 µs of the thread's retirements (see [who
+    /// 8 to 128 at a time, about 100 µs of the thread's retirements (see [who
     /// runs destructors](Domain#who-runs-destructors-and-when)).
     ///
     /// # Examples

@@ -41,13 +41,16 @@ const MIN_BAG: usize = if BAG_CAP < 8 { BAG_CAP } else { 8 };
 const FIRST_LIMIT: usize = if BAG_CAP < 32 { BAG_CAP } else { 32 };
 
 /// How long a bag should take to fill (module invariants): objects wait in
-/// a bag, unregistered, for about this long. Registering costs a lock and
-/// a queue push, about 100 ns: at 20 µs a bag that is 0.5 % of the time of
-/// even the fastest writer that does not reach `BAG_CAP` (a writer that
-/// fills 128 in under 5 µs keeps 128), while a bag holds no more objects
-/// than a writer retires in about 20 µs.
+/// a bag, unregistered, for about this long, which is about a grace
+/// period's length when readers are short (tens to hundreds of
+/// microseconds), so a bag adds at most about one grace period to its
+/// objects' wait. Each registration costs a lock of the domain's state,
+/// for which every retiring thread contends: a shorter fill time makes a
+/// writer that shares its core with others (and so retires slowly in
+/// wall-clock time) register bags of a few objects, and the lock, not the
+/// grace periods, then limits how fast garbage is registered and freed.
 #[cfg(not(loom))]
-const FILL_TIME: Duration = Duration::from_micros(20);
+const FILL_TIME: Duration = Duration::from_micros(100);
 
 /// The `state` of a thread outside any read section.
 pub(crate) const INACTIVE: u64 = 0;

@@ -148,6 +148,11 @@ pub struct Throttle {
     /// unwinding), or retiring threads do not free
     /// ([`DomainBuilder::retiring_threads_free`](crate::DomainBuilder::retiring_threads_free)).
     pub exceeded: u64,
+    /// Registrations past the bound, inside a read section, that found
+    /// nothing to free (another thread was freeing, or a reader held up the
+    /// oldest grace period) and yielded the processor once before trying
+    /// again: that thread may have been waiting for one.
+    pub yields: u64,
     /// Waits at the [soft bound](crate::DomainBuilder#the-soft-bound): a
     /// registration past it found nothing to free while a reader held up
     /// the grace period of its oldest pending objects.

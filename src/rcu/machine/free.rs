@@ -5,13 +5,16 @@
 //! - Destructors of a domain run only under its `freeing` lock, with the
 //!   thread marked as freeing that domain (module `freeing`): one thread at
 //!   a time per domain, and `barrier` knows when frees in progress end.
-//! - A unit is popped from the queue before its objects are dropped, and
-//!   whatever the budget or a panicking destructor leaves goes back to the
-//!   front, still tagged with its grace period: the queue stays consistent.
-//! - Putting a unit back rings the reclaimer, as a registration does: while
-//!   the unit was popped the queue looked empty, so the reclaimer may have
-//!   parked, and without the ring the rest of the unit would be left for
-//!   good to an idle writer.
+//! - A free run takes units off the queue (up to `TAKE_UNITS` under one
+//!   state lock, so a slow writer's small bags stay cheap to free while
+//!   retiring threads contend for that lock) before their objects are
+//!   dropped, and whatever the budget or a panicking destructor leaves goes
+//!   back to the front in order, still tagged with its grace period, before
+//!   the run releases `freeing`: the queue stays consistent.
+//! - Putting units back rings the reclaimer, as a registration does: while
+//!   they were out the queue looked shorter, so the reclaimer may have
+//!   parked, and without the ring the rest would be left for good to an
+//!   idle writer.
 
 use core::sync::atomic::Ordering::{Relaxed, Release};
 
@@ -84,6 +87,7 @@ impl Inner {
         // An emptied bag on its way back to `State::spare`, handed over under
         // the next lock we take anyway.
         let mut spare = None;
+        let mut taken = Taken::new(self);
         loop {
             if self.dead.load(Relaxed) {
                 // The domain is dead: its last handle went, possibly inside
@@ -94,20 +98,26 @@ impl Inner {
             if left == 0 {
                 break;
             }
-            let Some(Waiting { gp, unit }) = self.pop_completed(up_to, &mut spare) else {
+            let Some(Waiting { gp, unit }) = taken.next(up_to, left, &mut spare) else {
                 break;
             };
-            let spare = &mut spare;
-            // SAFETY: `pop_completed` only returns units whose grace period
+            let (spare, mut rest) = (&mut spare, None);
+            // SAFETY: `Taken::next` only returns units whose grace period
             // has completed (or the domain is dead: no reader can exist).
             let freed =
-                first_panic.catch(|| unsafe { self.free_unit(gp, unit, left, path, spare) });
+                first_panic.catch(|| unsafe { self.free_unit(unit, left, path, spare, &mut rest) });
+            if let Some(unit) = rest {
+                taken.put_back(Waiting { gp, unit });
+            }
             total += freed.unwrap_or(0);
             left = left.saturating_sub(freed.unwrap_or(0).max(1));
             if first_panic.caught() && !path.frees_past_panics() && !self.dead.load(Relaxed) {
                 break; // propagated once the spare bag is back
             }
         }
+        // Back to the queue while we still hold `freeing`, before a barrier
+        // can look.
+        drop(taken);
         if spare.is_some() {
             Self::keep_spare(&mut lock(&self.state), &mut spare);
         }
@@ -124,21 +134,20 @@ impl Inner {
         total
     }
 
-    /// Frees up to `max` objects of `unit` (which waited for grace period
-    /// `gp`), returning how many. Even if a destructor panics, the objects
-    /// freed are counted and the rest go back to the front of the queue,
-    /// still tagged `gp`; an emptied thread bag goes to `spare`.
+    /// Frees up to `max` objects of `unit`, returning how many. Even if a
+    /// destructor panics, the objects freed are counted and the rest are
+    /// left in `rest`; an emptied thread bag goes to `spare`.
     ///
     /// # Safety
     ///
     /// The unit's grace period has completed, or no reader can exist.
     pub(super) unsafe fn free_unit(
         &self,
-        gp: u64,
         unit: Box<dyn Reclaim>,
         max: usize,
         path: Path,
         spare: &mut Option<Box<Bag>>,
+        rest: &mut Option<Box<dyn Reclaim>>,
     ) -> usize {
         let before = unit.len();
         let mut unit = scopeguard::guard(unit, |unit| {
@@ -148,11 +157,7 @@ impl Inner {
             // whose (Acquire) `freed` includes these objects sees both.
             self.counters.freed.fetch_add(freed, Release);
             if unit.len() > 0 {
-                lock(&self.state).waiting.push_front(Waiting { gp, unit });
-                // Work made visible again, as a registration makes it: the
-                // reclaimer may have looked while the unit was popped, found
-                // nothing and parked, so ring (module `reclaimer`).
-                crate::rcu::reclaimer::notify(self);
+                *rest = Some(unit);
             } else if let Some(mut bag) = unit.into_bag() {
                 bag.reset();
                 *spare = Some(bag);
@@ -170,19 +175,79 @@ impl Inner {
             }
         }
     }
+}
 
-    /// The front unit, if its grace period is no later than `up_to`, which
-    /// the caller read from `completed` (any unit once the domain is dead).
-    pub(super) fn pop_completed(
-        &self,
-        up_to: u64,
-        spare: &mut Option<Box<Bag>>,
-    ) -> Option<Waiting> {
-        let mut st = lock(&self.state);
-        Self::keep_spare(&mut st, spare);
-        if !st.dead && st.waiting.front()?.gp > up_to {
+/// How many units a free run takes off the queue under one state lock.
+const TAKE_UNITS: usize = 32;
+
+/// Units a free run took off the queue and has not freed yet, oldest first;
+/// dropping it puts those left back (module invariants).
+struct Taken<'a> {
+    inner: &'a Inner,
+    units: [Option<Waiting>; TAKE_UNITS],
+    /// `units[next..len]` are taken and not handed out.
+    next: usize,
+    len: usize,
+}
+
+impl<'a> Taken<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        Taken {
+            inner,
+            units: core::array::from_fn(|_| None),
+            next: 0,
+            len: 0,
+        }
+    }
+
+    /// The oldest taken unit, taking more from the queue if none is left:
+    /// units whose grace period is no later than `up_to`, which the caller
+    /// read from `completed` (any unit once the domain is dead), up to
+    /// `TAKE_UNITS` of them and about `budget` objects (at least one unit).
+    fn next(&mut self, up_to: u64, budget: usize, spare: &mut Option<Box<Bag>>) -> Option<Waiting> {
+        if self.next == self.len {
+            let mut st = lock(&self.inner.state);
+            Inner::keep_spare(&mut st, spare);
+            let (mut len, mut objects) = (0, 0);
+            while len < TAKE_UNITS && (len == 0 || objects < budget) {
+                match st.waiting.front() {
+                    Some(w) if st.dead || w.gp <= up_to => {}
+                    _ => break,
+                }
+                let w = st.waiting.pop_front()?;
+                objects += w.unit.len();
+                self.units[len] = Some(w);
+                len += 1;
+            }
+            (self.next, self.len) = (0, len);
+        }
+        if self.next == self.len {
             return None;
         }
-        st.waiting.pop_front()
+        self.next += 1;
+        self.units[self.next - 1].take()
+    }
+
+    /// Returns the unit `next` handed out last, partly freed, to be handed
+    /// out again first.
+    fn put_back(&mut self, unit: Waiting) {
+        self.next -= 1;
+        self.units[self.next] = Some(unit);
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if self.next == self.len {
+            return;
+        }
+        let mut st = lock(&self.inner.state);
+        for w in self.units[self.next..self.len].iter_mut().rev() {
+            if let Some(w) = w.take() {
+                st.waiting.push_front(w);
+            }
+        }
+        drop(st);
+        crate::rcu::reclaimer::notify(self.inner);
     }
 }

@@ -19,10 +19,14 @@
 //!   wait (the grace period waits for its section; a freer may be waiting
 //!   for a grace period of the other domain, which waits for it), but it
 //!   does steps 1 and 2 without waiting: it starts the grace period and
-//!   frees what is complete unless another thread is freeing. (Were it to skip the free too, a writer
-//!   that retires inside its read sections, as lock-free structures do,
-//!   would never free anything once past the bound: found by
-//!   `benches/structures.rs`, where garbage then grew without limit.)
+//!   frees what is complete unless another thread is freeing. Were it to
+//!   skip the free too, a writer that retires inside its read sections, as
+//!   lock-free structures do, would never free anything once past the
+//!   bound. If it freed nothing, it yields the processor once and tries
+//!   again: the thread that is freeing, or the reader that holds the oldest
+//!   grace period up, may be waiting for a processor (more runnable threads
+//!   than cores), and while it waits every retiring thread goes past the
+//!   bound; a yield is bounded, unlike a wait.
 //! - The soft bound's wait ([`Inner::pace`]) is for a grace period that
 //!   has started; a thread inside a read section of the domain waits only
 //!   for one that started before its oldest open section did (its section
@@ -122,8 +126,13 @@ impl Inner {
         // a section of another domain: the thread freeing this one may be
         // in a destructor waiting for that domain's grace period.
         if crate::rcu::local::in_section(self.id) || crate::rcu::local::in_any_section() {
-            c.freed_inline
-                .fetch_add(queue.free_inline(false) as u64, Relaxed);
+            let mut freed = queue.free_inline(false);
+            if freed == 0 && queue.over_bound() {
+                c.yields.fetch_add(1, Relaxed);
+                crate::sync::yield_now();
+                freed = queue.free_inline(false);
+            }
+            c.freed_inline.fetch_add(freed as u64, Relaxed);
             if queue.over_bound() {
                 c.exceeded.fetch_add(1, Relaxed);
             }
