@@ -94,6 +94,26 @@ fn read_guard(c: &mut Criterion) {
             drop(guard);
         });
     });
+
+    // Owned sections, `Send` and not tied to a thread (held across
+    // `.await`): ownrcu's `read_owned()` on the user-created domain above's
+    // kind, and seize's `enter_owned()` on the same collector.
+    let own = ownrcu::Domain::new();
+    drop(own.read_owned());
+    group.bench_function("ownrcu_owned", |b| {
+        b.iter(|| {
+            let section = own.read_owned();
+            drop(section);
+        });
+    });
+    drop(own);
+    drop(seize.enter_owned());
+    group.bench_function("seize_owned", |b| {
+        b.iter(|| {
+            let guard = seize.enter_owned();
+            drop(guard);
+        });
+    });
     drop(seize);
 
     // The physical floor: a thread-local counter incremented and

@@ -305,6 +305,7 @@ pub use rcu::domain::ReclaimerVisit;
 pub use rcu::domain::{Domain, GracePeriod};
 pub use rcu::fence::uses_membarrier;
 pub use rcu::guard::Guard;
+pub use rcu::owned::OwnedGuard;
 pub use rcu::reclaimer::Reclaimer;
 /// The reclaimer's wake-up protocol, public in loom builds only, for
 /// `tests/loom/reclaimer.rs`.

@@ -111,14 +111,17 @@ pub(crate) fn update_tag<T>(ptr: &AtomicPtr<T>, f: impl Fn(usize) -> usize) -> *
 /// valid for `'g` (the guard's borrow, and for an `Atomic` the `Atomic`'s
 /// too). Possibly null, possibly tagged; `Copy`.
 ///
-/// It cannot cross threads (the guard's section is its thread's):
+/// Like `&'g T`, it is `Send` and `Sync` when `T` is `Sync`: it cannot
+/// outlive `'g`, so the section that protects it (its thread's, or an
+/// [`OwnedGuard`](crate::OwnedGuard)'s) is open while any thread uses it.
+/// A `Shared` of a type that is not `Sync` stays on its thread:
 ///
 /// ```compile_fail
 /// fn is_send<T: Send>(_: T) {}
 /// let domain = ownrcu::Domain::new();
-/// let a = ownrcu::Atomic::new(1_u32);
+/// let a = ownrcu::Atomic::new(std::cell::Cell::new(1_u32));
 /// let guard = domain.read();
-/// is_send(a.load(&guard)); // error: `*mut u32` cannot be sent between threads
+/// is_send(a.load(&guard)); // error: `Cell<u32>` cannot be shared between threads
 /// ```
 ///
 /// # Raw pointers
@@ -155,6 +158,14 @@ impl<T> Clone for Shared<'_, T> {
 }
 
 impl<T> Copy for Shared<'_, T> {}
+
+// SAFETY: a `Shared` is a tagged shared reference to a `T` that stays valid
+// for `'g` (module invariant): sending or sharing one is sending a `&'g T`,
+// sound when `T: Sync`. Nothing reached through it moves or drops the `T`
+// (retiring takes a `Detached`, which asks for `T: Send`).
+unsafe impl<T: Sync> Send for Shared<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Shared<'_, T> {}
 
 impl<'g, T> Shared<'g, T> {
     /// A `Shared` of a tagged pointer that one of the module invariant's

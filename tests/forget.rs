@@ -216,3 +216,20 @@ fn a_forgotten_removed_leaks_its_objects() {
     assert_eq!(drops.get(), 1, "the object still in the array only");
     assert_eq!(grab.stats().retired, 0);
 }
+
+/// A forgotten owned section is a reader that never leaves: nothing retired
+/// after it entered is freed, and nothing is freed early or twice. It
+/// keeps its domain's handle, so the domain is never torn down (leaked).
+#[test]
+#[cfg_attr(miri, ignore = "leaks on purpose: run with -Zmiri-ignore-leaks")]
+fn a_forgotten_owned_section_holds_grace_periods_for_good() {
+    let domain = Domain::builder().reclaimer(false).build();
+    let drops = Drops::default();
+    mem::forget(domain.read_owned());
+    domain.retire(drops.obj());
+    domain.collect();
+    let cookie = domain.grace_period();
+    assert!(!domain.poll(&cookie), "the forgotten section holds it");
+    drop(domain); // not the last handle: the forgotten section has one
+    assert_eq!(drops.get(), 0, "nothing freed under the open section");
+}

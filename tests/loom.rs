@@ -55,6 +55,10 @@
 //!   reclaimer while the last handle drops elsewhere is resumed once, by
 //!   that drop. (The reclaimer's visits reuse the steal protocol of
 //!   `barrier`, checked by `steal` and `barrier`.)
+//! - `owned`: an owned read section entered and used to load on one
+//!   thread, handed to another that reads what it loaded, while the writer
+//!   unlinks, retires and runs `barrier`: never freed under the section,
+//!   freed exactly once.
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half
@@ -111,3 +115,6 @@ mod atomic;
 
 #[path = "loom/link.rs"]
 mod link;
+
+#[path = "loom/owned.rs"]
+mod owned;

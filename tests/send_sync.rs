@@ -1,11 +1,12 @@
 //! Which public types are `Send` and `Sync`, pinned: a change to any of
 //! them fails to compile here (the negative cases are `compile_fail`
-//! doctests: `Guard` and `Read` in src/rcu/guard.rs, `Batch` in src/rcu/batch.rs,
+//! doctests: `Guard` and `Read` in src/rcu/guard.rs, `Guard` again in
+//! src/rcu/owned.rs, a `Shared` of a type that is not `Sync` in src/shared.rs, `Batch` in src/rcu/batch.rs,
 //! `OwnerBatch` in src/owner/slot.rs, `ArrayWriter` in src/owner/array.rs).
 
 use ownrcu::{
-    Array, Batch, Domain, DomainBuilder, Exclusive, FreedBy, GracePeriod, Holder, OwnerBatch,
-    OwnerStats, Removed, Slot, Stall, Stats, Throttle, Unlinked, User,
+    Array, Batch, Domain, DomainBuilder, Exclusive, FreedBy, GracePeriod, Holder, OwnedGuard,
+    OwnerBatch, OwnerStats, Removed, Shared, Slot, Stall, Stats, Throttle, Unlinked, User,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -31,6 +32,8 @@ fn send_and_sync() {
     send_sync::<Unlinked<'static, String>>();
     send_sync::<Array<String>>();
     send_sync::<Removed<'static, String>>();
+    send_sync::<OwnedGuard>();
+    send_sync::<Shared<'static, String>>();
 }
 
 fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}

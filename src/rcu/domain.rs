@@ -7,6 +7,8 @@
 //!   everything still retired is freed directly, with no grace period.
 //! - The global domain is never torn down.
 
+use core::mem::ManuallyDrop;
+use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{AcqRel, Relaxed};
 
 use crate::rcu::config::{Config, DomainBuilder};
@@ -133,10 +135,20 @@ pub struct Domain {
 enum Repr {
     #[cfg(not(loom))]
     Global,
-    /// The id is copied out of `Inner` so the hot path compares it without
-    /// following the `Arc`.
-    Owned(Arc<Inner>, u64),
+    /// A domain's state, from `Arc::into_raw`: the handles together own
+    /// that one strong reference, so a handle's clone and drop change only
+    /// `Inner::handles`, and the last handle's drop, after the teardown,
+    /// gives the reference back. The id is copied out of `Inner` so the hot
+    /// path compares it without following the pointer.
+    Owned(NonNull<Inner>, u64),
 }
+
+// SAFETY: a handle is a shared reference to the domain's state, kept alive
+// by the handles' strong reference (`Repr::Owned`), as an `Arc<Inner>`
+// would be; `Inner` is `Send + Sync`.
+unsafe impl Send for Domain {}
+// SAFETY: as above.
+unsafe impl Sync for Domain {}
 
 impl Domain {
     /// Creates an independent domain.
@@ -171,6 +183,8 @@ impl Domain {
             repr: {
                 let inner = Inner::new(config, stall_hook);
                 let id = inner.id;
+                // The handles' strong reference (`Repr::Owned`).
+                let inner = NonNull::new(Arc::into_raw(inner).cast_mut()).expect("not null");
                 Repr::Owned(inner, id)
             },
         }
@@ -211,7 +225,9 @@ impl Domain {
         match &self.repr {
             #[cfg(not(loom))]
             Repr::Global => &GLOBAL_INNER,
-            Repr::Owned(inner, _) => inner,
+            // SAFETY: the handles' strong reference keeps it alive while
+            // this handle exists (`Repr::Owned`).
+            Repr::Owned(inner, _) => unsafe { inner.as_ref() },
         }
     }
 
@@ -222,7 +238,17 @@ impl Domain {
         match &self.repr {
             #[cfg(not(loom))]
             Repr::Global => local::global_record(&GLOBAL_INNER),
-            Repr::Owned(inner, id) => local::record(inner, *id),
+            Repr::Owned(inner, id) => {
+                let rec = local::record(*id, || {
+                    // SAFETY: from `Arc::into_raw`, alive while this handle
+                    // exists (`Repr::Owned`); lent, never dropped.
+                    ManuallyDrop::new(unsafe { Arc::from_raw(inner.as_ptr().cast_const()) })
+                });
+                // SAFETY: null or a record of this domain, which lives as
+                // long as the domain, which this handle, borrowed for the
+                // result's lifetime, keeps alive.
+                unsafe { rec.as_ref() }
+            }
         }
     }
 
@@ -673,7 +699,16 @@ impl Domain {
     #[doc(hidden)]
     pub fn reclaimer_visit(&self) -> ReclaimerVisit {
         match &self.repr {
-            Repr::Owned(inner, _) => ReclaimerVisit(inner.clone()),
+            Repr::Owned(inner, _) => {
+                let ptr = inner.as_ptr().cast_const();
+                // SAFETY: `ptr` is from `Arc::into_raw` and its strong
+                // reference is alive (this handle's); the count taken here
+                // is the visit's own.
+                ReclaimerVisit(unsafe {
+                    Arc::increment_strong_count(ptr);
+                    Arc::from_raw(ptr)
+                })
+            }
         }
     }
 }
@@ -708,9 +743,10 @@ impl Clone for Domain {
             #[cfg(not(loom))]
             Repr::Global => Self { repr: Repr::Global },
             Repr::Owned(inner, id) => {
-                crate::rcu::unwind::check_count(inner.handles.fetch_add(1, Relaxed));
+                let count = self.inner().handles.fetch_add(1, Relaxed);
+                crate::rcu::unwind::check_count(count);
                 Self {
-                    repr: Repr::Owned(inner.clone(), *id),
+                    repr: Repr::Owned(*inner, *id),
                 }
             }
         }
@@ -724,7 +760,11 @@ impl Drop for Domain {
         if let Repr::Owned(inner, _) = &self.repr {
             // AcqRel: the last handle sees everything every other handle did
             // (their retirements) before tearing down.
-            if inner.handles.fetch_sub(1, AcqRel) == 1 {
+            if self.inner().handles.fetch_sub(1, AcqRel) == 1 {
+                // SAFETY: from `Arc::into_raw` (`Repr::Owned`); this was the
+                // last handle, so the handles' strong reference is ours to
+                // give back, after the teardown (also if it panics).
+                let inner = unsafe { Arc::from_raw(inner.as_ptr().cast_const()) };
                 inner.teardown();
             }
         }

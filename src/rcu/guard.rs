@@ -93,6 +93,23 @@ impl<'d> Guard<'d> {
         }
     }
 
+    /// The guard of an owned section (module `owned`): `record` is claimed
+    /// for that section alone and entered. Its owner never drops it as a
+    /// `Guard` (it ends the section itself).
+    pub(crate) fn of_owned(domain: &'d Domain, record: &'d Record) -> Self {
+        Self {
+            domain,
+            record,
+            id: domain.id(),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The record this section is entered on.
+    pub(crate) fn record(&self) -> &'d Record {
+        self.record
+    }
+
     /// The id of the domain this section belongs to (0: the global one).
     #[inline(always)]
     pub(crate) fn domain_id(&self) -> u64 {

@@ -39,6 +39,7 @@
 //!   lookup, thread exit) go through `dyn DomainState`.
 
 use core::cell::{Cell, RefCell};
+use core::mem::ManuallyDrop;
 use core::ptr;
 
 use crate::rcu::record::Record;
@@ -268,9 +269,14 @@ fn register_global(global: &'static dyn DomainState) -> Option<&'static Record> 
 }
 
 /// This thread's record in the user-created domain `id`, registering on
-/// first use. `None` while the thread's locals are being destroyed.
+/// first use with the domain's state that `inner` gives (called only then,
+/// so the fast path builds nothing); null while the thread's locals are
+/// being destroyed. The record lives as long as the domain.
 #[inline(always)]
-pub(crate) fn record<D: DomainState>(inner: &Arc<D>, id: u64) -> Option<&Record> {
+pub(crate) fn record<D: DomainState>(
+    id: u64,
+    inner: impl FnOnce() -> ManuallyDrop<Arc<D>>,
+) -> *const Record {
     let rec = CACHE.with(|cache| {
         // Unrolled by the compiler: a compare per entry, in order.
         for entry in cache {
@@ -282,20 +288,17 @@ pub(crate) fn record<D: DomainState>(inner: &Arc<D>, id: u64) -> Option<&Record>
         ptr::null()
     });
     if rec.is_null() {
-        return register(inner);
+        return register(&inner());
     }
-    // SAFETY: `CACHE` holds a record of domain `id` only while this thread
-    // owns it, and the record lives as long as the domain `inner` borrows.
-    Some(unsafe { &*rec })
+    // `CACHE` holds a record of domain `id` only while this thread owns it.
+    rec
 }
 
 #[cold]
-fn register<D: DomainState>(inner: &Arc<D>) -> Option<&Record> {
+fn register<D: DomainState>(inner: &Arc<D>) -> *const Record {
     REGISTRY
         .try_with(|registry| registry.register(inner))
-        .ok()
-        // SAFETY: the record lives as long as the domain `inner` borrows.
-        .map(|rec| unsafe { &*rec })
+        .unwrap_or(ptr::null())
 }
 
 /// Whether this thread is inside a read section of domain `id`, which the

@@ -25,8 +25,9 @@
 //!   domain is the `reclaimer::ServedDomain` trait);
 //! - `machine`: the grace-period machine, a domain's state (`Inner`),
 //!   which implements both traits;
-//! - `domain`, then `guard` and `batch`: the public face (`Domain::read`
-//!   and `Domain::batch` are defined next to the types they return).
+//! - `domain`, then `guard`, `owned` and `batch`: the public face
+//!   (`Domain::read`, `Domain::read_owned` and `Domain::batch` are defined
+//!   next to the types they return).
 //!
 //! The owner layer uses this one only through [`for_owners`].
 
@@ -38,6 +39,7 @@ pub(crate) mod freeing;
 pub(crate) mod guard;
 pub(crate) mod local;
 pub(crate) mod machine;
+pub(crate) mod owned;
 pub(crate) mod reclaimer;
 pub(crate) mod record;
 pub(crate) mod retired;

@@ -91,6 +91,16 @@ pub(crate) struct Record {
     steal: AtomicBool,
     /// Whether a thread has claimed this record.
     pub(crate) in_use: AtomicBool,
+    /// Whether an owned section (module `owned`) holds this record, rather
+    /// than a thread: set by its claimer before the section starts, cleared
+    /// when it is released.
+    owned: AtomicBool,
+    /// Room for an owned section's handle of its domain, written and read
+    /// by that section alone (module `owned`, which checks that the handle
+    /// fits; this module cannot name its type). In the record because a
+    /// record's address is stable for the domain's life: the section's
+    /// guard borrows the handle from here.
+    owned_handle: core::cell::UnsafeCell<core::mem::MaybeUninit<[usize; 2]>>,
     /// [`fence::light_is_compiler_only`], read when the record was made
     /// (the strategy never changes afterwards), so the retire fast path's
     /// fence reads this cache line only. Not in `busy`'s word: a load right
@@ -128,6 +138,8 @@ impl Record {
             bag: UnsafeCell::new(None),
             buffered: StdAtomicUsize::new(0),
             in_use: AtomicBool::new(true),
+            owned: AtomicBool::new(false),
+            owned_handle: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
             next,
             limit: Cell::new(FIRST_LIMIT),
             #[cfg(not(loom))]
@@ -178,6 +190,36 @@ impl Record {
         self.state.store(e << 1 | 1, Release);
         // Pairs with the grace period's heavy fence (module `fence`).
         fence::light();
+    }
+
+    /// Enters the read section of an owned section (module `owned`): as
+    /// [`enter`](Record::enter), but with a full fence, since the loads the
+    /// section protects may run on another thread than this one.
+    #[inline]
+    pub(crate) fn enter_owned(&self, epoch: &AtomicU64) {
+        debug_assert!(self.is_owned() && !self.in_section());
+        // Acquire, Release: as in `enter`.
+        let e = epoch.load(Acquire);
+        self.state.store(e << 1 | 1, Release);
+        // Orders the store before every load of the section, on whichever
+        // thread it runs, as the heavy fence's pair (module `fence`).
+        crate::sync::fence(core::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Marks the record as held by an owned section, or not (its claimer).
+    pub(crate) fn set_owned(&self, owned: bool) {
+        self.owned.store(owned, Relaxed);
+    }
+
+    /// Whether an owned section holds the record.
+    pub(crate) fn is_owned(&self) -> bool {
+        self.owned.load(Relaxed)
+    }
+
+    /// Where the owned section holding this record keeps its domain handle
+    /// (see `owned_handle`): two words, aligned as `usize`.
+    pub(crate) fn owned_handle(&self) -> *mut [usize; 2] {
+        self.owned_handle.get().cast()
     }
 
     /// Leaves a read section (owner only). Returns true if the caller must

@@ -36,6 +36,16 @@ pub struct Tracked {
     drops: StdArc<StdAtomicUsize>,
 }
 
+impl Tracked {
+    /// Reads the object's cell: a read loom checks against the destructor's
+    /// write.
+    pub fn value(&self) -> usize {
+        // SAFETY: a shared read; the destructor's write is the only write,
+        // and loom reports it if it does not happen after this read.
+        self.value.with(|v| unsafe { *v })
+    }
+}
+
 impl Drop for Tracked {
     fn drop(&mut self) {
         // A write: loom flags it if a reader's `with` does not happen before.
@@ -124,7 +134,7 @@ pub fn read_side(domain: &Domain, shared: &AtomicPtr<Tracked>, candidates: &[Sha
     // SAFETY: the object is alive (checked just above, and no modelled thread
     // runs between the check and this access); the guard keeps it alive, which
     // is what the model checks.
-    let value = unsafe { (*ptr).value.with(|v| *v) };
+    let value = unsafe { (*ptr).value() };
     assert_eq!(value, LIVE);
     let _ = shared.load(Acquire);
     assert!(

@@ -92,6 +92,28 @@ impl Inner {
         true
     }
 
+    /// Frees a record claimed for an owned section (module `owned`), whose
+    /// section has ended. Its bag was never used, so there is nothing to
+    /// hand over and no state lock to take.
+    ///
+    /// # Safety
+    ///
+    /// The caller claimed `rec` for an owned section, which has ended, and
+    /// will not use it again.
+    pub(crate) unsafe fn release_owned(&self, rec: &Record) {
+        debug_assert!(rec.is_owned() && !rec.in_section() && rec.buffered() == 0);
+        rec.set_owned(false);
+        // Release: the next owner sees the record as we left it.
+        rec.in_use.store(false, Release);
+    }
+
+    /// Whether an owned section (module `owned`) holds grace period `gp`
+    /// up. A bounded wait skips such a grace period: the waiting thread may
+    /// be the one running that section's code.
+    pub(crate) fn owned_section_holds(&self, gp: u64) -> bool {
+        self.records().any(|rec| rec.is_owned() && rec.blocks(gp))
+    }
+
     pub(super) fn records(&self) -> impl Iterator<Item = &Record> {
         self.records_from(self.records.load(Acquire))
     }

@@ -38,6 +38,10 @@
 //!   `soft_max_wait` in any case. Lock-free structures retire inside their
 //!   read sections: without this, a writer preempted inside its section
 //!   let the other writers' garbage grow unchecked.
+//! - Neither wait is for a grace period that an owned section (module
+//!   `owned`) holds up: such a section belongs to no thread, so the waiting
+//!   thread may be the one running its code; the bound counts it as
+//!   exceeded, the soft bound just goes on.
 //! - Every path is counted, so `Stats::throttle` tells what backpressure
 //!   cost.
 
@@ -148,6 +152,12 @@ impl Inner {
         //    meanwhile), but not if a grace period that ran out before has
         //    still not completed (the same stalled reader); then free again.
         if !self.is_complete(gp) {
+            // Held up by an owned section: this thread may be running its
+            // code (module `owned`), so it must not wait for it.
+            if self.owned_section_holds(gp) {
+                c.exceeded.fetch_add(1, Relaxed);
+                return;
+            }
             let stalled = self.stalled.load(Relaxed);
             if stalled != 0 && !self.is_complete(stalled) {
                 c.exceeded.fetch_add(1, Relaxed);
@@ -193,6 +203,11 @@ impl Inner {
         // started before the section did: that one does not wait for this
         // thread (module invariants).
         if crate::rcu::local::section_epoch(self.id).is_some_and(|e| e < gp) {
+            return;
+        }
+        // Nor one that an owned section holds up: this thread may be
+        // running its code (module `owned`).
+        if self.owned_section_holds(gp) {
             return;
         }
         // The same hold-up as a soft wait that already ran out: wait again
