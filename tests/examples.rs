@@ -10,6 +10,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
+#[path = "../examples/async_routes.rs"]
+mod async_routes;
 #[path = "../examples/map.rs"]
 mod map;
 #[path = "../examples/queue.rs"]
@@ -395,6 +397,26 @@ fn skiplist_run_keeps_every_key_once_and_frees_every_node_once() {
 #[test]
 fn skiplist_main() {
     skiplist::main();
+}
+
+/// Tasks hold routing tables across `.await` in owned sections on a tokio
+/// runtime while a writer swaps and retires them: no task reads a freed
+/// table (each use checks its poison), every retired table is freed once.
+#[test]
+fn async_routes_run_frees_every_table_once() {
+    let (tasks, lookups, swaps) = if cfg!(miri) {
+        (3, 4, 6)
+    } else {
+        (32, 100, 1_000)
+    };
+    let r = async_routes::run(tasks, lookups, swaps, 3);
+    async_routes::check(&r);
+    assert_eq!(r.lookups, tasks * lookups);
+}
+
+#[test]
+fn async_routes_main() {
+    async_routes::main();
 }
 
 /// The keys of the map's entries in `range`, after checking each value.

@@ -199,3 +199,37 @@ fn a_stalled_reader_is_reported_once_naming_its_thread() {
         assert_eq!(domain.stats().stalls, 1);
     }
 }
+
+/// An owned section that holds a grace period up is reported by where it
+/// was made, not by a thread (it belongs to none).
+#[test]
+fn a_stalled_owned_section_is_reported_by_where_it_was_made() {
+    use std::sync::{mpsc, Mutex};
+    use std::time::Duration;
+
+    let (stall_tx, stall_rx) = mpsc::channel();
+    let stall_tx = Mutex::new(stall_tx);
+    let domain = Domain::builder()
+        .reclaimer(false)
+        .stall_timeout(Some(Duration::from_millis(20)))
+        .on_stall(move |stall| stall_tx.lock().unwrap().send(stall.clone()).unwrap())
+        .build();
+    let (section, made_at) = (domain.read_owned(), std::panic::Location::caller());
+    let waiter_domain = domain.clone();
+    let waiter = thread::spawn(move || waiter_domain.synchronize());
+    let stall = stall_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the stall was reported");
+    let at = stall.owned_section.expect("an owned section");
+    assert_eq!((at.file(), at.line()), (made_at.file(), made_at.line()));
+    assert_eq!((stall.thread.as_deref(), stall.thread_id), (None, None));
+    assert!(stall.held >= Duration::from_millis(20), "{stall:?}");
+    let line = stall.to_string();
+    assert!(
+        line.contains("owned section made at") && line.contains(made_at.file()),
+        "{line}"
+    );
+    drop(section);
+    waiter.join().unwrap();
+    assert_eq!(domain.stats().stalls, 1);
+}

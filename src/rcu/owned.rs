@@ -61,6 +61,15 @@ use crate::Domain;
 /// as a retirement inside a thread's section does (see [the bound on
 /// pending objects](crate::DomainBuilder#the-bound-on-pending-objects)).
 ///
+/// # Stall warnings
+///
+/// An owned section that holds a grace period up past the domain's
+/// [stall timeout](crate::DomainBuilder::stall_timeout) is reported like a
+/// thread's, by where it was made ([`Stall::owned_section`](crate::Stall::owned_section),
+/// the caller of [`Domain::read_owned`]) instead of a thread, with how long
+/// it has held the grace period up (its age is at least that; the section
+/// reads no clock).
+///
 /// # Leaking it
 ///
 /// `mem::forget` of an owned section leaves its section open for good: it
@@ -234,6 +243,7 @@ impl Domain {
     /// assert_eq!(one, 1);
     /// ```
     #[must_use = "the read section ends when the owned guard is dropped"]
+    #[track_caller]
     pub fn read_owned(&self) -> OwnedGuard {
         let inner = self.inner();
         // SAFETY: records live as long as the domain, which the handle
@@ -241,6 +251,8 @@ impl Domain {
         // last use of the record by this section.
         let record: &'static Record = unsafe { &*(inner.claim() as *const Record) };
         record.set_owned(true);
+        #[cfg(not(loom))]
+        record.set_owned_at(core::panic::Location::caller());
         let slot = record.owned_handle().cast::<Domain>();
         // SAFETY: the record is ours alone (claimed); its room fits and
         // aligns a `Domain` (checked above); nothing is in it (a previous

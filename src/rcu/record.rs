@@ -101,6 +101,12 @@ pub(crate) struct Record {
     /// record's address is stable for the domain's life: the section's
     /// guard borrows the handle from here.
     owned_handle: core::cell::UnsafeCell<core::mem::MaybeUninit<[usize; 2]>>,
+    /// Where the owned section holding this record was made, for stall
+    /// warnings: stored before its section starts (which publishes it), and
+    /// read by a stall report, which may see the next section's if the
+    /// record changes hands meanwhile (only the report would be off).
+    #[cfg(not(loom))]
+    owned_at: core::sync::atomic::AtomicPtr<core::panic::Location<'static>>,
     /// [`fence::light_is_compiler_only`], read when the record was made
     /// (the strategy never changes afterwards), so the retire fast path's
     /// fence reads this cache line only. Not in `busy`'s word: a load right
@@ -140,6 +146,8 @@ impl Record {
             in_use: AtomicBool::new(true),
             owned: AtomicBool::new(false),
             owned_handle: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+            #[cfg(not(loom))]
+            owned_at: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
             next,
             limit: Cell::new(FIRST_LIMIT),
             #[cfg(not(loom))]
@@ -214,6 +222,23 @@ impl Record {
     /// Whether an owned section holds the record.
     pub(crate) fn is_owned(&self) -> bool {
         self.owned.load(Relaxed)
+    }
+
+    /// Records where the owned section about to hold this record was made.
+    #[cfg(not(loom))]
+    pub(crate) fn set_owned_at(&self, at: &'static core::panic::Location<'static>) {
+        self.owned_at
+            .store(core::ptr::from_ref(at).cast_mut(), Relaxed);
+    }
+
+    /// Where the owned section holding this record was made, if one does.
+    #[cfg(not(loom))]
+    pub(crate) fn owned_at(&self) -> Option<&'static core::panic::Location<'static>> {
+        if !self.is_owned() {
+            return None;
+        }
+        // SAFETY: null or from a `&'static Location` (`set_owned_at`).
+        unsafe { self.owned_at.load(Relaxed).as_ref() }
     }
 
     /// Where the owned section holding this record keeps its domain handle

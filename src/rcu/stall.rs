@@ -54,8 +54,13 @@ pub struct Stall {
     /// The reader's thread name, if it has one.
     pub thread: Option<String>,
     /// The reader's thread id (`None` for a section entered while its
-    /// thread was exiting, on a record claimed for that section alone).
+    /// thread was exiting, on a record claimed for that section alone, and
+    /// for an owned section).
     pub thread_id: Option<ThreadId>,
+    /// For an [`OwnedGuard`](crate::OwnedGuard), which belongs to no
+    /// thread: where it was made (the caller of
+    /// [`Domain::read_owned`](crate::Domain::read_owned)).
+    pub owned_section: Option<&'static core::panic::Location<'static>>,
     /// The domain's id, as its `Debug` output shows it (0: the global
     /// domain).
     pub domain: u64,
@@ -71,16 +76,22 @@ pub struct Stall {
 
 impl fmt::Display for Stall {
     /// `ownrcu: stall: thread 'worker-3' (ThreadId(7)) has held grace period
-    /// 42 of domain 1 up for 10.0s; 5120 objects wait`.
+    /// 42 of domain 1 up for 10.0s; 5120 objects wait`, or for an owned
+    /// section `ownrcu: stall: owned section made at src/server.rs:40:23
+    /// has held grace period ...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ownrcu: stall: thread ")?;
-        match &self.thread {
-            Some(name) => write!(f, "'{name}' ")?,
-            None => write!(f, "<unnamed> ")?,
-        }
-        match self.thread_id {
-            Some(id) => write!(f, "({id:?})")?,
-            None => write!(f, "(exiting)")?,
+        if let Some(at) = self.owned_section {
+            write!(f, "ownrcu: stall: owned section made at {at}")?;
+        } else {
+            write!(f, "ownrcu: stall: thread ")?;
+            match &self.thread {
+                Some(name) => write!(f, "'{name}' ")?,
+                None => write!(f, "<unnamed> ")?,
+            }
+            match self.thread_id {
+                Some(id) => write!(f, "({id:?})")?,
+                None => write!(f, "(exiting)")?,
+            }
         }
         write!(
             f,

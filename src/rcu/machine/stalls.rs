@@ -41,10 +41,17 @@ impl Inner {
         };
         let pending = self.pending();
         for rec in self.records().filter(|rec| rec.blocks(gp)) {
-            let thread = rec.thread();
+            let owned_section = rec.owned_at();
+            // A record an owned section holds may have had a thread before.
+            let thread = if owned_section.is_some() {
+                None
+            } else {
+                rec.thread()
+            };
             let stall = Stall {
                 thread: thread.as_ref().and_then(|t| t.name().map(String::from)),
                 thread_id: thread.as_ref().map(std::thread::Thread::id),
+                owned_section,
                 domain: self.id,
                 grace_period: gp,
                 held,
