@@ -184,10 +184,16 @@ pub fn main() {
         println!("async_routes [--tasks N] [--lookups N] [--swaps N] [--workers N]");
         return;
     }
+    // Under Miri (`tests/examples.rs` runs `main`) a few of each.
+    let (tasks, lookups, swaps) = if cfg!(miri) {
+        (3, 3, 4)
+    } else {
+        (64, 200, 2_000)
+    };
     let r = run(
-        arg(&args, "--tasks", 64),
-        arg(&args, "--lookups", 200),
-        arg(&args, "--swaps", 2_000),
+        arg(&args, "--tasks", tasks),
+        arg(&args, "--lookups", lookups),
+        arg(&args, "--swaps", swaps),
         arg(&args, "--workers", 4).max(1),
     );
     check(&r);

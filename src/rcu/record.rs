@@ -91,6 +91,22 @@ pub(crate) struct Record {
     steal: AtomicBool,
     /// Whether a thread has claimed this record.
     pub(crate) in_use: AtomicBool,
+    /// [`fence::light_is_compiler_only`], read when the record was made
+    /// (the strategy never changes afterwards), so the retire fast path's
+    /// fence reads this cache line only. Not in `busy`'s word: a load right
+    /// after the store to `busy` must not touch the stored bytes' word.
+    light_compiler_only: bool,
+    /// The most objects the next bag takes (module invariants); changed
+    /// under the state lock only.
+    limit: Cell<usize>,
+    /// When the last bag filled; under the state lock only.
+    #[cfg(not(loom))]
+    filled: Cell<Option<Instant>>,
+    /// The thread that registered with this record (for stall warnings;
+    /// set by the owner at registration, read by whoever reports a stall).
+    #[cfg(not(loom))]
+    thread: std::sync::Mutex<Option<std::thread::Thread>>,
+    // Owned sections' fields, last: away from the lines the fast paths read.
     /// Whether an owned section (module `owned`) holds this record, rather
     /// than a thread: set by its claimer before the section starts, cleared
     /// when it is released.
@@ -107,21 +123,6 @@ pub(crate) struct Record {
     /// record changes hands meanwhile (only the report would be off).
     #[cfg(not(loom))]
     owned_at: core::sync::atomic::AtomicPtr<core::panic::Location<'static>>,
-    /// [`fence::light_is_compiler_only`], read when the record was made
-    /// (the strategy never changes afterwards), so the retire fast path's
-    /// fence reads this cache line only. Not in `busy`'s word: a load right
-    /// after the store to `busy` must not touch the stored bytes' word.
-    light_compiler_only: bool,
-    /// The most objects the next bag takes (module invariants); changed
-    /// under the state lock only.
-    limit: Cell<usize>,
-    /// When the last bag filled; under the state lock only.
-    #[cfg(not(loom))]
-    filled: Cell<Option<Instant>>,
-    /// The thread that registered with this record (for stall warnings;
-    /// set by the owner at registration, read by whoever reports a stall).
-    #[cfg(not(loom))]
-    thread: std::sync::Mutex<Option<std::thread::Thread>>,
 }
 
 // Shared fields are atomics; `exit_work` and the fast-path use of `bag` are
