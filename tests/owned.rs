@@ -124,6 +124,26 @@ fn the_soft_bound_never_waits_for_an_owned_section() {
     assert_eq!(drops.get(), 8);
 }
 
+/// A task cancelled while it holds an owned section (its future dropped
+/// between two polls, as a timeout or `select!` does) ends the section:
+/// the grace period it held up completes.
+#[test]
+fn a_cancelled_task_ends_its_owned_section() {
+    let domain = Domain::new();
+    let task = async {
+        let section = domain.read_owned();
+        Yield(1).await; // cancelled here
+        drop(section);
+    };
+    let mut task = Box::pin(task);
+    let waker = Waker::from(Arc::new(Noop));
+    assert!(task.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    let cookie = domain.grace_period();
+    assert!(!domain.poll(&cookie), "held up by the task's section");
+    drop(task);
+    assert!(domain.poll(&cookie), "the cancelled task's section ended");
+}
+
 /// `repin` ends the section for the grace periods that started before it.
 #[test]
 fn repin_lets_a_grace_period_complete() {
