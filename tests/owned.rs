@@ -137,7 +137,10 @@ fn a_cancelled_task_ends_its_owned_section() {
     };
     let mut task = Box::pin(task);
     let waker = Waker::from(Arc::new(Noop));
-    assert!(task.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(task
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
     let cookie = domain.grace_period();
     assert!(!domain.poll(&cookie), "held up by the task's section");
     drop(task);
