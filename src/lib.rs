@@ -48,6 +48,7 @@
 //! | a lock-free structure of your own | [`Atomic`] (`load` under a guard, `swap`/`compare_exchange` hand back a [`Detached`] that retires only into the right domain) | one extra word per pointer unless [`GlobalDomain`] or [`UncheckedDomain`] |
 //! | nodes linked from several places, or allocated by hand (a skip list's towers) | [`Link`] (owns nothing; 8 bytes), [`Shared::from_ptr`], [`Domain::retire_with`] with the structure's deleter | no allocation per retirement |
 //! | a long iteration | [`Guard::repin`] every so many steps | one section end and start |
+//! | a read held across `.await` (an async task that may change threads) | [`Domain::read_owned`] → [`OwnedGuard`] (`Send`), lending [`OwnedGuard::guard`] to loads | a record claimed for the section, a full fence and a domain handle: some twenty times a [`Guard`] |
 //! | data that readers reach through a handle, with objects replaced one by one | an owner ([`User`]) holding [`Slot`]s | retirement through the owner ([`Unlinked`]) |
 //! | an ordered index of objects (an address space's VMAs) | an [`Array`] in an owner: readers search the published slice, one writer commits an edited copy | one registration per commit ([`Removed::retire`]) |
 //! | the last user of an owner going away (process exit) | drop the last [`User`]: everything is freed directly | no grace period at all |
@@ -210,7 +211,7 @@
 //! | crossbeam-epoch | ownrcu | what is safer or different |
 //! | --- | --- | --- |
 //! | `epoch::pin()` | [`Domain::global`]`().read()` | no fence and no locked instruction; sections nest |
-//! | `Guard` | [`Guard`] | never runs destructors; `!Send` (a section is its thread's) |
+//! | `Guard` | [`Guard`] | never runs destructors; `!Send` (a section is its thread's; [`OwnedGuard`] is the `Send` one, as seize's `enter_owned`) |
 //! | `Collector::new()` | [`Domain::new`] | dropping the last handle frees everything left directly (no reader can exist: every guard borrows a handle) |
 //! | `Collector::register()` → `LocalHandle`, `handle.pin()` | nothing to register: [`Domain::read`] | a thread registers on its first use; the lookup is one thread-local read |
 //! | `guard.collector() == Some(&collector)` | `guard.domain() == &domain` ([`Guard::domain`], `Domain: PartialEq`) | |
@@ -235,6 +236,7 @@
 //! | kernel | ownrcu |
 //! | --- | --- |
 //! | `rcu_read_lock()` / `rcu_read_unlock()` | [`Domain::read`] → [`Guard`], dropped |
+//! | `srcu_read_lock()` / `srcu_read_unlock()` (readers that may sleep) | [`Domain::read_owned`] → [`OwnedGuard`], dropped |
 //! | `rcu_dereference()` / `rcu_assign_pointer()` | [`Atomic::load`], [`Link::load`] / [`Atomic::store`], [`Atomic::swap`], [`Link::store`] |
 //! | `call_rcu()`, `kfree_rcu()` | [`Domain::retire`], [`Domain::retire_raw`], [`Domain::retire_with`] (a callback of your own), [`Domain::defer`], [`Detached::retire`] |
 //! | `kfree_rcu()`'s bulk pages of pointers, the slab sheaves that batch frees | [`Batch`] (one registration), the per-thread buffers of single retirements |
