@@ -93,7 +93,10 @@ impl Inner {
         st.running = false;
         #[cfg(not(loom))]
         if let Some(started) = st.started_at {
-            self.counters.latency.record(started.elapsed());
+            let took = started.elapsed();
+            self.counters.latency.record(took);
+            let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+            st.gp_ns = st.gp_ns - st.gp_ns / 8 + ns / 8;
         }
         // Release: pairs with the Acquire in `is_complete`.
         self.completed.store(gp, Release);

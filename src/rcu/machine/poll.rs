@@ -5,6 +5,9 @@
 //!
 //! - A wait given a bound never outlasts it by more than one sleep (at most
 //!   1 ms); under loom, which has no clock, a bounded wait is a few rounds.
+//! - A wait spins only when its caller says the condition may come within
+//!   a spin (a grace-period wait: when the domain's grace periods are
+//!   short, `State::spin_worth`).
 //! - A stalled condition costs no CPU to speak of: after the spins, each
 //!   sleep doubles, up to 1 ms.
 
@@ -13,8 +16,15 @@ use core::time::Duration;
 use crossbeam_utils::Backoff;
 
 /// Polls `done` until it returns true (then returns true) or `max` has
-/// passed (then false); forever if `max` is `None`.
-pub(crate) fn poll_until(max: Option<Duration>, mut done: impl FnMut() -> bool) -> bool {
+/// passed (then false); forever if `max` is `None`. Without `spin`, it
+/// sleeps from the start: for a condition not expected within a spin,
+/// whose spinning would only take the processor from the threads it waits
+/// for.
+pub(crate) fn poll_until(
+    max: Option<Duration>,
+    spin: bool,
+    mut done: impl FnMut() -> bool,
+) -> bool {
     #[cfg(not(loom))]
     let deadline = max.map(|max| std::time::Instant::now() + max);
     #[cfg(loom)]
@@ -38,7 +48,7 @@ pub(crate) fn poll_until(max: Option<Duration>, mut done: impl FnMut() -> bool) 
             *rounds -= 1;
         }
         // Spin briefly (what we wait for is usually short), then sleep.
-        if !backoff.is_completed() {
+        if spin && !backoff.is_completed() {
             crate::sync::snooze(&backoff);
         } else {
             #[cfg(not(loom))]

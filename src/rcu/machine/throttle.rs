@@ -302,7 +302,8 @@ impl Inner {
     /// Blocks until grace period `gp` has completed, driving it, for at most
     /// `max` (forever if `None`); returns whether it completed.
     pub(crate) fn wait_until(&self, gp: u64, max: Option<Duration>) -> bool {
-        super::poll::poll_until(max, || {
+        let spin = lock(&self.state).spin_worth();
+        super::poll::poll_until(max, spin, || {
             {
                 let mut st = lock(&self.state);
                 st.requested = st.requested.max(gp);
