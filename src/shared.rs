@@ -159,12 +159,12 @@ impl<T> Clone for Shared<'_, T> {
 
 impl<T> Copy for Shared<'_, T> {}
 
-// SAFETY: a `Shared` is a tagged shared reference to a `T` that stays valid
-// for `'g` (module invariant): sending or sharing one is sending a `&'g T`,
-// sound when `T: Sync`. Nothing reached through it moves or drops the `T`
-// (retiring takes a `Detached`, which asks for `T: Send`).
+// A `Shared` is a tagged shared reference to a `T` that stays valid for
+// `'g` (module invariant), and nothing reached through it moves or drops
+// the `T` (retiring takes a `Detached`, which asks for `T: Send`).
+// SAFETY: sending a `Shared` is sending a `&'g T`: sound when `T: Sync`.
 unsafe impl<T: Sync> Send for Shared<'_, T> {}
-// SAFETY: as above.
+// SAFETY: sharing a `Shared` is sharing a `&'g T`: sound when `T: Sync`.
 unsafe impl<T: Sync> Sync for Shared<'_, T> {}
 
 impl<'g, T> Shared<'g, T> {
