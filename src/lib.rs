@@ -50,6 +50,7 @@
 //! | a long iteration | [`Guard::repin`] every so many steps | one section end and start |
 //! | a read held across `.await` (an async task that may change threads) | [`Domain::read_owned`] → [`OwnedGuard`] (`Send`), lending [`OwnedGuard::guard`] to loads | a record claimed for the section, a full fence and a domain handle: some twenty times a [`Guard`] |
 //! | data that readers reach through a handle, with objects replaced one by one | an owner ([`User`]) holding [`Slot`]s | retirement through the owner ([`Unlinked`]) |
+//! | an owner's data read across `.await` | [`User::read_owned`] → [`OwnedRead`] (`Send`, holds a user handle): [`Slot::load`] and [`Array::load`] take it as they take a [`Read`] ([`OwnerSection`]) | an owned section and a user-handle clone |
 //! | an ordered index of objects (an address space's VMAs) | an [`Array`] in an owner: readers search the published slice, one writer commits an edited copy | one registration per commit ([`Removed::retire`]) |
 //! | the last user of an owner going away (process exit) | drop the last [`User`]: everything is freed directly | no grace period at all |
 //! | the only user, wanting the garbage gone now | [`User::exclusive`], then [`Exclusive::free_pending`] | no grace period |
@@ -291,7 +292,7 @@ pub use atomic::{
 };
 pub use link::Link;
 pub use owner::array::{Array, ArrayWriter, Removed};
-pub use owner::handle::{Exclusive, Holder, Read, User};
+pub use owner::handle::{Exclusive, Holder, OwnedRead, OwnerSection, Read, User};
 pub use owner::slot::Slot;
 pub use owner::unlinked::{OwnerBatch, Unlinked};
 pub use rcu::batch::Batch;

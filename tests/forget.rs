@@ -233,3 +233,21 @@ fn a_forgotten_owned_section_holds_grace_periods_for_good() {
     drop(domain); // not the last handle: the forgotten section has one
     assert_eq!(drops.get(), 0, "nothing freed under the open section");
 }
+
+/// A forgotten owned read of an owner leaks its section (as a forgotten
+/// owned section does) and its user handle: the owner is never torn down,
+/// so its data is never dropped, and nothing is freed early or twice.
+#[test]
+#[cfg_attr(miri, ignore = "leaks on purpose: run with -Zmiri-ignore-leaks")]
+fn a_forgotten_owned_read_keeps_its_owner_for_good() {
+    let domain = Domain::builder().reclaimer(false).build();
+    let drops = Drops::default();
+    let mm = User::new(&domain, Slot::new(drops.obj()));
+    mem::forget(mm.read_owned());
+    mm.replace(Some(drops.obj()), &mm).unwrap().retire();
+    let cookie = domain.grace_period();
+    assert!(!domain.poll(&cookie), "the forgotten section holds it");
+    assert_eq!(mm.users(), 2, "the forgotten read's handle stays counted");
+    drop(mm); // not the last user: no teardown
+    assert_eq!(drops.get(), 0, "nothing freed under the open section");
+}

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Duration;
 
-use ownrcu::{Atomic, Domain, Owned};
+use ownrcu::{Array, Atomic, Domain, Owned, Slot, User};
 
 mod common;
 
@@ -160,6 +160,75 @@ fn repin_lets_a_grace_period_complete() {
     assert!(!domain.poll(&later), "the renewed section holds later ones");
     drop(section);
     assert!(domain.poll(&later));
+}
+
+/// An owner's data read through an owned read section: the section's own
+/// user handle keeps the owner alive after every other handle is gone and
+/// while the section is on another thread; its slot and array load there;
+/// the owner is torn down, directly, when that thread drops the section.
+#[test]
+fn an_owned_read_keeps_its_owner_alive_on_another_thread() {
+    struct Mm {
+        vma: Slot<Obj>,
+        vmas: Array<Obj>,
+    }
+    let domain = Domain::new();
+    let drops = Drops::default();
+    let mm = User::new(
+        &domain,
+        Mm {
+            vma: Slot::new(drops.obj()),
+            vmas: Array::from_vec((0..3).map(|_| drops.obj()).collect()),
+        },
+    );
+    let read = mm.read_owned();
+    assert_eq!(mm.users(), 2, "the section holds a user handle");
+    drop(mm);
+    let teardown = thread::spawn({
+        let drops = drops.clone();
+        move || {
+            read.vma.load(&read).expect("stored").check();
+            let vmas = read.vmas.load(&read);
+            assert_eq!(vmas.len(), 3);
+            vmas.iter().for_each(|vma| vma.check());
+            assert_eq!(drops.get(), 0, "the owner lives while the section does");
+            drop(read); // the last user: torn down here
+            drops.get()
+        }
+    });
+    assert_eq!(teardown.join().unwrap(), 4, "every object freed once");
+}
+
+/// What an owned read of an owner loaded from a slot stays alive after a
+/// writer replaces it and retires it through the owner, until the section
+/// ends; the owner's `barrier` waits for the section.
+#[test]
+fn an_owned_read_holds_what_it_loaded_across_a_replacement() {
+    let domain = Domain::new();
+    let drops = Drops::default();
+    let mm = User::new(&domain, Slot::new(drops.obj()));
+    let read = mm.read_owned();
+    let old: &Obj = read.load(&read).expect("stored");
+    let (retired_tx, retired_rx) = mpsc::channel();
+    let writer = thread::spawn({
+        let (mm, drops) = (mm.clone(), drops.clone());
+        move || {
+            mm.replace(Some(drops.obj()), &mm).expect("stored").retire();
+            retired_tx.send(()).unwrap();
+            mm.barrier(); // waits for the owned read
+            assert_eq!(drops.get(), 1, "the replaced object freed after the read");
+        }
+    });
+    retired_rx.recv().unwrap();
+    old.check();
+    assert_eq!(drops.get(), 0, "freed under an owned read");
+    let cookie = domain.grace_period();
+    assert!(!domain.poll(&cookie), "the owned read holds grace periods");
+    drop(read);
+    writer.join().unwrap();
+    assert!(domain.poll(&cookie));
+    drop(mm);
+    assert_eq!(drops.get(), 2);
 }
 
 /// A waker that does nothing: the test's executor polls every task again.

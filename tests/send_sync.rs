@@ -6,7 +6,8 @@
 
 use ownrcu::{
     Array, Batch, Domain, DomainBuilder, Exclusive, FreedBy, GracePeriod, Holder, OwnedGuard,
-    OwnerBatch, OwnerStats, Removed, Shared, Slot, Stall, Stats, Throttle, Unlinked, User,
+    OwnedRead, OwnerBatch, OwnerStats, Removed, Shared, Slot, Stall, Stats, Throttle, Unlinked,
+    User,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -33,6 +34,7 @@ fn send_and_sync() {
     send_sync::<Array<String>>();
     send_sync::<Removed<'static, String>>();
     send_sync::<OwnedGuard>();
+    send_sync::<OwnedRead<Data>>();
     send_sync::<Shared<'static, String>>();
 }
 

@@ -31,7 +31,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 use crate::owner::binding::Binding;
-use crate::owner::handle::{Read, User};
+use crate::owner::handle::{OwnerSection, User};
 use crate::owner::pending::Pending;
 use crate::rcu::for_owners::{into_pointers, Cursor, FirstPanic, Reclaim, Single, Typed};
 use crate::sync::{AtomicPtr, Mutex, MutexGuard};
@@ -78,7 +78,8 @@ impl<T> Drop for OldVersion<T> {
 
 /// An RCU-protected array of an owner's objects (of type `T`), ordered as
 /// its writers keep it: readers [`load`](Array::load) the current version
-/// as a slice under the owner's [`Read`] guard, with no lock, and search it
+/// as a slice in a read section of the owner ([`Read`](crate::Read) or
+/// [`OwnedRead`](crate::OwnedRead)), with no lock, and search it
 /// (e.g. `partition_point` for an address); one [`ArrayWriter`] at a time
 /// edits a copy and publishes it.
 ///
@@ -144,22 +145,23 @@ impl<T: Send + Sync + 'static> Array<T> {
     }
 
     /// The current version, as a slice of references that live as long as
-    /// the read guard (and the array) are borrowed.
+    /// the read section (and the array) are borrowed.
     ///
     /// # Panics
     ///
-    /// If the array belongs to another owner than the guard's.
+    /// If the array belongs to another owner than the section's.
     #[inline]
-    pub fn load<'r, D: Send + Sync + 'static>(&'r self, read: &'r Read<'_, D>) -> &'r [&'r T] {
-        self.owner.bind(read.pending());
+    pub fn load<'r, S: OwnerSection>(&'r self, read: &'r S) -> &'r [&'r T] {
+        self.owner.bind(read.user().pending());
         // Acquire: pairs with the publishing swap, so the version and the
         // objects it points to are visible.
         let version = self.current.load(Acquire);
         // A version stays allocated, and its objects too, until a grace
         // period of the owner's domain after it was replaced, which `read`'s
         // section blocks; or until the owner's teardown, which `read`'s user
-        // handle prevents (the array is bound to that owner: checked above);
-        // or until the array drops, which our borrow prevents.
+        // handle prevents (both live while `read` does: `OwnerSection`'s
+        // guarantee; the array is bound to that owner: checked above); or
+        // until the array drops, which our borrow prevents.
         // SAFETY: so the version is valid for `'r`.
         let items: &'r [NonNull<T>] = unsafe { &(*version).items };
         // SAFETY: `NonNull<T>` and `&T` have the same layout, and each

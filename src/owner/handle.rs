@@ -6,7 +6,8 @@
 //!
 //! - `users` counts [`User`] handles. Only a user handle gives access to the
 //!   owner's data, and every reference into the data (a [`Read`], an
-//!   [`Exclusive`]) borrows one. So when `users` reaches zero no reference
+//!   [`Exclusive`]) borrows one, or is borrowed from an [`OwnedRead`],
+//!   which holds one. So when `users` reaches zero no reference
 //!   into the data can exist on any thread, and none can be made again: an
 //!   upgrade from a [`Holder`] only succeeds from a non-zero count.
 //! - `holders` counts [`Holder`] handles, plus one for all users together
@@ -33,7 +34,7 @@ use crate::owner::pending::Pending;
 use crate::owner::unlinked::OwnerBatch;
 use crate::rcu::for_owners::{FirstPanic, OwnerStats};
 use crate::sync::{AtomicUsize, UnsafeCell};
-use crate::{Domain, Guard};
+use crate::{Domain, Guard, OwnedGuard};
 
 /// One user handle in `users` (the low bit is [`EXCLUSIVE`]).
 const ONE_USER: usize = 2;
@@ -255,6 +256,33 @@ impl<D: Send + Sync + 'static> User<D> {
     pub fn read(&self) -> Read<'_, D> {
         let guard = self.shared().pending.domain.read();
         Read { user: self, guard }
+    }
+
+    /// Enters a read section of the owner's domain that belongs to the
+    /// returned value instead of this thread, with a user handle of its own:
+    /// it may move between threads and be held across `.await`, as a
+    /// [`Domain::read_owned`] section may (see [`OwnedGuard`]), and it keeps
+    /// the owner alive meanwhile. Costs [`read`](User::read)'s price plus
+    /// an owned section's and a handle clone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Domain, Slot, User};
+    ///
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, Slot::new(Box::new(7_u32)));
+    /// let read = mm.read_owned();
+    /// drop(mm); // the read holds a user handle of its own
+    /// let seven = std::thread::spawn(move || *read.load(&read).unwrap());
+    /// assert_eq!(seven.join().unwrap(), 7);
+    /// ```
+    #[track_caller]
+    pub fn read_owned(&self) -> OwnedRead<D> {
+        OwnedRead {
+            section: self.domain().read_owned(),
+            user: self.clone(),
+        }
     }
 
     /// Takes a holder handle (`mmgrab`).
@@ -554,10 +582,6 @@ pub struct Read<'u, D: Send + Sync + 'static> {
 }
 
 impl<'u, D: Send + Sync + 'static> Read<'u, D> {
-    pub(crate) fn pending(&self) -> &Pending {
-        self.user.pending()
-    }
-
     /// The read section's guard, for the pointers inside the owner's data
     /// ([`Link`](crate::Link)s and [`Atomic`](crate::Atomic)s of a
     /// structure the owner holds): what they load cannot outlive this
@@ -583,6 +607,184 @@ impl<D: Send + Sync + 'static> Deref for Read<'_, D> {
 
     fn deref(&self) -> &D {
         self.user
+    }
+}
+
+/// A read section of an owner together with the user handle that keeps the
+/// owner alive: a [`Read`] or an [`OwnedRead`]. [`Slot::load`](crate::Slot::load)
+/// and [`Array::load`](crate::Array::load) take either, and what they return
+/// lives as long as the section is borrowed.
+///
+/// It is sealed: only this crate's section types implement it, and they
+/// guarantee what the loads' safety rests on: while the value lives,
+/// [`guard`](OwnerSection::guard) is a read section of the domain of the
+/// owner that [`user`](OwnerSection::user) is a handle of, and that handle
+/// stays alive.
+///
+/// # Examples
+///
+/// ```
+/// use ownrcu::{Domain, OwnerSection, Slot, User};
+///
+/// fn first<S: OwnerSection<Data = Slot<u32>>>(read: &S) -> u32 {
+///     *read.user().load(read).unwrap()
+/// }
+///
+/// let domain = Domain::new();
+/// let mm = User::new(&domain, Slot::new(Box::new(3_u32)));
+/// assert_eq!(first(&mm.read()), 3);
+/// assert_eq!(first(&mm.read_owned()), 3);
+/// ```
+pub trait OwnerSection: sealed::Sealed {
+    /// The owner's data.
+    type Data: Send + Sync + 'static;
+
+    /// The user handle that keeps the owner alive while the section is.
+    fn user(&self) -> &User<Self::Data>;
+
+    /// The section, as a guard for loads, as [`Read::guard`].
+    fn guard(&self) -> &Guard<'_>;
+}
+
+mod sealed {
+    /// Only this crate's section types are sections of an owner.
+    pub trait Sealed {}
+}
+
+impl<D: Send + Sync + 'static> sealed::Sealed for Read<'_, D> {}
+
+impl<D: Send + Sync + 'static> OwnerSection for Read<'_, D> {
+    type Data = D;
+
+    fn user(&self) -> &User<D> {
+        self.user
+    }
+
+    fn guard(&self) -> &Guard<'_> {
+        &self.guard
+    }
+}
+
+/// A read section of an owner that belongs to a value instead of a thread,
+/// from [`User::read_owned`]: an [`OwnedGuard`] of the owner's domain and
+/// a user handle of its own. Derefs to the data.
+///
+/// Everything a [`Read`] reads it reads (slots and arrays through
+/// [`OwnerSection`], pointers through [`guard`](OwnedRead::guard)), and
+/// the user handle it holds keeps the owner from being torn down while it
+/// lives, on whichever thread.
+///
+/// # Thread safety
+///
+/// `OwnedRead` is `Send` and `Sync`, as its section and its handle are:
+/// an async task may hold it, and what it read, across `.await`.
+///
+/// # Leaking it
+///
+/// Forgetting it (`mem::forget`) leaks its section, as forgetting an
+/// [`OwnedGuard`] does, and its user handle, so the owner is never torn
+/// down. A leak, never undefined behaviour.
+///
+/// # Examples
+///
+/// ```
+/// use ownrcu::{Domain, Slot, User};
+///
+/// fn assert_send<T: Send>(_: &T) {}
+/// let domain = Domain::new();
+/// let mm = User::new(&domain, Slot::new(Box::new(String::from("vma"))));
+/// let task = async {
+///     let read = mm.read_owned();
+///     let vma: &String = read.load(&read).unwrap();
+///     std::future::ready(()).await; // `read` and `vma` live across it
+///     vma.len()
+/// };
+/// assert_send(&task);
+/// ```
+#[must_use = "the read section ends when the `OwnedRead` is dropped"]
+pub struct OwnedRead<D: Send + Sync + 'static> {
+    /// Declared first, so dropped first: the section ends before the
+    /// handle, which may be the last and tear the owner down.
+    section: OwnedGuard,
+    user: User<D>,
+}
+
+impl<D: Send + Sync + 'static> OwnedRead<D> {
+    /// The read section's guard, for the pointers inside the owner's data,
+    /// as [`Read::guard`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Atomic, Domain, User};
+    ///
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, Atomic::new(7_u32));
+    /// let read = mm.read_owned();
+    /// assert_eq!(*read.load(read.guard()), 7);
+    /// ```
+    pub fn guard(&self) -> &Guard<'_> {
+        self.section.guard()
+    }
+
+    /// The user handle this section holds (for writes made while
+    /// reading, such as [`Slot::replace`](crate::Slot::replace)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Domain, Slot, User};
+    ///
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, Slot::new(Box::new(1_u32)));
+    /// let read = mm.read_owned();
+    /// read.replace(Some(Box::new(2)), read.user()).unwrap().retire();
+    /// assert_eq!(*read.load(&read).unwrap(), 2);
+    /// ```
+    pub fn user(&self) -> &User<D> {
+        &self.user
+    }
+
+    /// Ends the section and starts a new one, as [`OwnedGuard::repin`]:
+    /// grace periods waiting for it can complete. The owner stays alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Domain, User};
+    ///
+    /// let domain = Domain::new();
+    /// let mm = User::new(&domain, 0_u8);
+    /// let mut read = mm.read_owned();
+    /// let cookie = domain.grace_period();
+    /// assert!(!domain.poll(&cookie)); // waits for our section
+    /// read.repin();
+    /// assert!(domain.poll(&cookie));
+    /// ```
+    pub fn repin(&mut self) {
+        self.section.repin();
+    }
+}
+
+impl<D: Send + Sync + 'static> Deref for OwnedRead<D> {
+    type Target = D;
+
+    fn deref(&self) -> &D {
+        &self.user
+    }
+}
+
+impl<D: Send + Sync + 'static> sealed::Sealed for OwnedRead<D> {}
+
+impl<D: Send + Sync + 'static> OwnerSection for OwnedRead<D> {
+    type Data = D;
+
+    fn user(&self) -> &User<D> {
+        &self.user
+    }
+
+    fn guard(&self) -> &Guard<'_> {
+        self.section.guard()
     }
 }
 
@@ -695,6 +897,14 @@ impl<D: Send + Sync + 'static> core::fmt::Debug for Holder<D> {
 impl<D: Send + Sync + 'static> core::fmt::Debug for Read<'_, D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Read").finish_non_exhaustive()
+    }
+}
+
+impl<D: Send + Sync + 'static> core::fmt::Debug for OwnedRead<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OwnedRead")
+            .field("section", &self.section)
+            .finish_non_exhaustive()
     }
 }
 

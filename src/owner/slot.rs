@@ -16,12 +16,13 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 use crate::owner::binding::Binding;
-use crate::owner::handle::{Read, User};
+use crate::owner::handle::{OwnerSection, User};
 use crate::owner::unlinked::Unlinked;
 use crate::sync::AtomicPtr;
 
 /// An RCU-protected pointer to an object of type `T`, kept in an owner's
-/// data: readers [`load`](Slot::load) it under the owner's [`Read`] guard;
+/// data: readers [`load`](Slot::load) it in a read section of the owner
+/// ([`Read`](crate::Read) or [`OwnedRead`](crate::OwnedRead));
 /// writers [`replace`](Slot::replace) or [`take`](Slot::take) its object,
 /// which comes back [`Unlinked`] and is retired through the same owner.
 ///
@@ -79,23 +80,24 @@ impl<T: Send + Sync + 'static> Slot<T> {
         }
     }
 
-    /// The object, for as long as the read guard (and the slot) are
+    /// The object, for as long as the read section (and the slot) are
     /// borrowed.
     ///
     /// # Panics
     ///
-    /// If the slot belongs to another owner than the guard's.
+    /// If the slot belongs to another owner than the section's.
     #[inline]
-    pub fn load<'r, D: Send + Sync + 'static>(&'r self, read: &'r Read<'_, D>) -> Option<&'r T> {
-        self.owner.bind(read.pending());
+    pub fn load<'r, S: OwnerSection>(&'r self, read: &'r S) -> Option<&'r T> {
+        self.owner.bind(read.user().pending());
         // Acquire: pairs with the publishing swap, so the object's contents
         // are visible.
         let ptr = self.ptr.load(Acquire);
         // A non-null pointer came from `Box::into_raw` and is freed only (a)
         // once replaced: after a grace period of this owner's domain, which
         // `read`'s section blocks, or at this owner's teardown, which `read`'s
-        // user handle prevents (the slot is bound to that owner: checked
-        // above); or (b) when the slot drops, which our borrow prevents.
+        // user handle prevents (both live while `read` does: `OwnerSection`'s
+        // guarantee; the slot is bound to that owner: checked above); or
+        // (b) when the slot drops, which our borrow prevents.
         // SAFETY: so it stays valid for `'r`.
         unsafe { ptr.as_ref() }
     }
