@@ -5,7 +5,8 @@
 //! Each routine makes a guard and drops it at once; the guards have side
 //! effects (stores to shared state, fences) so the compiler cannot elide
 //! them, and every function uses the same shape so the loop overhead is the
-//! same for all.
+//! same for all (the `_escaped` pair also lets the guard's address escape,
+//! so the guard lives in memory).
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -91,6 +92,35 @@ fn read_guard(c: &mut Criterion) {
     group.bench_function("seize", |b| {
         b.iter(|| {
             let guard = seize.enter();
+            drop(guard);
+        });
+    });
+
+    // kovan 0.2.0's `pin()` (its thread-local handle; the guard is a
+    // zero-sized token whose drop goes back to the thread-local).
+    drop(kovan::pin());
+    group.bench_function("kovan", |b| {
+        b.iter(|| {
+            let guard = kovan::pin();
+            drop(guard);
+        });
+    });
+
+    // The guard's address escapes (`black_box(&guard)`), as when a guard is
+    // passed by reference to a function that is not inlined: the guard then
+    // lives in memory, so what it holds is stored on entry and read back
+    // on exit. ownrcu's global-domain guard against kovan's.
+    group.bench_function("ownrcu_escaped", |b| {
+        b.iter(|| {
+            let guard = ownrcu::Domain::global().read();
+            black_box(&guard);
+            drop(guard);
+        });
+    });
+    group.bench_function("kovan_escaped", |b| {
+        b.iter(|| {
+            let guard = kovan::pin();
+            black_box(&guard);
             drop(guard);
         });
     });

@@ -69,13 +69,16 @@ use crate::Domain;
 #[must_use = "the read section ends when the guard is dropped"]
 pub struct Guard<'d> {
     domain: &'d Domain,
+    /// Also gives the domain's id to pointers' domain checks (an immutable
+    /// field on the line the entry wrote), so the guard is two words: when
+    /// its address escapes, entering and leaving store and reload only
+    /// these.
     record: &'d Record,
-    /// `domain.id()`, copied so that a pointer's domain check on every
-    /// load reads one field of the guard (which lives in a register or on
-    /// the stack) instead of following `domain`.
-    id: u64,
     _not_send: PhantomData<*const ()>,
 }
+
+// Two words (see `record`).
+const _: () = assert!(core::mem::size_of::<Guard<'static>>() == 2 * core::mem::size_of::<usize>());
 
 impl<'d> Guard<'d> {
     #[inline(always)]
@@ -88,7 +91,6 @@ impl<'d> Guard<'d> {
         Self {
             domain,
             record,
-            id: domain.id(),
             _not_send: PhantomData,
         }
     }
@@ -100,7 +102,6 @@ impl<'d> Guard<'d> {
         Self {
             domain,
             record,
-            id: domain.id(),
             _not_send: PhantomData,
         }
     }
@@ -113,7 +114,7 @@ impl<'d> Guard<'d> {
     /// The id of the domain this section belongs to (0: the global one).
     #[inline(always)]
     pub(crate) fn domain_id(&self) -> u64 {
-        self.id
+        self.record.domain_id
     }
 
     /// The domain this section belongs to; compare it with a handle

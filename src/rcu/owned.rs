@@ -18,8 +18,8 @@
 //!   them, whichever thread the grace period's heavy fence interrupts.
 //! - Only `repin` and `drop` touch the record, through `&mut self` or by
 //!   value: one thread at a time, the hand-over between threads ordering
-//!   them. A shared reference gives out only `&Guard`, whose methods never
-//!   touch the record.
+//!   them. A shared reference gives out only `&Guard`, whose methods read
+//!   no more of the record than its immutable domain id.
 //! - Bounded waits (the bound, the soft bound) never wait for a grace
 //!   period that an owned section holds up (module `machine::throttle`):
 //!   the waiting thread may be the one running the section's code.
@@ -144,8 +144,9 @@ const _: () = assert!(
 // handle is `Send`.
 unsafe impl Send for OwnedGuard {}
 // SAFETY: through `&OwnedGuard` only `&Guard` and `&Domain` are reachable;
-// `Guard`'s `&self` methods read its domain and id, never its record
-// (module invariants), and `Domain` is `Sync`.
+// `Guard`'s `&self` methods read its domain and its record's domain id
+// (immutable), never the record's section state or bag (module
+// invariants), and `Domain` is `Sync`.
 unsafe impl Sync for OwnedGuard {}
 
 impl OwnedGuard {

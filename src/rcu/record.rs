@@ -87,6 +87,10 @@ pub(crate) struct Record {
     buffered: StdAtomicUsize,
     /// Next record in the domain's list (immutable once published).
     pub(crate) next: *const Record,
+    /// The id of the record's domain (immutable): what a guard's section
+    /// gives to pointers' domain checks, read from the line its entry
+    /// wrote.
+    pub(crate) domain_id: u64,
     /// Raised by a thread that wants to take the bag.
     steal: AtomicBool,
     /// Whether a thread has claimed this record.
@@ -135,9 +139,10 @@ unsafe impl Sync for Record {}
 unsafe impl Send for Record {}
 
 impl Record {
-    pub(crate) fn new(next: *const Record) -> Self {
+    pub(crate) fn new(next: *const Record, domain_id: u64) -> Self {
         Self {
             state: AtomicU64::new(INACTIVE),
+            domain_id,
             exit_work: Cell::new(0),
             busy: AtomicBool::new(false),
             light_compiler_only: fence::light_is_compiler_only(),
