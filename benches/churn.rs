@@ -1,6 +1,8 @@
-//! `pending_peak` and `slow_destructors`: how much garbage waits while one
-//! thread retires without pause and another thread keeps using the same
-//! domain (or collector), and what it costs to keep that bounded.
+//! `pending_peak`, `pending_peak_loaded`, `pending_peak_stuck` and
+//! `slow_destructors`: how much garbage waits while one thread retires
+//! without pause and another thread keeps using the same domain (or
+//! collector), or stays in one section, and what it costs to keep that
+//! bounded.
 //!
 //! # `pending_peak`
 //!
@@ -19,6 +21,25 @@
 //! reader. Targets (issue 10): `ownrcu_bounded` peak pending ≤ 2 × its
 //! bound (20 000), its throughput within 10 % of `ownrcu_unbounded`, and a
 //! lower peak than every peer at equal or better throughput.
+//!
+//! # `pending_peak_stuck`
+//!
+//! One reader enters a read section (of the domain, collector or thread
+//! handle) and stays in it, asleep, for the whole run, while the bench
+//! thread makes and retires 1 000 000 objects of 192 bytes one by one:
+//! each object is made just before its retirement, so after the reader
+//! entered, as the new nodes of a structure are. The timed region is the
+//! retiring alone (nothing can wait for frees that the reader holds up);
+//! then the reader leaves and, untimed, every object is freed and counted.
+//! Functions: `ownrcu` (`Domain::new()`, its defaults, `Domain::retire`),
+//! `crossbeam_epoch` (as in `pending_peak`), `kovan` (0.2.0: `pin()`,
+//! `retire` of an object that begins with kovan's `RetiredNode`, which
+//! stamps its birth epoch when it is made), `seize` (as in `pending_peak`).
+//!
+//! Shows: the time to retire, the peak of objects retired and not freed,
+//! and how many were still unfreed when the reader left (printed as
+//! `still unfreed when the reader left its section`, and in the JSON map as
+//! `median_unfreed_at_leave`): what a reader that never leaves costs.
 //!
 //! # `slow_destructors`
 //!
@@ -180,6 +201,9 @@ struct Run {
     time: Duration,
     peak: usize,
     samples: usize,
+    /// `pending_peak_stuck` only: objects retired and not yet freed when the
+    /// timing ended, while the reader was still in its section.
+    unfreed: Option<usize>,
 }
 
 /// Starts `other` (the reader, or the barrier caller) and the monitor,
@@ -207,6 +231,7 @@ fn run_once<I>(input: I, other: impl Fn(&Ctl) + Sync, work: impl FnOnce(I)) -> R
             time,
             peak,
             samples,
+            unfreed: None,
         }
     })
 }
@@ -226,6 +251,8 @@ struct Summary {
     period: Duration,
     /// Every run's peak, in run order.
     peaks: Vec<usize>,
+    /// The median of the runs' `unfreed`, where they have one.
+    median_unfreed: Option<usize>,
 }
 
 impl Report {
@@ -248,6 +275,9 @@ impl Report {
         let samples: usize = runs.iter().map(|r| r.samples).sum();
         let mut peaks = in_order.clone();
         peaks.sort_unstable();
+        let mut unfreed: Vec<usize> = runs.iter().filter_map(|r| r.unfreed).collect();
+        unfreed.sort_unstable();
+        let median_unfreed = unfreed.get(unfreed.len() / 2).copied();
         let summary = Summary {
             runs: runs.len(),
             median,
@@ -255,6 +285,7 @@ impl Report {
             median_peak: peaks[peaks.len() / 2],
             period: total / samples.max(1) as u32,
             peaks: in_order,
+            median_unfreed,
         };
         let rate = self.objects as f64 / median.as_secs_f64();
         eprintln!(
@@ -268,6 +299,13 @@ impl Report {
             summary.runs,
             summary.period.as_secs_f64() * 1e6,
         );
+        if let Some(unfreed) = summary.median_unfreed {
+            eprintln!(
+                "  {}/{function}: still unfreed when the reader left its section: {unfreed} \
+                 (median)",
+                self.group
+            );
+        }
         self.entries.push((function, summary));
     }
 
@@ -279,11 +317,14 @@ impl Report {
         let mut json = String::from("{\n");
         for (i, (function, s)) in self.entries.iter().enumerate() {
             let comma = if i + 1 < self.entries.len() { "," } else { "" };
+            let unfreed = s.median_unfreed.map_or(String::new(), |u| {
+                format!(", \"median_unfreed_at_leave\": {u}")
+            });
             let _ = writeln!(
                 json,
                 "  \"{function}\": {{\"peak_pending\": {}, \"median_peak_pending\": {}, \
                  \"objects_per_s\": {:.0}, \"median_run_ns\": {}, \"runs\": {}, \
-                 \"objects\": {}, \"mean_sample_period_ns\": {}, \"peaks\": {:?}}}{comma}",
+                 \"objects\": {}, \"mean_sample_period_ns\": {}, \"peaks\": {:?}{unfreed}}}{comma}",
                 s.peak,
                 s.median_peak,
                 self.objects as f64 / s.median.as_secs_f64(),
@@ -631,6 +672,214 @@ fn pending_peak_group(c: &mut Criterion, name: &'static str) {
     report.write();
 }
 
+/// Objects retired and not yet freed when the last `pending_peak_stuck`
+/// run's retiring ended (its reader still inside its section).
+static UNFREED_AT_END: AtomicUsize = AtomicUsize::new(0);
+
+/// The end of a `pending_peak_stuck` run's retiring: notes what is still
+/// unfreed.
+fn note_unfreed() {
+    let dropped = DROPS.load(Acquire);
+    UNFREED_AT_END.store(RETIRED.load(Acquire).saturating_sub(dropped), Relaxed);
+}
+
+/// `pending_peak_stuck`'s reader: enters a section with `enter` and stays in
+/// it, asleep, until the run ends; then leaves and runs `after` (what the
+/// back-end needs for a thread to give up what it holds).
+fn stuck_reader<G>(ctl: &Ctl, enter: impl FnOnce() -> G, after: impl FnOnce()) {
+    let guard = enter();
+    ctl.ready.store(true, Release);
+    while !ctl.stop.load(Relaxed) {
+        thread::sleep(Duration::from_micros(200));
+    }
+    drop(guard);
+    after();
+}
+
+/// Runs `step` until every object of the run has been dropped (untimed,
+/// after the reader left); panics rather than hang if that takes a minute.
+fn drain_until_freed(mut step: impl FnMut()) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while DROPS.load(Relaxed) < N {
+        assert!(
+            Instant::now() < deadline,
+            "objects still unfreed a minute after the reader left"
+        );
+        step();
+    }
+    check(N);
+}
+
+/// Benchmarks one `pending_peak_stuck` function: `work` (timed) retires while
+/// `other` holds a section; then, untimed, the reader has left and `drain`
+/// frees the rest.
+fn bench_stuck(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    report: &mut Report,
+    function: &'static str,
+    other: impl Fn(&Ctl) + Sync,
+    mut work: impl FnMut(),
+    mut drain: impl FnMut(),
+) {
+    let mut runs = Vec::new();
+    group.bench_function(function, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                DROPS.store(0, Relaxed);
+                let mut run = run_once((), &other, |()| {
+                    work();
+                    note_unfreed();
+                });
+                run.unfreed = Some(UNFREED_AT_END.load(Relaxed));
+                drain();
+                total += run.time;
+                runs.push(run);
+            }
+            total
+        });
+    });
+    report.add(function, runs);
+}
+
+/// A 192-byte object for kovan, whose `retire` needs a `RetiredNode` first
+/// in a `#[repr(C)]` object (stamped with the object's birth epoch when it
+/// is made); counts its drops like `Obj`.
+#[repr(C)]
+struct KovanObj {
+    node: kovan::RetiredNode,
+    payload: [u64; 19],
+}
+
+const _: () = assert!(size_of::<KovanObj>() == 192);
+
+impl Drop for KovanObj {
+    fn drop(&mut self) {
+        black_box(&self.payload);
+        DROPS.fetch_add(1, Relaxed);
+    }
+}
+
+/// One reader enters a section and never leaves it while one thread retires
+/// `N` objects of 192 bytes, each made just before it is retired (so after
+/// the reader entered, as a structure's new nodes are).
+fn pending_peak_stuck(c: &mut Criterion) {
+    let name = "pending_peak_stuck";
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(N as u64));
+    let mut report = Report::new(name, N);
+
+    // ownrcu with its defaults (a user-created domain, the default bound),
+    // `Domain::retire` per object.
+    let domain = Domain::new();
+    bench_stuck(
+        &mut group,
+        &mut report,
+        "ownrcu",
+        |ctl| stuck_reader(ctl, || domain.read(), || ()),
+        || {
+            for i in 0..N {
+                RETIRED.store(i + 1, Release);
+                domain.retire(Box::new(Obj::new(i)));
+            }
+        },
+        || drain_until_freed(|| domain.barrier()),
+    );
+    ownrcu_diagnosis(name, "ownrcu", &domain);
+    drop(domain);
+
+    // crossbeam-epoch as in `pending_peak`: a private collector, a handle
+    // registered once, one `pin` per 16 `defer_destroy`; the reader pins a
+    // handle of its own.
+    let collector = crossbeam_epoch::Collector::new();
+    let handle = collector.register();
+    bench_stuck(
+        &mut group,
+        &mut report,
+        "crossbeam_epoch",
+        |ctl| {
+            let reader = collector.register();
+            stuck_reader(ctl, || reader.pin(), || ());
+        },
+        || {
+            let mut i = 0;
+            while i < N {
+                let guard = handle.pin();
+                for _ in 0..GROUP.min(N - i) {
+                    RETIRED.store(i + 1, Release);
+                    let object = Box::into_raw(Box::new(Obj::new(i)));
+                    // SAFETY: from a `Box` (crossbeam's `Owned<T>` of a sized
+                    // `T` is one), reachable by nobody else, destroyed once.
+                    unsafe {
+                        guard.defer_destroy(crossbeam_epoch::Shared::from(object.cast_const()))
+                    };
+                    i += 1;
+                }
+                drop(guard);
+            }
+        },
+        || drain_until_freed(|| handle.pin().flush()),
+    );
+    drop(handle);
+    drop(collector);
+
+    // kovan 0.2.0: `pin()` on the reader; `retire` per object (its fast
+    // path: a thread-local batch, submitted every 64); the reader flushes
+    // when it leaves (its slot stays active until then, kovan's docs say),
+    // and the drain flushes this thread.
+    bench_stuck(
+        &mut group,
+        &mut report,
+        "kovan",
+        |ctl| stuck_reader(ctl, kovan::pin, kovan::flush),
+        || {
+            for i in 0..N {
+                RETIRED.store(i + 1, Release);
+                let object = Box::into_raw(Box::new(KovanObj {
+                    node: kovan::RetiredNode::new(),
+                    payload: [i as u64; 19],
+                }));
+                // SAFETY: from a `Box`, with a `RetiredNode` first in a
+                // `#[repr(C)]` type as `retire` requires, reachable by
+                // nobody else, retired once; `KovanObj` is `Send`.
+                unsafe { kovan::retire(object) };
+            }
+        },
+        || drain_until_freed(kovan::flush),
+    );
+
+    // seize 0.5.1 as in `pending_peak`: `Collector::retire` with
+    // `reclaim::boxed` outside any guard; the reader holds a `LocalGuard`.
+    let seize = seize::Collector::new();
+    bench_stuck(
+        &mut group,
+        &mut report,
+        "seize",
+        |ctl| stuck_reader(ctl, || seize.enter(), || ()),
+        || {
+            for i in 0..N {
+                RETIRED.store(i + 1, Release);
+                let object = Box::into_raw(Box::new(Obj::new(i)));
+                // SAFETY: from a `Box`, reachable by nobody else, retired
+                // once.
+                unsafe { seize.retire(object, seize::reclaim::boxed) };
+            }
+        },
+        || {
+            drain_until_freed(|| {
+                use seize::Guard as _;
+                seize.enter().flush();
+            });
+        },
+    );
+    drop(seize);
+
+    group.finish();
+    report.write();
+}
+
 /// A 192-byte object whose destructor sleeps, then counts itself (in
 /// `Obj`'s destructor).
 struct Slow(#[allow(dead_code)] Obj);
@@ -695,6 +944,6 @@ fn slow_destructors(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = pending_peak, pending_peak_loaded, slow_destructors
+    targets = pending_peak, pending_peak_loaded, pending_peak_stuck, slow_destructors
 }
 criterion_main!(benches);
