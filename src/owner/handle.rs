@@ -262,8 +262,8 @@ impl<D: Send + Sync + 'static> User<D> {
     /// returned value instead of this thread, with a user handle of its own:
     /// it may move between threads and be held across `.await`, as a
     /// [`Domain::read_owned`] section may (see [`OwnedGuard`]), and it keeps
-    /// the owner alive meanwhile. Costs [`read`](User::read)'s price plus
-    /// an owned section's and a handle clone.
+    /// the owner alive meanwhile. Costs what [`Domain::read_owned`] costs,
+    /// plus a user handle's clone and drop (an atomic operation each).
     ///
     /// # Examples
     ///
