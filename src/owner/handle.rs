@@ -661,7 +661,7 @@ impl<D: Send + Sync + 'static> OwnerSection for Read<'_, D> {
     }
 
     fn guard(&self) -> &Guard<'_> {
-        &self.guard
+        Read::guard(self)
     }
 }
 
@@ -780,11 +780,11 @@ impl<D: Send + Sync + 'static> OwnerSection for OwnedRead<D> {
     type Data = D;
 
     fn user(&self) -> &User<D> {
-        &self.user
+        OwnedRead::user(self)
     }
 
     fn guard(&self) -> &Guard<'_> {
-        self.section.guard()
+        OwnedRead::guard(self)
     }
 }
 

@@ -143,10 +143,9 @@ const _: () = assert!(
 // (module invariants): it may end, or be renewed, on any thread. The domain
 // handle is `Send`.
 unsafe impl Send for OwnedGuard {}
-// SAFETY: through `&OwnedGuard` only `&Guard` and `&Domain` are reachable;
-// `Guard`'s `&self` methods read its domain and its record's domain id
-// (immutable), never the record's section state or bag (module
-// invariants), and `Domain` is `Sync`.
+// SAFETY: `&OwnedGuard` reaches only `&Guard` (whose `&self` methods read
+// its domain and the record's immutable domain id, never its state or bag:
+// module invariants) and `&Domain`, which is `Sync`.
 unsafe impl Sync for OwnedGuard {}
 
 impl OwnedGuard {
