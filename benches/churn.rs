@@ -32,6 +32,8 @@
 //! retiring alone (nothing can wait for frees that the reader holds up);
 //! then the reader leaves and, untimed, every object is freed and counted.
 //! Functions: `ownrcu` (`Domain::new()`, its defaults, `Domain::retire`),
+//! `ownrcu_robust` (a robust domain, its defaults otherwise: each object's
+//! birth read before it is made and given to `Domain::retire_born`),
 //! `crossbeam_epoch` (as in `pending_peak`), `kovan` (0.2.0: `pin()`,
 //! `retire` of an object that begins with kovan's `RetiredNode`, which
 //! stamps its birth epoch when it is made), `seize` (as in `pending_peak`).
@@ -395,7 +397,8 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
         "  {group}/{function}, ownrcu's own counters over all runs: peak_pending {}, \
          grace periods {} (latency median {}, 99th {}, 99.9th {}, max {}), heavy fences {}, \
          throttle: over_bound {}, early grace periods {}, freed inline {}, \
-         waits {}, exceeded {}; soft bound: waits {}, exceeded {}, freed {}; time waiting {:.1?}",
+         waits {}, exceeded {}; soft bound: waits {}, exceeded {}, freed {}; time waiting {:.1?}; \
+         freed early {}",
         s.peak_pending,
         s.grace_periods,
         q(0.5),
@@ -412,6 +415,7 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
         t.soft_exceeded,
         t.soft_freed,
         t.time_waiting,
+        s.freed_by.early,
     );
 }
 
@@ -788,6 +792,36 @@ fn pending_peak_stuck(c: &mut Criterion) {
         || drain_until_freed(|| domain.barrier()),
     );
     ownrcu_diagnosis(name, "ownrcu", &domain);
+    drop(domain);
+
+    // ownrcu with a robust domain (its defaults otherwise): each object's
+    // birth is read just before it is made, and given back with
+    // `retire_born` (its deleter frees the box).
+    unsafe fn free_obj(object: *mut Obj) {
+        // SAFETY: from `Box::into_raw` below, retired once.
+        drop(unsafe { Box::from_raw(object) });
+    }
+    let domain = Domain::builder().robust(true).build();
+    bench_stuck(
+        &mut group,
+        &mut report,
+        "ownrcu_robust",
+        |ctl| stuck_reader(ctl, || domain.read(), || ()),
+        || {
+            for i in 0..N {
+                RETIRED.store(i + 1, Release);
+                let birth = domain.birth();
+                let object = Box::into_raw(Box::new(Obj::new(i)));
+                // SAFETY: 1-5: `free_obj` frees this box once, on any
+                // thread (`Obj` is `Send + 'static`); never published, so no
+                // reader holds it; 6, 7: its birth was read before it was
+                // made, and no reader can reach it at all.
+                unsafe { domain.retire_born(object, free_obj, birth) };
+            }
+        },
+        || drain_until_freed(|| domain.barrier()),
+    );
+    ownrcu_diagnosis(name, "ownrcu_robust", &domain);
     drop(domain);
 
     // crossbeam-epoch as in `pending_peak`: a private collector, a handle

@@ -532,8 +532,8 @@ impl<T, D: DomainBinding> Atomic<T, D> {
     #[inline]
     pub fn load<'g>(&'g self, guard: &'g Guard<'_>) -> Shared<'g, T> {
         self.domain.bind(guard.domain_id());
-        // Acquire: see the doc above.
-        Shared::from_raw(self.ptr.load(Acquire))
+        // Acquire: see the doc above; protected in a robust domain.
+        Shared::from_raw(guard.record().protect(|| self.ptr.load(Acquire)))
     }
 
     /// The untagged address and the tag, without a guard: for a null or
@@ -681,7 +681,10 @@ impl<T, D: DomainBinding> Atomic<T, D> {
             "ownrcu: Atomic::insert_before: the new object's link must be null"
         );
         link.ptr.store(current.raw(), Relaxed);
-        match self.cas(current.raw(), new.as_raw(), false) {
+        match guard
+            .record()
+            .exchange(|| self.cas(current.raw(), new.as_raw(), false))
+        {
             Ok(_) => {
                 // The link to `current` moved into `new`, now owned here.
                 mem::forget(new);
@@ -757,7 +760,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
 
     fn fetch_tag<'g>(&'g self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
         self.domain.bind(guard.domain_id());
-        Shared::from_raw(update_tag(&self.ptr, f))
+        Shared::from_raw(guard.record().exchange(|| update_tag(&self.ptr, f)))
     }
 
     /// Replaces `current` with `new` in a pointer that never owns what it
@@ -802,7 +805,10 @@ impl<T, D: DomainBinding> Atomic<T, D> {
         guard: &'g Guard<'_>,
     ) -> Result<(), CompareExchangeError<'g, T, Shared<'n, T>>> {
         self.domain.bind(guard.domain_id());
-        match self.cas(current.raw(), new.raw(), false) {
+        match guard
+            .record()
+            .exchange(|| self.cas(current.raw(), new.raw(), false))
+        {
             Ok(_) => Ok(()),
             Err(now) => Err(CompareExchangeError {
                 current: Shared::from_raw(now),
@@ -955,7 +961,10 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T>> {
         self.domain.bind(guard.domain_id());
         let new_raw = new.as_ref().map_or(ptr::null_mut(), Owned::as_raw);
-        match self.cas(current.raw(), new_raw, weak) {
+        match guard
+            .record()
+            .exchange(|| self.cas(current.raw(), new_raw, weak))
+        {
             Ok(old) => {
                 // Installed: the `Atomic` owns the object now.
                 mem::forget(new);
@@ -1029,7 +1038,10 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         guard: &'g Guard<'d>,
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T, Shared<'n, T>>> {
         self.domain.bind(guard.domain_id());
-        match self.cas(current.raw(), new.raw(), false) {
+        match guard
+            .record()
+            .exchange(|| self.cas(current.raw(), new.raw(), false))
+        {
             Ok(old) => Ok(Detached::from_raw(old, guard.domain())),
             Err(now) => Err(CompareExchangeError {
                 current: Shared::from_raw(now),

@@ -315,6 +315,7 @@ pub use rcu::reclaimer::Reclaimer;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use rcu::reclaimer::{Doorbell, Sleeper};
+pub use rcu::robust::Birth;
 pub use rcu::stall::Stall;
 pub use rcu::stats::{FreedBy, Latency, OwnerStats, Stats, Throttle};
 pub use shared::Shared;

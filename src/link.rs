@@ -209,10 +209,11 @@ impl<T> Link<T> {
     /// unsafe { domain.retire_raw(old.as_ptr().cast_mut()) };
     /// ```
     #[inline]
-    pub fn load<'g>(&self, _guard: &'g Guard<'_>) -> Shared<'g, T> {
+    pub fn load<'g>(&self, guard: &'g Guard<'_>) -> Shared<'g, T> {
         // Acquire: pairs with the Release of the write that published the
         // object, so its contents are visible through the `Shared`.
-        Shared::from_raw(self.ptr.load(Acquire))
+        // Protected in a robust domain.
+        Shared::from_raw(guard.record().protect(|| self.ptr.load(Acquire)))
     }
 
     /// Stores `new` (`rcu_assign_pointer`); needs no guard, since it hands
@@ -250,10 +251,11 @@ impl<T> Link<T> {
     /// assert!(old.is_null() && old.tag() == 0);
     /// ```
     #[inline]
-    pub fn swap<'g>(&self, new: Shared<'_, T>, _guard: &'g Guard<'_>) -> Shared<'g, T> {
+    pub fn swap<'g>(&self, new: Shared<'_, T>, guard: &'g Guard<'_>) -> Shared<'g, T> {
         // AcqRel: Release publishes `new`, Acquire makes the old object's
         // contents visible to the caller, who may dereference it.
-        Shared::from_raw(self.ptr.swap(new.raw(), AcqRel))
+        // Protected in a robust domain.
+        Shared::from_raw(guard.record().exchange(|| self.ptr.swap(new.raw(), AcqRel)))
     }
 
     /// If the link equals `current` (address and tag), replaces it with
@@ -317,10 +319,13 @@ impl<T> Link<T> {
         &self,
         current: Shared<'_, T>,
         new: Shared<'n, T>,
-        _guard: &'g Guard<'_>,
+        guard: &'g Guard<'_>,
         weak: bool,
     ) -> Result<Shared<'g, T>, CompareExchangeError<'g, T, Shared<'n, T>>> {
-        match self.cas(current.raw(), new.raw(), weak) {
+        match guard
+            .record()
+            .exchange(|| self.cas(current.raw(), new.raw(), weak))
+        {
             Ok(old) => Ok(Shared::from_raw(old)),
             Err(now) => Err(CompareExchangeError {
                 current: Shared::from_raw(now),
@@ -435,9 +440,9 @@ impl<T> Link<T> {
     /// unsafe { domain.retire_raw(node.as_ptr().cast_mut()) };
     /// ```
     #[inline]
-    pub fn load_untagged<'g>(&self, _guard: &'g Guard<'_>) -> Result<Shared<'g, T>, usize> {
-        // Acquire: as `load`.
-        let raw = self.ptr.load(Acquire);
+    pub fn load_untagged<'g>(&self, guard: &'g Guard<'_>) -> Result<Shared<'g, T>, usize> {
+        // Acquire, protected: as `load`.
+        let raw = guard.record().protect(|| self.ptr.load(Acquire));
         match decompose(raw).1 {
             0 => Ok(Shared::from_raw(raw)),
             tag => Err(tag),
@@ -447,8 +452,8 @@ impl<T> Link<T> {
     /// The tag operations' loop (`shared::update_tag`), its previous value
     /// handed out: `AcqRel`/`Acquire`.
     #[inline]
-    fn fetch_tag<'g>(&self, _guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
-        Shared::from_raw(update_tag(&self.ptr, f))
+    fn fetch_tag<'g>(&self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
+        Shared::from_raw(guard.record().exchange(|| update_tag(&self.ptr, f)))
     }
 
     /// The untagged address and the tag, without a guard: for a null or tag

@@ -41,6 +41,9 @@ pub(crate) struct Config {
     /// How long a reader may hold a grace period up before it is reported
     /// (`None`: never).
     pub(crate) stall_timeout: Option<Duration>,
+    /// Whether objects retired with a birth may be freed ahead of their
+    /// grace period (module `robust`).
+    pub(crate) robust: bool,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
         time_bound: DEFAULT_TIME_BOUND,
         lazy: false,
         stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+        robust: false,
     };
 }
 
@@ -532,6 +536,90 @@ impl DomainBuilder {
     /// ```
     pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.stall_timeout = timeout;
+        self
+    }
+
+    /// A robust domain: a reader that never leaves its section holds only
+    /// the objects born before its last load, not everything retired after
+    /// it entered. Default off.
+    ///
+    /// In any domain, a grace period waits for every reader in a section
+    /// when it started, so a reader that stays (a thread descheduled for
+    /// good, a task that never resumes, a bug) holds everything retired
+    /// after it entered: writers wait a bounded time at the bounds, then
+    /// garbage grows without limit. In a robust domain, objects retired
+    /// with a [`Birth`](crate::Birth)
+    /// ([`Domain::retire_born`](crate::Domain::retire_born)) may be freed
+    /// before their grace period completes: when a retirement finds the
+    /// domain past its soft bound or its bound (before it would wait), and
+    /// on [`Domain::collect`](crate::Domain::collect), the domain runs one
+    /// process-wide barrier, reads what the readers holding grace periods
+    /// up have reserved, and frees every waiting unit (a thread's buffer of
+    /// retirements, a batch) whose oldest birth is younger than all of
+    /// their reservations ([`FreedBy::early`](crate::FreedBy::early)).
+    ///
+    /// A reader in a section of a robust domain holds:
+    ///
+    /// - the objects born at or before the era of its latest load through a
+    ///   [`Link`](crate::Link) or an [`Atomic`](crate::Atomic) (or of its
+    ///   entry, if it loaded nothing): eras are the domain's grace periods
+    ///   started, read by [`Domain::birth`](crate::Domain::birth);
+    /// - while an exchange (`swap`, `compare_exchange`, `fetch_or`, ...)
+    ///   runs, every object;
+    /// - every object retired without a birth (`retire`, `retire_raw`,
+    ///   `retire_with`, batches, owners, [`Detached`](crate::Detached)),
+    ///   which wait for their grace period as in any domain;
+    /// - in an owned section ([`Domain::read_owned`](crate::Domain::read_owned)),
+    ///   every object: its guard may be used on several threads at once.
+    ///
+    /// It does not hold what was born after that, even if it was retired
+    /// after the reader entered. [`synchronize`](crate::Domain::synchronize),
+    /// [`barrier`](crate::Domain::barrier) and grace-period cookies still
+    /// wait for every reader, and stall warnings still report a reader that
+    /// stays: an early free is not a grace period.
+    ///
+    /// Grace periods run one at a time, so while a reader stays, the era
+    /// stops one past its entry: readers that enter meanwhile are in the
+    /// era of the objects born meanwhile, and hold them while they are
+    /// inside their sections when the domain looks. Objects are freed early
+    /// when the domain finds those readers between sections.
+    ///
+    /// The price is on the read path, which is why it is not the default:
+    /// every load through a `Link` or an `Atomic` of the domain also reads
+    /// the era and compares it with the section's (and when the era moved,
+    /// publishes it, fences and loads again), and every exchange stores
+    /// twice around a fence (a full one where `membarrier` is missing). On
+    /// structures that chase pointers it is measured in BENCHMARKS.md. In a
+    /// domain that is not robust a load tests one byte its guard's record
+    /// already holds in the cache.
+    ///
+    /// # Examples
+    ///
+    /// A reader stays in its section while a writer retires 100 000
+    /// objects born after it entered; they do not pile up behind it:
+    ///
+    /// ```
+    /// unsafe fn free_u64(ptr: *mut u64) {
+    ///     // SAFETY: from `Box::into_raw` below.
+    ///     drop(unsafe { Box::from_raw(ptr) });
+    /// }
+    /// let domain = ownrcu::Domain::builder().robust(true).build();
+    /// let stuck = domain.read_owned(); // a section that is not going anywhere
+    /// for i in 0..100_000_u64 {
+    ///     let birth = domain.birth();
+    ///     let object = Box::into_raw(Box::new(i));
+    ///     // SAFETY: 1-5: `free_u64` frees this box, once, on any thread;
+    ///     // never published, so unreachable and held by no reader; 6, 7:
+    ///     // its birth was read before (it was never published at all).
+    ///     unsafe { domain.retire_born(object, free_u64, birth) };
+    /// }
+    /// let stats = domain.stats();
+    /// assert!(stats.freed_by.early > 90_000);
+    /// assert!(stats.peak_pending <= 2 * 8192); // the default bound, twice
+    /// drop(stuck);
+    /// ```
+    pub fn robust(mut self, robust: bool) -> Self {
+        self.config.robust = robust;
         self
     }
 

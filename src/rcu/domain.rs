@@ -17,7 +17,8 @@ use crate::rcu::machine::Inner;
 #[cfg(not(loom))]
 use crate::rcu::machine::GLOBAL_INNER;
 use crate::rcu::record::Record;
-use crate::rcu::retired::{drop_run, free_run, slot_of, slot_with, DropRun, Slot};
+use crate::rcu::retired::{drop_run, free_run, slot_of, slot_with, DropRun, Slot, UNKNOWN_BIRTH};
+use crate::rcu::robust::Birth;
 use crate::rcu::stall::StallHook;
 use crate::sync::Arc;
 use crate::Stats;
@@ -307,7 +308,7 @@ impl Domain {
     pub unsafe fn retire_raw<T: ?Sized + Send + 'static>(&self, ptr: *mut T) {
         // SAFETY: the caller's obligations 1-3 make `drop_run::<T>` a sound
         // way to free the slot's pointer after a grace period of this domain.
-        unsafe { self.push(slot_of(ptr), drop_run::<T>) }
+        unsafe { self.push(slot_of(ptr), drop_run::<T>, UNKNOWN_BIRTH) }
     }
 
     /// Retires an object that `free` frees: `free(ptr)` runs after a grace
@@ -402,7 +403,80 @@ impl Domain {
         // SAFETY: the caller's obligations 1-5 make `free_run::<T>`, which
         // calls `free(ptr)`, a sound way to free the slot after a grace
         // period of this domain, on whichever thread frees it.
-        unsafe { self.push(slot_with(ptr, free), free_run::<T>) }
+        unsafe { self.push(slot_with(ptr, free), free_run::<T>, UNKNOWN_BIRTH) }
+    }
+
+    /// The era an object published now is born in, for
+    /// [`retire_born`](Domain::retire_born): read it before the object
+    /// becomes reachable. See [robust domains](crate::DomainBuilder::robust).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let domain = ownrcu::Domain::builder().robust(true).build();
+    /// let birth = domain.birth();
+    /// assert!(domain.birth() >= birth);
+    /// ```
+    #[inline]
+    #[must_use]
+    pub fn birth(&self) -> Birth {
+        // Relaxed: the publication that follows is a `Release` store, which
+        // keeps this load before it.
+        Birth(self.inner().epoch.load(Relaxed))
+    }
+
+    /// [`retire_with_unchecked`](Domain::retire_with_unchecked) for an
+    /// object born at `birth`: in a [robust](crate::DomainBuilder::robust)
+    /// domain it may be freed before its grace period completes, once no
+    /// reader in a section can hold it (in other domains `birth` changes
+    /// nothing).
+    ///
+    /// # Safety
+    ///
+    /// Obligations 1–5 of
+    /// [`retire_with_unchecked`](Domain::retire_with_unchecked), and:
+    ///
+    /// 6. `birth` was read from this domain ([`Domain::birth`]) before the
+    ///    object first became reachable: the read happens before every
+    ///    store that published it.
+    /// 7. Every reader that may hold it got it in a section of this domain
+    ///    from a load or an exchange of a [`Link`](crate::Link) or an
+    ///    [`Atomic`](crate::Atomic) (and from the `Shared` such a load
+    ///    returned, or [`Shared::from_ptr`](crate::Shared::from_ptr) of its
+    ///    address in that section): not through a raw `AtomicPtr`, an
+    ///    owner's [`Slot`](crate::Slot) or [`Array`](crate::Array), nor a
+    ///    pointer kept from an earlier section.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Domain, Link, Owned, Shared};
+    ///
+    /// unsafe fn free_node(ptr: *mut (u64, ownrcu::Birth)) {
+    ///     // SAFETY: from `Box::into_raw` (through `Owned`).
+    ///     drop(unsafe { Box::from_raw(ptr) });
+    /// }
+    /// let domain = Domain::builder().robust(true).build();
+    /// // SAFETY: its objects are retired into `domain` once unlinked, and
+    /// // read only under its guards.
+    /// let head = unsafe { Link::null() };
+    /// let guard = domain.read();
+    /// let birth = domain.birth(); // kept in the object, read before publishing
+    /// head.store(Owned::new((7_u64, birth)).into_shared(&guard));
+    /// let old = head.swap(Shared::null(), &guard);
+    /// let (value, birth) = *old.as_ref().unwrap();
+    /// assert_eq!(value, 7);
+    /// // SAFETY: 1-5: `free_node` frees this box, once, on any thread; it
+    /// // is unlinked and `u64` is `Send + 'static`; 6: its birth was read
+    /// // before the `store` published it; 7: read only through `head`.
+    /// unsafe { domain.retire_born(old.as_ptr().cast_mut(), free_node, birth) };
+    /// ```
+    #[inline]
+    pub unsafe fn retire_born<T>(&self, ptr: *mut T, free: unsafe fn(*mut T), birth: Birth) {
+        // SAFETY: obligations 1-5 as in `retire_with_unchecked`; 6 and 7 are
+        // what freeing it ahead of its grace period relies on (module
+        // `robust`).
+        unsafe { self.push(slot_with(ptr, free), free_run::<T>, birth.0) }
     }
 
     /// Puts a retired object in this thread's buffer, or hands it to the
@@ -411,18 +485,20 @@ impl Domain {
     /// # Safety
     ///
     /// `drop` may free `slot`'s object on any thread once a grace period of
-    /// this domain has passed ([`Bag::push`](crate::rcu::retired::Bag::push)).
+    /// this domain has passed ([`Bag::push`](crate::rcu::retired::Bag::push)),
+    /// or earlier if `birth` is not [`UNKNOWN_BIRTH`] and the contract of
+    /// [`retire_born`](Domain::retire_born) holds.
     #[inline(always)]
-    unsafe fn push(&self, slot: Slot, drop: DropRun) {
+    unsafe fn push(&self, slot: Slot, drop: DropRun, birth: u64) {
         let rec = self.record();
         if let Some(rec) = rec {
-            // SAFETY: we are the record's owner; `slot` and `drop` as this
-            // function's contract says.
-            if unsafe { rec.push_fast(slot, drop) } {
+            // SAFETY: we are the record's owner; `slot`, `drop` and `birth`
+            // as this function's contract says.
+            if unsafe { rec.push_fast(slot, drop, birth) } {
                 return;
             }
         }
-        self.inner().retire_slow(rec, slot, drop);
+        self.inner().retire_slow(rec, slot, drop, birth);
     }
 
     /// Retires a boxed object and starts its grace period now

@@ -19,6 +19,8 @@
 //!
 //! - `retired`, `stats`, `unwind`, `freeing`, `config`, `fence`: leaves;
 //! - `record`: a thread's record in a domain (read state, retire bag);
+//! - `robust`: a robust domain's protected loads and exchanges on a record,
+//!   and [`Birth`](crate::Birth);
 //! - `local`: which record this thread owns in each domain (what it needs
 //!   of a domain is the `local::DomainState` trait);
 //! - `reclaimer`: the process-wide reclaimer thread (what it needs of a
@@ -43,6 +45,7 @@ pub(crate) mod owned;
 pub(crate) mod reclaimer;
 pub(crate) mod record;
 pub(crate) mod retired;
+pub(crate) mod robust;
 pub(crate) mod stall;
 pub(crate) mod stats;
 pub(crate) mod unwind;

@@ -198,6 +198,8 @@ impl OwnedGuard {
         let record = self.guard.record();
         let paused = record.pause();
         debug_assert!(paused, "an owned section never nests");
+        // `&mut self`: nothing loaded under the old section is in use.
+        record.reset_reservation();
         record.enter_owned(&self.guard.domain().inner().epoch);
     }
 }

@@ -100,9 +100,18 @@ pub(crate) struct Record {
     /// fence reads this cache line only. Not in `busy`'s word: a load right
     /// after the store to `busy` must not touch the stored bytes' word.
     light_compiler_only: bool,
+    /// Whether the domain is robust (module `robust`; immutable): on the
+    /// line a section's entry wrote, so a load in a domain that is not
+    /// tests one byte already in the cache.
+    pub(crate) robust: bool,
     /// The most objects the next bag takes (module invariants); changed
     /// under the state lock only.
     limit: Cell<usize>,
+    /// The newest epoch whose objects the section may hold, in a robust
+    /// domain (module `robust`).
+    pub(crate) hi: AtomicU64,
+    /// The domain's epoch (immutable): the domain outlives its records.
+    pub(crate) epoch: *const AtomicU64,
     /// When the last bag filled; under the state lock only.
     #[cfg(not(loom))]
     filled: Cell<Option<Instant>>,
@@ -139,10 +148,18 @@ unsafe impl Sync for Record {}
 unsafe impl Send for Record {}
 
 impl Record {
-    pub(crate) fn new(next: *const Record, domain_id: u64) -> Self {
+    pub(crate) fn new(
+        next: *const Record,
+        domain_id: u64,
+        epoch: *const AtomicU64,
+        robust: bool,
+    ) -> Self {
         Self {
             state: AtomicU64::new(INACTIVE),
             domain_id,
+            robust,
+            hi: AtomicU64::new(0),
+            epoch,
             exit_work: Cell::new(0),
             busy: AtomicBool::new(false),
             light_compiler_only: fence::light_is_compiler_only(),
@@ -161,6 +178,12 @@ impl Record {
             #[cfg(not(loom))]
             thread: std::sync::Mutex::new(None),
         }
+    }
+
+    /// [`fence::light_is_compiler_only`], as read when the record was made.
+    #[inline(always)]
+    pub(crate) fn light_compiler_only(&self) -> bool {
+        self.light_compiler_only
     }
 
     /// Remembers the calling thread as the record's owner (at registration:
@@ -220,9 +243,11 @@ impl Record {
         crate::sync::fence(core::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Marks the record as held by an owned section, or not (its claimer).
+    /// Marks the record as held by an owned section, or not (its claimer),
+    /// before the section starts or after it ended.
     pub(crate) fn set_owned(&self, owned: bool) {
         self.owned.store(owned, Relaxed);
+        self.reset_reservation();
     }
 
     /// Whether an owned section holds the record.
@@ -335,9 +360,10 @@ impl Record {
     ///
     /// # Safety
     ///
-    /// Called by the owner, with `slot`/`drop` as [`Bag::push`] requires.
+    /// Called by the owner, with `slot`/`drop`/`birth` as [`Bag::push`]
+    /// requires.
     #[inline]
-    pub(crate) unsafe fn push_fast(&self, slot: Slot, drop: DropRun) -> bool {
+    pub(crate) unsafe fn push_fast(&self, slot: Slot, drop: DropRun, birth: u64) -> bool {
         self.busy.store(true, Relaxed);
         // Pairs with the heavy fence in `steal_bag`: either the stealer sees
         // `busy`, or we see `steal`.
@@ -351,7 +377,7 @@ impl Record {
             // `busy` and wait until we lower it: exclusive.
             match unsafe { &mut *bag } {
                 // SAFETY: forwarded from this function's contract.
-                Some(bag) => unsafe { bag.push(slot, drop) },
+                Some(bag) => unsafe { bag.push(slot, drop, birth) },
                 None => 0,
             }
         });
@@ -388,6 +414,7 @@ impl Record {
         &self,
         slot: Slot,
         drop: DropRun,
+        birth: u64,
         adapt: bool,
         mut new_bag: impl FnMut(usize) -> Box<Bag>,
     ) -> Option<Box<Bag>> {
@@ -406,11 +433,11 @@ impl Record {
             let bag = cell.get_or_insert_with(&mut new_bag);
             // SAFETY: forwarded; a fresh or non-full bag has room unless its
             // runs are exhausted, handled below.
-            match unsafe { bag.push(slot, drop) } {
+            match unsafe { bag.push(slot, drop, birth) } {
                 0 => {
                     let mut fresh = new_bag();
                     // SAFETY: forwarded; an empty bag always accepts.
-                    let len = unsafe { fresh.push(slot, drop) };
+                    let len = unsafe { fresh.push(slot, drop, birth) };
                     debug_assert_eq!(len, 1);
                     (Some(core::mem::replace(bag, fresh)), len)
                 }

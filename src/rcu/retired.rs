@@ -194,7 +194,17 @@ pub(crate) trait Reclaim: Send {
     fn into_bag(self: Box<Self>) -> Option<Box<Bag>> {
         None
     }
+
+    /// The oldest birth of its objects (module `robust`), or
+    /// [`UNKNOWN_BIRTH`]: then only its grace period frees it.
+    fn birth(&self) -> u64 {
+        UNKNOWN_BIRTH
+    }
 }
+
+/// The birth of an object retired without one (module `robust`): older
+/// than every reservation, so only a grace period frees it.
+pub(crate) const UNKNOWN_BIRTH: u64 = 0;
 
 /// An object and the deleter that frees it (`Batch::push_with`).
 pub(crate) type Deleted<T> = (NonNull<T>, unsafe fn(*mut T));
@@ -348,6 +358,8 @@ pub(crate) struct Bag {
     slots: Box<[Slot]>,
     run_drop: [Option<DropRun>; RUNS],
     run_start: [usize; RUNS],
+    /// The oldest birth of its objects (`u64::MAX` while empty).
+    birth: u64,
 }
 
 // SAFETY: it owns its objects, retired with `T: Send` or with the promise of
@@ -366,6 +378,7 @@ impl Bag {
             slots: vec![Slot::EMPTY; Self::class(cap)].into_boxed_slice(),
             run_drop: [None; RUNS],
             run_start: [0; RUNS],
+            birth: u64::MAX,
         })
     }
 
@@ -388,21 +401,23 @@ impl Bag {
         self.head = 0;
         self.head_run = 0;
         self.runs = 0;
+        self.birth = u64::MAX;
     }
 
     pub(crate) fn is_full(&self) -> bool {
         self.len >= self.slots.len()
     }
 
-    /// Adds an object; returns the new number of objects, or 0 (and adds
-    /// nothing) when full.
+    /// Adds an object born at `birth` ([`UNKNOWN_BIRTH`] if not known);
+    /// returns the new number of objects, or 0 (and adds nothing) when
+    /// full.
     ///
     /// # Safety
     ///
     /// `drop` frees the pointer in `slot` once no reader can reach it, and the
     /// object is owned by the bag from now on.
     #[inline]
-    pub(crate) unsafe fn push(&mut self, slot: Slot, drop: DropRun) -> usize {
+    pub(crate) unsafe fn push(&mut self, slot: Slot, drop: DropRun, birth: u64) -> usize {
         let len = self.len;
         // Identical addresses mean identical code, so equal pointers are
         // always interchangeable; unequal ones only cost a new run. (A
@@ -412,8 +427,9 @@ impl Bag {
         }
         if drop as usize != self.last_drop {
             // SAFETY: forwarded from this function's contract.
-            return unsafe { self.push_new_run(slot, drop) };
+            return unsafe { self.push_new_run(slot, drop, birth) };
         }
+        self.birth = self.birth.min(birth);
         // `len < slots.len()` was just checked: no bounds check, and `len`
         // is not read back from memory after the slot store.
         self.slots[len] = slot;
@@ -429,11 +445,12 @@ impl Bag {
     /// As for [`Bag::push`].
     #[cold]
     #[inline(never)]
-    unsafe fn push_new_run(&mut self, slot: Slot, drop: DropRun) -> usize {
+    unsafe fn push_new_run(&mut self, slot: Slot, drop: DropRun, birth: u64) -> usize {
         let len = self.len;
         if len >= self.slots.len() || self.runs == RUNS {
             return 0;
         }
+        self.birth = self.birth.min(birth);
         self.run_drop[self.runs] = Some(drop);
         self.run_start[self.runs] = len;
         self.runs += 1;
@@ -471,6 +488,10 @@ impl Reclaim for Bag {
 
     fn into_bag(self: Box<Self>) -> Option<Box<Bag>> {
         Some(self)
+    }
+
+    fn birth(&self) -> u64 {
+        self.birth
     }
 }
 

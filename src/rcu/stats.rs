@@ -126,6 +126,10 @@ pub struct FreedBy {
     pub teardown: u64,
     /// By the [`Reclaimer`](crate::Reclaimer) thread.
     pub reclaimer: u64,
+    /// Before their grace period completed, in a
+    /// [robust](crate::DomainBuilder::robust) domain, because no reader in
+    /// a section could hold them.
+    pub early: u64,
 }
 
 /// Backpressure events of a domain and its owners (part of [`Stats`]); see

@@ -62,10 +62,13 @@ pub(crate) enum Path {
     /// A retirement past the bound inside a read section: as `Backpressure`,
     /// but skips if another thread is freeing (it must not wait).
     BackpressureNoWait = 6,
+    /// A robust domain's early free (module `early`): skips if another
+    /// thread is freeing, propagates.
+    Early = 7,
 }
 
 impl Path {
-    pub(super) const COUNT: usize = 7;
+    pub(super) const COUNT: usize = 8;
 
     pub(super) fn frees_past_panics(self) -> bool {
         matches!(self, Path::Barrier | Path::Teardown | Path::Reclaimer)

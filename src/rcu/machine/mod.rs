@@ -42,11 +42,13 @@
 //! [`Inner`] and its fields are in `state`; the counters and the freeing
 //! paths in `counters`. The rest are `impl Inner` blocks, one concern each:
 //! `records` (thread records), `register` (registering work), `grace`
-//! (grace periods), `free` (freeing completed units), `throttle`
+//! (grace periods), `free` (freeing completed units), `early` (a robust
+//! domain's frees ahead of grace periods), `throttle`
 //! (backpressure, hurry, collect), `visit` (the reclaimer's visits),
 //! `teardown`, `report` (statistics). None of them imports this file.
 
 mod counters;
+mod early;
 mod free;
 mod grace;
 mod poll;

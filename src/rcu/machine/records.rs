@@ -42,7 +42,8 @@ impl Inner {
             }
             cur = rec.next.cast_mut();
         }
-        let rec = Box::into_raw(Box::new(Record::new(core::ptr::null(), self.id)));
+        let rec = Record::new(core::ptr::null(), self.id, &*self.epoch, self.config.robust);
+        let rec = Box::into_raw(Box::new(rec));
         let mut head = self.records.load(Relaxed);
         loop {
             // SAFETY: `rec` is ours until the CAS below publishes it.

@@ -9,9 +9,10 @@
 //! - Every registration is followed, outside the state lock, by a
 //!   reclaimer notification and by backpressure (past the bound), or a
 //!   bounded free (`COLLECT_BUDGET` objects) if the oldest unit is
-//!   complete, or the soft bound's wait (past it, with the oldest unit's
-//!   grace period held up by a reader), as the registration found the
-//!   queue's front under the lock.
+//!   complete, or, past the soft bound, a robust domain's early free and
+//!   the soft bound's wait (with the oldest unit's grace period held up by
+//!   a reader), as the registration found the queue's front under the
+//!   lock.
 
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -66,14 +67,23 @@ impl Inner {
     /// a reader holds the front's grace period up.
     pub(super) fn after_registration(&self, front: Front) {
         let pending = self.pending();
+        let soft = self.config.soft_max_pending as u64;
         if pending > self.config.max_pending as u64 {
             self.throttle(None);
         } else if front == Front::Complete {
             if may_free() && self.config.retiring_threads_free {
                 self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
             }
-        } else if front == Front::HeldUp && pending > self.config.soft_max_pending as u64 {
-            self.pace(None);
+        } else if pending > soft {
+            // A robust domain frees what no reader can hold first (module
+            // `early`), whatever the front: a reader that stays holds only
+            // older objects, and the front may be one of those.
+            if self.config.robust && self.free_early() > 0 && self.pending() <= soft {
+                return;
+            }
+            if front == Front::HeldUp {
+                self.pace(None);
+            }
         }
     }
 
@@ -86,12 +96,12 @@ impl Inner {
     /// The slow path of a single retirement: the record's bag is full (or
     /// absent, or being stolen), or the thread has no record.
     #[cold]
-    pub(crate) fn retire_slow(&self, rec: Option<&Record>, slot: Slot, drop: DropRun) {
+    pub(crate) fn retire_slow(&self, rec: Option<&Record>, slot: Slot, drop: DropRun, birth: u64) {
         let Some(rec) = rec else {
             let mut bag = Bag::with_capacity(1);
             // SAFETY: forwarded from the caller (`Domain::retire_raw`); an
             // empty bag always accepts.
-            let len = unsafe { bag.push(slot, drop) };
+            let len = unsafe { bag.push(slot, drop, birth) };
             debug_assert_eq!(len, 1);
             return self.register(bag, false, false);
         };
@@ -107,7 +117,7 @@ impl Inner {
             };
             let adapt = !self.config.lazy;
             // SAFETY: we hold the state lock and are the owner.
-            if let Some(full) = unsafe { rec.push_locked(slot, drop, adapt, new_bag) } {
+            if let Some(full) = unsafe { rec.push_locked(slot, drop, birth, adapt, new_bag) } {
                 self.enqueue(&mut st, full, false);
             }
             self.advance(&mut st);

@@ -44,6 +44,7 @@ impl Inner {
                 collect: self.freed_by(Path::Collect),
                 teardown: self.freed_by(Path::Teardown),
                 reclaimer: self.freed_by(Path::Reclaimer),
+                early: self.freed_by(Path::Early),
             },
             throttle: self.counters.throttle.snapshot(),
             records: self.records().count() as u64,

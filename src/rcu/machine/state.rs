@@ -177,6 +177,9 @@ pub(crate) struct Inner {
     /// (twice what there were when the last soft wait ran out).
     pub(super) soft_stalled: StdAtomicU64,
     pub(super) soft_resume: StdAtomicU64,
+    /// The pending objects below which no early free scans (module
+    /// `early`): twice what there were when the last one freed nothing.
+    pub(super) early_next: StdAtomicU64,
     /// Unique among all domains ever created; 0 is the global domain.
     pub(crate) id: u64,
     /// Set once torn down; lets thread-locals drop their registration early.
@@ -313,6 +316,7 @@ macro_rules! inner_new {
             stalled: StdAtomicU64::new(0),
             soft_stalled: StdAtomicU64::new(0),
             soft_resume: StdAtomicU64::new(0),
+            early_next: StdAtomicU64::new(0),
             id: $id,
             dead: StdAtomicBool::new(false),
             handles: AtomicUsize::new(1),

@@ -112,6 +112,7 @@ impl Inner {
     #[cold]
     pub(crate) fn throttle(&self, queue: Option<&dyn Throttled>) {
         let own = Own(self);
+        let is_own = queue.is_none();
         let queue = queue.unwrap_or(&own);
         let c = &self.counters.throttle;
         c.over_bound.fetch_add(1, Relaxed);
@@ -122,6 +123,11 @@ impl Inner {
         // 1. The grace period that everything registered so far waits for,
         //    started now if it was not.
         let gp = self.start_now(&c.grace_periods_started);
+        // A robust domain first frees what no reader can hold (module
+        // `early`): a reader that stays holds only older objects.
+        if is_own && self.free_early() > 0 && !queue.over_bound() {
+            return;
+        }
         // Inside a read section of the domain it must not wait (for a
         // freeing thread, nor for a grace period that waits for this very
         // section), but it frees what is complete, as an amortized free
@@ -296,7 +302,7 @@ impl Inner {
         if !may_free() {
             return 0;
         }
-        self.free_completed(usize::MAX, u64::MAX, Path::Collect)
+        self.free_completed(usize::MAX, u64::MAX, Path::Collect) + self.free_early()
     }
 
     /// Blocks until grace period `gp` has completed, driving it, for at most

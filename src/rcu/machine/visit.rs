@@ -90,7 +90,8 @@ impl Inner {
             idle && memo.buffered.is_empty()
         };
         let owners = self.visit_owners(|queue| queue.visit(self));
-        let freed = self.free_completed(usize::MAX, u64::MAX, Path::Reclaimer);
+        let freed =
+            self.free_completed(usize::MAX, u64::MAX, Path::Reclaimer) + self.free_early_stashing();
         #[cfg(not(loom))]
         self.check_stall();
         if idle && !owners && freed == 0 {

@@ -1,0 +1,150 @@
+//! Robust domains: the reader side of freeing ahead of a grace period, and
+//! the birth stamps that make it possible.
+//!
+//! A robust domain ([`DomainBuilder::robust`](crate::DomainBuilder::robust),
+//! whose doc states the property for users) uses its epoch (the number of
+//! grace periods started) as an *era*. An object retired with a
+//! [`Birth`] may be freed before its grace period completes, once no
+//! reader that blocks that grace period can hold it.
+//!
+//! # Invariant
+//!
+//! While a record is in a section, every object its section may
+//! dereference through [`Link`](crate::Link) or [`Atomic`](crate::Atomic)
+//! was born at or before the record's *reservation* `max(lo, hi)` (`lo`
+//! the epoch in `state`, `hi` the record's field), as a scanner sees them
+//! after a heavy fence. Three steps keep it:
+//!
+//! 1. **Protected loads** ([`Record::protect`]): load the pointer
+//!    (`Acquire`), then the epoch `e`. If `hi >= e`, return: the object was
+//!    published after its birth was read from the epoch, and our `Acquire`
+//!    load read that publication, so its birth is at most `e`, which `hi`
+//!    already covers. Otherwise store `hi = e`, run the light fence, and
+//!    start over (a new object may have been published meanwhile, with a
+//!    newer birth). A scanner whose heavy fence precedes our light fence
+//!    freed only objects unlinked before it, which the reload cannot see;
+//!    one whose fence follows it sees `hi = e`.
+//! 2. **Exchanges** ([`Record::exchange`]): a read-modify-write's previous
+//!    value cannot be loaded again, so the record reserves every epoch
+//!    (`hi = u64::MAX`, light fence) around it, and then lowers `hi` to the
+//!    epoch read after it, which covers the value it returned (step 1's
+//!    argument). A scanner that reads the old `hi` ran its heavy fence
+//!    before our light fence, so the exchange saw every unlink it relied on.
+//! 3. **Owned sections** (module `owned`): their `&Guard` may be used on
+//!    several threads at once, so `hi` only grows there (`fetch_max` in
+//!    step 1; each thread's own fence orders its own reload), and an
+//!    exchange leaves it at `u64::MAX` until the section ends or repins
+//!    (`Record::reset_reservation`, with no load of the section in flight).
+//!
+//! A record's `hi` is never above the epoch except `u64::MAX`, so a stale
+//! value from an earlier section reserves less than the new section's `lo`
+//! and costs nothing.
+//!
+//! The scan that uses the reservations is the machine's (`machine::early`).
+
+use core::sync::atomic::Ordering::Relaxed;
+
+use crate::rcu::fence;
+use crate::rcu::record::Record;
+
+/// When an object became reachable, in a robust domain's eras: read it with
+/// [`Domain::birth`](crate::Domain::birth) before publishing the object,
+/// keep it (in the object's header, say), and give it back when retiring
+/// the object ([`Domain::retire_born`](crate::Domain::retire_born)). Eight
+/// bytes, `Copy`; compare births to see which object is younger.
+///
+/// # Examples
+///
+/// ```
+/// let domain = ownrcu::Domain::builder().robust(true).build();
+/// let first = domain.birth();
+/// domain.synchronize(); // a grace period starts: the era moves on
+/// assert!(domain.birth() > first);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Birth(pub(crate) u64);
+
+impl Record {
+    /// A load of a pointer that a section of this record may dereference:
+    /// `load` reads the link (`Acquire`); in a robust domain, the loop of
+    /// the module's step 1 around it.
+    #[inline(always)]
+    pub(crate) fn protect<P>(&self, load: impl Fn() -> P) -> P {
+        let value = load();
+        if !self.robust {
+            return value;
+        }
+        self.protect_robust(value, load)
+    }
+
+    /// Step 1 of the module's invariant.
+    #[inline]
+    fn protect_robust<P>(&self, mut value: P, load: impl Fn() -> P) -> P {
+        // SAFETY: the record's domain outlives it (`Record::epoch`).
+        let epoch = unsafe { &*self.epoch };
+        loop {
+            // Relaxed: `load` was `Acquire` and read a publication made
+            // after the object's birth was read from this same counter, so
+            // this read returns that birth or a later epoch (coherence).
+            let e = epoch.load(Relaxed);
+            // Relaxed: only this section writes `hi`.
+            if self.hi.load(Relaxed) >= e {
+                return value;
+            }
+            if self.is_owned() {
+                // Other threads may raise it at the same time (step 3).
+                self.hi.fetch_max(e, Relaxed);
+            } else {
+                self.hi.store(e, Relaxed);
+            }
+            // Pairs with the scan's heavy fence (module invariant, step 1).
+            fence::light_with(self.light_compiler_only());
+            value = load();
+        }
+    }
+
+    /// A read-modify-write whose previous value the section may
+    /// dereference: in a robust domain, step 2 of the module's invariant
+    /// around `op`, which must be `Acquire` at least.
+    #[inline(always)]
+    pub(crate) fn exchange<R>(&self, op: impl FnOnce() -> R) -> R {
+        if !self.robust {
+            return op();
+        }
+        self.exchange_robust(op)
+    }
+
+    /// Step 2 of the module's invariant.
+    #[inline]
+    fn exchange_robust<R>(&self, op: impl FnOnce() -> R) -> R {
+        if self.hi.load(Relaxed) == u64::MAX {
+            return op(); // an owned section's, reserving every epoch already
+        }
+        self.hi.store(u64::MAX, Relaxed);
+        // Pairs with the scan's heavy fence (module invariant, step 2).
+        fence::light_with(self.light_compiler_only());
+        let result = op();
+        if self.is_owned() {
+            return result; // `hi` stays (step 3)
+        }
+        // SAFETY: the record's domain outlives it (`Record::epoch`).
+        // Relaxed: as in `protect_robust`, after `op`'s `Acquire`.
+        let e = unsafe { &*self.epoch }.load(Relaxed);
+        self.hi.store(e, Relaxed);
+        result
+    }
+
+    /// Forgets what the section reserved (an owned section's repin or end,
+    /// a claim): no load of the section may be in flight.
+    pub(crate) fn reset_reservation(&self) {
+        self.hi.store(0, Relaxed);
+    }
+
+    /// The reservation of a record a scan found in a section that began at
+    /// epoch `lo`: read after the heavy fence and the record's `state`.
+    pub(crate) fn reservation(&self, lo: u64) -> u64 {
+        // Relaxed: the heavy fence before the scan orders it against the
+        // section's light fences (module invariant).
+        self.hi.load(Relaxed).max(lo)
+    }
+}
