@@ -29,10 +29,12 @@
 //! with `Detached::retire()`), `ownrcu_atomic_domain` (the same safe-pointer
 //! calls on a `Domain::new()` made fresh for each run, as a structure with
 //! its own domain has it: `Atomic<Node, UncheckedDomain>` links, that
-//! domain's guards and retirements), `crossbeam_epoch`, `seize`, `sdd`.
-//! `ownrcu_atomic` and `ownrcu_atomic_domain` are not peers: the first shows
-//! what the safe pointer costs over raw pointers on the same domain, the
-//! second what a structure's own domain costs over the global one.
+//! domain's guards and retirements), `ownrcu_atomic_robust` (the same on a
+//! robust domain, `Domain::builder().robust(true)`), `crossbeam_epoch`,
+//! `seize`, `sdd`. The `ownrcu_atomic...` back-ends are not peers: the
+//! first shows what the safe pointer costs over raw pointers on the same
+//! domain, the second what a structure's own domain costs over the global
+//! one, the third what a robust domain's protected loads cost.
 //!
 //! Workloads as in smr-benchmark: the key range is prefilled to half (the
 //! same keys, in the same order, for every back-end); mixes `write` (50 %
@@ -841,17 +843,27 @@ impl Backend for OwnrcuAtomic {
 /// that domain's buffers and grace periods), with no domain check per use
 /// (the binding checks nothing; `ownrcu_atomic`'s compares the guard's
 /// domain id with 0).
-struct OwnrcuAtomicDomain {
+///
+/// With `ROBUST`, the domain is a robust one (`DomainBuilder::robust`,
+/// back-end `ownrcu_atomic_robust`): every load and exchange is protected,
+/// while the retirements (without births) wait for their grace periods as
+/// before, so against `ownrcu_atomic_domain` it shows what the robust read
+/// path costs.
+struct OwnrcuAtomicDomain<const ROBUST: bool> {
     domain: Domain,
     /// The domain's counters at the run's start, for the diagnosis line.
     start: ownrcu::Stats,
 }
 
 // The point of `UncheckedDomain`: the node is as small as the raw ones'.
-const _: () = assert!(mem::size_of::<Node<OwnrcuAtomicDomain>>() == 24);
+const _: () = assert!(mem::size_of::<Node<OwnrcuAtomicDomain<false>>>() == 24);
 
-impl Backend for OwnrcuAtomicDomain {
-    const NAME: &'static str = "ownrcu_atomic_domain";
+impl<const ROBUST: bool> Backend for OwnrcuAtomicDomain<ROBUST> {
+    const NAME: &'static str = if ROBUST {
+        "ownrcu_atomic_robust"
+    } else {
+        "ownrcu_atomic_domain"
+    };
     type Handle<'s> = &'s Domain;
     type Guard<'h> = ownrcu::Guard<'h>;
     type Link = ManuallyDrop<Atomic<Node<Self>, UncheckedDomain>>;
@@ -860,7 +872,7 @@ impl Backend for OwnrcuAtomicDomain {
     type Unlinked<'g> = Detached<'g, Node<Self>>;
 
     fn new() -> Self {
-        let domain = Domain::new();
+        let domain = Domain::builder().robust(ROBUST).build();
         let start = domain.stats();
         OwnrcuAtomicDomain { domain, start }
     }
@@ -1963,12 +1975,16 @@ type RunFn = fn(Shape, Mix, usize, Duration) -> Run;
 /// `ownrcu` is the subject; `ownrcu_atomic` and `ownrcu_atomic_domain`
 /// (named `ownrcu...`) are not peers; the others are the peers its ratios
 /// compare with.
-const SET_BACKENDS: [(&str, RunFn); 6] = [
+const SET_BACKENDS: [(&str, RunFn); 7] = [
     (<Ownrcu as Backend>::NAME, run_once::<Ownrcu>),
     (<OwnrcuAtomic as Backend>::NAME, run_once::<OwnrcuAtomic>),
     (
-        <OwnrcuAtomicDomain as Backend>::NAME,
-        run_once::<OwnrcuAtomicDomain>,
+        <OwnrcuAtomicDomain<false> as Backend>::NAME,
+        run_once::<OwnrcuAtomicDomain<false>>,
+    ),
+    (
+        <OwnrcuAtomicDomain<true> as Backend>::NAME,
+        run_once::<OwnrcuAtomicDomain<true>>,
     ),
     (<Crossbeam as Backend>::NAME, run_once::<Crossbeam>),
     (<Seize as Backend>::NAME, run_once::<Seize>),

@@ -14,9 +14,9 @@
 //! # What runs
 //!
 //! - **Long-lived domains** (`--domains`): the global domain, then
-//!   user-created ones with different settings (defaults; lazy with small
-//!   bounds; destructors kept off retiring threads with a 5 ms time
-//!   bound). Each holds `CELLS` shared objects in [`Atomic`] pointers and
+//!   user-created ones with different settings (robust; defaults; lazy
+//!   with small bounds; destructors kept off retiring threads with a 5 ms
+//!   time bound). Each holds `CELLS` shared objects in [`Atomic`] pointers and
 //!   an owner ([`User`]) holding `SLOTS` [`Slot`]s; every object is a
 //!   `Version`.
 //! - **Writers** (`--writers`) replace versions and retire the old ones
@@ -31,6 +31,13 @@
 //!   and after `Guard::repin`.
 //! - **A pipeline thread per domain** calls `synchronize` in a loop and
 //!   ages the versions unlinked before each call (below).
+//! - **A stuck reader per robust domain** enters a section, loads a
+//!   version and stays there for half a second to two seconds (a reader
+//!   that does not leave, as far as everyone else can tell), checking the
+//!   version now and then, while the writers retire versions with their
+//!   births (`Detached::retire_born`) and the domain frees the younger
+//!   ones early; then it leaves and does it again. The run fails if a
+//!   robust domain freed nothing early in a run of 5 s or more.
 //! - **A watchdog** reports a failure when any thread makes no progress
 //!   for `STALL` (10 s): a grace period that never ends shows up as the
 //!   pipeline thread stuck in `synchronize`. As a last resort, a deadline
@@ -130,7 +137,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use ownrcu::{Atomic, Domain, Holder, Owned, Slot, Stats, User};
+use ownrcu::{Atomic, Birth, Domain, Holder, Owned, Slot, Stats, User};
 
 /// Ages from this one up share the histogram's last bucket (rcutorture's
 /// `RCU_TORTURE_PIPE_LEN`); the pipeline stops counting there.
@@ -309,6 +316,7 @@ struct Counters {
     carried_domains: AtomicU64,
     reader_sleeps: AtomicU64,
     reader_yields: AtomicU64,
+    stuck_sections: AtomicU64,
     transient_domains: AtomicU64,
     short_lived_writers: AtomicU64,
     owners_replaced: AtomicU64,
@@ -330,6 +338,7 @@ static COUNT: Counters = Counters {
     carried_domains: AtomicU64::new(0),
     reader_sleeps: AtomicU64::new(0),
     reader_yields: AtomicU64::new(0),
+    stuck_sections: AtomicU64::new(0),
     transient_domains: AtomicU64::new(0),
     short_lived_writers: AtomicU64::new(0),
     owners_replaced: AtomicU64::new(0),
@@ -520,6 +529,9 @@ struct Version {
     id: u64,
     meta: Arc<Meta>,
     fault: Fault,
+    /// In a robust domain, its birth, read when it was made (before any
+    /// writer publishes it).
+    birth: Option<Birth>,
 }
 
 impl Version {
@@ -530,6 +542,7 @@ impl Version {
             id: NEXT_ID.fetch_add(1, Relaxed),
             meta: Arc::default(),
             fault,
+            birth: None,
         }
     }
 }
@@ -612,6 +625,8 @@ struct Dom {
     name: Arc<str>,
     domain: Domain,
     transient: bool,
+    /// Built with `DomainBuilder::robust(true)`.
+    robust: bool,
     cells: Vec<Atomic<Version>>,
     /// The current owner's first user handle.
     owner: Mutex<User<Owner>>,
@@ -620,11 +635,12 @@ struct Dom {
 }
 
 impl Dom {
-    fn new(name: String, domain: Domain, transient: bool) -> Self {
+    fn new(name: String, domain: Domain, transient: bool, robust: bool) -> Self {
         let owner = User::new(&domain, new_slots(|| Version::new(Fault::None)));
         Self {
             name: name.into(),
             transient,
+            robust,
             cells: (0..CELLS)
                 .map(|_| Atomic::new(Version::new(Fault::None)))
                 .collect(),
@@ -674,9 +690,10 @@ fn new_slots(mut version: impl FnMut() -> Version) -> Owner {
 fn long_lived_domain(i: usize) -> (&'static str, Domain) {
     match i {
         0 => ("global", Domain::global().clone()),
-        _ => match (i - 1) % 3 {
-            0 => ("default", Domain::new()),
-            1 => (
+        _ => match (i - 1) % 4 {
+            0 => (ROBUST, Domain::builder().robust(true).build()),
+            1 => ("default", Domain::new()),
+            2 => (
                 "lazy, small bounds",
                 Domain::builder()
                     .lazy(true)
@@ -694,6 +711,9 @@ fn long_lived_domain(i: usize) -> (&'static str, Domain) {
         },
     }
 }
+
+/// The name of the robust long-lived domains' settings.
+const ROBUST: &str = "robust";
 
 /// A transient domain with random settings.
 fn transient_domain(rng: &mut Rng) -> (&'static str, Domain) {
@@ -734,7 +754,8 @@ impl World {
         let doms = (0..domains)
             .map(|i| {
                 let (name, domain) = long_lived_domain(i);
-                Arc::new(Dom::new(format!("{i} ({name})"), domain, false))
+                let robust = name == ROBUST;
+                Arc::new(Dom::new(format!("{i} ({name})"), domain, false, robust))
             })
             .collect();
         Self {
@@ -744,9 +765,14 @@ impl World {
         }
     }
 
-    /// A new version for `home`, with a random fault.
+    /// A new version for `home`, with a random fault (and its birth, in a
+    /// robust domain).
     fn version(&self, home: &Dom, rng: &mut Rng) -> Version {
-        Version::new(self.fault(home, rng))
+        let mut version = Version::new(self.fault(home, rng));
+        if home.robust {
+            version.birth = Some(home.domain.birth());
+        }
+        version
     }
 
     fn fault(&self, home: &Dom, rng: &mut Rng) -> Fault {
@@ -1031,6 +1057,35 @@ fn hold(version: &Version, id: u64, rng: &mut Rng, hist: &mut Hist) -> bool {
     true
 }
 
+/// A robust domain's stuck reader (module docs): stays in a section for
+/// half a second to two seconds holding a version it loaded, checks it
+/// every 10 ms, leaves, and does it again.
+fn stuck_reader(dom: &Dom, stop: &AtomicBool, mut rng: Rng, heart: &Heart) {
+    let mut hist = Hist::default();
+    while !stop.load(Relaxed) {
+        heart.doing("a stuck read", dom);
+        guarded("a stuck reader", || {
+            let guard = dom.domain.read();
+            let Some(version) = dom.cells[rng.index(CELLS)].load(&guard).as_ref() else {
+                return fail("a cell was empty");
+            };
+            let (id, stay) = (version.id, Instant::now());
+            let until = Duration::from_millis(500 + rng.below(1_500));
+            while stay.elapsed() < until && !stop.load(Relaxed) {
+                if !observe(version, id, &mut hist) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+                heart.tick();
+            }
+            observe(version, id, &mut hist);
+            bump(&COUNT.stuck_sections);
+        });
+        hist.flush();
+        thread::sleep(rng.micros(2_000));
+    }
+}
+
 /// A delay inside a read section: a spin, a yield (the reader preempted),
 /// or a sleep of up to 3 ms.
 fn dwell(rng: &mut Rng) {
@@ -1137,7 +1192,12 @@ fn replace(world: &World, dom: &Dom, rng: &mut Rng) {
     if rng.one_in(2) {
         drop(guard); // else retired inside the section
     }
-    if rng.one_in(8) {
+    if let (Some(birth), false) = (old.birth, rng.one_in(4)) {
+        // SAFETY: 1. read when the version was made, before the swap that
+        // published it; 2. readers reach versions only through the cells'
+        // loads and exchanges.
+        unsafe { old.retire_born(birth) };
+    } else if rng.one_in(8) {
         old.retire_hurry();
     } else {
         old.retire();
@@ -1277,6 +1337,13 @@ fn spawn_threads(
         let name = format!("the pipeline of domain {}", dom.name);
         threads.push(spawn(name, move |heart| pipeline(&dom, &stop, rng, heart)));
     }
+    for dom in doms.iter().filter(|dom| dom.robust) {
+        let (dom, stop, rng) = (dom.clone(), stop.clone(), rng.fork());
+        let name = format!("the stuck reader of domain {}", dom.name);
+        threads.push(spawn(name, move |heart| {
+            stuck_reader(&dom, &stop, rng, heart)
+        }));
+    }
     let names = doms.iter().map(|dom| &*dom.name).collect::<Vec<_>>();
     let on = names.join(", ");
     for k in 0..readers {
@@ -1307,6 +1374,7 @@ fn churn(world: &Arc<World>, mut rng: Rng, heart: &Heart) {
             format!("transient {k} ({settings})"),
             domain,
             true,
+            false,
         ));
         offer_transient(world, Some(dom.domain.clone()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -1406,6 +1474,14 @@ fn finish(world: Arc<World>, threads: Vec<JoinHandle<()>>) -> Vec<(String, Stats
     }
     offer_transient(&world, None);
     let stats = quiesce(&world, &heart);
+    for dom in world.doms.iter().filter(|dom| dom.robust) {
+        if elapsed() >= Duration::from_secs(5) && dom.domain.stats().freed_by.early == 0 {
+            fail(format_args!(
+                "domain {} is robust, and freed nothing early behind its stuck reader",
+                dom.name
+            ));
+        }
+    }
     let Ok(world) = Arc::try_unwrap(world) else {
         fail("the world is still shared after every thread ended");
         return stats;
@@ -1486,7 +1562,7 @@ fn summary(options: &Options, domains: &[(String, Stats)]) {
         let by = s.freed_by;
         println!(
             "  domain {name}: retired {}, freed {} (amortized {}, backpressure {}, barrier {}, \
-             collect {}, reclaimer {}), owners' {} + {} directly, pending {}",
+             collect {}, reclaimer {}, early {}), owners' {} + {} directly, pending {}",
             s.retired_total(),
             s.freed,
             by.amortized,
@@ -1494,6 +1570,7 @@ fn summary(options: &Options, domains: &[(String, Stats)]) {
             by.barrier,
             by.collect,
             by.reclaimer,
+            by.early,
             s.owners.freed_after_grace_period,
             s.owners.freed_directly,
             s.pending_total(),
@@ -1501,9 +1578,10 @@ fn summary(options: &Options, domains: &[(String, Stats)]) {
     }
     println!("faults:");
     println!(
-        "  readers: {} sleeps, {} yields inside sections",
+        "  readers: {} sleeps, {} yields inside sections; {} stuck sections (0.5-2 s each)",
         get(&COUNT.reader_sleeps),
         get(&COUNT.reader_yields),
+        get(&COUNT.stuck_sections),
     );
     println!(
         "  destructors: {} panics raised, {} surfaced (the others superseded by an earlier \

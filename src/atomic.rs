@@ -55,7 +55,7 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 use crate::shared::{cas, compose, decompose, tag_mask, update_tag};
 use crate::sync::{AtomicPtr, AtomicU64};
-use crate::{Batch, Domain, Guard, Shared};
+use crate::{Batch, Birth, Domain, Guard, Shared};
 
 /// How an [`Atomic`] knows its domain: the `D` of `Atomic<T, D>`, either
 /// [`AnyDomain`] (the default: bound on first use, one word) or
@@ -1398,6 +1398,44 @@ impl<'d, T: Send + 'static> Detached<'d, T> {
         domain.hurry();
     }
 
+    /// [`retire`](Detached::retire) for an object born at `birth`: in a
+    /// [robust](crate::DomainBuilder::robust) domain it may be freed before
+    /// its grace period completes, once no reader in a section can hold it
+    /// ([`Domain::retire_born`]).
+    ///
+    /// # Safety
+    ///
+    /// 1. `birth` was read from the object's domain ([`Domain::birth`])
+    ///    before the object was first stored where a reader could load it.
+    /// 2. Readers reached it only through loads and exchanges of
+    ///    [`Atomic`]s in their sections (what the safe API allows), not
+    ///    through a [`Shared::from_ptr`] of an address kept otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ownrcu::{Atomic, Birth, Domain, Owned};
+    ///
+    /// let domain = Domain::builder().robust(true).build();
+    /// let birth = domain.birth();
+    /// let a = Atomic::new((1_u32, birth)); // the birth kept in the object
+    /// let old = a.swap(Owned::new((2, domain.birth())), &domain.read()).unwrap();
+    /// let birth: Birth = old.1;
+    /// // SAFETY: 1. read before `Atomic::new` published it; 2. only `a`'s
+    /// // loads reached it.
+    /// unsafe { old.retire_born(birth) };
+    /// ```
+    pub unsafe fn retire_born(self, birth: Birth) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: obligations 1-5 of `Domain::retire_born` as in `Drop`
+        // (`free_box` frees the `Box<T>` it came from, `T: Send + 'static`);
+        // 6 and 7 are this function's.
+        unsafe {
+            this.domain
+                .retire_born(this.ptr.as_ptr(), free_box::<T>, birth)
+        };
+    }
+
     /// Adds the object to `batch`, retired with it as one grace-period
     /// registration.
     ///
@@ -1444,6 +1482,16 @@ impl<'d, T: Send + 'static> Detached<'d, T> {
         // SAFETY: as just said; that domain is this batch's (checked above).
         unsafe { batch.push_raw(this.ptr.as_ptr()) };
     }
+}
+
+/// Frees a `Box<T>` by pointer: the deleter of [`Detached::retire_born`].
+///
+/// # Safety
+///
+/// `ptr` came from `Box::<T>::into_raw` and is freed once.
+unsafe fn free_box<T>(ptr: *mut T) {
+    // SAFETY: this function's contract.
+    drop(unsafe { Box::from_raw(ptr) });
 }
 
 impl<T: Send + 'static> Deref for Detached<'_, T> {

@@ -54,6 +54,7 @@
 //! | an ordered index of objects (an address space's VMAs) | an [`Array`] in an owner: readers search the published slice, one writer commits an edited copy | one registration per commit ([`Removed::retire`]) |
 //! | the last user of an owner going away (process exit) | drop the last [`User`]: everything is freed directly | no grace period at all |
 //! | the only user, wanting the garbage gone now | [`User::exclusive`], then [`Exclusive::free_pending`] | no grace period |
+//! | readers that may stay in a section for good (a frozen thread, a task that never resumes), with garbage that must stay bounded anyway | a [robust](DomainBuilder::robust) domain: [`Domain::birth`] before publishing, `unsafe` [`Domain::retire_born`] | every `Link`/`Atomic` load also compares the era ([readers that never leave](#readers-that-never-leave)) |
 //!
 //! A single retirement:
 //!
@@ -195,6 +196,7 @@
 //! | [`Link::null`] (making a link) | every object the link points to is freed only after it is unlinked from it, and retired into the one domain whose guards the link is used with |
 //! | [`Atomic::null_unchecked`], [`Atomic::from_owned_unchecked`] | only guards of one domain are ever used with the pointer |
 //! | [`Shared::from_ptr`] | the pointer is null or points to an object valid for the `Shared`'s lifetime, as a loaded one would be |
+//! | [`Domain::retire_born`] | as `retire_with_unchecked`, and the birth was read from this domain before the object was published, and readers reach it only through `Link`/`Atomic` loads and exchanges of their section |
 //!
 //! Everything else is safe: retiring a [`Detached`], an [`Unlinked`] or a
 //! batch, owner teardown, and every misuse the types cannot rule out panics
@@ -231,6 +233,29 @@
 //! | `guard.flush()` | [`Domain::hurry`] (start the grace period now), [`Domain::collect`] (free what is ready) | [`Domain::barrier`] waits until everything retired before it is freed |
 //! | `epoch::unprotected()` | no such guard: exclusive access (`&mut`, ownership) reads pointers without one ([`Atomic::get_mut`], [`Atomic::into_inner`], [`Link::get_mut`]); [`Atomic::peek`] and [`Link::peek`] test null and tags without a guard and yield no reference | |
 //! | a `Collector` shared by structures, one dropped while another's guard lives | owners ([`User`]) and domains free directly only when no reader can exist | |
+//!
+//! # Readers that never leave
+//!
+//! A grace period waits for every reader that was in a section when it
+//! started, so one reader that stays holds everything retired after it
+//! entered, here as in crossbeam-epoch, seize and the kernel's RCU. A
+//! [robust](DomainBuilder::robust) domain (its doc states exactly what a
+//! stuck reader holds) bounds that garbage the way interval-based schemes
+//! do, at a price on each load:
+//!
+//! | scheme | a reader publishes | an object carries | freed when |
+//! | --- | --- | --- | --- |
+//! | IBR (2GE) | its interval of eras: at entry, and at each protected load whose era moved | its birth era, in the object | no interval intersects [birth, retirement] |
+//! | Hyaline-S | its slot's era at each protected load | its birth era | the readers handed the batch (only those whose era reaches its oldest birth) have all left |
+//! | Crystalline | as Hyaline-S, wait-free (bounded re-publications per load) | a header with its birth era | as Hyaline-S |
+//! | ownrcu, robust | its entry era (as any section) and, at each `Link`/`Atomic` load whose era moved, the newest era it may hold | nothing: the birth is given back at retirement ([`Domain::retire_born`]) | its grace period completes, or a scan finds its unit's oldest birth younger than every blocking reader's era |
+//!
+//! The eras are the grace periods started, so sections need nothing new on
+//! entry or exit, and births cost one load ([`Domain::birth`]). Units (a
+//! thread's buffer, a batch) keep one birth for all their objects, so
+//! freeing early is one scan per unit, not per object. Objects retired
+//! without a birth keep the ordinary guarantee, so raw pointers, owners
+//! and the safe [`Atomic`]'s `Detached` need nothing new.
 //!
 //! # The kernel mapping
 //!

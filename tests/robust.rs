@@ -270,3 +270,46 @@ fn a_panicking_deleter_in_an_early_free_surfaces_once() {
     assert!(domain.stats().freed_by.early > 0);
     assert_eq!(drops.get(), N, "every object freed exactly once");
 }
+
+/// Batches of born objects are freed early as one unit; a batch holding one
+/// object without a birth waits for its grace period.
+#[test]
+fn batches_of_born_objects_are_freed_early() {
+    let drops = Drops::default();
+    let domain = robust();
+    let (leave, reader) = stalled_reader(&domain);
+    let batches = N / 64;
+    for _ in 0..batches {
+        let mut batch = domain.batch::<Node>();
+        for _ in 0..64 {
+            let birth = domain.birth();
+            let node = Box::into_raw(Box::new(Node {
+                obj: drops.obj(),
+                birth,
+            }));
+            // SAFETY: as in `retire_fresh`, into the batch's domain.
+            unsafe { batch.push_born(node, free_node, birth) };
+        }
+        batch.drain();
+    }
+    let stats = domain.stats();
+    assert!(stats.freed_by.early > 0, "{stats:?}");
+    assert!(stats.peak_pending <= 2 * BOUND as u64, "{stats:?}");
+    let early = stats.freed_by.early;
+    let mut mixed = domain.batch::<Node>();
+    mixed.push(Box::new(Node {
+        obj: drops.obj(),
+        birth: domain.birth(),
+    }));
+    mixed.drain();
+    domain.collect();
+    assert_eq!(
+        domain.stats().freed_by.early,
+        early,
+        "a box without a birth freed early"
+    );
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    domain.barrier();
+    assert_eq!(drops.get(), batches * 64 + 1);
+}

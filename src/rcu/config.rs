@@ -549,7 +549,8 @@ impl DomainBuilder {
     /// after it entered: writers wait a bounded time at the bounds, then
     /// garbage grows without limit. In a robust domain, objects retired
     /// with a [`Birth`](crate::Birth)
-    /// ([`Domain::retire_born`](crate::Domain::retire_born)) may be freed
+    /// ([`Domain::retire_born`](crate::Domain::retire_born),
+    /// [`Batch::push_born`](crate::Batch::push_born)) may be freed
     /// before their grace period completes: when a retirement finds the
     /// domain past its soft bound or its bound (before it would wait), and
     /// on [`Domain::collect`](crate::Domain::collect), the domain runs one
@@ -567,8 +568,9 @@ impl DomainBuilder {
     /// - while an exchange (`swap`, `compare_exchange`, `fetch_or`, ...)
     ///   runs, every object;
     /// - every object retired without a birth (`retire`, `retire_raw`,
-    ///   `retire_with`, batches, owners, [`Detached`](crate::Detached)),
-    ///   which wait for their grace period as in any domain;
+    ///   `retire_with`, owners, [`Detached`](crate::Detached)), and every
+    ///   batch holding one, which wait for their grace period as in any
+    ///   domain; so do the objects that share a thread's buffer with one;
     /// - in an owned section ([`Domain::read_owned`](crate::Domain::read_owned)),
     ///   every object: its guard may be used on several threads at once.
     ///

@@ -219,6 +219,9 @@ pub(crate) struct Typed<T: ?Sized> {
     /// already: freeing goes oldest first, which is the order the
     /// allocator handed the memory out.
     freed: usize,
+    /// The oldest birth of its objects ([`UNKNOWN_BIRTH`] unless
+    /// [`born`](Typed::born) says otherwise).
+    birth: u64,
     _owns: PhantomData<Box<T>>,
 }
 
@@ -243,8 +246,20 @@ impl<T: ?Sized> Typed<T> {
             items,
             deleted,
             freed: 0,
+            birth: UNKNOWN_BIRTH,
             _owns: PhantomData,
         }
+    }
+
+    /// The unit with `birth` as its objects' oldest birth.
+    ///
+    /// # Safety
+    ///
+    /// Unless `birth` is [`UNKNOWN_BIRTH`], every object was retired under
+    /// the contract of `Domain::retire_born` with a birth no older.
+    pub(crate) unsafe fn born(mut self, birth: u64) -> Self {
+        self.birth = birth;
+        self
     }
 }
 
@@ -255,6 +270,10 @@ unsafe impl<T: ?Sized + Send> Send for Typed<T> {}
 impl<T: ?Sized + Send> Reclaim for Typed<T> {
     fn len(&self) -> usize {
         self.items.len() + self.deleted.len() - self.freed
+    }
+
+    fn birth(&self) -> u64 {
+        self.birth
     }
 
     unsafe fn free(&mut self, max: usize) {
