@@ -313,3 +313,93 @@ fn batches_of_born_objects_are_freed_early() {
     domain.barrier();
     assert_eq!(drops.get(), batches * 64 + 1);
 }
+
+/// A robust domain's scans start grace periods while one is held up; an
+/// older one completes once the readers that entered before it leave, even
+/// while a reader that entered later still holds the newest.
+#[test]
+fn older_grace_periods_complete_while_a_newer_one_is_held_up() {
+    let drops = Drops::default();
+    let domain = robust();
+    let (leave_old, old_reader) = stalled_reader(&domain);
+    let cookie = domain.grace_period();
+    retire_fresh(&domain, &drops, 1);
+    domain.collect(); // starts the cookie's grace period, then a scan starts one more
+    let (leave_new, new_reader) = stalled_reader(&domain);
+    retire_fresh(&domain, &drops, 1);
+    domain.collect(); // a scan starts another, which the new reader holds up
+    assert!(!domain.poll(&cookie), "completed under the old reader");
+    leave_old.send(()).unwrap();
+    old_reader.join().unwrap();
+    assert!(
+        domain.poll(&cookie),
+        "held up by a reader that entered after it"
+    );
+    let newest = domain.grace_period();
+    assert!(!domain.poll(&newest), "completed under the new reader");
+    leave_new.send(()).unwrap();
+    new_reader.join().unwrap();
+    domain.barrier();
+    assert!(domain.poll(&newest));
+    assert_eq!(drops.get(), 2);
+}
+
+/// Readers that keep entering and leaving do not stop a robust domain
+/// from freeing early behind one that stays: scans start grace periods,
+/// so the busy readers' new sections are younger than the queued units.
+#[test]
+fn busy_readers_do_not_block_early_frees_behind_a_stuck_one() {
+    let drops = Drops::default();
+    let domain = robust();
+    // SAFETY: its nodes come from `Box::into_raw` and are retired once
+    // unlinked, into `domain`, whose guards are the only ones used.
+    let link: Link<Node> = unsafe { Link::null() };
+    let (leave, reader) = stalled_reader(&domain);
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        let (domain, link, stop) = (&domain, &link, &stop);
+        for _ in 0..2 {
+            s.spawn(move || {
+                while !stop.load(SeqCst) {
+                    let guard = domain.read();
+                    if let Some(node) = link.load(&guard).as_ref() {
+                        node.obj.check();
+                    }
+                }
+            });
+        }
+        for _ in 0..N {
+            let birth = domain.birth();
+            let guard = domain.read();
+            let new = Owned::new(Node {
+                obj: drops.obj(),
+                birth,
+            });
+            let old = link.swap(new.into_shared(&guard), &guard);
+            let old = old
+                .as_ref()
+                .map(|node| (old.as_ptr().cast_mut(), node.birth));
+            drop(guard);
+            if let Some((old, birth)) = old {
+                // SAFETY: 1-5 as in `retire_fresh`, unlinked by the swap;
+                // 6: its birth was read before the swap published it; 7:
+                // read only through `link`.
+                unsafe { domain.retire_born(old, free_node, birth) };
+            }
+        }
+        stop.store(true, SeqCst);
+    });
+    let stats = domain.stats();
+    assert!(stats.freed_by.early > N as u64 / 2, "{stats:?}");
+    assert!(stats.peak_pending <= 2 * BOUND as u64, "{stats:?}");
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    let guard = domain.read();
+    let last = link.swap(Shared::null(), &guard);
+    let (last, birth) = (last.as_ptr().cast_mut(), last.as_ref().unwrap().birth);
+    drop(guard);
+    // SAFETY: as above.
+    unsafe { domain.retire_born(last, free_node, birth) };
+    domain.barrier();
+    assert_eq!(drops.get(), N, "every node freed exactly once");
+}

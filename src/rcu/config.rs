@@ -580,11 +580,14 @@ impl DomainBuilder {
     /// wait for every reader, and stall warnings still report a reader that
     /// stays: an early free is not a grace period.
     ///
-    /// Grace periods run one at a time, so while a reader stays, the era
-    /// stops one past its entry: readers that enter meanwhile are in the
-    /// era of the objects born meanwhile, and hold them while they are
-    /// inside their sections when the domain looks. Objects are freed early
-    /// when the domain finds those readers between sections.
+    /// Each such scan also starts a grace period, even while another is
+    /// held up, so the era moves on behind a reader that stays: readers
+    /// that enter afterwards are younger than everything the scan saw
+    /// queued, and once the readers that were in sections then have left
+    /// them, only the one that stays is left to hold those objects. And a
+    /// grace period completes once the readers that entered before it have
+    /// left, even while a newer one is held up by a reader that entered
+    /// later.
     ///
     /// The price is on the read path, which is why it is not the default:
     /// every load through a `Link` or an `Atomic` of the domain also reads

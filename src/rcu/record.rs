@@ -346,6 +346,15 @@ impl Record {
         (s & 1 == 1).then_some(s >> 1)
     }
 
+    /// The epoch its section began in, if it is in one (any thread; as
+    /// seen by a grace period's check).
+    #[inline]
+    pub(crate) fn active_epoch(&self) -> Option<u64> {
+        // Acquire: as in `blocks`.
+        let s = self.state.load(Acquire);
+        (s & 1 == 1).then_some(s >> 1)
+    }
+
     /// Whether this record still holds up grace period number `gp`.
     #[inline]
     pub(crate) fn blocks(&self, gp: u64) -> bool {

@@ -3,25 +3,30 @@
 //!
 //! # Invariants
 //!
-//! - A scan holds `freeing`, then the state lock, runs one heavy fence,
-//!   and only then reads the records: every unit it looks at was
+//! - A scan holds `freeing`, then the state lock, starts the next grace
+//!   period (even while the current one is held up: its heavy fence is the
+//!   scan's), and only then reads the records: every unit it looks at was
 //!   registered (so its objects were unlinked) before that fence. A reader
 //!   whose light fence follows the fence cannot reach those objects; one
 //!   whose fence precedes it is seen with its reservation (module
-//!   `robust`).
+//!   `robust`). Readers that enter afterwards are in a newer era than
+//!   every queued unit's grace period, so once the readers that were in
+//!   sections leave them, only a reader that stays still blocks those
+//!   units, and only for the births it reserved.
 //! - A unit is taken when its oldest birth is known and younger than the
 //!   reservation of every record whose section began before its grace
 //!   period (`lo < gp`): the others entered after its objects were
 //!   unlinked. Units whose grace period completed are left to the ordinary
 //!   frees.
-//! - Taken units leave the queue (and the unstarted counts, if their grace
-//!   period had not started) before their objects are dropped; what a
+//! - Taken units leave the queue before their objects are dropped; what a
 //!   panicking destructor leaves goes back into the queue in grace-period
 //!   order, before `freeing` is released.
-//! - Scans are rationed: one that freed nothing is not repeated before the
-//!   domain's pending objects have doubled.
+//! - Scans are rationed: none runs while no queued unit has a known birth,
+//!   and one that freed nothing is not repeated before a quarter of the
+//!   objects then pending (at least the soft bound's worth) have been
+//!   registered since.
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, Waiting};
@@ -55,7 +60,7 @@ impl Inner {
         if !self.config.robust
             || !self.config.retiring_threads_free
             || !may_free()
-            || self.pending() < self.early_next.load(Relaxed)
+            || self.counters.retired.load(Relaxed) < self.early_next.load(Relaxed)
         {
             return (0, None);
         }
@@ -67,8 +72,16 @@ impl Inner {
             if st.dead {
                 return (0, None); // the teardown frees everything
             }
-            self.heavy_fence();
-            self.take_early(&mut st)
+            // Nothing to scan for: no barrier.
+            let completed = self.completed.load(Relaxed); // written under this lock
+            let born = |w: &Waiting| w.gp > completed && w.unit.birth() != UNKNOWN_BIRTH;
+            if !st.waiting.iter().any(born) {
+                return (0, None);
+            }
+            self.start_for_scan(&mut st);
+            let taken = self.take_early(&mut st);
+            self.advance(&mut st);
+            taken
         };
         let _mark = crate::rcu::freeing::freeing(self.id);
         let mut first_panic = FirstPanic::default();
@@ -94,7 +107,12 @@ impl Inner {
         }
         Self::keep_spare(&mut lock(&self.state), &mut spare);
         let next = if total == 0 {
-            self.pending().saturating_mul(2)
+            // After a quarter of what is pending more has been registered
+            // (at least the soft bound's worth): a reader that stopped
+            // blocking is noticed soon, and a scan that can free nothing
+            // costs a barrier per that many objects at most.
+            let step = (self.pending() / 4).max(self.config.soft_max_pending as u64);
+            self.counters.retired.load(Relaxed).saturating_add(step)
         } else {
             0
         };
@@ -107,6 +125,28 @@ impl Inner {
             return (total, None);
         }
         (total, panic)
+    }
+
+    /// Starts the next grace period for a scan (state lock held), even if
+    /// the current one is held up: its heavy fence is the scan's, and the
+    /// readers that enter from now on are in a newer era than every unit
+    /// queued, so they hold none of them up (module invariants). The start
+    /// time stays the oldest one in flight's, which stall warnings and
+    /// latencies count from.
+    fn start_for_scan(&self, st: &mut State) {
+        let gp = self.epoch.load(Relaxed) + 1; // only written under this lock
+                                               // Release: as in `advance`.
+        self.epoch.store(gp, Release);
+        self.heavy_fence();
+        if !st.running {
+            st.running = true;
+            #[cfg(not(loom))]
+            {
+                st.started_at = Some(std::time::Instant::now());
+            }
+        }
+        st.unstarted_objects = 0;
+        st.unstarted_units = 0;
     }
 
     /// The units a scan may free (module invariants), taken off the queue
@@ -128,39 +168,26 @@ impl Inner {
                 .map(|&(_, res)| res)
                 .max()
         };
-        let completed = self.completed.load(Relaxed);
-        let epoch = self.epoch.load(Relaxed); // only written under this lock
+        let completed = self.completed.load(Relaxed); // written under this lock
         let mut taken = Vec::new();
-        let (mut objects, mut units) = (0, 0);
         st.waiting.retain_mut(|w| {
             let birth = w.unit.birth();
             let free = birth != UNKNOWN_BIRTH
                 && w.gp > completed
                 && reserved(w.gp).map_or(true, |res| birth > res);
             if free {
-                if w.gp > epoch {
-                    objects += w.unit.len();
-                    units += 1;
-                }
                 let unit = core::mem::replace(&mut w.unit, Box::new(Placeholder));
                 taken.push(Waiting { gp: w.gp, unit });
             }
             !free
         });
-        st.unstarted_objects = st.unstarted_objects.saturating_sub(objects);
-        st.unstarted_units = st.unstarted_units.saturating_sub(units);
         taken
     }
 
     /// Puts a unit an early free could not finish back into the queue, in
-    /// grace-period order, counted as unstarted again if its grace period
-    /// has not started.
+    /// grace-period order (its grace period started with the scan).
     fn put_back(&self, w: Waiting) {
         let mut st = lock(&self.state);
-        if w.gp > self.epoch.load(Relaxed) {
-            st.unstarted_objects += w.unit.len();
-            st.unstarted_units += 1;
-        }
         let at = st.waiting.partition_point(|q| q.gp <= w.gp);
         st.waiting.insert(at, w);
     }

@@ -6,6 +6,10 @@
 //! - A grace period starts only under the state lock: store `epoch = g`
 //!   (release), then one heavy fence; it completes when no record is
 //!   active with an epoch below `g` (see the machine's design notes).
+//! - One grace period is in flight at a time, except in a robust domain,
+//!   whose early frees start the next one while the current one is held
+//!   up (module `early`): then `completed` moves up to the oldest active
+//!   section's epoch as sections end, and the newest completes as usual.
 //! - One starts only when enough work waits (`GP_OBJECTS`, `GP_UNITS`),
 //!   when pacing allows (not lazy), or when somebody asked (`requested`).
 
@@ -28,6 +32,7 @@ impl Inner {
         let epoch = self.epoch.load(Relaxed); // only written under this lock
         if st.running {
             if self.any_blocks(st, epoch) {
+                self.complete_older(st, epoch);
                 return;
             }
             self.complete(st, epoch);
@@ -98,9 +103,32 @@ impl Inner {
             let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
             st.gp_ns = st.gp_ns - st.gp_ns / 8 + ns / 8;
         }
-        // Release: pairs with the Acquire in `is_complete`.
+        self.set_completed(gp);
+    }
+
+    /// Completes the older of several grace periods in flight (a robust
+    /// domain starts one while another is held up: module `early`): grace
+    /// period `g` is complete once no record in a section began before it,
+    /// so everything up to the oldest section's epoch is (state lock held;
+    /// the newest, `epoch`, is still held up). Nothing to do with one in
+    /// flight, the only case outside robust domains.
+    fn complete_older(&self, st: &mut State, epoch: u64) {
+        let completed = self.completed.load(Relaxed); // written under this lock
+        if epoch <= completed + 1 {
+            return;
+        }
+        let done = self.oldest_section(st).map_or(epoch, |lo| lo.min(epoch));
+        if done > completed {
+            self.set_completed(done);
+        }
+    }
+
+    /// Publishes `gp` as the last grace period completed (state lock held).
+    fn set_completed(&self, gp: u64) {
+        let before = self.completed.load(Relaxed); // written under this lock
+                                                   // Release: pairs with the Acquire in `is_complete`.
         self.completed.store(gp, Release);
-        self.counters.grace_periods.fetch_add(1, Relaxed);
+        self.counters.grace_periods.fetch_add(gp - before, Relaxed);
     }
 
     /// Registers work that an owner keeps in its own queue: returns the

@@ -154,6 +154,27 @@ impl DomainState for Inner {
 impl Inner {
     /// Whether any record holds grace period `gp` up (state lock held).
     pub(super) fn any_blocks(&self, st: &mut State, gp: u64) -> bool {
+        self.walk(st).iter().any(|rec| {
+            // SAFETY: records live as long as the domain, which `self`
+            // borrows (module `records`).
+            unsafe { rec.as_ref() }.blocks(gp)
+        })
+    }
+
+    /// The epoch of the oldest section open on any record, if one is
+    /// (state lock held): every grace period up to it is complete.
+    pub(super) fn oldest_section(&self, st: &mut State) -> Option<u64> {
+        self.walk(st)
+            .iter()
+            .filter_map(|rec| {
+                // SAFETY: as in `any_blocks`.
+                unsafe { rec.as_ref() }.active_epoch()
+            })
+            .min()
+    }
+
+    /// The records, as an array brought up to date (state lock held).
+    fn walk<'s>(&self, st: &'s mut State) -> &'s [core::ptr::NonNull<Record>] {
         let head = self.records.load(Acquire);
         let walk = &mut st.walk;
         if head != walk.head {
@@ -168,10 +189,6 @@ impl Inner {
             records.append(&mut walk.records);
             *walk = RecordWalk { head, records };
         }
-        walk.records.iter().any(|rec| {
-            // SAFETY: records live as long as the domain, which `self`
-            // borrows (module `records`).
-            unsafe { rec.as_ref() }.blocks(gp)
-        })
+        &walk.records
     }
 }

@@ -25,7 +25,9 @@ impl Inner {
         };
         let (gp, held) = {
             let mut st = lock(&self.state);
-            let gp = self.epoch.load(Relaxed); // only written under this lock
+            // The oldest grace period in flight (a robust domain may start
+            // more while it is held up: they do not make a new stall).
+            let gp = self.completed.load(Relaxed) + 1; // written under this lock
             let Some(started) = st.started_at else {
                 return;
             };

@@ -177,8 +177,8 @@ pub(crate) struct Inner {
     /// (twice what there were when the last soft wait ran out).
     pub(super) soft_stalled: StdAtomicU64,
     pub(super) soft_resume: StdAtomicU64,
-    /// The pending objects below which no early free scans (module
-    /// `early`): twice what there were when the last one freed nothing.
+    /// The objects retired (`counters.retired`) below which no early free
+    /// scans (module `early`: its rationing).
     pub(super) early_next: StdAtomicU64,
     /// Unique among all domains ever created; 0 is the global domain.
     pub(crate) id: u64,
