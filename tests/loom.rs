@@ -59,6 +59,13 @@
 //!   thread, handed to another that reads what it loaded, while the writer
 //!   unlinks, retires and runs `barrier`: never freed under the section,
 //!   freed exactly once.
+//! - `robust`: a robust domain's early frees: a reader that stays in its
+//!   section and gets an object by a protected load, an exchange, or
+//!   through an owned section (also handed to another thread), while the
+//!   writer publishes it with a birth, unlinks it, `retire_born`s it and
+//!   runs `collect`'s early scan: never freed while the reader can read
+//!   it, freed exactly once, and freed early under the reader when it did
+//!   not get it.
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half
@@ -118,3 +125,6 @@ mod link;
 
 #[path = "loom/owned.rs"]
 mod owned;
+
+#[path = "loom/robust.rs"]
+mod robust;
