@@ -74,6 +74,11 @@ mod sealed {
         ///
         /// If it is bound to another domain.
         fn bind(&self, domain: u64);
+        /// Whether the domain may be robust, once `bind` returned: not
+        /// for [`GlobalDomain`](super::GlobalDomain), whose `bind` checked
+        /// that the guard is the global domain's, which never is; so its
+        /// loads skip the robust bit's test.
+        const MAYBE_ROBUST: bool = true;
     }
 }
 
@@ -152,6 +157,8 @@ pub struct GlobalDomain(());
 impl DomainBinding for GlobalDomain {}
 
 impl Sealed for GlobalDomain {
+    const MAYBE_ROBUST: bool = false;
+
     fn unbound() -> Self {
         Self(())
     }
@@ -533,7 +540,31 @@ impl<T, D: DomainBinding> Atomic<T, D> {
     pub fn load<'g>(&'g self, guard: &'g Guard<'_>) -> Shared<'g, T> {
         self.domain.bind(guard.domain_id());
         // Acquire: see the doc above; protected in a robust domain.
-        Shared::from_raw(guard.record().protect(|| self.ptr.load(Acquire)))
+        Shared::from_raw(self.load_protected(guard))
+    }
+
+    /// The pointer, loaded as [`Guard::protect`] does (the robust domains'
+    /// protocol, module `robust` of the core); a `GlobalDomain` pointer,
+    /// whose domain is never robust, skips even its test.
+    #[inline(always)]
+    fn load_protected(&self, guard: &Guard<'_>) -> *mut T {
+        // Acquire: see `load`.
+        if D::MAYBE_ROBUST {
+            guard.protect(|| self.ptr.load(Acquire))
+        } else {
+            self.ptr.load(Acquire)
+        }
+    }
+
+    /// `op`, a read-modify-write whose previous value the section may
+    /// dereference, run as [`Guard::exchange`] does (as above).
+    #[inline(always)]
+    fn exchange_protected<R>(&self, guard: &Guard<'_>, op: impl FnOnce() -> R) -> R {
+        if D::MAYBE_ROBUST {
+            guard.exchange(op)
+        } else {
+            op()
+        }
     }
 
     /// The untagged address and the tag, without a guard: for a null or
@@ -681,10 +712,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
             "ownrcu: Atomic::insert_before: the new object's link must be null"
         );
         link.ptr.store(current.raw(), Relaxed);
-        match guard
-            .record()
-            .exchange(|| self.cas(current.raw(), new.as_raw(), false))
-        {
+        match self.exchange_protected(guard, || self.cas(current.raw(), new.as_raw(), false)) {
             Ok(_) => {
                 // The link to `current` moved into `new`, now owned here.
                 mem::forget(new);
@@ -760,7 +788,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
 
     fn fetch_tag<'g>(&'g self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
         self.domain.bind(guard.domain_id());
-        Shared::from_raw(guard.record().exchange(|| update_tag(&self.ptr, f)))
+        Shared::from_raw(self.exchange_protected(guard, || update_tag(&self.ptr, f)))
     }
 
     /// Replaces `current` with `new` in a pointer that never owns what it
@@ -805,10 +833,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
         guard: &'g Guard<'_>,
     ) -> Result<(), CompareExchangeError<'g, T, Shared<'n, T>>> {
         self.domain.bind(guard.domain_id());
-        match guard
-            .record()
-            .exchange(|| self.cas(current.raw(), new.raw(), false))
-        {
+        match self.exchange_protected(guard, || self.cas(current.raw(), new.raw(), false)) {
             Ok(_) => Ok(()),
             Err(now) => Err(CompareExchangeError {
                 current: Shared::from_raw(now),
@@ -961,10 +986,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T>> {
         self.domain.bind(guard.domain_id());
         let new_raw = new.as_ref().map_or(ptr::null_mut(), Owned::as_raw);
-        match guard
-            .record()
-            .exchange(|| self.cas(current.raw(), new_raw, weak))
-        {
+        match self.exchange_protected(guard, || self.cas(current.raw(), new_raw, weak)) {
             Ok(old) => {
                 // Installed: the `Atomic` owns the object now.
                 mem::forget(new);
@@ -1038,10 +1060,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         guard: &'g Guard<'d>,
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T, Shared<'n, T>>> {
         self.domain.bind(guard.domain_id());
-        match guard
-            .record()
-            .exchange(|| self.cas(current.raw(), new.raw(), false))
-        {
+        match self.exchange_protected(guard, || self.cas(current.raw(), new.raw(), false)) {
             Ok(old) => Ok(Detached::from_raw(old, guard.domain())),
             Err(now) => Err(CompareExchangeError {
                 current: Shared::from_raw(now),

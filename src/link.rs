@@ -213,7 +213,7 @@ impl<T> Link<T> {
         // Acquire: pairs with the Release of the write that published the
         // object, so its contents are visible through the `Shared`.
         // Protected in a robust domain.
-        Shared::from_raw(guard.record().protect(|| self.ptr.load(Acquire)))
+        Shared::from_raw(guard.protect(|| self.ptr.load(Acquire)))
     }
 
     /// Stores `new` (`rcu_assign_pointer`); needs no guard, since it hands
@@ -255,7 +255,7 @@ impl<T> Link<T> {
         // AcqRel: Release publishes `new`, Acquire makes the old object's
         // contents visible to the caller, who may dereference it.
         // Protected in a robust domain.
-        Shared::from_raw(guard.record().exchange(|| self.ptr.swap(new.raw(), AcqRel)))
+        Shared::from_raw(guard.exchange(|| self.ptr.swap(new.raw(), AcqRel)))
     }
 
     /// If the link equals `current` (address and tag), replaces it with
@@ -322,10 +322,7 @@ impl<T> Link<T> {
         guard: &'g Guard<'_>,
         weak: bool,
     ) -> Result<Shared<'g, T>, CompareExchangeError<'g, T, Shared<'n, T>>> {
-        match guard
-            .record()
-            .exchange(|| self.cas(current.raw(), new.raw(), weak))
-        {
+        match guard.exchange(|| self.cas(current.raw(), new.raw(), weak)) {
             Ok(old) => Ok(Shared::from_raw(old)),
             Err(now) => Err(CompareExchangeError {
                 current: Shared::from_raw(now),
@@ -442,7 +439,7 @@ impl<T> Link<T> {
     #[inline]
     pub fn load_untagged<'g>(&self, guard: &'g Guard<'_>) -> Result<Shared<'g, T>, usize> {
         // Acquire, protected: as `load`.
-        let raw = guard.record().protect(|| self.ptr.load(Acquire));
+        let raw = guard.protect(|| self.ptr.load(Acquire));
         match decompose(raw).1 {
             0 => Ok(Shared::from_raw(raw)),
             tag => Err(tag),
@@ -453,7 +450,7 @@ impl<T> Link<T> {
     /// handed out: `AcqRel`/`Acquire`.
     #[inline]
     fn fetch_tag<'g>(&self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
-        Shared::from_raw(guard.record().exchange(|| update_tag(&self.ptr, f)))
+        Shared::from_raw(guard.exchange(|| update_tag(&self.ptr, f)))
     }
 
     /// The untagged address and the tag, without a guard: for a null or tag

@@ -403,3 +403,43 @@ fn busy_readers_do_not_block_early_frees_behind_a_stuck_one() {
     domain.barrier();
     assert_eq!(drops.get(), N, "every node freed exactly once");
 }
+
+/// A reader that stays is reported once by the stall warnings, however
+/// many grace periods the early frees start behind it.
+#[test]
+#[cfg_attr(miri, ignore = "waits for a real-time stall timeout")]
+fn a_stuck_reader_is_reported_once_while_early_frees_go_on() {
+    let drops = Drops::default();
+    let reports = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = reports.clone();
+    let domain = Domain::builder()
+        .robust(true)
+        .reclaimer(false)
+        .max_pending(BOUND)
+        .soft_max_pending(SOFT)
+        .stall_timeout(Some(std::time::Duration::from_millis(20)))
+        .on_stall(move |_| {
+            counted.fetch_add(1, SeqCst);
+        })
+        .build();
+    let (leave, reader) = stalled_reader(&domain);
+    let cookie = domain.grace_period();
+    let mut retired = N;
+    thread::scope(|s| {
+        let waiter = s.spawn(|| domain.wait(&cookie)); // looks for stalls
+        common::eventually("the stuck reader reported", || {
+            retire_fresh(&domain, &drops, 1_000);
+            retired += 1_000;
+            reports.load(SeqCst) > 0
+        });
+        retire_fresh(&domain, &drops, N);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(reports.load(SeqCst), 1, "reported more than once");
+        assert!(domain.stats().freed_by.early > 0);
+        leave.send(()).unwrap();
+        waiter.join().unwrap();
+    });
+    reader.join().unwrap();
+    domain.barrier();
+    assert_eq!(drops.get(), retired, "every object freed exactly once");
+}

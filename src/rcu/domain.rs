@@ -13,9 +13,9 @@ use core::sync::atomic::Ordering::{AcqRel, Relaxed};
 
 use crate::rcu::config::{Config, DomainBuilder};
 use crate::rcu::local;
-use crate::rcu::machine::Inner;
 #[cfg(not(loom))]
 use crate::rcu::machine::GLOBAL_INNER;
+use crate::rcu::machine::{Inner, ROBUST_ID_BIT};
 use crate::rcu::record::Record;
 use crate::rcu::retired::{drop_run, free_run, slot_of, slot_with, DropRun, Slot, UNKNOWN_BIRTH};
 use crate::rcu::robust::Birth;
@@ -229,6 +229,17 @@ impl Domain {
             // SAFETY: the handles' strong reference keeps it alive while
             // this handle exists (`Repr::Owned`).
             Repr::Owned(inner, _) => unsafe { inner.as_ref() },
+        }
+    }
+
+    /// Whether the domain is robust (module `robust`), from the handle
+    /// alone: its id says it.
+    #[inline(always)]
+    pub(crate) fn is_robust(&self) -> bool {
+        match &self.repr {
+            #[cfg(not(loom))]
+            Repr::Global => false,
+            Repr::Owned(_, id) => id & ROBUST_ID_BIT != 0,
         }
     }
 

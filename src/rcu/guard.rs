@@ -68,14 +68,22 @@ use crate::Domain;
 /// ```
 #[must_use = "the read section ends when the guard is dropped"]
 pub struct Guard<'d> {
-    domain: &'d Domain,
+    /// The domain's address, its low bit set if the domain is robust
+    /// (module `robust`): loads test that bit, which a guard kept in a
+    /// register has at hand, instead of loading anything.
+    domain: usize,
     /// Also gives the domain's id to pointers' domain checks (an immutable
     /// field on the line the entry wrote), so the guard is two words: when
     /// its address escapes, entering and leaving store and reload only
     /// these.
     record: &'d Record,
-    _not_send: PhantomData<*const ()>,
+    _not_send: PhantomData<(*const (), &'d Domain)>,
 }
+
+/// The bit of `Guard::domain` that says the domain is robust (a `Domain`
+/// is aligned to 8).
+const ROBUST: usize = 1;
+const _: () = assert!(core::mem::align_of::<Domain>() > ROBUST);
 
 // Two words (see `record`).
 const _: () = assert!(core::mem::size_of::<Guard<'static>>() == 2 * core::mem::size_of::<usize>());
@@ -88,22 +96,31 @@ impl<'d> Guard<'d> {
             None => crate::rcu::local::temporary_record(domain.inner()),
         };
         record.enter(&domain.inner().epoch);
+        Self::with(domain, record)
+    }
+
+    /// The guard of `record`'s section, of `domain`.
+    #[inline(always)]
+    fn with(domain: &'d Domain, record: &'d Record) -> Self {
+        let robust = if domain.is_robust() { ROBUST } else { 0 };
         Self {
-            domain,
+            domain: core::ptr::from_ref(domain) as usize | robust,
             record,
             _not_send: PhantomData,
         }
+    }
+
+    /// Whether the domain is robust (module `robust`).
+    #[inline(always)]
+    pub(crate) fn is_robust(&self) -> bool {
+        self.domain & ROBUST != 0
     }
 
     /// The guard of an owned section (module `owned`): `record` is claimed
     /// for that section alone and entered. Its owner never drops it as a
     /// `Guard` (it ends the section itself).
     pub(crate) fn of_owned(domain: &'d Domain, record: &'d Record) -> Self {
-        Self {
-            domain,
-            record,
-            _not_send: PhantomData,
-        }
+        Self::with(domain, record)
     }
 
     /// The record this section is entered on.
@@ -131,7 +148,9 @@ impl<'d> Guard<'d> {
     /// ```
     #[must_use]
     pub fn domain(&self) -> &'d Domain {
-        self.domain
+        // SAFETY: the address of the `&'d Domain` this guard was made with
+        // (`with`), without its tag bit.
+        unsafe { &*((self.domain & !ROBUST) as *const Domain) }
     }
 
     /// Ends the section and starts a new one, so that grace periods
@@ -170,7 +189,7 @@ impl<'d> Guard<'d> {
         if !self.record.pause() {
             return false;
         }
-        self.record.enter(&self.domain.inner().epoch);
+        self.record.enter(&self.domain().inner().epoch);
         true
     }
 
@@ -194,7 +213,7 @@ impl<'d> Guard<'d> {
         if !self.record.pause() {
             return f();
         }
-        let (record, epoch) = (self.record, &self.domain.inner().epoch);
+        let (record, epoch) = (self.record, &self.domain().inner().epoch);
         let _reenter = scopeguard::guard((), move |()| record.enter(epoch));
         f()
     }
@@ -207,7 +226,7 @@ impl Drop for Guard<'_> {
             // SAFETY: the record is this thread's, kept outside its registry
             // for the sections this guard was the last of, which has just
             // ended.
-            unsafe { crate::rcu::local::release_temporary(self.domain.inner(), self.record) };
+            unsafe { crate::rcu::local::release_temporary(self.domain().inner(), self.record) };
         }
     }
 }
@@ -215,7 +234,7 @@ impl Drop for Guard<'_> {
 impl core::fmt::Debug for Guard<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Guard")
-            .field("domain", self.domain)
+            .field("domain", self.domain())
             .finish()
     }
 }

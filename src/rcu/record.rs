@@ -100,18 +100,10 @@ pub(crate) struct Record {
     /// fence reads this cache line only. Not in `busy`'s word: a load right
     /// after the store to `busy` must not touch the stored bytes' word.
     light_compiler_only: bool,
-    /// Whether the domain is robust (module `robust`; immutable): on the
-    /// line a section's entry wrote, so a load in a domain that is not
-    /// tests one byte already in the cache.
-    pub(crate) robust: bool,
     /// The most objects the next bag takes (module invariants); changed
     /// under the state lock only.
     limit: Cell<usize>,
-    /// The newest epoch whose objects the section may hold, in a robust
-    /// domain (module `robust`).
-    pub(crate) hi: AtomicU64,
-    /// The domain's epoch (immutable): the domain outlives its records.
-    pub(crate) epoch: *const AtomicU64,
+
     /// When the last bag filled; under the state lock only.
     #[cfg(not(loom))]
     filled: Cell<Option<Instant>>,
@@ -136,6 +128,12 @@ pub(crate) struct Record {
     /// record changes hands meanwhile (only the report would be off).
     #[cfg(not(loom))]
     owned_at: core::sync::atomic::AtomicPtr<core::panic::Location<'static>>,
+    // A robust domain's fields (module `robust`), last too: read only by
+    // its protected loads, which a guard of another domain never runs.
+    /// The newest epoch whose objects the section may hold.
+    pub(crate) hi: AtomicU64,
+    /// The domain's epoch (immutable): the domain outlives its records.
+    pub(crate) epoch: *const AtomicU64,
 }
 
 // Shared fields are atomics; `exit_work` and the fast-path use of `bag` are
@@ -148,16 +146,10 @@ unsafe impl Sync for Record {}
 unsafe impl Send for Record {}
 
 impl Record {
-    pub(crate) fn new(
-        next: *const Record,
-        domain_id: u64,
-        epoch: *const AtomicU64,
-        robust: bool,
-    ) -> Self {
+    pub(crate) fn new(next: *const Record, domain_id: u64, epoch: *const AtomicU64) -> Self {
         Self {
             state: AtomicU64::new(INACTIVE),
             domain_id,
-            robust,
             hi: AtomicU64::new(0),
             epoch,
             exit_work: Cell::new(0),

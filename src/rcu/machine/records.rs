@@ -42,7 +42,7 @@ impl Inner {
             }
             cur = rec.next.cast_mut();
         }
-        let rec = Record::new(core::ptr::null(), self.id, &*self.epoch, self.config.robust);
+        let rec = Record::new(core::ptr::null(), self.id, &*self.epoch);
         let rec = Box::into_raw(Box::new(rec));
         let mut head = self.records.load(Relaxed);
         loop {

@@ -180,7 +180,8 @@ pub(crate) struct Inner {
     /// The objects retired (`counters.retired`) below which no early free
     /// scans (module `early`: its rationing).
     pub(super) early_next: StdAtomicU64,
-    /// Unique among all domains ever created; 0 is the global domain.
+    /// Unique among all domains ever created; 0 is the global domain;
+    /// odd ([`ROBUST_ID_BIT`]) for a robust one.
     pub(crate) id: u64,
     /// Set once torn down; lets thread-locals drop their registration early.
     pub(crate) dead: StdAtomicBool,
@@ -202,6 +203,9 @@ pub(crate) struct Inner {
     /// The owner queues the reclaimer visits along with this domain.
     pub(super) served_owners: Mutex<Vec<std::sync::Weak<dyn Served>>>,
 }
+
+/// The bit of a domain's id that says it is robust (module `robust`).
+pub(crate) const ROBUST_ID_BIT: u64 = 1;
 
 /// The global domain's state, built at compile time, never torn down.
 #[cfg(not(loom))]
@@ -340,8 +344,11 @@ impl Inner {
 
     /// A user-created domain's state.
     pub(crate) fn new(config: Config, stall_hook: Option<StallHook>) -> Arc<Self> {
-        static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
-        let id = NEXT_ID.fetch_add(1, Relaxed);
+        // Even ids, robust domains' one more (`ROBUST_ID_BIT`), so a
+        // handle tells a guard whether its domain is robust without a load.
+        static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(2);
+        let robust = if config.robust { ROBUST_ID_BIT } else { 0 };
+        let id = NEXT_ID.fetch_add(2, Relaxed) | robust;
         #[cfg(not(loom))]
         return Arc::new_cyclic(|this| inner_new!(id, config, this.clone(), stall_hook));
         #[cfg(loom)]
