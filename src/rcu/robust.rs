@@ -35,11 +35,17 @@
 //!    several threads at once, so `hi` only grows there (`fetch_max` in
 //!    step 1; each thread's own fence orders its own reload), and an
 //!    exchange leaves it at `u64::MAX` until the section ends or repins
-//!    (`Record::reset_reservation`, with no load of the section in flight).
+//!    (`Record::reset_reservation`, with no load of the section in flight,
+//!    which lowers it to the current epoch).
 //!
 //! A record's `hi` is never above the epoch except `u64::MAX`, so a stale
 //! value from an earlier section reserves less than the new section's `lo`
-//! and costs nothing.
+//! and costs nothing. And `hi` never goes down, except from `u64::MAX` to
+//! an epoch read after every access of the section that raised it (an
+//! exchange's end, an owned section's repin or end): a scan may read a
+//! record's `state` from one section and its `hi` from a later one (two
+//! locations, no order between the reads), and must still find a bound
+//! of what the earlier section may hold.
 //!
 //! The scan that uses the reservations is the machine's (`machine::early`).
 
@@ -138,10 +144,16 @@ impl Record {
         result
     }
 
-    /// Forgets what the section reserved (an owned section's repin or end,
-    /// a claim): no load of the section may be in flight.
+    /// Forgets what the section reserved beyond the current epoch (an
+    /// owned section's repin or end, a claim): no load of the section may
+    /// be in flight. Never below the epoch (module invariant, on `hi`'s
+    /// monotony).
     pub(crate) fn reset_reservation(&self) {
-        self.hi.store(0, Relaxed);
+        // SAFETY: the record's domain outlives it (`Record::epoch`).
+        // Relaxed: read after every access of the section (program order),
+        // so it is at least every epoch those accesses read (coherence).
+        let e = unsafe { &*self.epoch }.load(Relaxed);
+        self.hi.store(e, Relaxed);
     }
 
     /// The reservation of a record a scan found in a section that began at
