@@ -219,6 +219,32 @@ impl<'d> Guard<'d> {
     }
 }
 
+impl Guard<'_> {
+    /// A load of a pointer that this section may dereference: `load`
+    /// reads the link (`Acquire`); in a robust domain, step 1 of module
+    /// `robust`'s invariant around it. Elsewhere it tests one bit of the
+    /// guard.
+    #[inline(always)]
+    pub(crate) fn protect<P>(&self, load: impl Fn() -> P) -> P {
+        let value = load();
+        if !self.is_robust() {
+            return value;
+        }
+        self.record().protect_robust(value, load)
+    }
+
+    /// A read-modify-write whose previous value this section may
+    /// dereference: in a robust domain, step 2 of module `robust`'s invariant
+    /// around `op`, which must be `Acquire` at least.
+    #[inline(always)]
+    pub(crate) fn exchange<R>(&self, op: impl FnOnce() -> R) -> R {
+        if !self.is_robust() {
+            return op();
+        }
+        self.record().exchange_robust(op)
+    }
+}
+
 impl Drop for Guard<'_> {
     #[inline(always)]
     fn drop(&mut self) {

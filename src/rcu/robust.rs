@@ -15,7 +15,7 @@
 //! the epoch in `state`, `hi` the record's field), as a scanner sees them
 //! after a heavy fence. Three steps keep it:
 //!
-//! 1. **Protected loads** ([`Guard::protect`], which tests the domain's
+//! 1. **Protected loads** (`Guard::protect`, which tests the domain's
 //!    robust bit in the guard first): load the pointer
 //!    (`Acquire`), then the epoch `e`. If `hi >= e`, return: the object was
 //!    published after its birth was read from the epoch, and our `Acquire`
@@ -25,7 +25,7 @@
 //!    newer birth). A scanner whose heavy fence precedes our light fence
 //!    freed only objects unlinked before it, which the reload cannot see;
 //!    one whose fence follows it sees `hi = e`.
-//! 2. **Exchanges** ([`Guard::exchange`]): a read-modify-write's previous
+//! 2. **Exchanges** (`Guard::exchange`): a read-modify-write's previous
 //!    value cannot be loaded again, so the record reserves every epoch
 //!    (`hi = u64::MAX`, light fence) around it, and then lowers `hi` to the
 //!    epoch read after it, which covers the value it returned (step 1's
@@ -53,7 +53,6 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use crate::rcu::fence;
 use crate::rcu::record::Record;
-use crate::Guard;
 
 /// When an object became reachable, in a robust domain's eras: read it with
 /// [`Domain::birth`](crate::Domain::birth) before publishing the object,
@@ -71,31 +70,6 @@ use crate::Guard;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Birth(pub(crate) u64);
-
-impl Guard<'_> {
-    /// A load of a pointer that this section may dereference: `load`
-    /// reads the link (`Acquire`); in a robust domain, the loop of the
-    /// module's step 1 around it. Elsewhere it tests one bit of the guard.
-    #[inline(always)]
-    pub(crate) fn protect<P>(&self, load: impl Fn() -> P) -> P {
-        let value = load();
-        if !self.is_robust() {
-            return value;
-        }
-        self.record().protect_robust(value, load)
-    }
-
-    /// A read-modify-write whose previous value this section may
-    /// dereference: in a robust domain, step 2 of the module's invariant
-    /// around `op`, which must be `Acquire` at least.
-    #[inline(always)]
-    pub(crate) fn exchange<R>(&self, op: impl FnOnce() -> R) -> R {
-        if !self.is_robust() {
-            return op();
-        }
-        self.record().exchange_robust(op)
-    }
-}
 
 impl Record {
     /// Step 1 of the module's invariant.
