@@ -68,10 +68,10 @@ use crate::Domain;
 /// ```
 #[must_use = "the read section ends when the guard is dropped"]
 pub struct Guard<'d> {
-    /// The domain's address, its low bit set if the domain is robust
-    /// (module `robust`): loads test that bit, which a guard kept in a
-    /// register has at hand, instead of loading anything.
-    domain: usize,
+    /// The domain, one byte past it if the domain is robust (module
+    /// `robust`): loads test that bit of the address, which a guard kept
+    /// in a register has at hand, instead of loading anything.
+    domain: *const Domain,
     /// Also gives the domain's id to pointers' domain checks (an immutable
     /// field on the line the entry wrote), so the guard is two words: when
     /// its address escapes, entering and leaving store and reload only
@@ -104,7 +104,10 @@ impl<'d> Guard<'d> {
     fn with(domain: &'d Domain, record: &'d Record) -> Self {
         let robust = if domain.is_robust() { ROBUST } else { 0 };
         Self {
-            domain: core::ptr::from_ref(domain) as usize | robust,
+            domain: core::ptr::from_ref(domain)
+                .cast::<u8>()
+                .wrapping_add(robust)
+                .cast(),
             record,
             _not_send: PhantomData,
         }
@@ -113,7 +116,7 @@ impl<'d> Guard<'d> {
     /// Whether the domain is robust (module `robust`).
     #[inline(always)]
     pub(crate) fn is_robust(&self) -> bool {
-        self.domain & ROBUST != 0
+        self.domain as usize & ROBUST != 0
     }
 
     /// The guard of an owned section (module `owned`): `record` is claimed
@@ -148,9 +151,10 @@ impl<'d> Guard<'d> {
     /// ```
     #[must_use]
     pub fn domain(&self) -> &'d Domain {
-        // SAFETY: the address of the `&'d Domain` this guard was made with
-        // (`with`), without its tag bit.
-        unsafe { &*((self.domain & !ROBUST) as *const Domain) }
+        let tag = self.domain as usize & ROBUST;
+        // SAFETY: the `&'d Domain` this guard was made with (`with`), moved
+        // back by the byte `with` added for a robust domain.
+        unsafe { &*self.domain.cast::<u8>().wrapping_sub(tag).cast::<Domain>() }
     }
 
     /// Ends the section and starts a new one, so that grace periods
