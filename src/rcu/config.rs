@@ -550,10 +550,12 @@ impl DomainBuilder {
     /// garbage grows without limit. In a robust domain, objects retired
     /// with a [`Birth`](crate::Birth)
     /// ([`Domain::retire_born`](crate::Domain::retire_born),
-    /// [`Batch::push_born`](crate::Batch::push_born)) may be freed
-    /// before their grace period completes: when a retirement finds the
-    /// domain past its soft bound or its bound (before it would wait), and
-    /// on [`Domain::collect`](crate::Domain::collect), the domain runs one
+    /// [`Batch::push_born`](crate::Batch::push_born),
+    /// [`Detached::retire_born`](crate::Detached::retire_born)) may be
+    /// freed before their grace period completes: when a retirement finds
+    /// the domain past its soft bound or its bound (before it would wait),
+    /// on [`Domain::collect`](crate::Domain::collect) and on the
+    /// [`Reclaimer`](crate::Reclaimer)'s visits, the domain runs one
     /// process-wide barrier, reads what the readers holding grace periods
     /// up have reserved, and frees every waiting unit (a thread's buffer of
     /// retirements, a batch) whose oldest birth is younger than all of
@@ -566,13 +568,15 @@ impl DomainBuilder {
     ///   entry, if it loaded nothing): eras are the domain's grace periods
     ///   started, read by [`Domain::birth`](crate::Domain::birth);
     /// - while an exchange (`swap`, `compare_exchange`, `fetch_or`, ...)
-    ///   runs, every object;
+    ///   runs, every object; in an owned section
+    ///   ([`Domain::read_owned`](crate::Domain::read_owned)), whose guard
+    ///   may be used on several threads at once, from its first exchange
+    ///   until it repins or ends;
     /// - every object retired without a birth (`retire`, `retire_raw`,
-    ///   `retire_with`, owners, [`Detached`](crate::Detached)), and every
-    ///   batch holding one, which wait for their grace period as in any
-    ///   domain; so do the objects that share a thread's buffer with one;
-    /// - in an owned section ([`Domain::read_owned`](crate::Domain::read_owned)),
-    ///   every object: its guard may be used on several threads at once.
+    ///   `retire_with`, owners, [`Detached::retire`](crate::Detached::retire)),
+    ///   and every batch holding one, which wait for their grace period as
+    ///   in any domain; so do the objects that share a thread's buffer with
+    ///   one.
     ///
     /// It does not hold what was born after that, even if it was retired
     /// after the reader entered. [`synchronize`](crate::Domain::synchronize),
@@ -594,9 +598,10 @@ impl DomainBuilder {
     /// the era and compares it with the section's (and when the era moved,
     /// publishes it, fences and loads again), and every exchange stores
     /// twice around a fence (a full one where `membarrier` is missing). On
-    /// structures that chase pointers it is measured in BENCHMARKS.md. In a
-    /// domain that is not robust a load tests one byte its guard's record
-    /// already holds in the cache.
+    /// structures that chase pointers it is measured in BENCHMARKS.md (the
+    /// `ownrcu_atomic_robust` column). In a domain that is not robust a load
+    /// tests one bit of its guard (whose domain's id says it), and an
+    /// `Atomic` bound to the global domain not even that.
     ///
     /// # Examples
     ///
