@@ -166,8 +166,21 @@ fn births_change_nothing_in_a_domain_that_is_not_robust() {
         .max_pending(BOUND)
         .soft_max_pending(SOFT)
         .build();
-    let (leave, reader) = stalled_reader(&domain);
-    retire_fresh(&domain, &drops, N / 10);
+    nothing_freed_behind_a_stuck_reader(&domain, &drops, |domain| {
+        retire_fresh(domain, &drops, N / 10);
+    });
+}
+
+/// Runs `retire` (which retires `N / 10` objects counted by `drops`)
+/// behind a reader that stays, checks that none of them was freed, early
+/// or not, and that all are once the reader leaves.
+fn nothing_freed_behind_a_stuck_reader(
+    domain: &Domain,
+    drops: &Drops,
+    retire: impl FnOnce(&Domain),
+) {
+    let (leave, reader) = stalled_reader(domain);
+    retire(domain);
     let stats = domain.stats();
     assert_eq!((stats.freed, stats.freed_by.early), (0, 0), "{stats:?}");
     leave.send(()).unwrap();
@@ -180,16 +193,11 @@ fn births_change_nothing_in_a_domain_that_is_not_robust() {
 fn objects_retired_without_a_birth_wait_for_their_grace_period() {
     let drops = Drops::default();
     let domain = robust();
-    let (leave, reader) = stalled_reader(&domain);
-    for _ in 0..N / 10 {
-        domain.retire(drops.obj());
-    }
-    let stats = domain.stats();
-    assert_eq!((stats.freed, stats.freed_by.early), (0, 0), "{stats:?}");
-    leave.send(()).unwrap();
-    reader.join().unwrap();
-    domain.barrier();
-    assert_eq!(drops.get(), N / 10);
+    nothing_freed_behind_a_stuck_reader(&domain, &drops, |domain| {
+        for _ in 0..N / 10 {
+            domain.retire(drops.obj());
+        }
+    });
 }
 
 /// An owned section reserves what it loads like a thread's section; after
