@@ -120,13 +120,21 @@ impl Inner {
         let done = self.oldest_section(st).map_or(epoch, |lo| lo.min(epoch));
         if done > completed {
             self.set_completed(done);
+            // The oldest one still in flight started between the start of
+            // the one just completed and now: timed from now, a stall
+            // warning for it may come late, never early.
+            #[cfg(not(loom))]
+            {
+                st.started_at = Some(std::time::Instant::now());
+            }
         }
     }
 
     /// Publishes `gp` as the last grace period completed (state lock held).
     fn set_completed(&self, gp: u64) {
-        let before = self.completed.load(Relaxed); // written under this lock
-                                                   // Release: pairs with the Acquire in `is_complete`.
+        // Relaxed: written under this lock only.
+        let before = self.completed.load(Relaxed);
+        // Release: pairs with the Acquire in `is_complete`.
         self.completed.store(gp, Release);
         self.counters.grace_periods.fetch_add(gp - before, Relaxed);
     }
