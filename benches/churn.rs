@@ -812,10 +812,9 @@ fn pending_peak_stuck(c: &mut Criterion) {
                 RETIRED.store(i + 1, Release);
                 let birth = domain.birth();
                 let object = Box::into_raw(Box::new(Obj::new(i)));
-                // SAFETY: 1-5: `free_obj` frees this box once, on any
-                // thread (`Obj` is `Send + 'static`); never published, so no
-                // reader holds it; 6, 7: its birth was read before it was
-                // made, and no reader can reach it at all.
+                // Never published: no reader holds it, its birth came first.
+                // SAFETY: 1-5: `free_obj` frees this box once, on any thread
+                // (`Obj` is `Send + 'static`), no reader; 6, 7: as just said.
                 unsafe { domain.retire_born(object, free_obj, birth) };
             }
         },

@@ -283,11 +283,11 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
         (self.born, self.unborn) = (u64::MAX, false);
         let items = core::mem::take(&mut self.items);
         let deleted = core::mem::take(&mut self.deleted);
-        // SAFETY: the batch's invariant: every pointer is unlinked, owned by
-        // the batch alone, reached by readers only under guards of this
-        // domain, and a `Box<T>` or freed by its deleter (`push_with`); if
-        // `birth` is known, every object came with a birth at least as
-        // old, under `push_born`'s contract.
+        // The batch's invariant: every pointer is unlinked, owned by the
+        // batch alone, reached by readers only under guards of this domain,
+        // and a `Box<T>` or freed by its deleter (`push_with`).
+        // SAFETY: as just said; a known `birth` is no younger than any
+        // object's, each pushed under `push_born`'s contract.
         let unit = Box::new(unsafe { Typed::with_deleted(items, deleted).born(birth) });
         self.domain.inner().register(unit, true, hurry);
     }

@@ -342,7 +342,7 @@ impl Record {
     /// seen by a grace period's check).
     #[inline]
     pub(crate) fn active_epoch(&self) -> Option<u64> {
-        // Acquire: as in `blocks`.
+        // Acquire: pairs with the Release stores in `enter`/`exit`.
         let s = self.state.load(Acquire);
         (s & 1 == 1).then_some(s >> 1)
     }
@@ -350,9 +350,7 @@ impl Record {
     /// Whether this record still holds up grace period number `gp`.
     #[inline]
     pub(crate) fn blocks(&self, gp: u64) -> bool {
-        // Acquire: pairs with the Release stores in `enter`/`exit`.
-        let s = self.state.load(Acquire);
-        s & 1 == 1 && (s >> 1) < gp
+        self.active_epoch().is_some_and(|lo| lo < gp)
     }
 
     /// Owner fast path: puts an object in the bag without synchronization.

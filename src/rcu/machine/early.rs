@@ -26,7 +26,7 @@
 //!   objects then pending (at least the soft bound's worth) have been
 //!   registered since.
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::{Relaxed, Release};
 
 use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, Waiting};
@@ -155,11 +155,7 @@ impl Inner {
         // (lo, reservation) of every record in a section.
         let blockers: Vec<(u64, u64)> = self
             .records()
-            .filter_map(|rec| {
-                // Acquire: as in `Record::blocks`.
-                let s = rec.state.load(Acquire);
-                (s & 1 == 1).then(|| (s >> 1, rec.reservation(s >> 1)))
-            })
+            .filter_map(|rec| rec.active_epoch().map(|lo| (lo, rec.reservation(lo))))
             .collect();
         let reserved = |gp: u64| {
             blockers
