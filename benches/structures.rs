@@ -629,7 +629,8 @@ impl<R: RawReclaim> Backend for R {
 // ---------------------------------------------------------------------------
 
 /// ownrcu: `Domain::global()` with the crate's default settings (no
-/// tuning); a guard is `Domain::read()`, a retirement
+/// tuning); a guard is `Domain::global().read()` (the handle a constant, so
+/// the guard's code is the global domain's alone), a retirement
 /// `Domain::retire_raw` of the `Box::into_raw` pointer; after the run
 /// `barrier()` frees everything. Holds the domain's counters at the run's
 /// start, for the diagnosis line `drain` prints (never used for the figures).
@@ -637,17 +638,15 @@ struct Ownrcu(ownrcu::Stats);
 
 impl RawReclaim for Ownrcu {
     const NAME: &'static str = "ownrcu";
-    type Handle<'s> = &'static Domain;
+    type Handle<'s> = ();
     type Guard<'h> = ownrcu::Guard<'static>;
     fn new() -> Self {
         Ownrcu(Domain::global().stats())
     }
-    fn handle(&self) -> Self::Handle<'_> {
-        Domain::global()
-    }
+    fn handle(&self) -> Self::Handle<'_> {}
     #[inline]
-    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
-        handle.read()
+    fn pin<'h>((): &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        Domain::global().read()
     }
     #[inline]
     unsafe fn retire(p: *mut Node<Self>, _guard: &Self::Guard<'_>) {
@@ -732,13 +731,13 @@ fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn
 /// back-ends use Release/Relaxed (the same instruction on x86-64), and the
 /// mark is a compare-exchange loop that also writes when the node is already
 /// marked; every operation checks that the guard is of the global domain (a
-/// compare of the guard's domain id with 0); `insert_before` checks that the
+/// test of a bit of the guard); `insert_before` checks that the
 /// node's link lies inside the node and is null.
 struct OwnrcuAtomic(ownrcu::Stats);
 
 impl Backend for OwnrcuAtomic {
     const NAME: &'static str = "ownrcu_atomic";
-    type Handle<'s> = &'static Domain;
+    type Handle<'s> = ();
     type Guard<'h> = ownrcu::Guard<'static>;
     type Link = ManuallyDrop<Atomic<Node<Self>, GlobalDomain>>;
     type Ptr<'g> = Shared<'g, Node<Self>>;
@@ -748,12 +747,10 @@ impl Backend for OwnrcuAtomic {
     fn new() -> Self {
         OwnrcuAtomic(Domain::global().stats())
     }
-    fn handle(&self) -> Self::Handle<'_> {
-        Domain::global()
-    }
+    fn handle(&self) -> Self::Handle<'_> {}
     #[inline]
-    fn pin<'h>(handle: &'h Self::Handle<'_>) -> Self::Guard<'h> {
-        handle.read()
+    fn pin<'h>((): &'h Self::Handle<'_>) -> Self::Guard<'h> {
+        Domain::global().read()
     }
     #[inline]
     fn is_null(p: Self::Ptr<'_>) -> bool {
@@ -841,11 +838,12 @@ impl Backend for OwnrcuAtomic {
 /// the global one (a guard looks up the thread's record for a user-created
 /// domain instead of the global domain's dedicated one; retirements go to
 /// that domain's buffers and grace periods), with no domain check per use
-/// (the binding checks nothing; `ownrcu_atomic`'s compares the guard's
-/// domain id with 0).
+/// (the binding checks only that the guard's domain is not robust, a bit
+/// of the guard, as `ownrcu_atomic`'s tests the guard's global-domain bit).
 ///
 /// With `ROBUST`, the domain is a robust one (`DomainBuilder::robust`,
-/// back-end `ownrcu_atomic_robust`): every load and exchange is protected,
+/// back-end `ownrcu_atomic_robust`) and the links `Atomic<Node,
+/// UncheckedDomain<true>>`: every load and exchange is protected,
 /// while the retirements (without births) wait for their grace periods as
 /// before, so against `ownrcu_atomic_domain` it shows what the robust read
 /// path costs.
@@ -866,7 +864,7 @@ impl<const ROBUST: bool> Backend for OwnrcuAtomicDomain<ROBUST> {
     };
     type Handle<'s> = &'s Domain;
     type Guard<'h> = ownrcu::Guard<'h>;
-    type Link = ManuallyDrop<Atomic<Node<Self>, UncheckedDomain>>;
+    type Link = ManuallyDrop<Atomic<Node<Self>, UncheckedDomain<ROBUST>>>;
     type Ptr<'g> = Shared<'g, Node<Self>>;
     type New = Owned<Node<Self>>;
     type Unlinked<'g> = Detached<'g, Node<Self>>;

@@ -63,21 +63,22 @@ use crate::{Batch, Birth, Domain, Guard, Shared};
 pub trait DomainBinding: sealed::Sealed {}
 
 mod sealed {
+    use crate::Guard;
 
     pub trait Sealed: Sized {
         /// Not bound to any domain yet.
         fn unbound() -> Self;
-        /// Binds to the domain with id `domain` (a guard's), or checks
-        /// that it is bound to it.
+        /// Binds to `guard`'s domain, or checks that it is bound to it.
         ///
         /// # Panics
         ///
         /// If it is bound to another domain.
-        fn bind(&self, domain: u64);
+        fn bind(&self, guard: &Guard<'_>);
         /// Whether the domain may be robust, once `bind` returned: not
         /// for [`GlobalDomain`](super::GlobalDomain), whose `bind` checked
-        /// that the guard is the global domain's, which never is; so its
-        /// loads skip the robust bit's test.
+        /// that the guard is the global domain's, which never is, nor for
+        /// `UncheckedDomain<false>`, whose `bind` checks it; their loads
+        /// skip the robust bit's test.
         const MAYBE_ROBUST: bool = true;
     }
 }
@@ -97,8 +98,8 @@ impl Sealed for AnyDomain {
     }
 
     #[inline]
-    fn bind(&self, domain: u64) {
-        let me = domain.wrapping_add(1);
+    fn bind(&self, guard: &Guard<'_>) {
+        let me = guard.domain_id().wrapping_add(1);
         // Relaxed: the binding orders nothing; every thread only has to agree
         // on one value, which the single compare-and-swap from 0 gives.
         let bound = self.0.load(Relaxed);
@@ -164,10 +165,10 @@ impl Sealed for GlobalDomain {
     }
 
     #[inline]
-    fn bind(&self, domain: u64) {
-        // The global domain's id is 0; user-created domains count from 1.
+    fn bind(&self, guard: &Guard<'_>) {
+        // A bit of the guard's own word: no load on the pointer's path.
         assert!(
-            domain == 0,
+            guard.is_global(),
             "ownrcu: an Atomic<_, GlobalDomain> was used with a guard of a user-created domain; \
              it is for the global domain only (use `Atomic<T>` for any domain)"
         );
@@ -180,6 +181,26 @@ impl Sealed for GlobalDomain {
 /// are made only by the `unsafe` [`Atomic::null_unchecked`] and
 /// [`Atomic::from_owned_unchecked`], whose contract is the check the
 /// binding leaves out.
+///
+/// # Robust domains
+///
+/// `UncheckedDomain` (that is, `UncheckedDomain<false>`) is for domains
+/// that are not [robust](crate::DomainBuilder::robust): its loads are
+/// plain loads, and a use with a robust domain's guard panics (a test of
+/// a bit of the guard, which a loop does once).
+/// `UncheckedDomain<true>` is for any domain: each load and exchange
+/// tests whether the guard's domain is robust and, if it is, protects
+/// what it reads. In a domain that is not robust that test is all it
+/// costs, but it is a second path in every loop that loads, which the
+/// compiler may copy the loop for.
+///
+/// ```should_panic
+/// # use ownrcu::{Atomic, Domain, UncheckedDomain};
+/// let domain = Domain::builder().robust(true).build();
+/// // SAFETY: only guards of `domain` are passed.
+/// let a: Atomic<u64, UncheckedDomain> = unsafe { Atomic::null_unchecked() };
+/// a.load(&domain.read()); // panics: use `UncheckedDomain<true>`
+/// ```
 ///
 /// # Examples
 ///
@@ -220,18 +241,24 @@ impl Sealed for GlobalDomain {
 /// assert_eq!(config.get(&config.domain.read()), "v2");
 /// ```
 #[derive(Debug)]
-pub struct UncheckedDomain(());
+pub struct UncheckedDomain<const ROBUST: bool = false>(());
 
-impl DomainBinding for UncheckedDomain {}
+impl<const ROBUST: bool> DomainBinding for UncheckedDomain<ROBUST> {}
 
-impl Sealed for UncheckedDomain {
+impl<const ROBUST: bool> Sealed for UncheckedDomain<ROBUST> {
+    const MAYBE_ROBUST: bool = ROBUST;
+
     fn unbound() -> Self {
         Self(())
     }
 
     #[inline(always)]
-    fn bind(&self, _domain: u64) {
-        // The creator's contract (`Atomic::null_unchecked`) is the check.
+    fn bind(&self, guard: &Guard<'_>) {
+        // The creator's contract (`Atomic::null_unchecked`) is the domain
+        // check; whether it may be robust is the type's.
+        if !ROBUST {
+            guard.assert_not_robust("an Atomic<_, UncheckedDomain>");
+        }
     }
 }
 
@@ -438,7 +465,7 @@ impl<T> Atomic<T, GlobalDomain> {
     }
 }
 
-impl<T> Atomic<T, UncheckedDomain> {
+impl<T, const ROBUST: bool> Atomic<T, UncheckedDomain<ROBUST>> {
     /// A null pointer whose domain the caller checks ([`UncheckedDomain`]).
     ///
     /// # Safety
@@ -473,10 +500,11 @@ impl<T> Atomic<T, UncheckedDomain> {
     /// # Examples
     ///
     /// ```
-    /// use ownrcu::{Atomic, Domain, Owned};
+    /// use ownrcu::{Atomic, Domain, Owned, UncheckedDomain};
     /// let domain = Domain::new();
     /// // SAFETY: 1. only guards of `domain` are passed, below.
-    /// let a = unsafe { Atomic::from_owned_unchecked(Owned::new(2_u32)) };
+    /// let a: Atomic<_, UncheckedDomain> =
+    ///     unsafe { Atomic::from_owned_unchecked(Owned::new(2_u32)) };
     /// assert_eq!(*a.load(&domain.read()), 2);
     /// ```
     #[must_use]
@@ -538,33 +566,25 @@ impl<T, D: DomainBinding> Atomic<T, D> {
     /// ```
     #[inline]
     pub fn load<'g>(&'g self, guard: &'g Guard<'_>) -> Shared<'g, T> {
-        self.domain.bind(guard.domain_id());
+        self.domain.bind(guard);
         // Acquire: see the doc above; protected in a robust domain.
         Shared::from_raw(self.load_protected(guard))
     }
 
     /// The pointer, loaded as [`Guard::protect`] does (the robust domains'
-    /// protocol, module `robust` of the core); a `GlobalDomain` pointer,
-    /// whose domain is never robust, skips even its test.
+    /// protocol, module `robust` of the core) when the binding allows a
+    /// robust domain; a plain load otherwise.
     #[inline(always)]
     fn load_protected(&self, guard: &Guard<'_>) -> *mut T {
         // Acquire: see `load`.
-        if D::MAYBE_ROBUST {
-            guard.protect(|| self.ptr.load(Acquire))
-        } else {
-            self.ptr.load(Acquire)
-        }
+        guard.protect(D::MAYBE_ROBUST, || self.ptr.load(Acquire))
     }
 
     /// `op`, a read-modify-write whose previous value the section may
     /// dereference, run as [`Guard::exchange`] does (as above).
     #[inline(always)]
     fn exchange_protected<R>(&self, guard: &Guard<'_>, op: impl FnOnce() -> R) -> R {
-        if D::MAYBE_ROBUST {
-            guard.exchange(op)
-        } else {
-            op()
-        }
+        guard.exchange(D::MAYBE_ROBUST, op)
     }
 
     /// The untagged address and the tag, without a guard: for a null or
@@ -693,7 +713,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
         // The object moves into a pointer that another thread may drop.
         T: Send,
     {
-        self.domain.bind(guard.domain_id());
+        self.domain.bind(guard);
         let link: *const Atomic<T, D> = next(&new);
         let start = new.ptr.as_ptr() as usize;
         let at = link as usize;
@@ -705,7 +725,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
         // above), which we own and which stays allocated and unmoved (it is
         // boxed) until we return it.
         let link = unsafe { &*link };
-        link.domain.bind(guard.domain_id());
+        link.domain.bind(guard);
         // Relaxed: `new` is ours alone until the exchange publishes it.
         assert!(
             decompose(link.ptr.load(Relaxed)).0.is_null(),
@@ -787,7 +807,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
     }
 
     fn fetch_tag<'g>(&'g self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
-        self.domain.bind(guard.domain_id());
+        self.domain.bind(guard);
         Shared::from_raw(self.exchange_protected(guard, || update_tag(&self.ptr, f)))
     }
 
@@ -832,7 +852,7 @@ impl<T, D: DomainBinding> Atomic<T, D> {
         new: Shared<'n, T>,
         guard: &'g Guard<'_>,
     ) -> Result<(), CompareExchangeError<'g, T, Shared<'n, T>>> {
-        self.domain.bind(guard.domain_id());
+        self.domain.bind(guard);
         match self.exchange_protected(guard, || self.cas(current.raw(), new.raw(), false)) {
             Ok(_) => Ok(()),
             Err(now) => Err(CompareExchangeError {
@@ -900,7 +920,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         new: impl Into<Option<Owned<T>>>,
         guard: &Guard<'d>,
     ) -> Option<Detached<'d, T>> {
-        self.domain.bind(guard.domain_id());
+        self.domain.bind(guard);
         let new = Owned::into_raw_or_null(new.into());
         // AcqRel: see the doc above.
         let old = self.ptr.swap(new, AcqRel);
@@ -984,7 +1004,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         guard: &'g Guard<'d>,
         weak: bool,
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T>> {
-        self.domain.bind(guard.domain_id());
+        self.domain.bind(guard);
         let new_raw = new.as_ref().map_or(ptr::null_mut(), Owned::as_raw);
         match self.exchange_protected(guard, || self.cas(current.raw(), new_raw, weak)) {
             Ok(old) => {
@@ -1059,7 +1079,7 @@ impl<T: Send + 'static, D: DomainBinding> Atomic<T, D> {
         new: Shared<'n, T>,
         guard: &'g Guard<'d>,
     ) -> Result<Option<Detached<'d, T>>, CompareExchangeError<'g, T, Shared<'n, T>>> {
-        self.domain.bind(guard.domain_id());
+        self.domain.bind(guard);
         match self.exchange_protected(guard, || self.cas(current.raw(), new.raw(), false)) {
             Ok(old) => Ok(Detached::from_raw(old, guard.domain())),
             Err(now) => Err(CompareExchangeError {

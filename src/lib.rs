@@ -255,7 +255,10 @@
 //! thread's buffer, a batch) keep one birth for all their objects, so
 //! freeing early is one scan per unit, not per object. Objects retired
 //! without a birth keep the ordinary guarantee, so raw pointers, owners
-//! and the safe [`Atomic`]'s `Detached` need nothing new.
+//! and the safe [`Atomic`]'s `Detached` need nothing new. The pointer types
+//! say whether their domain may be robust (`Link<T, true>`,
+//! `UncheckedDomain<true>`; [`Atomic<T>`] always may), so that structures
+//! in other domains pay nothing for the mode ([`DomainBuilder::robust`]).
 //!
 //! # The kernel mapping
 //!

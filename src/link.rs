@@ -66,6 +66,22 @@ use crate::{CompareExchangeError, Guard, Shared};
 /// [`Atomic`](crate::Atomic): [`fetch_or`](Link::fetch_or) marks a node's
 /// links before it is unlinked (Harris), and [`Shared::tag`] reads it.
 ///
+/// # Robust domains
+///
+/// `Link<T>` (that is, `Link<T, false>`) is for domains that are not
+/// [robust](crate::DomainBuilder::robust): its loads and exchanges are the
+/// plain atomic operations, and a use with a robust domain's guard panics.
+/// A structure that may live in a robust domain uses `Link<T, true>`,
+/// which works in any domain and, in a robust one, protects what it loads
+/// (at the price the builder's doc gives).
+///
+/// ```should_panic
+/// let domain = ownrcu::Domain::builder().robust(true).build();
+/// // SAFETY: nothing is ever linked; only guards of `domain`.
+/// let plain: ownrcu::Link<u64> = unsafe { ownrcu::Link::null() };
+/// let _ = plain.load(&domain.read()); // panics: use `Link<u64, true>`
+/// ```
+///
 /// # Thread safety
 ///
 /// `Link<T>` is `Send` and `Sync` if `T` is `Send` and `Sync`: readers on
@@ -114,18 +130,18 @@ use crate::{CompareExchangeError, Guard, Shared};
 /// assert_eq!(domain.stats().freed, 1);
 /// ```
 #[repr(transparent)]
-pub struct Link<T> {
+pub struct Link<T, const ROBUST: bool = false> {
     ptr: AtomicPtr<T>,
     _shares: PhantomData<*const T>,
 }
 
 // SAFETY: a link hands `&T` to readers on any thread (`T: Sync`), and what
 // it points to may be freed by whichever thread retires it (`T: Send`).
-unsafe impl<T: Send + Sync> Send for Link<T> {}
+unsafe impl<T: Send + Sync, const ROBUST: bool> Send for Link<T, ROBUST> {}
 // SAFETY: as above.
-unsafe impl<T: Send + Sync> Sync for Link<T> {}
+unsafe impl<T: Send + Sync, const ROBUST: bool> Sync for Link<T, ROBUST> {}
 
-impl<T> Link<T> {
+impl<T, const ROBUST: bool> Link<T, ROBUST> {
     /// A null link (tag 0).
     ///
     /// # Safety
@@ -200,7 +216,7 @@ impl<T> Link<T> {
     /// let domain = Domain::new();
     /// // SAFETY: its object is retired below once unlinked, into `domain`,
     /// // whose guards are the only ones used.
-    /// let link = unsafe { Link::null() };
+    /// let link = unsafe { Link::<u32>::null() };
     /// let guard = domain.read();
     /// link.store(Owned::new(5_u32).into_shared(&guard));
     /// assert_eq!(*link.load(&guard), 5);
@@ -213,7 +229,7 @@ impl<T> Link<T> {
         // Acquire: pairs with the Release of the write that published the
         // object, so its contents are visible through the `Shared`.
         // Protected in a robust domain.
-        Shared::from_raw(guard.protect(|| self.ptr.load(Acquire)))
+        Shared::from_raw(self.protect(guard, || self.ptr.load(Acquire)))
     }
 
     /// Stores `new` (`rcu_assign_pointer`); needs no guard, since it hands
@@ -255,7 +271,7 @@ impl<T> Link<T> {
         // AcqRel: Release publishes `new`, Acquire makes the old object's
         // contents visible to the caller, who may dereference it.
         // Protected in a robust domain.
-        Shared::from_raw(guard.exchange(|| self.ptr.swap(new.raw(), AcqRel)))
+        Shared::from_raw(self.protect_exchange(guard, || self.ptr.swap(new.raw(), AcqRel)))
     }
 
     /// If the link equals `current` (address and tag), replaces it with
@@ -268,7 +284,7 @@ impl<T> Link<T> {
     /// use ownrcu::{Domain, Link, Owned, Shared};
     /// let domain = Domain::new();
     /// // SAFETY: its object is retired below once unlinked, into `domain`.
-    /// let link = unsafe { Link::null() };
+    /// let link = unsafe { Link::<u32>::null() };
     /// let guard = domain.read();
     /// let node = Owned::new(1_u32).into_shared(&guard);
     /// assert!(link.compare_exchange(Shared::null(), node, &guard).is_ok());
@@ -322,13 +338,34 @@ impl<T> Link<T> {
         guard: &'g Guard<'_>,
         weak: bool,
     ) -> Result<Shared<'g, T>, CompareExchangeError<'g, T, Shared<'n, T>>> {
-        match guard.exchange(|| self.cas(current.raw(), new.raw(), weak)) {
+        match self.protect_exchange(guard, || self.cas(current.raw(), new.raw(), weak)) {
             Ok(old) => Ok(Shared::from_raw(old)),
             Err(now) => Err(CompareExchangeError {
                 current: Shared::from_raw(now),
                 new,
             }),
         }
+    }
+
+    /// A load whose value the section may dereference, as [`Guard::protect`]
+    /// runs it for a link of this kind (`ROBUST`: whether its domain may
+    /// be robust; a plain link checks that it is not).
+    #[inline(always)]
+    fn protect<P>(&self, guard: &Guard<'_>, load: impl Fn() -> P) -> P {
+        if !ROBUST {
+            guard.assert_not_robust("a Link<T>");
+        }
+        guard.protect(ROBUST, load)
+    }
+
+    /// A read-modify-write whose previous value the section may
+    /// dereference, as [`Guard::exchange`] runs it (as `protect`).
+    #[inline(always)]
+    fn protect_exchange<R>(&self, guard: &Guard<'_>, op: impl FnOnce() -> R) -> R {
+        if !ROBUST {
+            guard.assert_not_robust("a Link<T>");
+        }
+        guard.exchange(ROBUST, op)
     }
 
     /// The compare-and-swap itself (`shared::cas`): `AcqRel`/`Acquire`
@@ -426,7 +463,7 @@ impl<T> Link<T> {
     /// use ownrcu::{Domain, Link, Owned, Shared};
     /// let domain = Domain::new();
     /// // SAFETY: its object is retired below once unlinked, into `domain`.
-    /// let next = unsafe { Link::null() };
+    /// let next = unsafe { Link::<u64>::null() };
     /// let guard = domain.read();
     /// next.store(Owned::new(3_u64).into_shared(&guard));
     /// assert_eq!(*next.load_untagged(&guard).unwrap(), 3);
@@ -439,7 +476,7 @@ impl<T> Link<T> {
     #[inline]
     pub fn load_untagged<'g>(&self, guard: &'g Guard<'_>) -> Result<Shared<'g, T>, usize> {
         // Acquire, protected: as `load`.
-        let raw = guard.protect(|| self.ptr.load(Acquire));
+        let raw = self.protect(guard, || self.ptr.load(Acquire));
         match decompose(raw).1 {
             0 => Ok(Shared::from_raw(raw)),
             tag => Err(tag),
@@ -450,7 +487,7 @@ impl<T> Link<T> {
     /// handed out: `AcqRel`/`Acquire`.
     #[inline]
     fn fetch_tag<'g>(&self, guard: &'g Guard<'_>, f: impl Fn(usize) -> usize) -> Shared<'g, T> {
-        Shared::from_raw(guard.exchange(|| update_tag(&self.ptr, f)))
+        Shared::from_raw(self.protect_exchange(guard, || update_tag(&self.ptr, f)))
     }
 
     /// The untagged address and the tag, without a guard: for a null or tag
@@ -500,7 +537,7 @@ impl<T> Link<T> {
     }
 }
 
-impl<T> fmt::Debug for Link<T> {
+impl<T, const ROBUST: bool> fmt::Debug for Link<T, ROBUST> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Relaxed: only the address and tag are shown, never the object.
         let (ptr, tag) = decompose(self.ptr.load(Relaxed));

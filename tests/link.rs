@@ -980,7 +980,7 @@ fn tag_only_operations_keep_the_address() {
     let object = Owned::new(11_u64).into_shared(&guard);
     // SAFETY: `object` is freed below, after the link's last use; only
     // guards of `domain` are passed.
-    let link = unsafe { Link::null() };
+    let link = unsafe { Link::<u64>::null() };
     link.store(object);
     assert_eq!(link.load_untagged(&guard), Ok(object));
     assert_eq!(link.fetch_or_tag(2), 0);

@@ -91,7 +91,7 @@ fn loaded_node_stays(exchange: bool) {
     let domain = robust();
     // SAFETY: its nodes come from `Box::into_raw` and are retired once
     // unlinked, into `domain`, whose guards are the only ones used.
-    let link: Link<Node> = unsafe { Link::null() };
+    let link: Link<Node, true> = unsafe { Link::null() };
     let (entered_tx, entered_rx) = mpsc::channel();
     let (load_tx, load_rx) = mpsc::channel::<()>();
     let (loaded_tx, loaded_rx) = mpsc::channel();
@@ -207,7 +207,7 @@ fn an_owned_section_that_exchanged_holds_everything_until_it_repins() {
     let drops = Drops::default();
     let domain = robust();
     // SAFETY: nothing non-null is ever stored.
-    let link: Link<u64> = unsafe { Link::null() };
+    let link: Link<u64, true> = unsafe { Link::null() };
     let mut section = domain.read_owned();
     let _ = link.load(section.guard());
     retire_fresh(&domain, &drops, N / 4);
@@ -361,7 +361,7 @@ fn busy_readers_do_not_block_early_frees_behind_a_stuck_one() {
     let domain = robust();
     // SAFETY: its nodes come from `Box::into_raw` and are retired once
     // unlinked, into `domain`, whose guards are the only ones used.
-    let link: Link<Node> = unsafe { Link::null() };
+    let link: Link<Node, true> = unsafe { Link::null() };
     let (leave, reader) = stalled_reader(&domain);
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
@@ -450,4 +450,42 @@ fn a_stuck_reader_is_reported_once_while_early_frees_go_on() {
     reader.join().unwrap();
     domain.barrier();
     assert_eq!(drops.get(), retired, "every object freed exactly once");
+}
+
+#[test]
+fn pointers_for_plain_domains_refuse_a_robust_guard() {
+    use ownrcu::{Atomic, UncheckedDomain};
+    let domain = robust();
+    let guard = domain.read();
+    // SAFETY: nothing is ever linked; only guards of `domain` are passed.
+    let plain: Link<u64> = unsafe { Link::null() };
+    let message = |r: std::thread::Result<_>| match r {
+        Ok(()) => String::from("no panic"),
+        Err(e) => e.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    let load = panic::catch_unwind(AssertUnwindSafe(|| {
+        let _ = plain.load(&guard);
+    }));
+    assert!(message(load).contains("a Link<T> was used with a guard of a robust domain"));
+    let mark = panic::catch_unwind(AssertUnwindSafe(|| {
+        let _ = plain.fetch_or(1, &guard);
+    }));
+    assert!(message(mark).contains("robust"));
+    // SAFETY: as above.
+    let unchecked: Atomic<u64, UncheckedDomain> = unsafe { Atomic::null_unchecked() };
+    let load = panic::catch_unwind(AssertUnwindSafe(|| {
+        let _ = unchecked.load(&guard);
+    }));
+    assert!(message(load).contains("UncheckedDomain"));
+    // Their robust forms work in any domain.
+    // SAFETY: as above.
+    let robust_link: Link<u64, true> = unsafe { Link::null() };
+    assert!(robust_link.load(&guard).is_null());
+    let plain_domain = Domain::new();
+    // SAFETY: nothing is ever linked; only guards of `plain_domain`.
+    let any: Link<u64, true> = unsafe { Link::null() };
+    assert!(any.load(&plain_domain.read()).is_null());
+    // SAFETY: as above.
+    let robust_atomic: Atomic<u64, UncheckedDomain<true>> = unsafe { Atomic::null_unchecked() };
+    assert!(robust_atomic.load(&guard).is_null());
 }

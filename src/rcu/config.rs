@@ -599,9 +599,20 @@ impl DomainBuilder {
     /// publishes it, fences and loads again), and every exchange stores
     /// twice around a fence (a full one where `membarrier` is missing). On
     /// structures that chase pointers it is measured in BENCHMARKS.md (the
-    /// `ownrcu_atomic_robust` column). In a domain that is not robust a load
-    /// tests one bit of its guard (whose domain's id says it), and an
-    /// `Atomic` bound to the global domain not even that.
+    /// `ownrcu_atomic_robust` column).
+    ///
+    /// The pointer types say whether their domain may be robust, so that
+    /// structures in other domains pay nothing for this mode:
+    ///
+    /// | pointer | in a robust domain | elsewhere, per load |
+    /// | --- | --- | --- |
+    /// | [`Link<T>`](crate::Link), `Atomic<T, `[`UncheckedDomain`](crate::UncheckedDomain)`>` | panics | nothing |
+    /// | `Link<T, true>`, `Atomic<T, UncheckedDomain<true>>`, [`Atomic<T>`](crate::Atomic) | protects what it loads | a test of a bit of the guard |
+    /// | `Atomic<T, `[`GlobalDomain`](crate::GlobalDomain)`>` | (never: the global domain is not robust) | nothing |
+    ///
+    /// (The test is a second path in every loop that loads, which the
+    /// compiler may copy the loop for; the plain types check once, with a
+    /// test a loop hoists.)
     ///
     /// # Examples
     ///

@@ -470,7 +470,8 @@ impl Domain {
     /// let domain = Domain::builder().robust(true).build();
     /// // SAFETY: its objects are retired into `domain` once unlinked, and
     /// // read only under its guards.
-    /// let head = unsafe { Link::null() };
+    /// // `Link<_, true>`: a link of a robust domain's structure.
+    /// let head: Link<_, true> = unsafe { Link::null() };
     /// let guard = domain.read();
     /// let birth = domain.birth(); // kept in the object, read before publishing
     /// head.store(Owned::new((7_u64, birth)).into_shared(&guard));

@@ -68,9 +68,10 @@ use crate::Domain;
 /// ```
 #[must_use = "the read section ends when the guard is dropped"]
 pub struct Guard<'d> {
-    /// The domain, one byte past it if the domain is robust (module
-    /// `robust`): loads test that bit of the address, which a guard kept
-    /// in a register has at hand, instead of loading anything.
+    /// The domain, its address tagged with what kind of domain it is
+    /// ([`ROBUST`], module `robust`; [`GLOBAL`]): loads test those bits of
+    /// the address, which a guard kept in a register has at hand, instead
+    /// of loading anything.
     domain: *const Domain,
     /// Also gives the domain's id to pointers' domain checks (an immutable
     /// field on the line the entry wrote), so the guard is two words: when
@@ -80,10 +81,14 @@ pub struct Guard<'d> {
     _not_send: PhantomData<(*const (), &'d Domain)>,
 }
 
-/// The bit of `Guard::domain` that says the domain is robust (a `Domain`
-/// is aligned to 8).
+/// The bit of `Guard::domain` that says the domain is robust.
 const ROBUST: usize = 1;
-const _: () = assert!(core::mem::align_of::<Domain>() > ROBUST);
+/// The bit of `Guard::domain` that says the domain is the global one (which
+/// is never robust): what a `GlobalDomain` pointer checks on every use.
+const GLOBAL: usize = 2;
+/// Both tag bits (a `Domain` is aligned to 8).
+const KIND: usize = ROBUST | GLOBAL;
+const _: () = assert!(core::mem::align_of::<Domain>() > KIND);
 
 // Two words (see `record`).
 const _: () = assert!(core::mem::size_of::<Guard<'static>>() == 2 * core::mem::size_of::<usize>());
@@ -102,11 +107,17 @@ impl<'d> Guard<'d> {
     /// The guard of `record`'s section, of `domain`.
     #[inline(always)]
     fn with(domain: &'d Domain, record: &'d Record) -> Self {
-        let robust = if domain.is_robust() { ROBUST } else { 0 };
+        let kind = if domain.is_robust() {
+            ROBUST
+        } else if domain.id() == 0 {
+            GLOBAL
+        } else {
+            0
+        };
         Self {
             domain: core::ptr::from_ref(domain)
                 .cast::<u8>()
-                .wrapping_add(robust)
+                .wrapping_add(kind)
                 .cast(),
             record,
             _not_send: PhantomData,
@@ -117,6 +128,12 @@ impl<'d> Guard<'d> {
     #[inline(always)]
     pub(crate) fn is_robust(&self) -> bool {
         self.domain as usize & ROBUST != 0
+    }
+
+    /// Whether the domain is the global one.
+    #[inline(always)]
+    pub(crate) fn is_global(&self) -> bool {
+        self.domain as usize & GLOBAL != 0
     }
 
     /// The guard of an owned section (module `owned`): `record` is claimed
@@ -151,9 +168,9 @@ impl<'d> Guard<'d> {
     /// ```
     #[must_use]
     pub fn domain(&self) -> &'d Domain {
-        let tag = self.domain as usize & ROBUST;
+        let tag = self.domain as usize & KIND;
         // SAFETY: the `&'d Domain` this guard was made with (`with`), moved
-        // back by the byte `with` added for a robust domain.
+        // back by the bytes `with` added for its kind.
         unsafe { &*self.domain.cast::<u8>().wrapping_sub(tag).cast::<Domain>() }
     }
 
@@ -226,12 +243,15 @@ impl<'d> Guard<'d> {
 impl Guard<'_> {
     /// A load of a pointer that this section may dereference: `load`
     /// reads the link (`Acquire`); in a robust domain, step 1 of module
-    /// `robust`'s invariant around it. Elsewhere it tests one bit of the
-    /// guard.
+    /// `robust`'s invariant around it. `maybe_robust` is what the
+    /// pointer's type says of its domain (a constant): `false` when it is
+    /// never robust (checked once, by [`assert_not_robust`](Self::assert_not_robust)
+    /// or the domain check), which leaves the load alone; `true` tests one
+    /// bit of the guard.
     #[inline(always)]
-    pub(crate) fn protect<P>(&self, load: impl Fn() -> P) -> P {
+    pub(crate) fn protect<P>(&self, maybe_robust: bool, load: impl Fn() -> P) -> P {
         let value = load();
-        if !self.is_robust() {
+        if !(maybe_robust && self.is_robust()) {
             return value;
         }
         self.record().protect_robust(value, load)
@@ -239,14 +259,39 @@ impl Guard<'_> {
 
     /// A read-modify-write whose previous value this section may
     /// dereference: in a robust domain, step 2 of module `robust`'s invariant
-    /// around `op`, which must be `Acquire` at least.
+    /// around `op`, which must be `Acquire` at least. `maybe_robust` as in
+    /// [`protect`](Self::protect).
     #[inline(always)]
-    pub(crate) fn exchange<R>(&self, op: impl FnOnce() -> R) -> R {
-        if !self.is_robust() {
-            return op();
+    pub(crate) fn exchange<R>(&self, maybe_robust: bool, op: impl FnOnce() -> R) -> R {
+        // `op` once in the code, between two calls in a robust domain.
+        let lower = maybe_robust && self.is_robust() && self.record().begin_exchange();
+        let result = op();
+        if lower {
+            self.record().end_exchange();
         }
-        self.record().exchange_robust(op)
+        result
     }
+
+    /// Panics if the domain is robust: the check of a pointer type whose
+    /// loads are never protected (`pointer`, named in the message). A
+    /// test of a bit the guard has at hand, which the compiler hoists out
+    /// of a loop.
+    #[inline(always)]
+    pub(crate) fn assert_not_robust(&self, pointer: &'static str) {
+        if self.is_robust() {
+            robust_guard_for_plain_pointer(pointer);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn robust_guard_for_plain_pointer(pointer: &str) -> ! {
+    panic!(
+        "ownrcu: {pointer} was used with a guard of a robust domain; its loads do not protect what \
+         they read, which a robust domain's early frees rely on (use {pointer}'s robust form: \
+         `Link<T, true>`, `UncheckedDomain<true>`)"
+    )
 }
 
 impl Drop for Guard<'_> {

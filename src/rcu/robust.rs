@@ -72,20 +72,36 @@ use crate::rcu::record::Record;
 pub struct Birth(pub(crate) u64);
 
 impl Record {
-    /// Step 1 of the module's invariant.
-    #[inline]
-    pub(crate) fn protect_robust<P>(&self, mut value: P, load: impl Fn() -> P) -> P {
+    /// Step 1 of the module's invariant: `value` was just loaded by `load`.
+    /// Its usual case, `hi` already covering the epoch, is inline; the
+    /// rest (after the epoch moved on during the section) is out of line.
+    #[inline(always)]
+    pub(crate) fn protect_robust<P>(&self, value: P, load: impl Fn() -> P) -> P {
+        if self.covers_epoch() {
+            return value;
+        }
+        self.protect_robust_slow(load)
+    }
+
+    /// Whether `hi` covers the current epoch (step 1's test).
+    #[inline(always)]
+    fn covers_epoch(&self) -> bool {
         // SAFETY: the record's domain outlives it (`Record::epoch`).
         let epoch = unsafe { &*self.epoch };
+        // Relaxed: the caller's load was `Acquire` and read a publication
+        // made after the object's birth was read from this same counter,
+        // so this read returns that birth or a later epoch (coherence).
+        // Relaxed (`hi`): only this section writes it.
+        self.hi.load(Relaxed) >= epoch.load(Relaxed)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn protect_robust_slow<P>(&self, load: impl Fn() -> P) -> P {
         loop {
-            // Relaxed: `load` was `Acquire` and read a publication made
-            // after the object's birth was read from this same counter, so
-            // this read returns that birth or a later epoch (coherence).
-            let e = epoch.load(Relaxed);
-            // Relaxed: only this section writes `hi`.
-            if self.hi.load(Relaxed) >= e {
-                return value;
-            }
+            // SAFETY: the record's domain outlives it (`Record::epoch`).
+            // Relaxed: as in `covers_epoch`.
+            let e = unsafe { &*self.epoch }.load(Relaxed);
             if self.is_owned() {
                 // Other threads may raise it at the same time (step 3).
                 self.hi.fetch_max(e, Relaxed);
@@ -94,28 +110,36 @@ impl Record {
             }
             // Pairs with the scan's heavy fence (module invariant, step 1).
             fence::light_with(self.light_compiler_only());
-            value = load();
+            let value = load();
+            if self.covers_epoch() {
+                return value;
+            }
         }
     }
 
-    /// Step 2 of the module's invariant.
-    #[inline]
-    pub(crate) fn exchange_robust<R>(&self, op: impl FnOnce() -> R) -> R {
+    /// Step 2 of the module's invariant, before the exchange: reserves
+    /// every epoch. Returns whether [`end_exchange`](Self::end_exchange)
+    /// must follow it (not in an owned section, whose `hi` stays, step 3,
+    /// nor when `hi` reserved every epoch already).
+    #[inline(never)]
+    pub(crate) fn begin_exchange(&self) -> bool {
         if self.hi.load(Relaxed) == u64::MAX {
-            return op(); // an owned section's, reserving every epoch already
+            return false; // an owned section's, reserving every epoch already
         }
         self.hi.store(u64::MAX, Relaxed);
         // Pairs with the scan's heavy fence (module invariant, step 2).
         fence::light_with(self.light_compiler_only());
-        let result = op();
-        if self.is_owned() {
-            return result; // `hi` stays (step 3)
-        }
+        !self.is_owned()
+    }
+
+    /// Step 2, after the exchange (which was `Acquire` at least): lowers
+    /// `hi` to the epoch, which covers the value the exchange returned.
+    #[inline(never)]
+    pub(crate) fn end_exchange(&self) {
         // SAFETY: the record's domain outlives it (`Record::epoch`).
-        // Relaxed: as in `protect_robust`, after `op`'s `Acquire`.
+        // Relaxed: as in `covers_epoch`, after the exchange's `Acquire`.
         let e = unsafe { &*self.epoch }.load(Relaxed);
         self.hi.store(e, Relaxed);
-        result
     }
 
     /// Forgets what the section reserved beyond the current epoch (an

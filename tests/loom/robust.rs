@@ -78,7 +78,7 @@ unsafe fn free_node(node: *mut Node) {
 /// unlinked it, and only guards of `domain` are passed to the link.
 struct Scene {
     domain: Domain,
-    link: Link<Node>,
+    link: Link<Node, true>,
     /// The reader is inside its section (schedule order; set after the
     /// entry, cleared before the exit, so it may under-report).
     in_section: StdAtomicBool,
@@ -115,7 +115,7 @@ enum Obtain {
 }
 
 impl Obtain {
-    fn run<'g>(self, link: &Link<Node>, guard: &'g Guard<'_>) -> Shared<'g, Node> {
+    fn run<'g>(self, link: &Link<Node, true>, guard: &'g Guard<'_>) -> Shared<'g, Node> {
         match self {
             Self::Load => link.load(guard),
             Self::FetchOr => link.fetch_or(0, guard),
