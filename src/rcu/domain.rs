@@ -232,14 +232,21 @@ impl Domain {
         }
     }
 
-    /// Whether the domain is robust (module `robust`), from the handle
-    /// alone: its id says it.
+    /// What a guard of this domain records of it (module `guard`): the
+    /// bits `robust` for a robust domain, `global` for the global one,
+    /// neither otherwise; from the handle alone, in one match.
     #[inline(always)]
-    pub(crate) fn is_robust(&self) -> bool {
+    pub(crate) fn kind(&self, robust: usize, global: usize) -> usize {
         match &self.repr {
             #[cfg(not(loom))]
-            Repr::Global => false,
-            Repr::Owned(_, id) => id & ROBUST_ID_BIT != 0,
+            Repr::Global => global,
+            Repr::Owned(_, id) => {
+                if id & ROBUST_ID_BIT != 0 {
+                    robust
+                } else {
+                    0
+                }
+            }
         }
     }
 

@@ -107,13 +107,7 @@ impl<'d> Guard<'d> {
     /// The guard of `record`'s section, of `domain`.
     #[inline(always)]
     fn with(domain: &'d Domain, record: &'d Record) -> Self {
-        let kind = if domain.is_robust() {
-            ROBUST
-        } else if domain.id() == 0 {
-            GLOBAL
-        } else {
-            0
-        };
+        let kind = domain.kind(ROBUST, GLOBAL);
         Self {
             domain: core::ptr::from_ref(domain)
                 .cast::<u8>()
