@@ -236,6 +236,7 @@ impl Domain {
     /// bits `robust` for a robust domain, `global` for the global one,
     /// neither otherwise; from the handle alone, in one match.
     #[inline(always)]
+    #[cfg_attr(loom, allow(unused_variables))] // no global domain under loom
     pub(crate) fn kind(&self, robust: usize, global: usize) -> usize {
         match &self.repr {
             #[cfg(not(loom))]
