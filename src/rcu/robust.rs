@@ -83,25 +83,30 @@ impl Record {
         self.protect_robust_slow(load)
     }
 
+    /// The domain's epoch, `Relaxed`: every caller reads it after an
+    /// access of the section (a load that was `Acquire`, an exchange), so
+    /// it returns at least every birth that access could see (coherence on
+    /// this one counter).
+    #[inline(always)]
+    fn era(&self) -> u64 {
+        // SAFETY: the record's domain outlives it (`Record::epoch`).
+        unsafe { &*self.epoch }.load(Relaxed)
+    }
+
     /// Whether `hi` covers the current epoch (step 1's test).
     #[inline(always)]
     fn covers_epoch(&self) -> bool {
-        // SAFETY: the record's domain outlives it (`Record::epoch`).
-        let epoch = unsafe { &*self.epoch };
-        // Relaxed: the caller's load was `Acquire` and read a publication
-        // made after the object's birth was read from this same counter,
-        // so this read returns that birth or a later epoch (coherence).
-        // Relaxed (`hi`): only this section writes it.
-        self.hi.load(Relaxed) >= epoch.load(Relaxed)
+        // Relaxed (`hi`): written by this section only, or, in an owned
+        // section, only raised by the others (step 3).
+        self.hi.load(Relaxed) >= self.era()
     }
 
+    /// Step 1 after the epoch moved on: publish, fence, load again.
     #[cold]
     #[inline(never)]
     fn protect_robust_slow<P>(&self, load: impl Fn() -> P) -> P {
         loop {
-            // SAFETY: the record's domain outlives it (`Record::epoch`).
-            // Relaxed: as in `covers_epoch`.
-            let e = unsafe { &*self.epoch }.load(Relaxed);
+            let e = self.era();
             if self.is_owned() {
                 // Other threads may raise it at the same time (step 3).
                 self.hi.fetch_max(e, Relaxed);
@@ -136,10 +141,8 @@ impl Record {
     /// `hi` to the epoch, which covers the value the exchange returned.
     #[inline(never)]
     pub(crate) fn end_exchange(&self) {
-        // SAFETY: the record's domain outlives it (`Record::epoch`).
-        // Relaxed: as in `covers_epoch`, after the exchange's `Acquire`.
-        let e = unsafe { &*self.epoch }.load(Relaxed);
-        self.hi.store(e, Relaxed);
+        // Relaxed: only this section writes `hi` (not an owned one).
+        self.hi.store(self.era(), Relaxed);
     }
 
     /// Forgets what the section reserved beyond the current epoch (an
@@ -147,11 +150,9 @@ impl Record {
     /// be in flight. Never below the epoch (module invariant, on `hi`'s
     /// monotony).
     pub(crate) fn reset_reservation(&self) {
-        // SAFETY: the record's domain outlives it (`Record::epoch`).
-        // Relaxed: read after every access of the section (program order),
-        // so it is at least every epoch those accesses read (coherence).
-        let e = unsafe { &*self.epoch }.load(Relaxed);
-        self.hi.store(e, Relaxed);
+        // The era is read after every access of the section (program
+        // order), so it is at least every epoch those accesses read.
+        self.hi.store(self.era(), Relaxed);
     }
 
     /// The reservation of a record a scan found in a section that began at
