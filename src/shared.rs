@@ -265,9 +265,14 @@ impl<'g, T> Shared<'g, T> {
     #[inline]
     #[must_use]
     pub fn as_ref(&self) -> Option<&'g T> {
-        // SAFETY: null, or an object valid for `'g` (module invariant);
+        // The null test is `is_null`'s, on the pointer as loaded, so that
+        // the compiler merges it with a caller's own `is_null` before this.
+        if self.is_null() {
+            return None;
+        }
+        // SAFETY: not null, so an object valid for `'g` (module invariant);
         // only shared references are ever made while readers may exist.
-        unsafe { untagged(self.raw).as_ref() }
+        Some(unsafe { &*untagged(self.raw) })
     }
 
     /// The tag.
