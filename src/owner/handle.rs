@@ -32,7 +32,7 @@ use crossbeam_utils::Backoff;
 
 use crate::owner::pending::Pending;
 use crate::owner::unlinked::OwnerBatch;
-use crate::rcu::for_owners::{FirstPanic, OwnerStats};
+use crate::rcu::for_owners::OwnerStats;
 use crate::sync::{AtomicUsize, UnsafeCell};
 use crate::{Domain, Guard, OwnedGuard};
 
@@ -414,21 +414,20 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
         });
         // `users` reached zero: no other user handle and no reference into
         // the data exists (each borrows a user handle), and no upgrade can
-        // make one (it needs a non-zero count). The data and the retired
-        // objects still waiting are both freed, directly, even if a
-        // destructor in one of them panics; then the first panic goes on.
-        let data = &self.shared().data;
-        let mut first_panic = FirstPanic::default();
-        first_panic.catch(|| {
-            // SAFETY: so we are the only accessor of `data`; dropped once.
-            data.with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
-        });
-        let pending = &self.shared().pending;
-        first_panic.catch(|| {
+        // make one (it needs a non-zero count). The data is dropped, then
+        // the retired objects still waiting are freed, directly, also when
+        // the data's destructor panics: `free_directly` keeps going past
+        // panicking destructors and resumes the first only if no panic is
+        // already unwinding, so exactly one panic goes on.
+        let shared = self.shared();
+        let _free_pending = scopeguard::guard(&shared.pending, |pending| {
             // SAFETY: as above, no reader of this owner exists or can appear.
-            unsafe { pending.free_directly() };
+            unsafe { pending.free_directly() }
         });
-        first_panic.resume();
+        // SAFETY: so we are the only accessor of `data`; dropped once.
+        shared
+            .data
+            .with_mut(|data| unsafe { ManuallyDrop::drop(&mut *data) });
     }
 }
 

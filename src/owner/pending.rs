@@ -256,7 +256,8 @@ impl Pending {
 
     /// Waits for the grace period of everything queued, then frees it.
     /// Keeps going past panicking destructors, then resumes the first panic
-    /// (or one the reclaimer caught).
+    /// (or one the reclaimer caught), unless a panic is already unwinding
+    /// (then theirs are dropped): safe to call from a drop during an unwind.
     ///
     /// # Panics
     ///
@@ -299,7 +300,8 @@ impl Pending {
 
     /// Frees everything queued, directly: no reader of the owner can exist.
     /// Keeps going past panicking destructors, then resumes the first panic
-    /// (or one the reclaimer caught).
+    /// (or one the reclaimer caught), unless a panic is already unwinding
+    /// (then theirs are dropped): safe to call from a drop during an unwind.
     ///
     /// # Safety
     ///
