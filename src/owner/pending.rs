@@ -256,8 +256,7 @@ impl Pending {
 
     /// Waits for the grace period of everything queued, then frees it.
     /// Keeps going past panicking destructors, then resumes the first panic
-    /// (or one the reclaimer caught), unless a panic is already unwinding
-    /// (then theirs are dropped): safe to call from a drop during an unwind.
+    /// (or one the reclaimer caught).
     ///
     /// # Panics
     ///
