@@ -402,7 +402,7 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
          grace periods {} (latency median {}, 99th {}, 99.9th {}, max {}), heavy fences {}, \
          throttle: over_bound {}, early grace periods {}, freed inline {}, \
          waits {}, exceeded {}; soft bound: waits {}, exceeded {}, freed {}; time waiting {:.1?}; \
-         freed early {}",
+         freed by: amortized {}, backpressure {}, barrier {}, collect {}, reclaimer {}, early {}",
         s.peak_pending,
         s.grace_periods,
         q(0.5),
@@ -419,6 +419,11 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
         t.soft_exceeded,
         t.soft_freed,
         t.time_waiting,
+        s.freed_by.amortized,
+        s.freed_by.backpressure,
+        s.freed_by.barrier,
+        s.freed_by.collect,
+        s.freed_by.reclaimer,
         s.freed_by.early,
     );
 }
