@@ -30,9 +30,8 @@
 //! each object is made just before its retirement, so after the reader
 //! entered, as the new nodes of a structure are, and every function builds
 //! it the same way, word by word in its box (`Obj::boxed`,
-//! `KovanObj::boxed`: a 192-byte copy from the stack, as `Box::new` of a
-//! built value makes, costs what the stack buffer's placement in the binary
-//! decides, and moved this group's times by 10 %). The timed region is the
+//! `KovanObj::boxed`, through `objects::build_in_box`, which says why).
+//! The timed region is the
 //! retiring alone (nothing can wait for frees that the reader holds up);
 //! then the reader leaves and, untimed, every object is freed and counted.
 //! Functions: `ownrcu` (`Domain::new()`, its defaults, `Domain::retire`),
@@ -770,14 +769,12 @@ impl KovanObj {
     /// A boxed object numbered `i`, written in its box as `Obj::boxed`.
     #[inline]
     fn boxed(i: usize) -> Box<Self> {
-        let p = Box::into_raw(Box::new(std::mem::MaybeUninit::<Self>::uninit())).cast::<Self>();
-        // SAFETY: both fields lie in the allocation and are written once
-        // each (the payload's 19 words); then the whole object is, and
-        // `MaybeUninit<T>` has `T`'s layout, so the box is a `Box<KovanObj>`.
+        // SAFETY: the closure writes both fields (the payload's 19 words).
         unsafe {
-            std::ptr::addr_of_mut!((*p).node).write(kovan::RetiredNode::new());
-            objects::fill_words(std::ptr::addr_of_mut!((*p).payload).cast(), 19, i as u64);
-            Box::from_raw(p)
+            objects::build_in_box(|p: *mut Self| {
+                std::ptr::addr_of_mut!((*p).node).write(kovan::RetiredNode::new());
+                objects::fill_words(std::ptr::addr_of_mut!((*p).payload).cast(), 19, i as u64);
+            })
         }
     }
 }

@@ -24,21 +24,29 @@ impl Obj {
         Self { payload }
     }
 
-    /// A boxed object numbered `i` (every word of it), written in its box:
-    /// no 192-byte copy from the stack, which `Box::new(Obj::new(i))`
-    /// makes at a cost that moves with where the stack buffer happens to
-    /// lie (as `pending_peak_stuck` builds kovan's objects).
+    /// A boxed object numbered `i` (every word of it), written in its box
+    /// ([`build_in_box`]) rather than copied there from the stack.
     #[inline]
     pub fn boxed(i: usize) -> Box<Self> {
-        let object = Box::into_raw(Box::new(MaybeUninit::<Self>::uninit())).cast::<Self>();
-        // SAFETY: the object's 24 words, in its allocation; then every word
-        // of the payload, the whole object, was written, and `MaybeUninit<T>`
-        // has `T`'s layout, so the box is a `Box<Obj>`.
-        unsafe {
-            fill_words(object.cast(), 24, i as u64);
-            Box::from_raw(object)
-        }
+        // SAFETY: the closure writes the payload's 24 words, all of `Obj`.
+        unsafe { build_in_box(|p: *mut Self| fill_words(p.cast(), 24, i as u64)) }
     }
+}
+
+/// A box of `T` whose object `init` writes in place: no copy from the
+/// stack, which `Box::new` of a built value makes at a cost that moves
+/// with where the stack buffer happens to lie in the binary. (If `init`
+/// panics, the allocation leaks: bench code only.)
+///
+/// # Safety
+/// `init` initializes every field of the `T` it is given.
+#[inline(always)]
+pub unsafe fn build_in_box<T>(init: impl FnOnce(*mut T)) -> Box<T> {
+    let object = Box::into_raw(Box::new(MaybeUninit::<T>::uninit())).cast::<T>();
+    init(object);
+    // SAFETY: `init` initialized the object (the caller's contract), and
+    // `MaybeUninit<T>` has `T`'s layout, so this is the `Box<T>` it was.
+    unsafe { Box::from_raw(object) }
 }
 
 /// Writes `value` into the `n` words from `words` (the payload of an
