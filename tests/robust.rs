@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use common::{stalled_reader, Drops, Obj};
-use ownrcu::{Birth, Domain, Link, Owned, Shared};
+use ownrcu::{Birth, Domain, Link, Owned, Shared, DEFAULT_SOFT_MAX_PENDING};
 
 /// Objects retired per test (Miri runs a few hundred).
 const N: usize = if cfg!(miri) { 300 } else { 20_000 };
@@ -74,6 +74,38 @@ fn a_stuck_reader_holds_only_what_was_born_before_it() {
     assert!(
         !domain.poll(&cookie),
         "a grace period passed a stuck reader"
+    );
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+    domain.barrier();
+    assert_eq!(drops.get(), N, "every object freed exactly once");
+}
+
+/// Behind a reader that stays, objects born after it entered are freed as
+/// they are registered, by scans that cost no process-wide barrier: the
+/// heavy fences are those of the grace periods that started, and garbage
+/// never gets past the soft bound (so no barrier scan runs).
+#[test]
+fn a_stuck_reader_costs_no_barrier_per_scan() {
+    let drops = Drops::default();
+    let domain = Domain::builder().robust(true).reclaimer(false).build();
+    domain.synchronize(); // the era moves past 0 (no birth is 0)
+    let (leave, reader) = stalled_reader(&domain);
+    let before = domain.stats();
+    retire_fresh(&domain, &drops, N);
+    let after = domain.stats();
+    let fences = after.heavy_fences - before.heavy_fences;
+    assert!(
+        fences <= 1,
+        "{fences} heavy fences for {N} objects: {after:?}"
+    );
+    assert!(
+        after.peak_pending <= DEFAULT_SOFT_MAX_PENDING as u64,
+        "garbage grew past the soft bound behind the reader: {after:?}"
+    );
+    assert!(
+        after.freed_by.early + DEFAULT_SOFT_MAX_PENDING as u64 >= N as u64,
+        "not freed early: {after:?}"
     );
     leave.send(()).unwrap();
     reader.join().unwrap();

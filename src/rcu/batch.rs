@@ -289,7 +289,15 @@ impl<'d, T: ?Sized + Send + 'static> Batch<'d, T> {
         // SAFETY: as just said; a known `birth` is no younger than any
         // object's, each pushed under `push_born`'s contract.
         let unit = Box::new(unsafe { Typed::with_deleted(items, deleted).born(birth) });
-        self.domain.inner().register(unit, true, hurry);
+        // A robust domain's early scan passes over the thread's own
+        // record while it is outside a section (module `machine::early`).
+        let inner = self.domain.inner();
+        let own = if inner.config().robust {
+            self.domain.record()
+        } else {
+            None
+        };
+        inner.register(unit, true, hurry, own);
     }
 }
 

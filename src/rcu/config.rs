@@ -552,14 +552,25 @@ impl DomainBuilder {
     /// ([`Domain::retire_born`](crate::Domain::retire_born),
     /// [`Batch::push_born`](crate::Batch::push_born),
     /// [`Detached::retire_born`](crate::Detached::retire_born)) may be
-    /// freed before their grace period completes: when a retirement finds
-    /// the domain past its soft bound or its bound (before it would wait),
-    /// on [`Domain::collect`](crate::Domain::collect) and on the
-    /// [`Reclaimer`](crate::Reclaimer)'s visits, the domain runs one
-    /// process-wide barrier, reads what the readers holding grace periods
-    /// up have reserved, and frees every waiting unit (a thread's buffer of
-    /// retirements, a batch) whose oldest birth is younger than all of
-    /// their reservations ([`FreedBy::early`](crate::FreedBy::early)).
+    /// freed before their grace period completes, by *scans* that read
+    /// what the readers have reserved and free every waiting unit (a
+    /// thread's buffer of retirements, a batch) whose oldest birth is
+    /// younger than every reservation that may cover it
+    /// ([`FreedBy::early`](crate::FreedBy::early)):
+    ///
+    /// - every registration (a thread's buffer filling up, a drained batch)
+    ///   that finds older work still waiting for its grace period scans
+    ///   with one fence on its own thread: no process-wide barrier, so
+    ///   garbage born after a reader that stays is freed as it is handed
+    ///   over. It passes over readers that entered after the units' grace
+    ///   periods started and the scanning thread itself outside its
+    ///   sections; any other thread's last reservation counts, in a section
+    ///   or not.
+    /// - past the soft bound or the bound (before a retirement would wait),
+    ///   on [`Domain::collect`](crate::Domain::collect), and on the
+    ///   [`Reclaimer`](crate::Reclaimer)'s visits once writers went idle,
+    ///   a scan also runs one process-wide barrier, which lets it pass over
+    ///   every thread outside a section.
     ///
     /// A reader in a section of a robust domain holds:
     ///
@@ -584,8 +595,8 @@ impl DomainBuilder {
     /// wait for every reader, and stall warnings still report a reader that
     /// stays: an early free is not a grace period.
     ///
-    /// Each such scan also starts a grace period, even while another is
-    /// held up, so the era moves on behind a reader that stays: readers
+    /// A scan with a barrier also starts a grace period, even while another
+    /// is held up, so the era moves on behind a reader that stays: readers
     /// that enter afterwards are younger than everything the scan saw
     /// queued, and once the readers that were in sections then have left
     /// them, only the one that stays is left to hold those objects. And a
@@ -595,11 +606,12 @@ impl DomainBuilder {
     ///
     /// The price is on the read path, which is why it is not the default:
     /// every load through a `Link` or an `Atomic` of the domain also reads
-    /// the era and compares it with the section's (and when the era moved,
-    /// publishes it, fences and loads again), and every exchange stores
-    /// twice around a fence (a full one where `membarrier` is missing). On
-    /// structures that chase pointers it is measured in BENCHMARKS.md (the
-    /// `ownrcu_atomic_robust` column).
+    /// the era and compares it with what the thread reserved (and when the
+    /// era moved, publishes it, runs a full fence and loads again), and
+    /// every exchange stores twice around a full fence. In an owned
+    /// section, whose threads cannot rely on each other's fences, such a
+    /// load fences every time once the era has moved on. On structures that chase pointers it is measured in
+    /// BENCHMARKS.md (the `ownrcu_atomic_robust` column).
     ///
     /// The pointer types say whether their domain may be robust, so that
     /// structures in other domains pay nothing for this mode:

@@ -132,6 +132,10 @@ pub(crate) struct Record {
     // its protected loads, which a guard of another domain never runs.
     /// The newest epoch whose objects the section may hold.
     pub(crate) hi: AtomicU64,
+    /// The newest epoch the owner thread's sections may load in without
+    /// fencing again: a value of `hi` that was fenced (never raised by an
+    /// owned section, whose threads do not see each other's fences).
+    pub(crate) trusted: AtomicU64,
     /// The domain's epoch (immutable): the domain outlives its records.
     pub(crate) epoch: *const AtomicU64,
 }
@@ -151,6 +155,7 @@ impl Record {
             state: AtomicU64::new(INACTIVE),
             domain_id,
             hi: AtomicU64::new(0),
+            trusted: AtomicU64::new(0),
             epoch,
             exit_work: Cell::new(0),
             busy: AtomicBool::new(false),
@@ -170,12 +175,6 @@ impl Record {
             #[cfg(not(loom))]
             thread: std::sync::Mutex::new(None),
         }
-    }
-
-    /// [`fence::light_is_compiler_only`], as read when the record was made.
-    #[inline(always)]
-    pub(crate) fn light_compiler_only(&self) -> bool {
-        self.light_compiler_only
     }
 
     /// Remembers the calling thread as the record's owner (at registration:

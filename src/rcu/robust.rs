@@ -9,50 +9,61 @@
 //!
 //! # Invariant
 //!
-//! While a record is in a section, every object its section may
-//! dereference through [`Link`](crate::Link) or [`Atomic`](crate::Atomic)
-//! was born at or before the record's *reservation* `max(lo, hi)` (`lo`
-//! the epoch in `state`, `hi` the record's field), as a scanner sees them
-//! after a heavy fence. Three steps keep it:
+//! Every object a record's section may dereference through
+//! [`Link`](crate::Link) or [`Atomic`](crate::Atomic) was born at or
+//! before the record's `hi`, as a scanner sees it after its fence (a
+//! plain `fence(SeqCst)` or a grace period's heavy fence), whether or not
+//! the scanner also sees the section's entry. Every store that raises
+//! `hi` is followed by a full fence before any load that relies on it, so
+//! a value a later section finds already high enough was fenced too. Three
+//! steps keep it:
 //!
 //! 1. **Protected loads** (`Guard::protect`, which tests the domain's
 //!    robust bit in the guard first): load the pointer
-//!    (`Acquire`), then the epoch `e`. If `hi >= e`, return: the object was
+//!    (`Acquire`), then the epoch `e`. If `trusted >= e` (a value of `hi`
+//!    whose fence happened before this load), return: the object was
 //!    published after its birth was read from the epoch, and our `Acquire`
 //!    load read that publication, so its birth is at most `e`, which `hi`
-//!    already covers. Otherwise store `hi = e`, run the light fence, and
+//!    already covers. Otherwise store `hi = e`, run a full fence, and
 //!    start over (a new object may have been published meanwhile, with a
-//!    newer birth). A scanner whose heavy fence precedes our light fence
-//!    freed only objects unlinked before it, which the reload cannot see;
-//!    one whose fence follows it sees `hi = e`.
+//!    newer birth); once a reload is covered, `trusted = hi`. A scanner whose fence precedes ours freed only
+//!    objects unlinked before it, which the reload cannot see; one whose
+//!    fence follows ours sees `hi = e` or more.
 //! 2. **Exchanges** (`Guard::exchange`): a read-modify-write's previous
 //!    value cannot be loaded again, so the record reserves every epoch
-//!    (`hi = u64::MAX`, light fence) around it, and then lowers `hi` to the
+//!    (`hi = u64::MAX`, full fence) around it, and then lowers `hi` to the
 //!    epoch read after it, which covers the value it returned (step 1's
-//!    argument). A scanner that reads the old `hi` ran its heavy fence
-//!    before our light fence, so the exchange saw every unlink it relied on.
+//!    argument). A scanner that reads an older `hi` ran its fence before
+//!    ours, so the exchange saw every unlink it relied on.
 //! 3. **Owned sections** (module `owned`): their `&Guard` may be used on
 //!    several threads at once, so `hi` only grows there (`fetch_max` in
-//!    step 1; each thread's own fence orders its own reload), and an
-//!    exchange leaves it at `u64::MAX` until the section ends or repins
+//!    step 1), and a thread may not rely on a value another one raised it
+//!    to (that thread's fence does not order our load): they never write
+//!    `trusted`, so a protected load that `trusted` does not cover reads
+//!    `hi`, fences, loads, and trusts only what it read before its own
+//!    fence; every exchange fences. An exchange leaves `hi` at
+//!    `u64::MAX` until the section ends or repins
 //!    (`Record::reset_reservation`, with no load of the section in flight,
-//!    which lowers it to the current epoch).
+//!    which lowers it to the current epoch, and never raises it).
 //!
-//! A record's `hi` is never above the epoch except `u64::MAX`, so a stale
-//! value from an earlier section reserves less than the new section's `lo`
-//! and costs nothing. And `hi` never goes down, except from `u64::MAX` to
-//! an epoch read after every access of the section that raised it (an
-//! exchange's end, an owned section's repin or end): a scan may read a
-//! record's `state` from one section and its `hi` from a later one (two
-//! locations, no order between the reads), and must still find a bound
-//! of what the earlier section may hold.
+//! A record's `hi` is never above the epoch except `u64::MAX`. It never
+//! goes down, except from `u64::MAX` to an epoch read after every access
+//! of the section that raised it (an exchange's end, an owned section's
+//! repin or end): a scan may read a record's `state` from one section and
+//! its `hi` from a later one (two locations, no order between the reads),
+//! and must still find a bound of what the earlier section may hold. It
+//! stays from one section to the next: a section that loads in the same
+//! era as the last one publishes nothing, and a record outside any
+//! section still reserves its last era, which only a scanner that sees it
+//! outside (its own thread's) or a barrier scan (which reads `state`
+//! after the heavy fence) may ignore.
 //!
 //! The scan that uses the reservations is the machine's (`machine::early`).
 
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
-use crate::rcu::fence;
 use crate::rcu::record::Record;
+use crate::sync::fence;
 
 /// When an object became reachable, in a robust domain's eras: read it with
 /// [`Domain::birth`](crate::Domain::birth) before publishing the object,
@@ -73,8 +84,9 @@ pub struct Birth(pub(crate) u64);
 
 impl Record {
     /// Step 1 of the module's invariant: `value` was just loaded by `load`.
-    /// Its usual case, `hi` already covering the epoch, is inline; the
-    /// rest (after the epoch moved on during the section) is out of line.
+    /// Its usual case, a fenced reservation already covering the epoch, is
+    /// inline; the rest (after the epoch moved on, or in an owned section
+    /// that found none) is out of line.
     #[inline(always)]
     pub(crate) fn protect_robust<P>(&self, value: P, load: impl Fn() -> P) -> P {
         if self.covers_epoch() {
@@ -93,47 +105,63 @@ impl Record {
         unsafe { &*self.epoch }.load(Relaxed)
     }
 
-    /// Whether `hi` covers the current epoch (step 1's test).
+    /// Whether `trusted` covers the current epoch (step 1's test): a value
+    /// of `hi` fenced by a thread whose fence happened before this load
+    /// (this thread, or the record's earlier user, before it was handed
+    /// over), and `hi` never went below it since.
     #[inline(always)]
     fn covers_epoch(&self) -> bool {
-        // Relaxed (`hi`): written by this section only, or, in an owned
-        // section, only raised by the others (step 3).
-        self.hi.load(Relaxed) >= self.era()
+        // Relaxed: written by the owner thread only, outside owned sections.
+        self.trusted.load(Relaxed) >= self.era()
     }
 
-    /// Step 1 after the epoch moved on: publish, fence, load again.
+    /// Step 1 after the epoch moved on, or in an owned section: publish,
+    /// fence, load again. Only what `hi` held before our own fence vouches
+    /// for the reload: in an owned section another thread may raise it
+    /// meanwhile, and its fence is not ordered before our load. Outside
+    /// owned sections, what vouched becomes `trusted`.
     #[cold]
     #[inline(never)]
     fn protect_robust_slow<P>(&self, load: impl Fn() -> P) -> P {
+        let owned = self.is_owned();
         loop {
+            let mut vouched = self.hi.load(Relaxed);
             let e = self.era();
-            if self.is_owned() {
-                // Other threads may raise it at the same time (step 3).
-                self.hi.fetch_max(e, Relaxed);
-            } else {
-                self.hi.store(e, Relaxed);
+            if vouched < e {
+                if owned {
+                    // Other threads may raise it at the same time (step 3).
+                    self.hi.fetch_max(e, Relaxed);
+                } else {
+                    self.hi.store(e, Relaxed);
+                }
+                vouched = e;
             }
-            // Pairs with the scan's heavy fence (module invariant, step 1).
-            fence::light_with(self.light_compiler_only());
+            // A full fence, not the light one: it pairs with a fenced
+            // scan's plain fence as well (module invariant, step 1).
+            fence(SeqCst);
             let value = load();
-            if self.covers_epoch() {
+            if vouched >= self.era() {
+                if !owned {
+                    self.trusted.store(vouched, Relaxed);
+                }
                 return value;
             }
         }
     }
 
     /// Step 2 of the module's invariant, before the exchange: reserves
-    /// every epoch. Returns whether [`end_exchange`](Self::end_exchange)
-    /// must follow it (not in an owned section, whose `hi` stays, step 3,
-    /// nor when `hi` reserved every epoch already).
+    /// every epoch, and fences even where `hi` did already (an owned
+    /// section's, raised by another thread, whose fence is not ordered
+    /// before our exchange). Returns whether
+    /// [`end_exchange`](Self::end_exchange) must follow it (not in an owned
+    /// section, whose `hi` stays, step 3).
     #[inline(never)]
     pub(crate) fn begin_exchange(&self) -> bool {
-        if self.hi.load(Relaxed) == u64::MAX {
-            return false; // an owned section's, reserving every epoch already
+        if self.hi.load(Relaxed) != u64::MAX {
+            self.hi.store(u64::MAX, Relaxed);
         }
-        self.hi.store(u64::MAX, Relaxed);
-        // Pairs with the scan's heavy fence (module invariant, step 2).
-        fence::light_with(self.light_compiler_only());
+        // Full: as in `protect_robust_slow` (module invariant, step 2).
+        fence(SeqCst);
         !self.is_owned()
     }
 
@@ -148,18 +176,31 @@ impl Record {
     /// Forgets what the section reserved beyond the current epoch (an
     /// owned section's repin or end, a claim): no load of the section may
     /// be in flight. Never below the epoch (module invariant, on `hi`'s
-    /// monotony).
+    /// monotony), and never raises it (only a fenced store may).
     pub(crate) fn reset_reservation(&self) {
         // The era is read after every access of the section (program
         // order), so it is at least every epoch those accesses read.
-        self.hi.store(self.era(), Relaxed);
+        let era = self.era();
+        // Relaxed: no other thread writes `hi` while no load is in flight.
+        if self.hi.load(Relaxed) > era {
+            self.hi.store(era, Relaxed);
+        }
     }
 
-    /// The reservation of a record a scan found in a section that began at
-    /// epoch `lo`: read after the heavy fence and the record's `state`.
+    /// The reservation of a record a barrier scan found in a section that
+    /// began at epoch `lo`: read after the heavy fence and the record's
+    /// `state`.
     pub(crate) fn reservation(&self, lo: u64) -> u64 {
         // Relaxed: the heavy fence before the scan orders it against the
-        // section's light fences (module invariant).
+        // section's fences (module invariant).
         self.hi.load(Relaxed).max(lo)
+    }
+
+    /// What a record reserves, in a section or not, as a fenced scan reads
+    /// it after its fence.
+    pub(crate) fn reserved(&self) -> u64 {
+        // Relaxed: the scan's fence orders it against the record's fences
+        // (module invariant).
+        self.hi.load(Relaxed)
     }
 }

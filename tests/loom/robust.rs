@@ -8,12 +8,15 @@
 //! era past it (a dummy retired with `retire_raw`, then `hurry`: grace
 //! period 1 starts, held up by the reader if it entered first), then reads
 //! `birth()`, links object A into a `Link`, unlinks it (`swap`), retires it
-//! with `retire_born` and calls `collect`, which runs the early scan after
-//! the ordinary frees. The reader gets the link's value (A or null) by a
-//! protected load (`load`), by an exchange (`fetch_or(0)`, a failed
+//! with `retire_born` and calls `collect`, which runs the early scans after
+//! the ordinary frees (or pushes it into a batch and drains it, whose
+//! registration runs the fenced scan with no other fence after the
+//! unlink). The reader gets the link's value (A or null) by a protected
+//! load (`load`), by an exchange (`fetch_or(0)`, a failed
 //! `compare_exchange`), or by a load in an owned section (also handed to a
-//! second thread that loads again), and reads A throughout its section if
-//! it got it. If it did not, A may be freed early under it.
+//! second thread that loads again, or used by two threads at once), and
+//! reads A throughout its section if it got it. If it did not, A may be
+//! freed early under it.
 //!
 //! Each model checks that:
 //!
@@ -28,9 +31,12 @@
 //!   in schedule order), asserted once `check` returns.
 //!
 //! Each model catches a protocol broken on a copy of the crate, with two
-//! preemptions: a protected load without its reload, or without its light
+//! preemptions: a protected load without its reload, or without its
 //! fence (the load models); an exchange that does not reserve every epoch
-//! (`hi = u64::MAX`) before its read-modify-write (the exchange models).
+//! (`hi = u64::MAX`) before its read-modify-write (the exchange models); a
+//! fenced scan without its fence (the fenced load model); an owned
+//! section's thread that trusts a reservation another thread raised (the
+//! shared owned models).
 //!
 //! The writer links A with `compare_exchange`, not `Link::store`: loom lets
 //! a plain store slip between the read and the write of a concurrent
@@ -139,6 +145,10 @@ enum Section {
     /// `Domain::read_owned`, entered and used on one thread, then handed
     /// to another that loads through it again and reads A.
     OwnedHandedOver,
+    /// `Domain::read_owned`, used on two threads at once: neither may rely
+    /// on a reservation the other raised (its fence does not order our
+    /// load).
+    OwnedShared,
 }
 
 /// Checks that A (`a`'s flag, `node` its object) is alive, and reads it.
@@ -223,11 +233,38 @@ fn reader(scene: &Arc<Scene>, a: &crate::common::Shared, how: Obtain, section: S
             .join()
             .unwrap()
         }
+        Section::OwnedShared => {
+            let owned = Arc::new(scene.domain.read_owned());
+            scene.in_section.store(true, SeqCst);
+            let second = {
+                let (scene, a, owned) = (scene.clone(), a.clone(), owned.clone());
+                thread::spawn(move || {
+                    obtain_and_read(&scene, &a, owned.guard(), how, "second thread")
+                })
+            };
+            let got = obtain_and_read(scene, a, owned.guard(), how, "owned reader");
+            let again = second.join().unwrap();
+            leave(scene);
+            drop(owned);
+            got || again
+        }
     }
 }
 
+/// How the writer hands A over and has the early scan run.
+#[derive(Clone, Copy)]
+enum Retire {
+    /// `retire_born`, then `collect` (its grace-period start's heavy
+    /// fence precedes the scans).
+    Collect,
+    /// `Batch::push_born` and `drain`: the registration runs a fenced scan
+    /// with no other fence after the unlink while grace period 1 is held
+    /// up.
+    Drain,
+}
+
 /// One execution: the reader thread against the writer (module docs).
-fn execution(counts: &Counts, how: Obtain, section: Section) {
+fn execution(counts: &Counts, how: Obtain, section: Section, retire: Retire) {
     let scene = Arc::new(Scene {
         domain: Domain::builder().robust(true).build(),
         // SAFETY: the contract in `Scene`'s doc, kept by the writer below.
@@ -271,15 +308,26 @@ fn execution(counts: &Counts, how: Obtain, section: Section) {
         let old = scene.link.swap(Shared::null(), &guard);
         assert_eq!(old.as_ptr(), a_node.cast_const(), "only the writer unlinks");
     }
-    // SAFETY: 1-5: `free_node` frees exactly this box, once, on any
-    // thread; A is unlinked (the `swap` above) and read only under the
-    // domain's sections; 6: `birth` was read before the
-    // `compare_exchange` that published A; 7: readers get A only from the
-    // link's loads and exchanges, in sections of this domain.
-    unsafe { scene.domain.retire_born(a_node, free_node, birth) };
-    scene.domain.collect();
+    match retire {
+        // SAFETY: 1-5: `free_node` frees exactly this box, once, on any
+        // thread; A is unlinked (the `swap` above) and read only under the
+        // domain's sections; 6: `birth` was read before the
+        // `compare_exchange` that published A; 7: readers get A only from
+        // the link's loads and exchanges, in sections of this domain.
+        Retire::Collect => unsafe {
+            scene.domain.retire_born(a_node, free_node, birth);
+            scene.domain.collect();
+        },
+        Retire::Drain => {
+            let mut batch = scene.domain.batch();
+            // SAFETY: as for `retire_born` just above (`push_born` has the
+            // same contract).
+            unsafe { batch.push_born(a_node, free_node, birth) };
+            batch.drain();
+        }
+    }
     if scene.holding.load(SeqCst) {
-        assert!(!a.is_freed(), "collect freed A under the reader");
+        assert!(!a.is_freed(), "the scan freed A under the reader");
         counts.spared.fetch_add(1, SeqCst);
     }
     // Only A can be freed early (the dummy has no birth); the reader may
@@ -304,10 +352,18 @@ fn execution(counts: &Counts, how: Obtain, section: Section) {
 }
 
 /// Runs the model and checks it was not vacuous.
-fn model(name: &'static str, preemptions: Option<usize>, how: Obtain, section: Section) {
+fn model(
+    name: &'static str,
+    preemptions: Option<usize>,
+    how: Obtain,
+    section: Section,
+    retire: Retire,
+) {
     let counts = StdArc::new(Counts::default());
     let inner = counts.clone();
-    check(name, preemptions, move || execution(&inner, how, section));
+    check(name, preemptions, move || {
+        execution(&inner, how, section, retire);
+    });
     let [got, early, early_under_reader, spared] = [
         &counts.got,
         &counts.early,
@@ -332,10 +388,11 @@ fn model(name: &'static str, preemptions: Option<usize>, how: Obtain, section: S
     );
 }
 
-/// Preemption bound of every model here: three explore tens of thousands
-/// of executions in a few seconds each, within `.ci/run`'s budget; every
-/// broken protocol listed in the module docs is caught with two, and a
-/// reservation reset to 0 at an owned section's end with three.
+/// Preemption bound of the two-thread models here: three explore tens of
+/// thousands of executions in a few seconds each, within `.ci/run`'s
+/// budget; every broken protocol listed in the module docs is caught with
+/// two, and a reservation reset to 0 at an owned section's end with three.
+/// The three-thread models (an owned section shared) use two.
 const PREEMPTIONS: Option<usize> = Some(3);
 
 /// 1. A protected load (`Link::load`) in a thread's section against the
@@ -347,6 +404,7 @@ fn load_vs_scan() {
         PREEMPTIONS,
         Obtain::Load,
         Section::Thread,
+        Retire::Collect,
     );
 }
 
@@ -358,6 +416,7 @@ fn fetch_or_vs_scan() {
         PREEMPTIONS,
         Obtain::FetchOr,
         Section::Thread,
+        Retire::Collect,
     );
 }
 
@@ -369,6 +428,7 @@ fn failed_cas_vs_scan() {
         PREEMPTIONS,
         Obtain::FailedCas,
         Section::Thread,
+        Retire::Collect,
     );
 }
 
@@ -381,6 +441,7 @@ fn owned_load_vs_scan() {
         PREEMPTIONS,
         Obtain::Load,
         Section::Owned,
+        Retire::Collect,
     );
 }
 
@@ -393,6 +454,7 @@ fn owned_fetch_or_vs_scan() {
         PREEMPTIONS,
         Obtain::FetchOr,
         Section::Owned,
+        Retire::Collect,
     );
 }
 
@@ -406,5 +468,57 @@ fn owned_handed_over_vs_scan() {
         PREEMPTIONS,
         Obtain::Load,
         Section::OwnedHandedOver,
+        Retire::Collect,
+    );
+}
+
+/// 4. A protected load against the fenced scan of a batch's registration
+///    (no grace-period start, so no heavy fence, after the unlink).
+#[test]
+fn load_vs_fenced_scan() {
+    model(
+        "robust/load vs fenced scan",
+        PREEMPTIONS,
+        Obtain::Load,
+        Section::Thread,
+        Retire::Drain,
+    );
+}
+
+/// 4'. An exchange against the fenced scan.
+#[test]
+fn fetch_or_vs_fenced_scan() {
+    model(
+        "robust/fetch_or vs fenced scan",
+        PREEMPTIONS,
+        Obtain::FetchOr,
+        Section::Thread,
+        Retire::Drain,
+    );
+}
+
+/// 5. An owned section used by two threads at once against the fenced
+///    scan: a load may not rely on the reservation the other thread
+///    raised.
+#[test]
+fn owned_shared_vs_fenced_scan() {
+    model(
+        "robust/owned shared vs fenced scan",
+        Some(2),
+        Obtain::Load,
+        Section::OwnedShared,
+        Retire::Drain,
+    );
+}
+
+/// 5'. The same against `collect`'s scans.
+#[test]
+fn owned_shared_vs_scan() {
+    model(
+        "robust/owned shared vs scan",
+        Some(2),
+        Obtain::Load,
+        Section::OwnedShared,
+        Retire::Collect,
     );
 }

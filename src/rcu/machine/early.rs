@@ -1,66 +1,117 @@
 //! Early frees in a robust domain: units freed before their grace period
-//! completes, because no reader that holds it up can hold their objects.
+//! completes, because no reader that could hold their objects is in a
+//! section.
 //!
 //! # Invariants
 //!
-//! - A scan holds `freeing`, then the state lock, starts the next grace
-//!   period (even while the current one is held up: its heavy fence is the
-//!   scan's), and only then reads the records: every unit it looks at was
-//!   registered (so its objects were unlinked) before that fence. A reader
-//!   whose light fence follows the fence cannot reach those objects; one
-//!   whose fence precedes it is seen with its reservation (module
-//!   `robust`). Readers that enter afterwards are in a newer era than
-//!   every queued unit's grace period, so once the readers that were in
-//!   sections leave them, only a reader that stays still blocks those
-//!   units, and only for the births it reserved.
-//! - A unit is taken when its oldest birth is known and younger than the
-//!   reservation of every record whose section began before its grace
-//!   period (`lo < gp`): the others entered after its objects were
-//!   unlinked. Units whose grace period completed are left to the ordinary
-//!   frees.
+//! - A scan holds `freeing`, then the state lock, and looks only at units
+//!   whose oldest birth is known and whose grace period has not completed
+//!   (the others are the ordinary frees'). Every unit it looks at was
+//!   registered, so its objects were unlinked, before its fence.
+//! - A **fenced scan** ([`Scan::Fenced`]) runs a plain `fence(SeqCst)` and
+//!   reads every record's `state` and `hi`. It takes a unit (grace period
+//!   `gp`, oldest birth `b`) when every record either is in a section that
+//!   began at `gp` or later (its entry read, `Acquire`, the epoch that
+//!   grace period's start stored after the unit was queued, so it cannot
+//!   reach the unit's objects), or reserves less than `b` (`hi < b`), or
+//!   is the scanning thread's own record outside a section. A record seen
+//!   outside a section may have entered one since, unseen; but robust
+//!   records raise `hi` only with a full fence before any load that relies
+//!   on it (module `robust`), which pairs with the scan's fence: either the
+//!   scan sees the raised `hi`, or the load sees the unlink.
+//! - A **barrier scan** ([`Scan::Barrier`]) starts the next grace period
+//!   (even while the current one is held up: its heavy fence is the
+//!   scan's), and only then reads the records. A reader whose light fence
+//!   follows the heavy fence cannot reach the units' objects; one whose
+//!   fence precedes it is seen with its `state` and reservation. It takes a
+//!   unit when its oldest birth is younger than the reservation of every
+//!   record whose section began before its grace period (`lo < gp`).
+//!   Readers that enter afterwards are in a newer era than every queued
+//!   unit's grace period, so once the readers that were in sections leave
+//!   them, only a reader that stays still blocks those units, and only for
+//!   the births it reserved; the fenced scan alone cannot get there while
+//!   the era stands still behind that reader and busy readers keep
+//!   reserving it.
 //! - Taken units leave the queue before their objects are dropped; what a
 //!   panicking destructor leaves goes back into the queue in grace-period
 //!   order, before `freeing` is released.
-//! - Scans are rationed: none runs while no queued unit has a known birth,
-//!   and one that freed nothing is not repeated before a quarter of the
-//!   objects then pending (at least the soft bound's worth) have been
+//! - Scans are rationed, each kind on its own: none runs while no queued
+//!   unit qualifies, and one that freed nothing is not repeated before a
+//!   quarter of the objects then pending (at least a bag's worth for a
+//!   fenced scan, the soft bound's worth for a barrier scan) have been
 //!   registered since.
 
-use core::sync::atomic::Ordering::{Relaxed, Release};
+use core::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
 use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, Waiting};
-use crate::rcu::retired::UNKNOWN_BIRTH;
+use crate::rcu::record::Record;
+use crate::rcu::retired::{BAG_CAP, UNKNOWN_BIRTH};
 use crate::rcu::unwind::{may_free, FirstPanic};
+
+/// How a scan learns what the readers in sections may hold (module
+/// invariants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// A plain fence; frees what no record reserves.
+    Fenced = 0,
+    /// Starts a grace period (a process-wide barrier); frees what no
+    /// section older than the units' grace periods reserves.
+    Barrier = 1,
+}
 
 impl Inner {
     /// Frees, without waiting for anything, the units that no reader in a
-    /// section can hold (module invariants), if the domain is robust, the
-    /// thread may free, and the last scan's rationing allows; returns how
-    /// many objects it freed. Skips if another thread is freeing;
+    /// section can hold (module invariants), if the domain is robust and
+    /// the thread may free: a fenced scan, then, if more than `until`
+    /// objects are still pending, a barrier scan; each as its rationing
+    /// allows. `own` is the calling thread's record, if it has one. Returns
+    /// how many objects it freed; skips if another thread is freeing;
     /// propagates a destructor's panic once the queue is consistent again.
-    pub(crate) fn free_early(&self) -> usize {
-        let (freed, panic) = self.free_early_caught(false);
+    pub(crate) fn free_early(&self, own: Option<&Record>, until: u64) -> usize {
         let mut first_panic = FirstPanic::default();
-        first_panic.keep(panic);
+        let mut freed = 0;
+        for scan in [Scan::Fenced, Scan::Barrier] {
+            if scan == Scan::Barrier && self.pending() <= until {
+                break;
+            }
+            let (n, panic) = self.free_early_caught(scan, own, false);
+            freed += n;
+            first_panic.keep(panic);
+            if first_panic.caught() {
+                break;
+            }
+        }
         first_panic.resume();
         freed
     }
 
-    /// [`free_early`](Inner::free_early) for the reclaimer: a destructor's
-    /// panic is stashed for the next `barrier` or the teardown.
+    /// [`free_early`](Inner::free_early) for the reclaimer (no record of
+    /// its own; barrier scans past the soft bound, as a registration's): a
+    /// destructor's panic is stashed for the next `barrier` or the
+    /// teardown.
     pub(super) fn free_early_stashing(&self) -> usize {
-        self.free_early_caught(true).0
+        let mut freed = self.free_early_caught(Scan::Fenced, None, true).0;
+        if self.pending() > self.config.soft_max_pending as u64 {
+            freed += self.free_early_caught(Scan::Barrier, None, true).0;
+        }
+        freed
     }
 
-    /// The early free, its first destructor panic handed back, or stashed
+    /// One early free, its first destructor panic handed back, or stashed
     /// while `freeing` is still held if `stash` (so a `barrier`, which
     /// takes that lock first, cannot miss it).
-    fn free_early_caught(&self, stash: bool) -> (usize, Option<Box<dyn core::any::Any + Send>>) {
+    fn free_early_caught(
+        &self,
+        scan: Scan,
+        own: Option<&Record>,
+        stash: bool,
+    ) -> (usize, Option<Box<dyn core::any::Any + Send>>) {
+        let next = &self.early_next[scan as usize];
         if !self.config.robust
             || !self.config.retiring_threads_free
             || !may_free()
-            || self.counters.retired.load(Relaxed) < self.early_next.load(Relaxed)
+            || self.counters.retired.load(Relaxed) < next.load(Relaxed)
         {
             return (0, None);
         }
@@ -72,16 +123,26 @@ impl Inner {
             if st.dead {
                 return (0, None); // the teardown frees everything
             }
-            // Nothing to scan for: no barrier.
+            // Nothing to scan for: no fence.
             let completed = self.completed.load(Relaxed); // written under this lock
             let born = |w: &Waiting| w.gp > completed && w.unit.birth() != UNKNOWN_BIRTH;
             if !st.waiting.iter().any(born) {
                 return (0, None);
             }
-            self.start_for_scan(&mut st);
-            let taken = self.take_early(&mut st);
-            self.advance(&mut st);
-            taken
+            match scan {
+                Scan::Fenced => {
+                    crate::sync::fence(SeqCst);
+                    let reserved = self.reserved_fenced(own);
+                    self.take_early(&mut st, reserved)
+                }
+                Scan::Barrier => {
+                    self.start_for_scan(&mut st);
+                    let reserved = self.reserved_barrier();
+                    let taken = self.take_early(&mut st, reserved);
+                    self.advance(&mut st);
+                    taken
+                }
+            }
         };
         let _mark = crate::rcu::freeing::freeing(self.id);
         let mut first_panic = FirstPanic::default();
@@ -106,17 +167,22 @@ impl Inner {
             self.put_back(w);
         }
         Self::keep_spare(&mut lock(&self.state), &mut spare);
-        let next = if total == 0 {
+        let next_at = if total == 0 {
             // After a quarter of what is pending more has been registered
-            // (at least the soft bound's worth): a reader that stopped
-            // blocking is noticed soon, and a scan that can free nothing
-            // costs a barrier per that many objects at most.
-            let step = (self.pending() / 4).max(self.config.soft_max_pending as u64);
+            // (at least a bag's or the soft bound's worth): a reader that
+            // stopped blocking is noticed soon, and a scan that can free
+            // nothing costs a fence or a barrier per that many objects at
+            // most.
+            let least = match scan {
+                Scan::Fenced => BAG_CAP as u64,
+                Scan::Barrier => self.config.soft_max_pending as u64,
+            };
+            let step = (self.pending() / 4).max(least);
             self.counters.retired.load(Relaxed).saturating_add(step)
         } else {
             0
         };
-        self.early_next.store(next, Relaxed);
+        next.store(next_at, Relaxed);
         let panic = first_panic.take();
         if stash {
             if let Some(payload) = panic {
@@ -127,12 +193,12 @@ impl Inner {
         (total, panic)
     }
 
-    /// Starts the next grace period for a scan (state lock held), even if
-    /// the current one is held up: its heavy fence is the scan's, and the
-    /// readers that enter from now on are in a newer era than every unit
-    /// queued, so they hold none of them up (module invariants). The start
-    /// time stays the oldest one in flight's, which stall warnings and
-    /// latencies count from.
+    /// Starts the next grace period for a barrier scan (state lock held),
+    /// even if the current one is held up: its heavy fence is the scan's,
+    /// and the readers that enter from now on are in a newer era than
+    /// every unit queued, so they hold none of them up (module invariants).
+    /// The start time stays the oldest one in flight's, which stall
+    /// warnings and latencies count from.
     fn start_for_scan(&self, st: &mut State) {
         let gp = self.epoch.load(Relaxed) + 1; // only written under this lock
                                                // Release: as in `advance`.
@@ -149,21 +215,47 @@ impl Inner {
         st.unstarted_units = 0;
     }
 
-    /// The units a scan may free (module invariants), taken off the queue
-    /// (state lock held, after the heavy fence).
-    fn take_early(&self, st: &mut State) -> Vec<Waiting> {
+    /// For a fenced scan, after its fence: what the records that may hold
+    /// a grace period's units reserve at most (`None`: no such record), as
+    /// a function of that grace period (module invariants).
+    fn reserved_fenced(&self, own: Option<&Record>) -> impl Fn(u64) -> Option<u64> {
+        // (lo if in a section, hi) of every record but our own outside a
+        // section.
+        let records: Vec<(Option<u64>, u64)> = self
+            .records()
+            .filter(|rec| !own.is_some_and(|own| core::ptr::eq(own, *rec) && !own.in_section()))
+            .map(|rec| (rec.active_epoch(), rec.reserved()))
+            .collect();
+        move |gp| {
+            records
+                .iter()
+                .filter(|&&(lo, _)| lo.map_or(true, |lo| lo < gp))
+                .map(|&(_, hi)| hi)
+                .max()
+        }
+    }
+    /// For a barrier scan, after its heavy fence: as
+    /// [`reserved_fenced`](Self::reserved_fenced), from the records whose
+    /// section began before that grace period (module invariants).
+    fn reserved_barrier(&self) -> impl Fn(u64) -> Option<u64> {
         // (lo, reservation) of every record in a section.
         let blockers: Vec<(u64, u64)> = self
             .records()
             .filter_map(|rec| rec.active_epoch().map(|lo| (lo, rec.reservation(lo))))
             .collect();
-        let reserved = |gp: u64| {
+        move |gp| {
             blockers
                 .iter()
                 .filter(|&&(lo, _)| lo < gp)
                 .map(|&(_, res)| res)
                 .max()
-        };
+        }
+    }
+
+    /// Takes off the queue the units a scan may free (state lock held):
+    /// those whose oldest birth is known and younger than what `reserved`
+    /// says the records that may hold them reserve.
+    fn take_early(&self, st: &mut State, reserved: impl Fn(u64) -> Option<u64>) -> Vec<Waiting> {
         let completed = self.completed.load(Relaxed); // written under this lock
         let mut taken = Vec::new();
         st.waiting.retain_mut(|w| {

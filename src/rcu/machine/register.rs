@@ -45,7 +45,14 @@ impl Inner {
     /// Registers a drained batch (or a lone object) as one unit, starting
     /// its grace period now if `hurry`, then does a bounded amount of
     /// reclamation, or applies backpressure if the domain is past its bound.
-    pub(crate) fn register(&self, unit: Box<dyn Reclaim>, batch: bool, hurry: bool) {
+    /// `own` is the calling thread's record, if it has one.
+    pub(crate) fn register(
+        &self,
+        unit: Box<dyn Reclaim>,
+        batch: bool,
+        hurry: bool,
+        own: Option<&Record>,
+    ) {
         let front = {
             let mut st = lock(&self.state);
             assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
@@ -58,14 +65,16 @@ impl Inner {
             self.front(&st)
         };
         crate::rcu::reclaimer::notify(self);
-        self.after_registration(front);
+        self.after_registration(front, own);
     }
 
     /// What a registration does once its unit is queued, given the queue's
     /// front as it left it: backpressure past the bound, else the amortized
     /// free if work is complete, else the soft bound's wait if past it and
-    /// a reader holds the front's grace period up.
-    pub(super) fn after_registration(&self, front: Front) {
+    /// a reader holds the front's grace period up. In a robust domain, an
+    /// incomplete front first has a fenced scan free what no reader
+    /// reserves (module `early`); `own` is the registering thread's record.
+    pub(super) fn after_registration(&self, front: Front, own: Option<&Record>) {
         let pending = self.pending();
         let soft = self.config.soft_max_pending as u64;
         if pending > self.config.max_pending as u64 {
@@ -74,14 +83,15 @@ impl Inner {
             if may_free() && self.config.retiring_threads_free {
                 self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
             }
-        } else if pending > soft {
-            // A robust domain frees what no reader can hold first (module
-            // `early`), whatever the front: a reader that stays holds only
-            // older objects, and the front may be one of those.
-            if self.config.robust && self.free_early() > 0 && self.pending() <= soft {
-                return;
+        } else {
+            if self.config.robust {
+                // A robust domain frees what no reader can hold first
+                // (module `early`), whatever the front: a reader that stays
+                // holds only older objects, and the front may be one of
+                // those. Barrier scans only past the soft bound.
+                self.free_early(own, if pending > soft { soft } else { u64::MAX });
             }
-            if front == Front::HeldUp {
+            if front == Front::HeldUp && self.pending() > soft {
                 self.pace(None);
             }
         }
@@ -103,7 +113,7 @@ impl Inner {
             // empty bag always accepts.
             let len = unsafe { bag.push(slot, drop, birth) };
             debug_assert_eq!(len, 1);
-            return self.register(bag, false, false);
+            return self.register(bag, false, false, None);
         };
         let front = {
             let mut st = lock(&self.state);
@@ -124,6 +134,6 @@ impl Inner {
             self.front(&st)
         };
         crate::rcu::reclaimer::notify(self);
-        self.after_registration(front);
+        self.after_registration(front, Some(rec));
     }
 }

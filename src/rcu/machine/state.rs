@@ -177,9 +177,10 @@ pub(crate) struct Inner {
     /// (twice what there were when the last soft wait ran out).
     pub(super) soft_stalled: StdAtomicU64,
     pub(super) soft_resume: StdAtomicU64,
-    /// The objects retired (`counters.retired`) below which no early free
-    /// scans (module `early`: its rationing).
-    pub(super) early_next: StdAtomicU64,
+    /// Per kind of scan (`early::Scan`), the objects retired
+    /// (`counters.retired`) below which it does not run (module `early`:
+    /// its rationing).
+    pub(super) early_next: [StdAtomicU64; 2],
     /// Unique among all domains ever created; 0 is the global domain;
     /// odd ([`ROBUST_ID_BIT`]) for a robust one.
     pub(crate) id: u64,
@@ -320,7 +321,7 @@ macro_rules! inner_new {
             stalled: StdAtomicU64::new(0),
             soft_stalled: StdAtomicU64::new(0),
             soft_resume: StdAtomicU64::new(0),
-            early_next: StdAtomicU64::new(0),
+            early_next: [const { StdAtomicU64::new(0) }; 2],
             id: $id,
             dead: StdAtomicBool::new(false),
             handles: AtomicUsize::new(1),

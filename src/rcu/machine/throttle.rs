@@ -125,7 +125,10 @@ impl Inner {
         let gp = self.start_now(&c.grace_periods_started);
         // A robust domain first frees what no reader can hold (module
         // `early`): a reader that stays holds only older objects.
-        if is_own && self.free_early() > 0 && !queue.over_bound() {
+        if is_own
+            && self.free_early(None, self.config.max_pending as u64) > 0
+            && !queue.over_bound()
+        {
             return;
         }
         // Inside a read section of the domain it must not wait (for a
@@ -302,7 +305,7 @@ impl Inner {
         if !may_free() {
             return 0;
         }
-        self.free_completed(usize::MAX, u64::MAX, Path::Collect) + self.free_early()
+        self.free_completed(usize::MAX, u64::MAX, Path::Collect) + self.free_early(rec, 0)
     }
 
     /// Blocks until grace period `gp` has completed, driving it, for at most

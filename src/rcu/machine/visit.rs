@@ -12,7 +12,11 @@
 //!   most about one time bound before its grace period starts.
 //! - A visit never waits for a reader or for another thread's frees: it
 //!   frees completed units only if nobody else is freeing (`try_lock`), and
-//!   only those complete when it began. A slow destructor of its own holds
+//!   only those complete when it began. It takes the `freeing` lock only
+//!   for work: completed units, or a robust domain's early scan once no
+//!   unit was registered since the last visit (a registration scans for
+//!   itself; a reclaimer preempted while holding the lock would keep the
+//!   writers' own scans out). A slow destructor of its own holds
 //!   up this visit only: the reclaimer leaves it to its runner and visits
 //!   the other domains meanwhile (module `reclaimer`).
 //! - A destructor that panics during a visit does not stop the others
@@ -29,6 +33,7 @@ use core::time::Duration;
 use std::sync::Weak;
 
 use super::counters::Path;
+use super::free::Front;
 #[cfg(not(loom))]
 use super::state::GLOBAL_INNER;
 use super::state::{lock, Inner, Served};
@@ -45,7 +50,7 @@ fn address(rec: &Record) -> usize {
 impl Inner {
     /// One visit of the reclaimer (see the module invariants).
     pub(crate) fn visit(&self, memo: &mut Visit) -> Visited {
-        let idle = {
+        let (idle, complete, writers_idle) = {
             let mut st = lock(&self.state);
             if st.dead {
                 return Visited::Dead;
@@ -87,11 +92,25 @@ impl Inner {
                 self.advance(&mut st);
             }
             let idle = st.waiting.is_empty() && st.unstarted_units == 0 && !st.running;
-            idle && memo.buffered.is_empty()
+            let registrations = self.counters.registrations.load(Relaxed);
+            let writers_idle = registrations == memo.registrations;
+            memo.registrations = registrations;
+            (
+                idle && memo.buffered.is_empty(),
+                self.front(&st) == Front::Complete,
+                writers_idle,
+            )
         };
         let owners = self.visit_owners(|queue| queue.visit(self));
-        let freed =
-            self.free_completed(usize::MAX, u64::MAX, Path::Reclaimer) + self.free_early_stashing();
+        // Without taking `freeing` for nothing: a reclaimer preempted while
+        // holding it keeps the writers' own frees and scans out.
+        let mut freed = 0;
+        if complete {
+            freed += self.free_completed(usize::MAX, u64::MAX, Path::Reclaimer);
+        }
+        if writers_idle {
+            freed += self.free_early_stashing();
+        }
         #[cfg(not(loom))]
         self.check_stall();
         if idle && !owners && freed == 0 {

@@ -103,6 +103,8 @@ pub(crate) struct Visit {
     pub(crate) buffered: Vec<usize>,
     /// The epoch, if work waited unstarted for grace period `epoch + 1`.
     pub(crate) unstarted: Option<u64>,
+    /// The domain's registrations counted at the visit.
+    pub(crate) registrations: u64,
 }
 
 /// What a visit found.
