@@ -248,7 +248,7 @@
 //! | IBR (2GE) | its interval of eras: at entry, and at each protected load whose era moved | its birth era, in the object | no interval intersects [birth, retirement] |
 //! | Hyaline-S | its slot's era at each protected load | its birth era | the readers handed the batch (only those whose era reaches its oldest birth) have all left |
 //! | Crystalline | as Hyaline-S, wait-free (bounded re-publications per load) | a header with its birth era | as Hyaline-S |
-//! | ownrcu, robust | its entry era (as any section) and, at each `Link`/`Atomic` load whose era moved, the newest era it may hold | nothing: the birth is given back at retirement ([`Domain::retire_born`]) | its grace period completes, or a scan finds its unit's oldest birth younger than every blocking reader's era |
+//! | ownrcu, robust | its entry era (as any section) and, at each `Link`/`Atomic` load whose era moved, the newest era it may hold | nothing: the birth is given back at retirement ([`Domain::retire_born`]) | its grace period completes, or a scan (a fence at each registration; a barrier past the soft bound) finds its unit's oldest birth younger than the era of every thread that may hold it |
 //!
 //! The eras are the grace periods started, so sections need nothing new on
 //! entry or exit, and births cost one load ([`Domain::birth`]). Units (a
