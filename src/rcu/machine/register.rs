@@ -71,9 +71,10 @@ impl Inner {
     /// What a registration does once its unit is queued, given the queue's
     /// front as it left it: backpressure past the bound, else the amortized
     /// free if work is complete, else the soft bound's wait if past it and
-    /// a reader holds the front's grace period up. In a robust domain, an
-    /// incomplete front first has a fenced scan free what no reader
-    /// reserves (module `early`); `own` is the registering thread's record.
+    /// a reader holds the front's grace period up. In a robust domain, a
+    /// fenced scan also frees what no reader reserves (module `early`),
+    /// before the soft bound's wait; `own` is the registering thread's
+    /// record.
     pub(super) fn after_registration(&self, front: Front, own: Option<&Record>) {
         let pending = self.pending();
         let soft = self.config.soft_max_pending as u64;
@@ -82,6 +83,10 @@ impl Inner {
         } else if front == Front::Complete {
             if may_free() && self.config.retiring_threads_free {
                 self.free_completed(COLLECT_BUDGET, u64::MAX, Path::Amortized);
+            }
+            if self.config.robust {
+                // Units behind a complete front may be free to go too.
+                self.free_early(own, u64::MAX);
             }
         } else {
             if self.config.robust {
