@@ -76,8 +76,10 @@
 //! counts itself (`objects::DROPS`), and ONE monitor thread samples
 //! `RETIRED - DROPS` every 100 µs (a fixed schedule of deadlines; the timer's
 //! slack makes the real period somewhat longer, and the bench prints the
-//! mean period it achieved). The peak printed for a function is the largest
-//! sample over all its runs (warm-up included).
+//! mean period it achieved), each sample taken at one instant
+//! (`pending_now`: not inflated by what is retired while the monitor is
+//! preempted between two reads). The peak printed for a function is the
+//! largest sample over all its runs (warm-up included).
 //!
 //! # Output
 //!
@@ -180,12 +182,7 @@ fn monitor(ctl: &Ctl) -> (usize, usize) {
     let (mut peak, mut samples) = (0, 0);
     let mut next = Instant::now();
     loop {
-        // Drops first: an object is counted as retired before it can be
-        // dropped, so reading in this order can over-count (by what is
-        // retired between the two loads), never under-count.
-        let dropped = DROPS.load(Acquire);
-        let retired = RETIRED.load(Acquire);
-        peak = peak.max(retired.saturating_sub(dropped));
+        peak = peak.max(pending_now());
         samples += 1;
         ctl.ready.store(true, Release);
         if ctl.stop.load(Relaxed) {
@@ -199,6 +196,25 @@ fn monitor(ctl: &Ctl) -> (usize, usize) {
             next = now;
         }
     }
+}
+
+/// Objects retired and not yet dropped, at one instant: the retired count
+/// read between two reads of the drops that agree (no drop happened in
+/// between, so that count minus the drops was the pending count when it
+/// was read). A monitor preempted between two plain reads would otherwise
+/// add everything retired meanwhile; after 8 disagreeing tries (drops
+/// going on all the time), the retired count minus the later drops, which
+/// never over-counts.
+fn pending_now() -> usize {
+    for _ in 0..8 {
+        let before = DROPS.load(Acquire);
+        let retired = RETIRED.load(Acquire);
+        if DROPS.load(Acquire) == before {
+            return retired.saturating_sub(before);
+        }
+    }
+    let retired = RETIRED.load(Acquire);
+    retired.saturating_sub(DROPS.load(Acquire))
 }
 
 /// One timed run.

@@ -250,7 +250,7 @@
 //! | Crystalline | as Hyaline-S, wait-free (bounded re-publications per load) | a header with its birth era | as Hyaline-S |
 //! | ownrcu, robust | its entry era (as any section) and, at each `Link`/`Atomic` load whose era moved, the newest era it may hold | nothing: the birth is given back at retirement ([`Domain::retire_born`]) | its grace period completes, or a scan (a fence at each registration; a barrier past the soft bound) finds its unit's oldest birth younger than the era of every thread that may hold it |
 //!
-//! The eras are the grace periods started, so sections need nothing new on
+//! The eras count the grace periods started, so sections need nothing new on
 //! entry or exit, and births cost one load ([`Domain::birth`]). Units (a
 //! thread's buffer, a batch) keep one birth for all their objects, so
 //! freeing early is one scan per unit, not per object. Objects retired

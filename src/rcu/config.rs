@@ -576,8 +576,8 @@ impl DomainBuilder {
     ///
     /// - the objects born at or before the era of its latest load through a
     ///   [`Link`](crate::Link) or an [`Atomic`](crate::Atomic) (or of its
-    ///   entry, if it loaded nothing): eras are the domain's grace periods
-    ///   started, read by [`Domain::birth`](crate::Domain::birth);
+    ///   entry, if it loaded nothing): eras count the domain's grace
+    ///   periods started, read by [`Domain::birth`](crate::Domain::birth);
     /// - while an exchange (`swap`, `compare_exchange`, `fetch_or`, ...)
     ///   runs, every object; in an owned section
     ///   ([`Domain::read_owned`](crate::Domain::read_owned)), whose guard

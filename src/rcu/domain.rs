@@ -441,7 +441,7 @@ impl Domain {
     pub fn birth(&self) -> Birth {
         // Relaxed: the publication that follows is a `Release` store, which
         // keeps this load before it.
-        Birth(self.inner().epoch.load(Relaxed))
+        Birth(crate::rcu::robust::era_of(self.inner().epoch.load(Relaxed)))
     }
 
     /// [`retire_with_unchecked`](Domain::retire_with_unchecked) for an
