@@ -112,6 +112,23 @@ fn a_stuck_reader_costs_no_barrier_per_scan() {
     assert_eq!(drops.get(), N, "every object freed exactly once");
 }
 
+/// Objects born before a new domain's first grace period started are
+/// freed early like any others: no birth is the mark of an object retired
+/// without one.
+#[test]
+fn objects_born_before_the_first_grace_period_are_freed_early() {
+    let drops = Drops::default();
+    let domain = robust();
+    let (leave, reader) = stalled_reader(&domain);
+    retire_fresh(&domain, &drops, 10);
+    domain.collect();
+    let stats = domain.stats();
+    assert_eq!(stats.freed_by.early, 10, "{stats:?}");
+    assert_eq!(drops.get(), 10);
+    leave.send(()).unwrap();
+    reader.join().unwrap();
+}
+
 /// A reader in a section that began in an older era loads a node born in
 /// the current one and stays; the writer unlinks and retires it, then
 /// retires many more and collects: the node is never freed under the
