@@ -610,8 +610,9 @@ impl DomainBuilder {
     /// era moved, publishes it, runs a full fence and loads again), and
     /// every exchange stores twice around a full fence. In an owned
     /// section, whose threads cannot rely on each other's fences, such a
-    /// load fences every time once the era has moved on. On structures that chase pointers it is measured in
-    /// BENCHMARKS.md (the `ownrcu_atomic_robust` column).
+    /// load fences every time once the era has moved on. On structures
+    /// that chase pointers it is measured in BENCHMARKS.md (the
+    /// `ownrcu_atomic_robust` column).
     ///
     /// The pointer types say whether their domain may be robust, so that
     /// structures in other domains pay nothing for this mode:

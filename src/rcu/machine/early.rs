@@ -69,19 +69,9 @@ impl Inner {
     /// how many objects it freed; skips if another thread is freeing;
     /// propagates a destructor's panic once the queue is consistent again.
     pub(crate) fn free_early(&self, own: Option<&Record>, until: u64) -> usize {
+        let (freed, panic) = self.free_early_scans(own, until, false);
         let mut first_panic = FirstPanic::default();
-        let mut freed = 0;
-        for scan in [Scan::Fenced, Scan::Barrier] {
-            if scan == Scan::Barrier && self.pending() <= until {
-                break;
-            }
-            let (n, panic) = self.free_early_caught(scan, own, false);
-            freed += n;
-            first_panic.keep(panic);
-            if first_panic.caught() {
-                break;
-            }
-        }
+        first_panic.keep(panic);
         first_panic.resume();
         freed
     }
@@ -91,11 +81,30 @@ impl Inner {
     /// destructor's panic is stashed for the next `barrier` or the
     /// teardown.
     pub(super) fn free_early_stashing(&self) -> usize {
-        let mut freed = self.free_early_caught(Scan::Fenced, None, true).0;
-        if self.pending() > self.config.soft_max_pending as u64 {
-            freed += self.free_early_caught(Scan::Barrier, None, true).0;
+        self.free_early_scans(None, self.config.soft_max_pending as u64, true)
+            .0
+    }
+
+    /// The scans of [`free_early`](Inner::free_early): stops at a
+    /// destructor's panic, handed back unless `stash`.
+    fn free_early_scans(
+        &self,
+        own: Option<&Record>,
+        until: u64,
+        stash: bool,
+    ) -> (usize, Option<Box<dyn core::any::Any + Send>>) {
+        let mut freed = 0;
+        for scan in [Scan::Fenced, Scan::Barrier] {
+            if scan == Scan::Barrier && self.pending() <= until {
+                break;
+            }
+            let (n, panic) = self.free_early_caught(scan, own, stash);
+            freed += n;
+            if panic.is_some() {
+                return (freed, panic);
+            }
         }
-        freed
+        (freed, None)
     }
 
     /// One early free, its first destructor panic handed back, or stashed
@@ -217,39 +226,31 @@ impl Inner {
 
     /// For a fenced scan, after its fence: what the records that may hold
     /// a grace period's units reserve at most (`None`: no such record), as
-    /// a function of that grace period (module invariants).
+    /// a function of that grace period (module invariants). Every record
+    /// counts but one in a section that began at the grace period or
+    /// later, and our own outside a section.
     fn reserved_fenced(&self, own: Option<&Record>) -> impl Fn(u64) -> Option<u64> {
-        // (lo if in a section, hi) of every record but our own outside a
-        // section.
-        let records: Vec<(Option<u64>, u64)> = self
-            .records()
-            .filter(|rec| !own.is_some_and(|own| core::ptr::eq(own, *rec) && !own.in_section()))
-            .map(|rec| (rec.active_epoch(), rec.reserved()))
-            .collect();
-        move |gp| {
-            records
-                .iter()
-                .filter(|&&(lo, _)| lo.map_or(true, |lo| lo < gp))
-                .map(|&(_, hi)| hi)
-                .max()
-        }
+        let is_own_outside =
+            |rec: &Record| own.is_some_and(|own| core::ptr::eq(own, rec) && !own.in_section());
+        // A record outside a section counts for every grace period (all
+        // are past 0).
+        max_reserved(
+            self.records()
+                .filter(|rec| !is_own_outside(rec))
+                .map(|rec| (rec.active_epoch().unwrap_or(0), rec.reserved()))
+                .collect(),
+        )
     }
+
     /// For a barrier scan, after its heavy fence: as
-    /// [`reserved_fenced`](Self::reserved_fenced), from the records whose
-    /// section began before that grace period (module invariants).
+    /// [`reserved_fenced`](Self::reserved_fenced), from the records in a
+    /// section that began before that grace period (module invariants).
     fn reserved_barrier(&self) -> impl Fn(u64) -> Option<u64> {
-        // (lo, reservation) of every record in a section.
-        let blockers: Vec<(u64, u64)> = self
-            .records()
-            .filter_map(|rec| rec.active_epoch().map(|lo| (lo, rec.reservation(lo))))
-            .collect();
-        move |gp| {
-            blockers
-                .iter()
-                .filter(|&&(lo, _)| lo < gp)
-                .map(|&(_, res)| res)
-                .max()
-        }
+        max_reserved(
+            self.records()
+                .filter_map(|rec| rec.active_epoch().map(|lo| (lo, rec.reservation(lo))))
+                .collect(),
+        )
     }
 
     /// Takes off the queue the units a scan may free (state lock held):
@@ -278,6 +279,18 @@ impl Inner {
         let mut st = lock(&self.state);
         let at = st.waiting.partition_point(|q| q.gp <= w.gp);
         st.waiting.insert(at, w);
+    }
+}
+
+/// Given `(lo, reservation)` per record, the most that the records with
+/// `lo` before a grace period reserve, as a function of that grace period.
+fn max_reserved(records: Vec<(u64, u64)>) -> impl Fn(u64) -> Option<u64> {
+    move |gp| {
+        records
+            .iter()
+            .filter(|&&(lo, _)| lo < gp)
+            .map(|&(_, reserved)| reserved)
+            .max()
     }
 }
 
