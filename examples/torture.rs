@@ -40,7 +40,8 @@
 //!   robust domain freed nothing early in a run of 5 s or more.
 //! - **A watchdog** reports a failure when any thread makes no progress
 //!   for `STALL` (10 s): a grace period that never ends shows up as the
-//!   pipeline thread stuck in `synchronize`. As a last resort, a deadline
+//!   pipeline thread stuck in `synchronize`; it prints every thread's
+//!   backtrace first, if `gdb` can attach. As a last resort, a deadline
 //!   ends the process once the run has overrun its time by 30 s.
 //!
 //! # The pipeline, and why a reader can never see age 2
@@ -903,6 +904,9 @@ fn watchdog(options: &Options) {
             (stalled, slow)
         };
         if let Some(name) = stalled {
+            // Before the failure is known: the main thread ends the run at
+            // the first failure it sees.
+            backtraces();
             fail(format_args!(
                 "{name} made no progress for {} s (a grace period that never ends, or a hang); \
                  all threads without progress for over 1 s: {}",
@@ -914,6 +918,29 @@ fn watchdog(options: &Options) {
             summary(options, &[]);
             std::process::exit(1);
         }
+    }
+}
+
+/// Prints every thread's backtrace to stderr, for a stall report, if
+/// `gdb` can attach to this process (it may be missing, or not allowed to);
+/// says so otherwise.
+fn backtraces() {
+    let pid = std::process::id().to_string();
+    let run = std::process::Command::new("gdb")
+        .args(["-p", &pid, "-batch", "-nx", "-ex", "thread apply all bt"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match run {
+        Ok(out) if out.status.success() => {
+            eprintln!("torture: every thread's backtrace (gdb):");
+            eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+        Ok(out) => eprintln!(
+            "torture: no backtraces: gdb failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => eprintln!("torture: no backtraces: cannot run gdb ({e})"),
     }
 }
 

@@ -531,6 +531,135 @@ fn the_last_handle_may_go_with_the_domains_own_garbage_on_the_reclaimer() {
     assert_eq!(drops.get(), 2 * N + 3);
 }
 
+/// A domain's last handle in another domain's garbage, dropped by a free
+/// of that other domain nested in the first one's destructors: the
+/// reclaimer runs `outer`'s destructors; one of them drains a batch into
+/// `inner`, whose amortized free runs `inner`'s destructors right there;
+/// one of those drops `outer`'s last handle. `outer` is torn down inside
+/// its own destructor run, two frees up the stack: the teardown must leave
+/// the freeing to that run (whose `freeing` lock this thread holds), which
+/// then frees everything left.
+#[test]
+fn the_last_handle_may_go_in_another_domains_free_nested_in_its_own() {
+    struct Carrier {
+        outer: Option<Domain>,
+        drops: Drops,
+    }
+    impl Drop for Carrier {
+        fn drop(&mut self) {
+            self.drops.add();
+            drop(self.outer.take()); // the last handle of `outer`
+        }
+    }
+    struct Trigger {
+        inner: Domain,
+        drops: Drops,
+    }
+    impl Drop for Trigger {
+        fn drop(&mut self) {
+            self.drops.add();
+            // One registration in `inner`, whose front is complete: its
+            // amortized free runs the carrier's destructor here.
+            let mut batch = self.inner.batch();
+            batch.push(self.drops.obj());
+            batch.drain();
+        }
+    }
+    let _served = served();
+    let drops = Drops::default();
+    // Lazy and unserved: the carrier's grace period starts only when asked,
+    // and its unit waits, complete, for the trigger's registration.
+    let inner = Domain::builder().lazy(true).reclaimer(false).build();
+    // Only the reclaimer frees `outer`'s objects.
+    let outer = Domain::builder()
+        .time_bound(Duration::from_millis(10))
+        .retiring_threads_free(false)
+        .build();
+    let mut batch = inner.batch();
+    batch.push(Box::new(Carrier {
+        outer: Some(outer.clone()),
+        drops: drops.clone(),
+    }));
+    batch.drain();
+    inner.synchronize();
+    assert_eq!(drops.get(), 0, "the carrier waits for the trigger");
+    let mut batch = outer.batch();
+    batch.push(Box::new(Trigger {
+        inner: inner.clone(),
+        drops: drops.clone(),
+    }));
+    batch.drain();
+    let mut batch = outer.batch();
+    for _ in 0..N {
+        batch.push(drops.obj());
+    }
+    batch.drain();
+    drop(outer); // the carrier's handle is the last
+                 // Everything but the object the trigger retired into `inner`.
+    eventually("every object of `outer` freed", || drops.get() == N + 2);
+    inner.barrier();
+    assert_eq!(drops.get(), N + 3);
+}
+
+/// The same for owners: the reclaimer frees owner `a`'s garbage; one of
+/// its objects retires into owner `b`, whose amortized free drops `a`'s
+/// last user right there. `a` is torn down inside its own queue's free run,
+/// two frees up the stack, without waiting for that run's lock.
+#[test]
+fn the_last_user_may_go_in_another_owners_free_nested_in_its_own() {
+    enum Thing {
+        Obj(#[allow(dead_code)] Box<common::Obj>),
+        Trigger(User<Slot<Thing>>, Drops),
+        Carrier(Option<User<Slot<Thing>>>, Drops),
+    }
+    impl Drop for Thing {
+        fn drop(&mut self) {
+            match self {
+                Thing::Obj(_) => {}
+                Thing::Trigger(b, drops) => {
+                    drops.add();
+                    // One retirement through `b`, whose oldest unit is
+                    // complete: its amortized free runs the carrier's
+                    // destructor here.
+                    let new = Box::new(Thing::Obj(drops.obj()));
+                    b.replace(Some(new), b).expect("never empty").retire();
+                }
+                Thing::Carrier(a, drops) => {
+                    drops.add();
+                    drop(a.take()); // the last user of `a`
+                }
+            }
+        }
+    }
+    let _served = served();
+    let drops = Drops::default();
+    let obj = || Some(Box::new(Thing::Obj(drops.obj())));
+    // Lazy: grace periods start only when asked, or when the reclaimer
+    // finds work waiting on two visits; `b`'s domain is not served.
+    let domain_a = Domain::builder()
+        .lazy(true)
+        .time_bound(Duration::from_millis(10))
+        .build();
+    let domain_b = Domain::builder().lazy(true).reclaimer(false).build();
+    let a = User::new(&domain_a, Slot::empty());
+    let b = User::new(&domain_b, Slot::empty());
+    let carrier = Box::new(Thing::Carrier(Some(a.clone()), drops.clone()));
+    assert!(b.replace(Some(carrier), &b).is_none());
+    b.replace(obj(), &b).expect("the carrier").retire();
+    domain_b.synchronize();
+    let trigger = Box::new(Thing::Trigger(b.clone(), drops.clone()));
+    assert!(a.replace(Some(trigger), &a).is_none());
+    a.replace(obj(), &a).expect("the trigger").retire();
+    assert_eq!(drops.get(), 0, "the carrier waits for the trigger");
+    drop(a); // the carrier's user is the last
+             // The trigger, the carrier and `a`'s object; and the trigger's user of
+             // `b` is gone with it, so `b`'s teardown comes next, here.
+    eventually("`a` torn down", || drops.get() == 3 && b.users() == 1);
+    drop(b);
+    // `b`'s object, and the one the trigger retired.
+    assert_eq!(drops.get(), 5);
+}
+
 /// With nobody waiting, the reclaimer's visits notice the stall: an idle
 /// writer's objects wait for a reader that stays in its section, and the
 /// reader is reported (by name) within the stall timeout plus a visit.

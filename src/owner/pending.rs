@@ -233,8 +233,9 @@ impl Pending {
         let Some(_freeing) = try_lock(&q.freeing) else {
             return 0;
         };
-        let _mark = crate::rcu::for_owners::owner_freeing(q.key());
-        q.collect_locked(self.inner(), budget, u64::MAX)
+        crate::rcu::for_owners::owner_freeing(q.key(), || {
+            q.collect_locked(self.inner(), budget, u64::MAX)
+        })
     }
 
     /// Frees a unit right here, counting it as retired and freed after a
@@ -287,12 +288,14 @@ impl Pending {
         // goes back to the front, still complete, and the next round goes on
         // with it.
         let _freeing = lock(&q.freeing);
-        let _mark = crate::rcu::for_owners::owner_freeing(q.key());
-        let mut first_panic = FirstPanic::default();
-        while first_panic
-            .catch(|| q.collect_locked(inner, usize::MAX, up_to))
-            .is_none()
-        {}
+        let first_panic = crate::rcu::for_owners::owner_freeing(q.key(), || {
+            let mut first_panic = FirstPanic::default();
+            while first_panic
+                .catch(|| q.collect_locked(inner, usize::MAX, up_to))
+                .is_none()
+            {}
+            first_panic
+        });
         first_panic.resume();
         q.resume_stashed();
     }
@@ -324,22 +327,25 @@ impl Pending {
     unsafe fn free_queue_directly(&self, q: &OwnerQueue) {
         let inner = self.inner();
         // Wait for the reclaimer's free in progress, if any, so everything
-        // is freed when this returns; unless this thread is the one freeing
-        // (a destructor of this owner dropped its last user).
+        // is freed when this returns; unless this thread is the one freeing,
+        // up its stack (a destructor of this owner, or of another freed
+        // nested in it, dropped its last user).
         let _freeing = if crate::rcu::for_owners::is_owner_freeing(q.key()) {
             None
         } else {
             Some(lock(&q.freeing))
         };
-        let _mark = crate::rcu::for_owners::owner_freeing(q.key());
-        let mut first_panic = FirstPanic::default();
-        loop {
-            let Some((gp, unit)) = lock(&q.queue).units.pop_front() else {
-                break;
-            };
-            // SAFETY: forwarded from this function's contract.
-            first_panic.catch(|| unsafe { q.free(inner, gp, unit, usize::MAX, true) });
-        }
+        let first_panic = crate::rcu::for_owners::owner_freeing(q.key(), || {
+            let mut first_panic = FirstPanic::default();
+            loop {
+                let Some((gp, unit)) = lock(&q.queue).units.pop_front() else {
+                    break;
+                };
+                // SAFETY: forwarded from this function's contract.
+                first_panic.catch(|| unsafe { q.free(inner, gp, unit, usize::MAX, true) });
+            }
+            first_panic
+        });
         first_panic.resume();
         q.resume_stashed();
     }
@@ -442,16 +448,16 @@ impl Served for OwnerQueue {
         let Some(_freeing) = try_lock(&self.freeing) else {
             return Visited::Work;
         };
-        let _mark = crate::rcu::for_owners::owner_freeing(self.key());
-        let mut first_panic = FirstPanic::default();
-        while first_panic
-            .catch(|| self.collect_locked(inner, usize::MAX, u64::MAX))
-            .is_none()
-        {}
-        if let Some(payload) = first_panic.take() {
-            lock(&self.panicked).get_or_insert(payload);
-        }
-        drop(_mark);
+        crate::rcu::for_owners::owner_freeing(self.key(), || {
+            let mut first_panic = FirstPanic::default();
+            while first_panic
+                .catch(|| self.collect_locked(inner, usize::MAX, u64::MAX))
+                .is_none()
+            {}
+            if let Some(payload) = first_panic.take() {
+                lock(&self.panicked).get_or_insert(payload);
+            }
+        });
         self.has_work()
     }
 
@@ -485,8 +491,9 @@ impl Throttled for Pending {
                 None => return 0,
             }
         };
-        let _mark = crate::rcu::for_owners::owner_freeing(q.key());
-        q.collect_locked(self.inner(), budget, u64::MAX)
+        crate::rcu::for_owners::owner_freeing(q.key(), || {
+            q.collect_locked(self.inner(), budget, u64::MAX)
+        })
     }
 
     fn over_bound(&self) -> bool {

@@ -4,63 +4,105 @@
 //!
 //! - A thread is marked as freeing domain `id` (or the owner queue at
 //!   address `owner`) exactly while it runs that one's destructors, which it
-//!   does holding that one's `freeing` lock; marks nest and unwind (the
-//!   previous mark comes back when the scope ends, also by a panic). So a
-//!   call that would wait for a `freeing` lock can ask whether the lock is
-//!   its own caller's, and refuse instead of deadlocking.
-//! - The marks are thread-locals without destructors: readable (as "not
-//!   freeing") at any point of the thread's exit. They depend on nothing
-//!   else in the crate.
+//!   does holding that one's `freeing` lock. Marks nest (a destructor of one
+//!   domain may free another's objects: an amortized free, a robust scan, a
+//!   teardown), and every mark up the stack counts, not only the innermost:
+//!   so a call that would wait for a `freeing` lock can ask whether this
+//!   thread holds it, however deep, and refuse instead of deadlocking.
+//! - The marks are a list through the stack frames of the calls that run
+//!   with them ([`freeing`], [`owner_freeing`]): each frame links to the
+//!   one outside it, and a thread-local points to the innermost. A frame
+//!   unlinks itself when its call ends, by a return or a panic, before its
+//!   memory goes: so every frame on the list is alive.
+//! - The thread-local has no destructor: readable at any point of the
+//!   thread's exit. This module depends on nothing else in the crate.
 
 use core::cell::Cell;
+use core::ptr;
+
+/// Whose destructors a frame runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freeing {
+    /// The domain with this id.
+    Domain(u64),
+    /// The owner whose queue lives at this address.
+    Owner(usize),
+}
+
+/// One mark on the list (module invariants).
+struct Frame {
+    what: Freeing,
+    /// The frame outside this one, or null.
+    outer: *const Frame,
+}
 
 #[cfg(not(loom))]
 std::thread_local! {
-    /// Id of the domain whose destructors this thread is running, if any.
-    static FREEING: Cell<u64> = const { Cell::new(u64::MAX) };
-    /// Address of the owner queue whose destructors this thread is running,
-    /// or 0.
-    static OWNER_FREEING: Cell<usize> = const { Cell::new(0) };
+    /// The innermost frame of this thread's marks, or null.
+    static INNERMOST: Cell<*const Frame> = const { Cell::new(ptr::null()) };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static FREEING: Cell<u64> = Cell::new(u64::MAX);
-    static OWNER_FREEING: Cell<usize> = Cell::new(0);
+    static INNERMOST: Cell<*const Frame> = Cell::new(ptr::null());
 }
 
-/// Marks this thread as running destructors of domain `id` until the
-/// returned value drops (scopes nest: the previous mark comes back).
-pub(crate) fn freeing(id: u64) -> impl Drop {
-    let previous = FREEING.try_with(|f| f.replace(id)).unwrap_or(u64::MAX);
-    scopeguard::guard(previous, |previous| {
-        let _ = FREEING.try_with(|f| f.set(previous));
-    })
+/// Runs `run` marked as freeing `what` (module invariants).
+fn marked<R>(what: Freeing, run: impl FnOnce() -> R) -> R {
+    let outer = INNERMOST.try_with(Cell::get).unwrap_or(ptr::null());
+    let frame = Frame { what, outer };
+    let _ = INNERMOST.try_with(|m| m.set(&frame));
+    // Unlinked on the way out, by a return or an unwind, while `frame` is
+    // still alive (it is declared first, so it drops after this guard).
+    let _unlink = scopeguard::guard((), |()| {
+        let _ = INNERMOST.try_with(|m| m.set(outer));
+    });
+    run()
 }
 
-/// Whether this thread is running destructors of domain `id`.
+/// Whether any frame of this thread's marks is `what`'s.
+fn any_is(what: Freeing) -> bool {
+    let mut cur = INNERMOST.try_with(Cell::get).unwrap_or(ptr::null());
+    while !cur.is_null() {
+        // SAFETY: every frame on the list is alive: it lives in the stack
+        // frame of a `marked` call still running on this thread, which
+        // unlinks it before returning or unwinding (module invariants); the
+        // list is this thread's own, so nothing else changes it meanwhile.
+        let frame = unsafe { &*cur };
+        if frame.what == what {
+            return true;
+        }
+        cur = frame.outer;
+    }
+    false
+}
+
+/// Runs `run` marked as running destructors of domain `id` (marks nest).
+pub(crate) fn freeing<R>(id: u64, run: impl FnOnce() -> R) -> R {
+    marked(Freeing::Domain(id), run)
+}
+
+/// Whether this thread is running destructors of domain `id`, at any depth.
 pub(crate) fn is_freeing(id: u64) -> bool {
-    FREEING.try_with(|f| f.get() == id).unwrap_or(false)
+    any_is(Freeing::Domain(id))
 }
 
 /// Whether this thread is running destructors of any domain or owner (it
 /// holds that one's `freeing` lock).
 pub(crate) fn is_freeing_any() -> bool {
-    let domain = FREEING.try_with(|f| f.get() != u64::MAX).unwrap_or(false);
-    domain || OWNER_FREEING.try_with(|f| f.get() != 0).unwrap_or(false)
+    !INNERMOST
+        .try_with(Cell::get)
+        .unwrap_or(ptr::null())
+        .is_null()
 }
 
-/// Marks this thread as running destructors of the owner whose queue lives
-/// at `owner` until the returned value drops (scopes nest).
-pub(crate) fn owner_freeing(owner: usize) -> impl Drop {
-    let previous = OWNER_FREEING.try_with(|f| f.replace(owner)).unwrap_or(0);
-    scopeguard::guard(previous, |previous| {
-        let _ = OWNER_FREEING.try_with(|f| f.set(previous));
-    })
+/// Runs `run` marked as running destructors of the owner whose queue lives
+/// at `owner` (marks nest).
+pub(crate) fn owner_freeing<R>(owner: usize, run: impl FnOnce() -> R) -> R {
+    marked(Freeing::Owner(owner), run)
 }
 
-/// Whether this thread is running destructors of the owner at `owner`.
+/// Whether this thread is running destructors of the owner at `owner`, at
+/// any depth.
 pub(crate) fn is_owner_freeing(owner: usize) -> bool {
-    OWNER_FREEING
-        .try_with(|f| f.get() == owner)
-        .unwrap_or(false)
+    any_is(Freeing::Owner(owner))
 }

@@ -153,29 +153,7 @@ impl Inner {
                 }
             }
         };
-        let _mark = crate::rcu::freeing::freeing(self.id);
-        let mut first_panic = FirstPanic::default();
-        let (mut total, mut spare) = (0, None);
-        let mut taken = taken.into_iter();
-        for Waiting { gp, unit } in taken.by_ref() {
-            let mut rest = None;
-            // SAFETY: no reader can hold the unit's objects (`take_early`,
-            // and the contract of `Domain::retire_born` for its births).
-            let freed = first_panic.catch(|| unsafe {
-                self.free_unit(unit, usize::MAX, Path::Early, &mut spare, &mut rest)
-            });
-            total += freed.unwrap_or(0);
-            if let Some(unit) = rest {
-                self.put_back(Waiting { gp, unit });
-            }
-            if first_panic.caught() {
-                break;
-            }
-        }
-        for w in taken {
-            self.put_back(w);
-        }
-        Self::keep_spare(&mut lock(&self.state), &mut spare);
+        let (total, first_panic) = crate::rcu::freeing::freeing(self.id, || self.free_taken(taken));
         let next_at = if total == 0 {
             // After a quarter of what is pending more has been registered
             // (at least a bag's or the soft bound's worth): a reader that
@@ -200,6 +178,35 @@ impl Inner {
             return (total, None);
         }
         (total, panic)
+    }
+
+    /// Frees the units a scan took (`freeing` held, the thread marked as
+    /// freeing this domain), up to the first destructor that panics; puts
+    /// back what is left. Returns how many objects it freed, and the panic.
+    fn free_taken(&self, taken: Vec<Waiting>) -> (usize, FirstPanic) {
+        let mut first_panic = FirstPanic::default();
+        let (mut total, mut spare) = (0, None);
+        let mut taken = taken.into_iter();
+        for Waiting { gp, unit } in taken.by_ref() {
+            let mut rest = None;
+            // SAFETY: no reader can hold the unit's objects (`take_early`,
+            // and the contract of `Domain::retire_born` for its births).
+            let freed = first_panic.catch(|| unsafe {
+                self.free_unit(unit, usize::MAX, Path::Early, &mut spare, &mut rest)
+            });
+            total += freed.unwrap_or(0);
+            if let Some(unit) = rest {
+                self.put_back(Waiting { gp, unit });
+            }
+            if first_panic.caught() {
+                break;
+            }
+        }
+        for w in taken {
+            self.put_back(w);
+        }
+        Self::keep_spare(&mut lock(&self.state), &mut spare);
+        (total, first_panic)
     }
 
     /// Starts the next grace period for a barrier scan (state lock held),

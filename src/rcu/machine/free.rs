@@ -80,7 +80,12 @@ impl Inner {
             return 0;
         };
         let up_to = up_to.min(self.completed());
-        let _mark = crate::rcu::freeing::freeing(self.id);
+        crate::rcu::freeing::freeing(self.id, || self.free_run(budget, up_to, path))
+    }
+
+    /// The run of [`free_completed`](Inner::free_completed), with its
+    /// `freeing` lock held and the thread marked as freeing this domain.
+    fn free_run(&self, budget: usize, up_to: u64, path: Path) -> usize {
         let mut left = budget;
         let mut total = 0;
         let mut first_panic = FirstPanic::default();

@@ -34,9 +34,10 @@ impl Inner {
             }
         }
         if crate::rcu::freeing::is_freeing(self.id) {
-            // The last handle went inside one of this domain's own
-            // destructors (held by its garbage): this thread holds the
-            // `freeing` lock, and the run that called that destructor frees
+            // The last handle went inside a run of this domain's own
+            // destructors, up this thread's stack (held by its garbage, or
+            // by another domain's garbage freed nested in that run): this
+            // thread holds the `freeing` lock, and that run frees
             // everything left once it sees `dead` (`free_completed`). Its
             // caller handles the panics of that run as it handles any.
             return;
