@@ -34,7 +34,9 @@
 //!   reserving it.
 //! - Taken units leave the queue before their objects are dropped; what a
 //!   panicking destructor leaves goes back into the queue in grace-period
-//!   order, before `freeing` is released.
+//!   order, before `freeing` is released. When the domain's last handle
+//!   goes in one of those destructors, the scan then frees everything left
+//!   (its teardown leaves that to the run holding `freeing`).
 //! - Scans are rationed, each kind on its own: none runs while no queued
 //!   unit qualifies, and one that freed nothing is not repeated before a
 //!   quarter of the objects then pending (at least a bag's worth for a
@@ -153,7 +155,17 @@ impl Inner {
                 }
             }
         };
-        let (total, first_panic) = crate::rcu::freeing::freeing(self.id, || self.free_taken(taken));
+        let (total, first_panic) = crate::rcu::freeing::freeing(self.id, || {
+            let (mut total, mut first_panic) = self.free_taken(taken);
+            if self.dead.load(Relaxed) {
+                // The last handle went in one of these destructors, and the
+                // teardown left the rest to this run (`teardown`): all of
+                // it, as a free run does once the domain is dead.
+                let rest = || self.free_run(usize::MAX, u64::MAX, Path::Teardown);
+                total += first_panic.catch(rest).unwrap_or(0);
+            }
+            (total, first_panic)
+        });
         let next_at = if total == 0 {
             // After a quarter of what is pending more has been registered
             // (at least a bag's or the soft bound's worth): a reader that

@@ -85,7 +85,7 @@ impl Inner {
 
     /// The run of [`free_completed`](Inner::free_completed), with its
     /// `freeing` lock held and the thread marked as freeing this domain.
-    fn free_run(&self, budget: usize, up_to: u64, path: Path) -> usize {
+    pub(super) fn free_run(&self, budget: usize, up_to: u64, path: Path) -> usize {
         let mut left = budget;
         let mut total = 0;
         let mut first_panic = FirstPanic::default();
