@@ -20,7 +20,8 @@
 //!   One case is not handled: two domains whose last handles each sit in
 //!   the other's garbage, freed at once by two runners (possible once one
 //!   of them is held up by a slow destructor): each teardown waits for the
-//!   other runner's `freeing` lock, and both runners stay blocked.
+//!   other runner's `freeing` lock, and both runners stay blocked
+//!   (`notes/teardown-cycles.md`).
 //! - It sleeps without a timeout only when no served domain has any work,
 //!   and that is decided race-free ([`Doorbell`](doorbell::Doorbell)): it
 //!   first announces that it parks, then looks at every domain under that
