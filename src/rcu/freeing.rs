@@ -63,10 +63,10 @@ fn marked<R>(what: Freeing, run: impl FnOnce() -> R) -> R {
 fn any_is(what: Freeing) -> bool {
     let mut cur = INNERMOST.try_with(Cell::get).unwrap_or(ptr::null());
     while !cur.is_null() {
-        // SAFETY: every frame on the list is alive: it lives in the stack
-        // frame of a `marked` call still running on this thread, which
-        // unlinks it before returning or unwinding (module invariants); the
-        // list is this thread's own, so nothing else changes it meanwhile.
+        // Every frame on the list lives in the stack frame of a `marked`
+        // call still running on this thread (module invariants).
+        // SAFETY: that call unlinks it before returning or unwinding, and
+        // only this thread changes its list: the frame is alive.
         let frame = unsafe { &*cur };
         if frame.what == what {
             return true;
