@@ -681,8 +681,8 @@ fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn
     let q = |q: f64| l.quantile(q).map_or("-".into(), |d| format!("{d:.1?}"));
     eprintln!(
         "  {name}: {which} own counters over the run (diagnosis only): retired {}, freed {} \
-         (amortized {}, backpressure {}), pending at the end {}, grace periods {} \
-         (started {}; latency since {since}: median {}, 99th {}, 99.9th {}, max {}), \
+         (amortized {}, backpressure {}), pending at the end {}, registrations {}, \
+         heavy fences {}, grace periods {} (started {}; latency since {since}: median {}, 99th {}, 99.9th {}, max {}), \
          throttle: over_bound {}, early grace periods {}, freed inline {}, \
          waits {}, exceeded {}; soft bound: waits {}, exceeded {}; time waiting {:.1?}; \
          peak_pending since {since} {}",
@@ -691,6 +691,8 @@ fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn
         b.freed_by.amortized - a.freed_by.amortized,
         b.freed_by.backpressure - a.freed_by.backpressure,
         b.pending,
+        b.registrations - a.registrations,
+        b.heavy_fences - a.heavy_fences,
         b.grace_periods - a.grace_periods,
         b.grace_periods_started - a.grace_periods_started,
         q(0.5),
