@@ -206,7 +206,10 @@ fn a_panic_on_the_reclaimer_racing_the_last_handle_is_resumed_once() {
 fn two_runners_each_dropping_the_others_last_handle() {
     /// Garbage of one domain: maybe the other domain's handle, and a
     /// counter.
-    struct Holds(Option<ownrcu::Domain>, StdArc<StdAtomicUsize>);
+    struct Holds(
+        #[allow(dead_code)] Option<ownrcu::Domain>,
+        StdArc<StdAtomicUsize>,
+    );
     impl Drop for Holds {
         fn drop(&mut self) {
             self.1.fetch_add(1, SeqCst);
