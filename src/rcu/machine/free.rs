@@ -75,29 +75,28 @@ impl Inner {
             Path::Backpressure => lock_within(&self.freeing, self.config.max_wait),
             // Also a teardown inside a run of destructors (of any domain or
             // owner): the holder may be waiting for a lock this thread
-            // holds. It frees what the teardown leaves once it lets go
-            // (`free_left_by_teardown`).
+            // holds. The holder's run frees what the teardown leaves once it
+            // sees `dead` (`free_run`).
             _ => try_lock(&self.freeing),
         };
         let Some(freeing) = freeing else {
             return 0;
         };
         let up_to = up_to.min(self.completed());
-        let mut first_panic = FirstPanic::default();
-        let run = || crate::rcu::freeing::freeing(self.id, || self.free_run(budget, up_to, path));
-        let freed = first_panic.catch(run);
+        let freed = crate::rcu::freeing::freeing(self.id, || self.free_run(budget, up_to, path));
         drop(freeing);
-        self.free_left_by_teardown(&mut first_panic);
-        first_panic.resume();
-        freed.unwrap_or(0)
+        freed
     }
 
-    /// Run by every holder of `freeing` right after it lets go: frees what
+    /// Run by an early scan right after it lets go of `freeing`: frees what
     /// a teardown that found the lock held left behind (`free_completed`),
     /// keeping the first panic. Either this look, under the state lock,
     /// comes after the teardown marked the domain dead and sees it, or it
     /// comes before, and then the lock was free when the teardown tried it
-    /// (or another holder took it, and looks in turn when it lets go).
+    /// (or another holder took it). A free run does not look again after
+    /// it lets go: it looks at `dead` before each unit it takes, which
+    /// covers a teardown during its destructors but not one between its
+    /// last look and its release (`notes/teardown-cycles.md`).
     pub(super) fn free_left_by_teardown(&self, first_panic: &mut FirstPanic) {
         loop {
             {

@@ -10,7 +10,8 @@
 //!   run of destructors (of any domain or owner): waiting there for this
 //!   domain's `freeing` lock could close a cycle (two runners, each
 //!   dropping the other's domain's last handle), so it leaves the freeing
-//!   to the lock's holder, which does it before it moves on.
+//!   to the lock's holder, which does it before it moves on (one window is
+//!   not covered: `notes/teardown-cycles.md`).
 //! - The records themselves are freed only with the state (`Drop`), after
 //!   every thread's registration has let go of it.
 
@@ -41,8 +42,8 @@ impl Inner {
         // `dead` makes every queued unit free-able at once. Inside a run of
         // destructors (this domain's own up this thread's stack, or any
         // other's) this only tries the `freeing` lock: its holder, maybe
-        // this very thread, frees everything left once it sees `dead`, or
-        // once it lets go of the lock (`free_completed`).
+        // this very thread, frees everything left once it sees `dead`
+        // (`free_run`, `free_left_by_teardown`).
         self.free_completed(usize::MAX, u64::MAX, Path::Teardown);
         self.resume_stashed();
     }

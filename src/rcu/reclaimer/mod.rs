@@ -18,8 +18,7 @@
 //!   reclaimer frees (garbage of the same domain or of another one). A
 //!   teardown inside a destructor run never waits for a `freeing` lock:
 //!   two runners may each drop the other's domain's last handle, and the
-//!   lock's holder frees what the teardown leaves once it lets go
-//!   (`machine/free.rs`).
+//!   lock's holder frees what the teardown leaves (`machine/free.rs`).
 //! - It sleeps without a timeout only when no served domain has any work,
 //!   and that is decided race-free ([`Doorbell`](doorbell::Doorbell)): it
 //!   first announces that it parks, then looks at every domain under that
