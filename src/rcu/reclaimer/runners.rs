@@ -12,6 +12,12 @@
 //!   left running keeps its domain *in flight*: the reclaimer does not visit
 //!   that domain again until the runner reports, so a domain is visited by
 //!   one runner at a time.
+//! - No queued visit is forgotten. Runners wait for tasks without a
+//!   timeout, so before the reclaimer waits or leaves a round, every
+//!   queued visit has a runner on its way to it: one woken for it, or one
+//!   busy that looks at the queue before it waits again. A visit left
+//!   queued counts as in flight too, and it is made as soon as a runner
+//!   gets to it.
 //! - At most [`MAX_RUNNERS`] runners exist. Past that (that many domains
 //!   each inside a destructor that does not return), the reclaimer waits,
 //!   and the time bound holds again once one returns.
@@ -128,6 +134,15 @@ impl Runners {
             if waiting.is_empty() {
                 return finished;
             }
+            // One waiting runner woken per queued visit before this call
+            // waits or leaves (module invariants): the overrun may already
+            // be spent here, on the first pass (this thread was preempted
+            // since `progress` was read). The other runners stay idle, so
+            // that runners started for an overrun can be retired
+            // (`finished`).
+            for _ in 0..q.tasks.len().min(q.idle.len()) {
+                shared.tasks.notify_one();
+            }
             if q.live == 0 || progress.elapsed() >= overrun {
                 if q.live < MAX_RUNNERS && !q.tasks.is_empty() && q.idle.is_empty() {
                     // The first runner, or every runner busy past the
@@ -148,12 +163,6 @@ impl Runners {
                     q.done.push(done);
                     continue;
                 }
-            }
-            // One waiting runner per queued visit: the others stay idle, so
-            // that runners started for an overrun can be retired
-            // (`finished`).
-            for _ in 0..q.tasks.len().min(q.idle.len()) {
-                shared.tasks.notify_one();
             }
             let wait = overrun.saturating_sub(progress.elapsed());
             q = shared
@@ -263,4 +272,95 @@ fn make(task: Task) -> Done {
     let visited = visit_once(&*domain, &mut memo);
     drop(domain);
     Done { id, memo, visited }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::any::Any;
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+    use super::*;
+    use crate::rcu::reclaimer::served::{ServedDomain, Target};
+
+    /// A served domain that only counts its visits.
+    struct Counted {
+        visits: AtomicUsize,
+        served: AtomicBool,
+    }
+
+    impl ServedDomain for Counted {
+        fn id(&self) -> u64 {
+            1
+        }
+        fn wants_reclaimer(&self) -> bool {
+            true
+        }
+        fn served(&self) -> &AtomicBool {
+            &self.served
+        }
+        fn target(&self) -> Target {
+            unreachable!("the runners never look a domain up")
+        }
+        fn time_bound(&self) -> Duration {
+            Duration::from_millis(10)
+        }
+        fn is_dead(&self) -> bool {
+            false
+        }
+        fn visit(&self, _: &mut Visit) -> Visited {
+            self.visits.fetch_add(1, SeqCst);
+            Visited::Work
+        }
+        fn has_work(&self) -> bool {
+            true
+        }
+        fn stash_panic(&self, _: Box<dyn Any + Send>) {
+            unreachable!("the visit does not panic")
+        }
+    }
+
+    static DOMAIN: Counted = Counted {
+        visits: AtomicUsize::new(0),
+        served: AtomicBool::new(true),
+    };
+
+    fn visit_of_domain() -> Vec<Task> {
+        vec![Task {
+            id: DOMAIN.id(),
+            domain: Alive::Global(&DOMAIN),
+            memo: Visit::default(),
+        }]
+    }
+
+    /// Polls `done`, for a minute at most (only a lost wake-up takes that).
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A call that finds its overrun spent as it starts (its thread was
+    /// preempted since it read the time) leaves the visit queued, and
+    /// still the waiting runner is woken for it.
+    #[test]
+    fn a_visit_left_queued_at_once_is_still_made() {
+        let mut runners = Runners::default();
+        let first = runners.run(visit_of_domain(), Duration::from_secs(60));
+        assert_eq!(first.len(), 1, "the first runner made the first visit");
+        eventually("the runner waits for a task", || {
+            runners.shared.queue().idle.len() == 1
+        });
+        let mut made = runners.run(visit_of_domain(), Duration::ZERO).len();
+        eventually("the second visit is made", || {
+            made += runners.finished().len();
+            made == 1
+        });
+        assert_eq!(DOMAIN.visits.load(SeqCst), 2);
+        assert_eq!(runners.shared.queue().live, 1, "no runner started for it");
+        for runner in runners.stop() {
+            runner.join().expect("a runner never panics");
+        }
+    }
 }
