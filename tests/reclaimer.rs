@@ -660,6 +660,133 @@ fn the_last_user_may_go_in_another_owners_free_nested_in_its_own() {
     assert_eq!(drops.get(), 5);
 }
 
+/// Where two destructors meet: `arrive` returns `true` once the other one
+/// came too (within a minute).
+#[derive(Clone, Default)]
+struct Meet(Arc<(Mutex<usize>, std::sync::Condvar)>);
+
+impl Meet {
+    fn arrive(&self) -> bool {
+        let (count, cond) = &*self.0;
+        let mut count = count.lock().unwrap();
+        *count += 1;
+        cond.notify_all();
+        let wait = cond.wait_timeout_while(count, Duration::from_secs(60), |n| *n < 2);
+        *wait.unwrap().0 >= 2
+    }
+}
+
+/// Two domains whose last handles each sit in the other's garbage, freed at
+/// the same time by two reclaimer runners: each destructor waits until the
+/// other runner is inside the other domain's free run (holding its
+/// `freeing` lock), then drops that domain's last handle. Neither teardown
+/// may wait for the other's lock (a deadlock); each runner frees what the
+/// teardown of its own domain left, and every object is freed once.
+#[test]
+fn two_runners_may_each_drop_the_others_last_handle() {
+    struct Crossed {
+        other: Option<Domain>,
+        meet: Meet,
+        met: Arc<AtomicUsize>,
+        drops: Drops,
+    }
+    impl Drop for Crossed {
+        fn drop(&mut self) {
+            self.drops.add();
+            if self.meet.arrive() {
+                self.met.fetch_add(1, SeqCst);
+            }
+            drop(self.other.take()); // the other domain's last handle
+        }
+    }
+    let _served = served();
+    let (drops, meet, met) = (Drops::default(), Meet::default(), Arc::default());
+    // Only the reclaimer frees.
+    let build = || {
+        Domain::builder()
+            .time_bound(Duration::from_millis(10))
+            .retiring_threads_free(false)
+            .build()
+    };
+    let (a, b) = (build(), build());
+    for (into, other) in [(&a, &b), (&b, &a)] {
+        let mut batch = into.batch();
+        batch.push(Box::new(Crossed {
+            other: Some(other.clone()),
+            meet: meet.clone(),
+            met: Arc::clone(&met),
+            drops: drops.clone(),
+        }));
+        batch.drain();
+        let mut batch = into.batch();
+        for _ in 0..N {
+            batch.push(drops.obj());
+        }
+        batch.drain();
+    }
+    // The last handles are each other's garbage now.
+    drop((a, b));
+    eventually("every object freed", || drops.get() == 2 * N + 2);
+    assert_eq!(met.load(SeqCst), 2, "the two frees did not overlap");
+}
+
+/// The same for owners: two owners (of two domains) whose last users each
+/// sit in the other's retired objects, freed at the same time by two
+/// reclaimer runners.
+#[test]
+fn two_runners_may_each_drop_the_others_last_user() {
+    struct Crossed {
+        other: Option<User<Slot<Crossed>>>,
+        meet: Option<Meet>,
+        met: Arc<AtomicUsize>,
+        drops: Drops,
+    }
+    impl Drop for Crossed {
+        fn drop(&mut self) {
+            self.drops.add();
+            if self.meet.as_ref().is_some_and(Meet::arrive) {
+                self.met.fetch_add(1, SeqCst);
+            }
+            drop(self.other.take()); // the other owner's last user
+        }
+    }
+    let _served = served();
+    let (drops, meet, met) = (Drops::default(), Meet::default(), Arc::default());
+    let crossed = |other: Option<User<Slot<Crossed>>>| {
+        Box::new(Crossed {
+            meet: other.as_ref().map(|_| meet.clone()),
+            other,
+            met: Arc::clone(&met),
+            drops: drops.clone(),
+        })
+    };
+    // Only the reclaimer frees.
+    let build = || {
+        Domain::builder()
+            .time_bound(Duration::from_millis(10))
+            .retiring_threads_free(false)
+            .build()
+    };
+    let (a, b) = (
+        User::new(&build(), Slot::empty()),
+        User::new(&build(), Slot::empty()),
+    );
+    for (into, other) in [(&a, &b), (&b, &a)] {
+        assert!(into
+            .replace(Some(crossed(Some(other.clone()))), into)
+            .is_none());
+        into.replace(Some(crossed(None)), into).unwrap().retire();
+        for _ in 0..N {
+            into.replace(Some(crossed(None)), into).unwrap().retire();
+        }
+    }
+    // The last users are each other's retired objects now; each owner's
+    // last slot value goes with its data.
+    drop((a, b));
+    eventually("every object freed", || drops.get() == 2 * N + 4);
+    assert_eq!(met.load(SeqCst), 2, "the two frees did not overlap");
+}
+
 /// With nobody waiting, the reclaimer's visits notice the stall: an idle
 /// writer's objects wait for a reader that stays in its section, and the
 /// reader is reported (by name) within the stall timeout plus a visit.

@@ -62,7 +62,12 @@ struct Shared<D> {
 /// ([`User::read`]) or, for the only user, exclusive access
 /// ([`User::exclusive`]). Cloning it adds a user. When the last user handle
 /// drops, the owner's data is dropped right there, directly: no reader can
-/// exist, because every reference into the data borrows a user handle.
+/// exist, because every reference into the data borrows a user handle. So
+/// are the objects retired through the owner that still wait, with one
+/// exception, as for a [domain's last handle](Domain#dropping-a-domain):
+/// inside a destructor that ownrcu runs, if another thread is freeing this
+/// owner's objects at that moment, the drop does not wait for it, and that
+/// thread frees the rest before it moves on.
 ///
 /// # Invariants
 ///
@@ -422,7 +427,7 @@ impl<D: Send + Sync + 'static> Drop for User<D> {
         let shared = self.shared();
         let _free_pending = scopeguard::guard(&shared.pending, |pending| {
             // SAFETY: as above, no reader of this owner exists or can appear.
-            unsafe { pending.free_directly() }
+            unsafe { pending.free_directly(true) }
         });
         // SAFETY: so we are the only accessor of `data`; dropped once.
         shared
@@ -827,7 +832,10 @@ pub struct Exclusive<'u, D: Send + Sync + 'static> {
 impl<D: Send + Sync + 'static> Exclusive<'_, D> {
     /// Frees every object retired through this owner that still waits for
     /// a grace period, directly: the only user holds the owner exclusively,
-    /// so no reader can exist.
+    /// so no reader can exist. Inside a destructor that ownrcu runs, if
+    /// another thread is freeing this owner's objects at that moment, it
+    /// frees nothing (waiting there could deadlock): they are freed after
+    /// their grace period as usual.
     ///
     /// # Examples
     ///
@@ -843,7 +851,7 @@ impl<D: Send + Sync + 'static> Exclusive<'_, D> {
         // SAFETY: `users` has the `EXCLUSIVE` bit and a count of 1, our
         // handle: no reader of the owner exists, and none can appear until
         // we are dropped (upgrades wait, and our handle is borrowed).
-        unsafe { self.user.pending().free_directly() }
+        unsafe { self.user.pending().free_directly(false) }
     }
 }
 

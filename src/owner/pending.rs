@@ -34,6 +34,9 @@
 //!   domain alive, and the owner's teardown still frees everything before
 //!   it returns, because the direct free takes the `freeing` lock too
 //!   (unless this thread already holds it, freeing this owner's objects).
+//!   Inside any destructor run it only tries the lock (waiting could close
+//!   a cycle of two such runs); then the queue is marked `dead`, and every
+//!   holder of `freeing`, once it lets go, frees what a dead queue holds.
 //! - That allocation is made by the owner's first retirement, and never
 //!   replaced: an owner that retires nothing costs one allocation and its
 //!   teardown only drops its data. With no queue there is nothing to wait
@@ -80,6 +83,9 @@ struct Queue {
     units: VecDeque<(u64, Box<dyn Reclaim>)>,
     /// The grace period the last registration waits for (0: none yet).
     latest: u64,
+    /// The last user is gone: no reader can exist, every unit may be freed
+    /// directly (by the teardown, or by the holder of `freeing` it found).
+    dead: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +128,7 @@ impl Pending {
             queue: Mutex::new(Queue {
                 units: VecDeque::new(),
                 latest: 0,
+                dead: false,
             }),
             freeing: Mutex::new(()),
             counters: OwnerCounters::new(),
@@ -230,12 +237,11 @@ impl Pending {
         let Some(q) = self.queue() else {
             return 0;
         };
-        let Some(_freeing) = try_lock(&q.freeing) else {
+        let Some(freeing) = try_lock(&q.freeing) else {
             return 0;
         };
-        crate::rcu::for_owners::owner_freeing(q.key(), || {
-            q.collect_locked(self.inner(), budget, u64::MAX)
-        })
+        let inner = self.inner();
+        q.run_locked(inner, freeing, || q.collect_locked(inner, budget, u64::MAX))
     }
 
     /// Frees a unit right here, counting it as retired and freed after a
@@ -287,16 +293,14 @@ impl Pending {
         // what other threads keep retiring. A panicking destructor's unit
         // goes back to the front, still complete, and the next round goes on
         // with it.
-        let _freeing = lock(&q.freeing);
-        let first_panic = crate::rcu::for_owners::owner_freeing(q.key(), || {
+        q.run_locked(inner, lock(&q.freeing), || {
             let mut first_panic = FirstPanic::default();
             while first_panic
                 .catch(|| q.collect_locked(inner, usize::MAX, up_to))
                 .is_none()
             {}
-            first_panic
+            first_panic.resume();
         });
-        first_panic.resume();
         q.resume_stashed();
     }
 
@@ -308,12 +312,12 @@ impl Pending {
     /// # Safety
     ///
     /// No reader of the owner can exist (the last user is tearing it down,
-    /// or holds it exclusively).
+    /// or holds it exclusively); `last` says whether it is the teardown.
     #[inline]
-    pub(crate) unsafe fn free_directly(&self) {
+    pub(crate) unsafe fn free_directly(&self, last: bool) {
         if let Some(q) = self.queue() {
             // SAFETY: forwarded from this function's contract.
-            unsafe { self.free_queue_directly(q) };
+            unsafe { self.free_queue_directly(q, last) };
         }
         // Without a queue, nothing was ever retired through this owner.
     }
@@ -324,28 +328,35 @@ impl Pending {
     ///
     /// As for `free_directly`.
     #[cold]
-    unsafe fn free_queue_directly(&self, q: &OwnerQueue) {
+    unsafe fn free_queue_directly(&self, q: &OwnerQueue, last: bool) {
         let inner = self.inner();
-        // Wait for the reclaimer's free in progress, if any, so everything
-        // is freed when this returns; unless this thread is the one freeing,
-        // up its stack (a destructor of this owner, or of another freed
-        // nested in it, dropped its last user).
-        let _freeing = if crate::rcu::for_owners::is_owner_freeing(q.key()) {
-            None
+        if last {
+            lock(&q.queue).dead = true;
+        }
+        let first_panic = if crate::rcu::for_owners::is_owner_freeing(q.key()) {
+            // This thread is the one freeing, up its stack (a destructor of
+            // this owner, or of another freed nested in it, dropped its
+            // last user): it holds `freeing`.
+            // SAFETY: forwarded from this function's contract.
+            unsafe { q.free_all_directly(inner) }
         } else {
-            Some(lock(&q.freeing))
+            // Wait for the free in progress elsewhere, if any, so everything
+            // is freed when this returns; but inside a run of destructors
+            // (of any domain or owner) only try: the holder may wait for a
+            // lock this thread holds. It frees what the teardown leaves
+            // once it lets go (`free_left_by_teardown`); exclusive access
+            // leaves it to its later frees.
+            let freeing = if crate::rcu::for_owners::is_freeing_any() {
+                try_lock(&q.freeing)
+            } else {
+                Some(lock(&q.freeing))
+            };
+            let Some(freeing) = freeing else {
+                return;
+            };
+            // SAFETY: forwarded from this function's contract.
+            q.run_locked(inner, freeing, || unsafe { q.free_all_directly(inner) })
         };
-        let first_panic = crate::rcu::for_owners::owner_freeing(q.key(), || {
-            let mut first_panic = FirstPanic::default();
-            loop {
-                let Some((gp, unit)) = lock(&q.queue).units.pop_front() else {
-                    break;
-                };
-                // SAFETY: forwarded from this function's contract.
-                first_panic.catch(|| unsafe { q.free(inner, gp, unit, usize::MAX, true) });
-            }
-            first_panic
-        });
         first_panic.resume();
         q.resume_stashed();
     }
@@ -377,6 +388,71 @@ impl OwnerQueue {
     fn count(&self, inner: &Inner, f: impl Fn(&OwnerCounters)) {
         f(&self.counters);
         f(inner.owner_counters());
+    }
+
+    /// Runs `run` holding `freeing` (`guard`), marked as freeing this
+    /// owner; then lets go and frees what a teardown left to it meanwhile
+    /// (`free_left_by_teardown`). A panic of `run` goes on after that.
+    fn run_locked<R: Default>(
+        &self,
+        inner: &Inner,
+        guard: MutexGuard<'_, ()>,
+        run: impl FnOnce() -> R,
+    ) -> R {
+        let mut first_panic = FirstPanic::default();
+        let done = first_panic.catch(|| crate::rcu::for_owners::owner_freeing(self.key(), run));
+        drop(guard);
+        // SAFETY: a dead queue's owner has no user left: no reader.
+        first_panic.keep(unsafe { self.free_left_by_teardown(inner) }.take());
+        first_panic.resume();
+        done.unwrap_or_default()
+    }
+
+    /// Run by every holder of `freeing` right after it lets go: frees what
+    /// the owner's teardown, finding the lock held, left behind. Either
+    /// this look, under the queue lock, comes after the teardown marked the
+    /// queue dead and sees it, or it comes before, and then the lock was
+    /// free when the teardown tried it (or another holder took it, and
+    /// looks in turn when it lets go). Returns the first panic.
+    ///
+    /// # Safety
+    ///
+    /// Once `dead` is set, no reader of the owner exists (its last user is
+    /// gone).
+    unsafe fn free_left_by_teardown(&self, inner: &Inner) -> FirstPanic {
+        let mut first_panic = FirstPanic::default();
+        loop {
+            {
+                let queue = lock(&self.queue);
+                if !queue.dead || queue.units.is_empty() {
+                    return first_panic;
+                }
+            }
+            let Some(_freeing) = try_lock(&self.freeing) else {
+                return first_panic; // its holder looks when it lets go
+            };
+            // SAFETY: the queue is dead (the contract).
+            let free = || unsafe { self.free_all_directly(inner) }.take();
+            first_panic.keep(crate::rcu::for_owners::owner_freeing(self.key(), free));
+        }
+    }
+
+    /// Frees every queued unit directly, past panicking destructors;
+    /// returns the first panic. The caller holds `freeing` (or runs this
+    /// owner's destructors up its stack) and is marked as freeing it.
+    ///
+    /// # Safety
+    ///
+    /// No reader of the owner can exist.
+    unsafe fn free_all_directly(&self, inner: &Inner) -> FirstPanic {
+        let mut first_panic = FirstPanic::default();
+        loop {
+            let Some((gp, unit)) = lock(&self.queue).units.pop_front() else {
+                return first_panic;
+            };
+            // SAFETY: forwarded from this function's contract.
+            first_panic.catch(|| unsafe { self.free(inner, gp, unit, usize::MAX, true) });
+        }
     }
 
     /// Frees, with the `freeing` lock held, up to `budget` objects of
@@ -445,19 +521,29 @@ impl OwnerQueue {
 
 impl Served for OwnerQueue {
     fn visit(&self, inner: &Inner) -> Visited {
-        let Some(_freeing) = try_lock(&self.freeing) else {
+        let Some(freeing) = try_lock(&self.freeing) else {
             return Visited::Work;
         };
-        crate::rcu::for_owners::owner_freeing(self.key(), || {
-            let mut first_panic = FirstPanic::default();
-            while first_panic
-                .catch(|| self.collect_locked(inner, usize::MAX, u64::MAX))
-                .is_none()
-            {}
+        // Kept for the next `barrier` or direct free of this owner, while
+        // `freeing` is held: both take it before they look.
+        let stash = |first_panic: FirstPanic| {
             if let Some(payload) = first_panic.take() {
                 lock(&self.panicked).get_or_insert(payload);
             }
+        };
+        let mut left_by_teardown = FirstPanic::default();
+        left_by_teardown.catch(|| {
+            self.run_locked(inner, freeing, || {
+                let mut first_panic = FirstPanic::default();
+                while first_panic
+                    .catch(|| self.collect_locked(inner, usize::MAX, u64::MAX))
+                    .is_none()
+                {}
+                stash(first_panic);
+            })
         });
+        // Nobody resumes these (the owner is gone): as on the reclaimer.
+        stash(left_by_teardown);
         self.has_work()
     }
 

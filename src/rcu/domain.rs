@@ -103,6 +103,11 @@ use crate::Stats;
 /// Dropping it while other threads have used it is safe: their registrations
 /// only keep the domain's memory, and the last handle's drop frees every
 /// object still retired, directly, because no reader can exist any more.
+/// When that drop returns, every one is freed, except for a drop inside a
+/// destructor that ownrcu runs (of this domain or another, or of an
+/// owner): there, if another thread is running this domain's destructors
+/// at that moment, the drop does not wait for it (the two could wait for
+/// each other), and that thread frees the rest before it moves on.
 ///
 /// # Examples
 ///

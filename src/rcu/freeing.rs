@@ -81,11 +81,6 @@ pub(crate) fn freeing<R>(id: u64, run: impl FnOnce() -> R) -> R {
     marked(Freeing::Domain(id), run)
 }
 
-/// Whether this thread is running destructors of domain `id`, at any depth.
-pub(crate) fn is_freeing(id: u64) -> bool {
-    any_is(Freeing::Domain(id))
-}
-
 /// Whether this thread is running destructors of any domain or owner (it
 /// holds that one's `freeing` lock).
 pub(crate) fn is_freeing_any() -> bool {

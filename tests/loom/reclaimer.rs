@@ -189,3 +189,59 @@ fn a_panic_on_the_reclaimer_racing_the_last_handle_is_resumed_once() {
         assert!(resumed, "the destructor's panic was lost");
     });
 }
+
+/// Two domains whose last handles each sit in the other's garbage, freed by
+/// two reclaimer runners at once: each runner's destructor drops the other
+/// domain's last handle while the other runner may hold that domain's
+/// `freeing` lock. A teardown inside a destructor run does not wait for the
+/// lock (that wait closes the cycle, a deadlock loom reports); the runner
+/// holding it frees what is left once it lets go
+/// (`src/rcu/machine/teardown.rs`). Every object is dropped exactly once.
+///
+/// Not reached here: a teardown that lands between the holder's last look
+/// at the queue and its release of `freeing` (what `free_left_by_teardown`
+/// is for). Loom makes no thread switch at a lock's release, and no other
+/// operation separates the two; the argument is in that function's docs.
+#[test]
+fn two_runners_each_dropping_the_others_last_handle() {
+    /// Garbage of one domain: maybe the other domain's handle, and a
+    /// counter.
+    struct Holds(
+        #[allow(dead_code)] Option<ownrcu::Domain>,
+        StdArc<StdAtomicUsize>,
+    );
+    impl Drop for Holds {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, SeqCst);
+        }
+    }
+    check(
+        "reclaimer/two runners, crossed last handles",
+        TWO_THREADS,
+        || {
+            let drops = StdArc::new(StdAtomicUsize::new(0));
+            // Only the runners free (and the teardowns).
+            let build = || {
+                ownrcu::Domain::builder()
+                    .retiring_threads_free(false)
+                    .build()
+            };
+            let (a, b) = (build(), build());
+            for (into, other) in [(&a, &b), (&b, &a)] {
+                let mut batch = into.batch();
+                batch.push(Box::new(Holds(Some(other.clone()), drops.clone())));
+                batch.drain();
+                into.synchronize(); // complete: the visits free it
+                                    // In this thread's buffer: only a teardown frees it.
+                into.retire(Box::new(Holds(None, drops.clone())));
+            }
+            let (visit_a, visit_b) = (a.reclaimer_visit(), b.reclaimer_visit());
+            drop((a, b)); // the last handles are each other's garbage now
+            let runner = thread::spawn(move || visit_a.visit());
+            visit_b.visit();
+            drop(visit_b);
+            runner.join().unwrap();
+            assert_eq!(drops.load(SeqCst), 4, "an object was not freed");
+        },
+    );
+}

@@ -35,8 +35,9 @@
 //! - Taken units leave the queue before their objects are dropped; what a
 //!   panicking destructor leaves goes back into the queue in grace-period
 //!   order, before `freeing` is released. When the domain's last handle
-//!   goes in one of those destructors, the scan then frees everything left
-//!   (its teardown leaves that to the run holding `freeing`).
+//!   goes in one of those destructors, the scan frees everything left once
+//!   it lets go of `freeing` (the teardown leaves that to the lock's
+//!   holder), as every holder of that lock does.
 //! - Scans are rationed, each kind on its own: none runs while no queued
 //!   unit qualifies, and one that freed nothing is not repeated before a
 //!   quarter of the objects then pending (at least a bag's worth for a
@@ -126,46 +127,28 @@ impl Inner {
         {
             return (0, None);
         }
-        let Some(_freeing) = try_lock(&self.freeing) else {
-            return (0, None);
-        };
-        let taken = {
-            let mut st = lock(&self.state);
-            if st.dead {
-                return (0, None); // the teardown frees everything
-            }
-            // Nothing to scan for: no fence.
-            let completed = self.completed.load(Relaxed); // written under this lock
-            let born = |w: &Waiting| w.gp > completed && w.unit.birth() != UNKNOWN_BIRTH;
-            if !st.waiting.iter().any(born) {
+        let scanned = {
+            let Some(_freeing) = try_lock(&self.freeing) else {
                 return (0, None);
-            }
-            match scan {
-                Scan::Fenced => {
-                    crate::sync::fence(SeqCst);
-                    let reserved = self.reserved_fenced(own);
-                    self.take_early(&mut st, reserved)
+            };
+            self.scan_locked(scan, own).map(|(total, mut first_panic)| {
+                if stash {
+                    // While `freeing` is held: a barrier takes it first.
+                    self.stash_first(core::mem::take(&mut first_panic));
                 }
-                Scan::Barrier => {
-                    self.start_for_scan(&mut st);
-                    let reserved = self.reserved_barrier();
-                    let taken = self.take_early(&mut st, reserved);
-                    self.advance(&mut st);
-                    taken
-                }
-            }
+                (total, first_panic)
+            })
         };
-        let (total, first_panic) = crate::rcu::freeing::freeing(self.id, || {
-            let (mut total, mut first_panic) = self.free_taken(taken);
-            if self.dead.load(Relaxed) {
-                // The last handle went in one of these destructors, and the
-                // teardown left the rest to this run (`teardown`): all of
-                // it, as a free run does once the domain is dead.
-                let rest = || self.free_run(usize::MAX, u64::MAX, Path::Teardown);
-                total += first_panic.catch(rest).unwrap_or(0);
-            }
-            (total, first_panic)
+        let mut first_panic = FirstPanic::default();
+        let scanned = scanned.map(|(total, panic)| {
+            first_panic.keep(panic.take());
+            total
         });
+        // A teardown that found `freeing` held left the rest to us.
+        self.free_left_by_teardown(&mut first_panic);
+        let Some(total) = scanned else {
+            return self.early_panic(first_panic, stash, 0);
+        };
         let next_at = if total == 0 {
             // After a quarter of what is pending more has been registered
             // (at least a bag's or the soft bound's worth): a reader that
@@ -182,14 +165,59 @@ impl Inner {
             0
         };
         next.store(next_at, Relaxed);
-        let panic = first_panic.take();
+        self.early_panic(first_panic, stash, total)
+    }
+
+    /// An early free's result: `freed`, and its first panic handed back,
+    /// or stashed if `stash`.
+    fn early_panic(
+        &self,
+        first_panic: FirstPanic,
+        stash: bool,
+        freed: usize,
+    ) -> (usize, Option<Box<dyn core::any::Any + Send>>) {
         if stash {
-            if let Some(payload) = panic {
-                self.stash_panic(payload);
-            }
-            return (total, None);
+            self.stash_first(first_panic);
+            return (freed, None);
         }
-        (total, panic)
+        (freed, first_panic.take())
+    }
+
+    /// One scan and its frees, `freeing` held: how many objects it freed,
+    /// and the first destructor panic; `None` if there was nothing to scan
+    /// for (no fence, and no rationing).
+    fn scan_locked(&self, scan: Scan, own: Option<&Record>) -> Option<(usize, FirstPanic)> {
+        let taken = {
+            let mut st = lock(&self.state);
+            if st.dead {
+                // The teardown frees everything (or left it to this holder,
+                // which frees it once it lets go of `freeing`).
+                return None;
+            }
+            // Nothing to scan for: no fence.
+            let completed = self.completed.load(Relaxed); // written under this lock
+            let born = |w: &Waiting| w.gp > completed && w.unit.birth() != UNKNOWN_BIRTH;
+            if !st.waiting.iter().any(born) {
+                return None;
+            }
+            match scan {
+                Scan::Fenced => {
+                    crate::sync::fence(SeqCst);
+                    let reserved = self.reserved_fenced(own);
+                    self.take_early(&mut st, reserved)
+                }
+                Scan::Barrier => {
+                    self.start_for_scan(&mut st);
+                    let reserved = self.reserved_barrier();
+                    let taken = self.take_early(&mut st, reserved);
+                    self.advance(&mut st);
+                    taken
+                }
+            }
+        };
+        Some(crate::rcu::freeing::freeing(self.id, || {
+            self.free_taken(taken)
+        }))
     }
 
     /// Frees the units a scan took (`freeing` held, the thread marked as

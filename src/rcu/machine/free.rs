@@ -64,23 +64,54 @@ impl Inner {
     /// and past panics.
     pub(super) fn free_completed(&self, budget: usize, up_to: u64, path: Path) -> usize {
         let freeing = match path {
-            Path::Barrier | Path::Teardown => {
-                // Never our own caller's lock: a barrier is refused inside
-                // any destructor (`Domain::barrier`), a teardown inside this
-                // domain's own leaves the freeing to that run (`teardown`).
-                debug_assert!(!crate::rcu::freeing::is_freeing(self.id));
+            // Never inside a destructor run: a barrier is refused there
+            // (`Domain::barrier`), and a teardown there only tries the lock
+            // (below).
+            Path::Barrier | Path::Teardown if !crate::rcu::freeing::is_freeing_any() => {
                 Some(lock(&self.freeing))
             }
             // A retirement waits for the freer a bounded time: its
             // destructors may wait for grace periods, which readers hold up.
             Path::Backpressure => lock_within(&self.freeing, self.config.max_wait),
+            // Also a teardown inside a run of destructors (of any domain or
+            // owner): the holder may be waiting for a lock this thread
+            // holds. It frees what the teardown leaves once it lets go
+            // (`free_left_by_teardown`).
             _ => try_lock(&self.freeing),
         };
-        let Some(_freeing) = freeing else {
+        let Some(freeing) = freeing else {
             return 0;
         };
         let up_to = up_to.min(self.completed());
-        crate::rcu::freeing::freeing(self.id, || self.free_run(budget, up_to, path))
+        let mut first_panic = FirstPanic::default();
+        let run = || crate::rcu::freeing::freeing(self.id, || self.free_run(budget, up_to, path));
+        let freed = first_panic.catch(run);
+        drop(freeing);
+        self.free_left_by_teardown(&mut first_panic);
+        first_panic.resume();
+        freed.unwrap_or(0)
+    }
+
+    /// Run by every holder of `freeing` right after it lets go: frees what
+    /// a teardown that found the lock held left behind (`free_completed`),
+    /// keeping the first panic. Either this look, under the state lock,
+    /// comes after the teardown marked the domain dead and sees it, or it
+    /// comes before, and then the lock was free when the teardown tried it
+    /// (or another holder took it, and looks in turn when it lets go).
+    pub(super) fn free_left_by_teardown(&self, first_panic: &mut FirstPanic) {
+        loop {
+            {
+                let st = lock(&self.state);
+                if !st.dead || st.waiting.is_empty() {
+                    return;
+                }
+            }
+            let Some(_freeing) = try_lock(&self.freeing) else {
+                return; // its holder looks when it lets go
+            };
+            let rest = || self.free_run(usize::MAX, u64::MAX, Path::Teardown);
+            first_panic.catch(|| crate::rcu::freeing::freeing(self.id, rest));
+        }
     }
 
     /// The run of [`free_completed`](Inner::free_completed), with its
@@ -130,9 +161,7 @@ impl Inner {
             // Stashed for the next `barrier` or the teardown while we still
             // hold `freeing`: both take it before they look, so neither can
             // look between our last free and the stash and miss the panic.
-            if let Some(payload) = first_panic.take() {
-                self.stash_panic(payload);
-            }
+            self.stash_first(first_panic);
         } else {
             first_panic.resume();
         }

@@ -6,6 +6,11 @@
 //! - Teardown runs once, when the last `Domain` handle drops: then no guard
 //!   and no reader of the domain can exist, so every queued unit and every
 //!   thread's bag may be freed at once (`dead`).
+//! - Everything is freed when the drop returns, except for a drop inside a
+//!   run of destructors (of any domain or owner): waiting there for this
+//!   domain's `freeing` lock could close a cycle (two runners, each
+//!   dropping the other's domain's last handle), so it leaves the freeing
+//!   to the lock's holder, which does it before it moves on.
 //! - The records themselves are freed only with the state (`Drop`), after
 //!   every thread's registration has let go of it.
 
@@ -33,16 +38,11 @@ impl Inner {
                 }
             }
         }
-        if crate::rcu::freeing::is_freeing(self.id) {
-            // The last handle went inside a run of this domain's own
-            // destructors, up this thread's stack (held by its garbage, or
-            // by another domain's garbage freed nested in that run): this
-            // thread holds the `freeing` lock, and that run frees
-            // everything left once it sees `dead` (`free_completed`). Its
-            // caller handles the panics of that run as it handles any.
-            return;
-        }
-        // `dead` makes every queued unit free-able at once.
+        // `dead` makes every queued unit free-able at once. Inside a run of
+        // destructors (this domain's own up this thread's stack, or any
+        // other's) this only tries the `freeing` lock: its holder, maybe
+        // this very thread, frees everything left once it sees `dead`, or
+        // once it lets go of the lock (`free_completed`).
         self.free_completed(usize::MAX, u64::MAX, Path::Teardown);
         self.resume_stashed();
     }

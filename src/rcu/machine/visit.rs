@@ -144,6 +144,13 @@ impl Inner {
         lock(&self.panicked).get_or_insert(payload);
     }
 
+    /// Stashes the first panic caught, if any, as [`stash_panic`](Inner::stash_panic).
+    pub(super) fn stash_first(&self, first_panic: FirstPanic) {
+        if let Some(payload) = first_panic.take() {
+            self.stash_panic(payload);
+        }
+    }
+
     /// Resumes a panic the reclaimer caught in one of this domain's
     /// destructors, unless this thread is already unwinding.
     pub(super) fn resume_stashed(&self) {

@@ -15,13 +15,11 @@
 //!   holds a `Domain` handle of its own: a domain's teardown (and the
 //!   destructors it runs) happens where the last handle drops, on a user's
 //!   thread, or on the reclaimer when that handle belongs to an object the
-//!   reclaimer frees (garbage of the same domain or of another one). Inside
-//!   the domain's own destructor run, the run itself frees what is left.
-//!   One case is not handled: two domains whose last handles each sit in
-//!   the other's garbage, freed at once by two runners (possible once one
-//!   of them is held up by a slow destructor): each teardown waits for the
-//!   other runner's `freeing` lock, and both runners stay blocked
-//!   (`notes/teardown-cycles.md`).
+//!   reclaimer frees (garbage of the same domain or of another one). A
+//!   teardown inside a destructor run never waits for a `freeing` lock:
+//!   two runners may each drop the other's domain's last handle, and the
+//!   lock's holder frees what the teardown leaves once it lets go
+//!   (`machine/free.rs`).
 //! - It sleeps without a timeout only when no served domain has any work,
 //!   and that is decided race-free ([`Doorbell`](doorbell::Doorbell)): it
 //!   first announces that it parks, then looks at every domain under that
