@@ -167,7 +167,11 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 256;
 /// ([`Throttle::soft_waits`](crate::Throttle::soft_waits),
 /// [`Throttle::soft_freed`](crate::Throttle::soft_freed)). It starts no
 /// grace period, so pacing and rationing are unchanged, and it waits only
-/// while a reader holds a grace period up.
+/// while a reader holds a grace period up. So it paces a writer only
+/// while the oldest pending objects' grace period has started: a writer
+/// that retires faster than grace periods complete, while the start floor
+/// ([crate docs](crate#who-runs-destructors-and-when)) holds the next
+/// one back, runs on toward the bound, which still holds.
 ///
 /// A writer inside a read section of the domain (a lock-free structure's
 /// writer retires inside its sections) waits too, but only for a grace

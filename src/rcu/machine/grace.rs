@@ -10,8 +10,10 @@
 //!   whose early frees start the next one while the current one is held
 //!   up (module `early`): then `completed` moves up to the oldest active
 //!   section's epoch as sections end, and the newest completes as usual.
-//! - One starts only when enough work waits (`GP_OBJECTS`, `GP_UNITS`),
-//!   when pacing allows (not lazy), or when somebody asked (`requested`).
+//! - One starts only when somebody asked (`requested`), or, no sooner
+//!   than the start floor after the last one (`GP_FLOOR_FACTOR`), when
+//!   enough work waits (`GP_OBJECTS`, `GP_UNITS`) or pacing allows (not
+//!   lazy).
 
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -19,8 +21,8 @@ use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, GP_OBJECTS, GP_UNITS};
 #[cfg(not(loom))]
 use super::state::{
-    GP_BUSY_OBJECTS, GP_COST_FACTOR, GP_COST_FACTOR_BUSY, GP_MAX_INTERVAL, GP_MIN_INTERVAL,
-    START_COST_FLOOR_NS,
+    GP_BUSY_OBJECTS, GP_COST_FACTOR, GP_COST_FACTOR_BUSY, GP_FLOOR_COST_FACTOR, GP_FLOOR_FACTOR,
+    GP_FLOOR_MAX, GP_MAX_INTERVAL, GP_MIN_INTERVAL, START_COST_FLOOR_NS,
 };
 use crate::rcu::config::Config;
 use crate::rcu::fence;
@@ -38,9 +40,10 @@ impl Inner {
             self.complete(st, epoch);
         }
         let wanted = st.requested > epoch
-            || st.unstarted_objects >= GP_OBJECTS
-            || st.unstarted_units >= GP_UNITS
-            || (!self.config.lazy && Self::paced(st));
+            || ((st.unstarted_objects >= GP_OBJECTS
+                || st.unstarted_units >= GP_UNITS
+                || (!self.config.lazy && Self::paced(st)))
+                && Self::past_floor(st));
         if !wanted {
             return;
         }
@@ -69,6 +72,22 @@ impl Inner {
         if !self.any_blocks(st, gp) {
             self.complete(st, gp);
         }
+    }
+
+    /// Whether the start floor (`GP_FLOOR_FACTOR`) has passed since the
+    /// last grace period started.
+    fn past_floor(st: &State) -> bool {
+        #[cfg(not(loom))]
+        if let Some(last) = st.started_at {
+            let floor = st
+                .gp_ns
+                .saturating_mul(GP_FLOOR_FACTOR)
+                .min(st.start_cost_ns.saturating_mul(GP_FLOOR_COST_FACTOR));
+            return last.elapsed() >= std::time::Duration::from_nanos(floor).min(GP_FLOOR_MAX);
+        }
+        #[cfg(loom)]
+        let _ = st;
+        true
     }
 
     /// Whether unstarted work waits and the pacing interval has passed

@@ -140,6 +140,39 @@ pub(super) const GP_BUSY_OBJECTS: usize = 64;
 /// above twice the average count as twice the average, or as this.
 #[cfg(not(loom))]
 pub(super) const START_COST_FLOOR_NS: u64 = 1_000;
+/// The start floor: a grace period nobody asked for (rationing, pacing)
+/// starts no sooner after the last one started than `GP_FLOOR_FACTOR`
+/// times the recent grace-period latency (a moving average), and never
+/// later for it than `GP_FLOOR_MAX`. The heavy fence of a start interrupts
+/// every processor that runs a thread of the process, a cost the starting
+/// thread does not see in its own measure (pacing), and one grace period
+/// in flight at a time means the next one would otherwise start as soon as
+/// the last completes, back to back. So while readers leave their sections
+/// promptly the floor is tens of microseconds (rationing and pacing
+/// decide); when a grace period takes long (a reader preempted inside its
+/// section, typical with more runnable threads than processors) starts
+/// come at most a quarter as often as grace periods could complete, so
+/// fewer fences interrupt the threads doing the work, and fewer started
+/// grace periods are held up for writers to wait on at the soft bound
+/// (measurements in `notes/oversubscription.md`).
+/// Requested grace periods (`synchronize`, `barrier`, `collect`, a
+/// retirement past the bound, the reclaimer's visit of work already
+/// waiting) ignore it.
+#[cfg(not(loom))]
+pub(super) const GP_FLOOR_FACTOR: u64 = 4;
+/// The start floor is also at most this many times what a start costs the
+/// starting thread (`start_cost_ns`): a fence that interrupts nobody (no
+/// other thread of the process is running: about 0.2 µs) costs nobody
+/// else either, and then the floor is a few microseconds, so a lone
+/// thread's garbage (whose grace periods wait for its own next
+/// registration) is as before. With other threads running, a start costs
+/// microseconds and the latency term decides.
+#[cfg(not(loom))]
+pub(super) const GP_FLOOR_COST_FACTOR: u64 = 40;
+/// The longest the start floor delays a grace period (see
+/// `GP_FLOOR_FACTOR`).
+#[cfg(not(loom))]
+pub(super) const GP_FLOOR_MAX: std::time::Duration = std::time::Duration::from_millis(1);
 #[cfg(not(loom))]
 pub(super) const GP_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_micros(10);
 #[cfg(not(loom))]
