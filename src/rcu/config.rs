@@ -481,19 +481,17 @@ impl DomainBuilder {
     /// Lazy grace periods (default `false`): like the kernel's lazy RCU,
     /// trade memory for fewer grace periods. A lazy domain starts a grace
     /// period only when 4096 objects (or 32 buffers and batches) wait for
-    /// one, when work has waited the [time bound](DomainBuilder::time_bound),
+    /// one and the start floor has passed, when work has waited the
+    /// [time bound](DomainBuilder::time_bound),
     /// or when someone waits or hurries; and every thread buffers 128 single
     /// retirements before handing them over.
     ///
-    /// By default a domain paces grace periods instead: once work waits,
-    /// one starts as soon as the time since the last one started is 20
-    /// times what starting one costs (the process-wide barrier: about
-    /// 0.2 µs with no other thread running, 1–10 µs with others; so at most
-    /// about 5 % of the time goes to starting them, and never more than one
-    /// starts per 10 µs), and each thread's buffer
-    /// adapts to its retirement rate (8 to 128 objects, about 100 µs of
-    /// retirements). That keeps garbage near what a writer retires in a few
-    /// tens of microseconds.
+    /// By default a domain paces grace periods instead (the pacing and the
+    /// start floor, which applies to both, are described once in the
+    /// [crate docs](crate#who-runs-destructors-and-when)), and each
+    /// thread's buffer adapts to its retirement rate (8 to 128 objects,
+    /// about 100 µs of retirements). That keeps garbage near what a writer
+    /// retires in a few tens of microseconds while readers keep up.
     ///
     /// # Examples
     ///
