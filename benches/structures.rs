@@ -63,7 +63,9 @@
 //!
 //! Per row and back-end: operations per second (all threads' operations over
 //! the run's wall time), **peak garbage**, **peak heap bytes** and **bytes
-//! per key** (the heap the prefilled structure holds, over its keys).
+//! per key** (the heap the prefilled structure holds, over its keys). On
+//! stderr, each back-end's throughput over the row's garbage peer's, per
+//! repetition, with their median (`print_paired`).
 //!
 //! - Garbage = nodes retired and not yet dropped. The algorithm counts a node
 //!   as retired just before handing it to the back-end, and the node's own
@@ -2015,6 +2017,36 @@ struct Row {
     runs: Vec<(&'static str, Vec<Run>)>,
 }
 
+/// Prints, for every back-end of `row` but its garbage peer, the ratio of
+/// its throughput to the peer's in each repetition (the two ran in the
+/// same round of the interleaving, a few runs apart) and their median: on
+/// a machine whose speed changes from one moment to the next, the spread
+/// of these ratios shows how far a row's ratio of medians can be trusted.
+fn print_paired(row: &Row) {
+    let peer = row.shape.garbage_peer;
+    let Some((_, peer_runs)) = row.runs.iter().find(|(n, _)| *n == peer) else {
+        return;
+    };
+    if peer_runs.len() < 2 {
+        return;
+    }
+    for (name, runs) in row.runs.iter().filter(|(n, _)| *n != peer) {
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .zip(peer_runs)
+            .map(|(r, p)| r.ops_per_s / p.ops_per_s)
+            .collect();
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        ratios.sort_by(f64::total_cmp);
+        eprintln!(
+            "{}/{name} ÷ {peer}, paired by repetition: {} (median {:.2})",
+            row.label(),
+            each.join(", "),
+            ratios[ratios.len() / 2]
+        );
+    }
+}
+
 /// A row's name: `structure/mix/threads`.
 fn label(shape: Shape, mix: Mix, threads: usize) -> String {
     format!("{}/{}/{threads}", shape.name, mix.name)
@@ -2327,6 +2359,7 @@ fn main() {
                         repeated(runs)
                     );
                 }
+                print_paired(&row);
                 rows.push(row);
             }
         }
