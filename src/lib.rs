@@ -124,14 +124,15 @@
 //!   since the last one started is 20 times what starting one costs (one
 //!   process-wide barrier: 0.2 µs alone, 1–10 µs with other threads
 //!   running), or 10 times once 64 objects wait, so garbage waits tens of
-//!   microseconds, not thousands of objects. Neither pacing nor the
-//!   thresholds start one sooner than four recent grace-period latencies
-//!   after the last start (at most 1 ms, and at most 40 times what a start
-//!   costs, so a thread alone is not held back): when readers are preempted inside
-//!   their sections, grace periods take long, and starting the next as soon
-//!   as one completes would interrupt every processor with a fence for
-//!   little. Requests (`synchronize`, `barrier`, `collect`, a retirement
-//!   past the bound, the reclaimer) start one at once.
+//!   microseconds, not thousands of objects. **The start floor**: neither
+//!   pacing nor the thresholds start one sooner than four recent
+//!   grace-period latencies after the last start (at most 1 ms, and at
+//!   most 40 times what a start costs, so a thread alone is not held
+//!   back): when readers are preempted inside their sections, grace
+//!   periods take long, and starting the next as soon as one completes
+//!   would interrupt every processor with a fence for little. Requests
+//!   (`synchronize`, `barrier`, `collect`, a retirement past the bound,
+//!   the reclaimer) start one at once.
 //!   [`DomainBuilder::lazy`] trades memory for fewer grace periods.
 //! - **The soft bound** ([`DomainBuilder::soft_max_pending`], 256 by
 //!   default, per domain and per owner): a retirement past it that finds

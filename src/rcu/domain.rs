@@ -53,11 +53,12 @@ use crate::Stats;
 /// one domain run one thread at a time.
 ///
 /// Grace periods are rationed: one starts when 4096 objects or 32 buffers
-/// and batches wait for one (or pacing allows; no sooner than four recent
-/// grace-period latencies after the last start: [who runs destructors,
-/// and when](crate#who-runs-destructors-and-when)), when work has waited
-/// a time bound, or when someone waits ([`synchronize`], [`barrier`],
-/// [`GracePeriod`] polling) or hurries ([`hurry`], [`retire_hurry`](Domain::retire_hurry),
+/// and batches wait for one or pacing allows (both subject to the start
+/// floor: [who runs destructors, and
+/// when](crate#who-runs-destructors-and-when)), when work has waited a
+/// time bound, or when someone waits ([`synchronize`], [`barrier`],
+/// [`GracePeriod`] polling) or hurries ([`hurry`],
+/// [`retire_hurry`](Domain::retire_hurry),
 /// [`Batch::drain_hurry`](crate::Batch::drain_hurry)).
 ///
 /// [`Reclaimer`]: crate::Reclaimer
