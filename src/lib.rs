@@ -121,10 +121,11 @@
 //!   thread is unwinding). Buffers adapt to the thread's rate (8 to 128
 //!   objects, about 100 µs of retirements).
 //! - **Pacing**: once work waits, a grace period starts as soon as the time
-//!   since the last one started is 20 times what starting one costs (one
-//!   process-wide barrier: 0.2 µs alone, 1–10 µs with other threads
-//!   running), or 10 times once 64 objects wait, so garbage waits tens of
-//!   microseconds, not thousands of objects. **The start floor**: neither
+//!   since the last one started is 80 times what starting one costs (one
+//!   process-wide barrier: 0.2 µs alone, 1–20 µs with other threads
+//!   running, and about half as much again for every processor it
+//!   interrupts), or 40 times once 64 objects wait, so garbage waits tens
+//!   or hundreds of microseconds, not thousands of objects. **The start floor**: neither
 //!   pacing nor the thresholds start one sooner than four recent
 //!   grace-period latencies after the last start (at most 1 ms, and at
 //!   most 40 times what a start costs, so a thread alone is not held

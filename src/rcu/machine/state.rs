@@ -115,24 +115,27 @@ pub(super) const GP_UNITS: usize = 1;
 /// Pacing: once work waits, a grace period starts as soon as the time since
 /// the last one started is `GP_COST_FACTOR` times what starting one costs
 /// (a moving average of the heavy fence: 0.2 µs with no other thread
-/// running, 1–10 µs with others, as it interrupts every CPU running the
-/// process). Starting grace periods then takes at most about 5 % of the
+/// running, 1–20 µs with others, as it interrupts every CPU running the
+/// process). Starting grace periods then takes at most about 1.25 % of the
 /// starting thread's time while work streams in (never more than one per
 /// `GP_MIN_INTERVAL`), and garbage waits no longer than it needs to; once
-/// `GP_BUSY_OBJECTS` wait, the factor is `GP_COST_FACTOR_BUSY` (10 %, on
-/// that many objects at least). A lower factor starts more grace periods,
-/// each interrupting every CPU that runs the process, and slows write-heavy
-/// workloads of several threads; a higher one lets a single fast writer's
-/// garbage grow past the peers'. So the factor is 20 while few objects
-/// wait and 10 once 64 do, and each start's measured cost counts for at
-/// most twice the average (`START_COST_FLOOR_NS`), so that a start during
-/// which the thread was preempted does not stretch the interval
-/// (measurements in `notes/benchmarks-history.md`).
+/// `GP_BUSY_OBJECTS` wait, the factor is `GP_COST_FACTOR_BUSY` (2.5 %, on
+/// that many objects at least). The starting thread's measure misses most
+/// of what a start costs: each processor the fence interrupts loses about
+/// half as much again, and on a machine full of the process's threads
+/// that is every processor. A lower factor starts more grace periods and
+/// slows write-heavy workloads of several threads by those interruptions;
+/// a higher one lets a single fast writer's garbage grow past the peers'.
+/// So the factor is 80 while few objects wait and 40 once 64 do, and each
+/// start's measured cost counts for at most twice the average
+/// (`START_COST_FLOOR_NS`), so that a start during which the thread was
+/// preempted does not stretch the interval (measurements in
+/// `notes/oversubscription.md` and `notes/benchmarks-history.md`).
 #[cfg(not(loom))]
-pub(super) const GP_COST_FACTOR: u32 = 20;
+pub(super) const GP_COST_FACTOR: u32 = 80;
 /// The pacing factor once `GP_BUSY_OBJECTS` wait (see `GP_COST_FACTOR`).
 #[cfg(not(loom))]
-pub(super) const GP_COST_FACTOR_BUSY: u32 = 10;
+pub(super) const GP_COST_FACTOR_BUSY: u32 = 40;
 /// Unstarted objects past which pacing uses `GP_COST_FACTOR_BUSY`.
 #[cfg(not(loom))]
 pub(super) const GP_BUSY_OBJECTS: usize = 64;
