@@ -116,7 +116,10 @@
 //!
 //! A Markdown table on stdout (rows: structure × mix × threads; per
 //! back-end: Mops/s, peak garbage, peak heap; then ownrcu ÷ best peer
-//! throughput and ownrcu ÷ crossbeam-epoch peak garbage) and JSON to
+//! throughput, paired by repetition (the median over repetitions of
+//! ownrcu's throughput over the fastest peer's in the same repetition: the
+//! back-ends take turns within each repetition), and ownrcu ÷
+//! crossbeam-epoch peak garbage) and JSON to
 //! `target/criterion/structures/results.json` (`$CRITERION_HOME` or
 //! `$CARGO_TARGET_DIR/criterion` instead of `target/criterion` when set),
 //! which `.ci/bench-table` prints.
@@ -2083,17 +2086,42 @@ impl Row {
         })
     }
 
-    /// The subject's median throughput over the best peer's.
-    fn ops_ratio(&self) -> Option<f64> {
-        let subject = self.medians(self.shape.subject)?.ops_per_s;
-        let best = self
+    /// `backend`'s throughput over the best peer's, paired by repetition:
+    /// the median over repetitions of its throughput over the fastest
+    /// peer's in the same repetition. The back-ends of a row take turns
+    /// within each repetition, so a machine whose speed changes from one
+    /// second to the next moves both sides of each ratio alike, where a
+    /// ratio of medians would compare runs made at different speeds.
+    fn over_best_peer(&self, backend: &str) -> Option<f64> {
+        let (_, runs) = self.runs.iter().find(|(name, _)| *name == backend)?;
+        let peers: Vec<&Vec<Run>> = self
             .runs
             .iter()
             .filter(|(name, _)| !name.starts_with(OURS))
-            .filter_map(|(name, _)| self.medians(name))
-            .map(|m| m.ops_per_s)
-            .fold(f64::NAN, f64::max);
-        Some(subject / best)
+            .map(|(_, runs)| runs)
+            .collect();
+        if peers.is_empty() {
+            return None;
+        }
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let best = peers
+                    .iter()
+                    .map(|p| p[i].ops_per_s)
+                    .fold(f64::NAN, f64::max);
+                r.ops_per_s / best
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        Some(ratios[ratios.len() / 2])
+    }
+
+    /// The subject's throughput over the best peer's (paired, see
+    /// [`Row::over_best_peer`]).
+    fn ops_ratio(&self) -> Option<f64> {
+        self.over_best_peer(self.shape.subject)
     }
 
     /// The subject's median peak garbage over its garbage peer's.
@@ -2269,9 +2297,11 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
             let comma = if j + 1 < row.runs.len() { "," } else { "" };
             let _ = writeln!(
                 json,
-                "      \"{name}\": {{\"ops_per_s\": {:.0}, \"peak_garbage\": {}, \
-                 \"peak_heap_bytes\": {}, \"bytes_per_entry\": {:.1}, \"runs\": [{}]}}{comma}",
+                "      \"{name}\": {{\"ops_per_s\": {:.0}, \"over_best_peer\": {}, \
+                 \"peak_garbage\": {}, \"peak_heap_bytes\": {}, \"bytes_per_entry\": {:.1}, \
+                 \"runs\": [{}]}}{comma}",
                 m.ops_per_s,
+                json_number(row.over_best_peer(name)),
                 m.peak_garbage,
                 m.peak_heap,
                 m.entry_bytes,
