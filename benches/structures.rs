@@ -2034,20 +2034,25 @@ fn print_paired(row: &Row) {
         return;
     }
     for (name, runs) in row.runs.iter().filter(|(n, _)| *n != peer) {
-        let mut ratios: Vec<f64> = runs
+        let ratios: Vec<f64> = runs
             .iter()
             .zip(peer_runs)
             .map(|(r, p)| r.ops_per_s / p.ops_per_s)
             .collect();
         let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-        ratios.sort_by(f64::total_cmp);
         eprintln!(
             "{}/{name} ÷ {peer}, paired by repetition: {} (median {:.2})",
             row.label(),
             each.join(", "),
-            ratios[ratios.len() / 2]
+            median_ratio(ratios)
         );
     }
+}
+
+/// The median of per-repetition ratios (one per repetition, at least one).
+fn median_ratio(mut ratios: Vec<f64>) -> f64 {
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 /// A row's name: `structure/mix/threads`.
@@ -2103,7 +2108,7 @@ impl Row {
         if peers.is_empty() {
             return None;
         }
-        let mut ratios: Vec<f64> = runs
+        let ratios: Vec<f64> = runs
             .iter()
             .enumerate()
             .map(|(i, r)| {
@@ -2114,8 +2119,7 @@ impl Row {
                 r.ops_per_s / best
             })
             .collect();
-        ratios.sort_by(f64::total_cmp);
-        Some(ratios[ratios.len() / 2])
+        Some(median_ratio(ratios))
     }
 
     /// The subject's throughput over the best peer's (paired, see
