@@ -1763,6 +1763,8 @@ struct Ctl {
     ready: AtomicUsize,
     /// The workers start.
     go: AtomicBool,
+    /// Workers that have done their first batch of operations.
+    working: AtomicUsize,
     /// The workers stop.
     stop: AtomicBool,
     /// The monitor takes one last sample and stops (after the workers).
@@ -1804,6 +1806,9 @@ fn work(ctl: &Ctl, mut op: impl FnMut(&mut Tally)) -> Tally {
         for _ in 0..16 {
             op(&mut tally);
         }
+        if tally.ops == 0 {
+            ctl.working.fetch_add(1, Relaxed);
+        }
         tally.ops += 16;
     }
     tally.end = Some(Instant::now());
@@ -1844,8 +1849,13 @@ struct Timed {
     peaks: (usize, isize, usize),
 }
 
+/// How long a run waits past its time for a worker that has not done any
+/// work yet before it reports the worker as stuck.
+const STALL: Duration = Duration::from_secs(10);
+
 /// Runs `threads` workers (`worker(ctl, seed)`, which calls [`work`]) for
-/// `secs` while the monitor samples; checks that every worker did work.
+/// `secs`, and on until every worker has done some work, while the monitor
+/// samples; checks that every worker did work.
 fn run_workers<W>(threads: usize, secs: Duration, worker: W) -> Timed
 where
     W: Fn(&Ctl, u64) -> Tally + Sync,
@@ -1865,6 +1875,14 @@ where
         let start = Instant::now();
         ctl.go.store(true, Release);
         thread::sleep(secs);
+        // With more workers than processors, a short run (the smoke run's
+        // 20 ms) can end before the scheduler has run every worker once:
+        // the run lasts until each has done a batch (its time counts), or
+        // until `STALL` has passed, when the check below reports it.
+        let stalled = Instant::now() + STALL;
+        while ctl.working.load(Relaxed) < threads && Instant::now() < stalled {
+            thread::sleep(Duration::from_millis(1));
+        }
         ctl.stop.store(true, Relaxed);
         let tallies: Vec<Tally> = workers.into_iter().map(|w| w.join().unwrap()).collect();
         ctl.monitor_stop.store(true, Release);
