@@ -119,7 +119,8 @@
 //!   thread's buffer, a batch drain and a retirement through an owner each
 //!   free at most 1024 objects whose grace period is over (none while the
 //!   thread is unwinding). Buffers adapt to the thread's rate (8 to 128
-//!   objects, about 100 µs of retirements).
+//!   objects, about 100 µs of retirements; 128 in a lazy or crowded
+//!   domain).
 //! - **Pacing**: once work waits, a grace period starts as soon as the time
 //!   since the last one started is 80 times what starting one costs (one
 //!   process-wide barrier: 0.2 µs alone, 1–20 µs with other threads
@@ -135,6 +136,18 @@
 //!   (`synchronize`, `barrier`, `collect`, a retirement past the bound,
 //!   the reclaimer) start one at once.
 //!   [`DomainBuilder::lazy`] trades memory for fewer grace periods.
+//! - **Crowding**: while more threads retire into a domain than the
+//!   process has processors (threads whose buffer filled within the last
+//!   20 ms), it does not pace: a grace period starts once 1024 objects (or
+//!   32 buffers and batches) wait and the start floor has passed, and every
+//!   thread buffers 128 single retirements. Threads then share processors,
+//!   and a reader preempted inside its section holds each grace period up
+//!   for a scheduler slice: paced starts would only interrupt the running
+//!   threads with fences for grace periods that cannot complete sooner,
+//!   and buffers sized to 100 µs of wall-clock time would shrink to a few
+//!   objects, each registration taking the domain's lock and often a wait
+//!   at the soft bound. [`Stats::crowded_registrations`] counts the
+//!   registrations made meanwhile.
 //! - **The soft bound** ([`DomainBuilder::soft_max_pending`], 256 by
 //!   default, per domain and per owner): a retirement past it that finds
 //!   nothing to free, because a reader holds up the grace period of the

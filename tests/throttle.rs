@@ -15,7 +15,7 @@ use ownrcu::{Domain, Slot, User, DEFAULT_MAX_PENDING};
 
 mod common;
 
-use common::{stalled_reader, Drops};
+use common::{eventually, stalled_reader, Drops};
 
 /// Retires `batches` batches of 4 counted objects into `domain`, one drain
 /// (one registration) each.
@@ -752,4 +752,47 @@ fn unbounded_turns_the_soft_bound_off() {
 #[should_panic(expected = "soft_max_pending(0)")]
 fn a_zero_soft_bound_is_refused() {
     let _ = Domain::builder().soft_max_pending(0);
+}
+
+/// Crowding: while more threads retire into a domain than the process has
+/// processors, its registrations count as crowded (it rations grace
+/// periods instead of pacing them); a lone writer's never do, nor do they
+/// once the other writers have gone idle. Nothing is lost either way.
+#[test]
+#[cfg_attr(miri, ignore = "runs more threads than processors for a while")]
+fn more_writers_than_processors_crowd_the_domain() {
+    let domain = Domain::builder().reclaimer(false).build();
+    let drops = Drops::default();
+    let retire = |n: usize| {
+        for _ in 0..n {
+            domain.retire(drops.obj());
+        }
+    };
+    retire(10_000);
+    assert_eq!(domain.stats().crowded_registrations, 0, "a lone writer");
+    let writers = thread::available_parallelism().map_or(1, |n| n.get()) + 1;
+    let stop = AtomicBool::new(false);
+    let retired = std::sync::atomic::AtomicUsize::new(0);
+    thread::scope(|s| {
+        let _stop = scopeguard::guard((), |()| stop.store(true, SeqCst));
+        for _ in 0..writers {
+            s.spawn(|| {
+                while !stop.load(SeqCst) {
+                    retire(100);
+                    retired.fetch_add(100, SeqCst);
+                }
+            });
+        }
+        eventually("registrations counted as crowded", || {
+            domain.stats().crowded_registrations > 0
+        });
+    });
+    // Idle for more than two windows: the next registrations, one writer's,
+    // are not crowded.
+    thread::sleep(Duration::from_millis(100));
+    let before = domain.stats().crowded_registrations;
+    retire(10_000);
+    assert_eq!(domain.stats().crowded_registrations, before, "idle again");
+    domain.barrier();
+    assert_eq!(drops.get(), 20_000 + retired.load(SeqCst));
 }

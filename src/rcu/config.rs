@@ -491,7 +491,10 @@ impl DomainBuilder {
     /// [crate docs](crate#who-runs-destructors-and-when)), and each
     /// thread's buffer adapts to its retirement rate (8 to 128 objects,
     /// about 100 µs of retirements). That keeps garbage near what a writer
-    /// retires in a few tens of microseconds while readers keep up.
+    /// retires in a few tens of microseconds while readers keep up. While
+    /// more threads retire into it than the process has processors, a
+    /// domain rations as a lazy one does, at 1024 objects
+    /// ([crowding](crate#who-runs-destructors-and-when)).
     ///
     /// # Examples
     ///

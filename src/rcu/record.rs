@@ -103,6 +103,10 @@ pub(crate) struct Record {
     /// The most objects the next bag takes (module invariants); changed
     /// under the state lock only.
     limit: Cell<usize>,
+    /// The last crowding window the owner registered work in (module
+    /// `machine::crowd`); under the state lock only.
+    #[cfg(not(loom))]
+    crowd_stamp: Cell<u64>,
 
     /// When the last bag filled; under the state lock only.
     #[cfg(not(loom))]
@@ -170,6 +174,8 @@ impl Record {
             owned_at: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
             next,
             limit: Cell::new(FIRST_LIMIT),
+            #[cfg(not(loom))]
+            crowd_stamp: Cell::new(0),
             #[cfg(not(loom))]
             filled: Cell::new(None),
             #[cfg(not(loom))]
@@ -494,6 +500,13 @@ impl Record {
     pub(crate) fn lower_steal(&self) {
         // Release: the owner's next fast path (Acquire) sees the bag gone.
         self.steal.store(false, Release);
+    }
+
+    /// The record's crowding stamp (module `machine::crowd`); used under
+    /// the domain's state lock only.
+    #[cfg(not(loom))]
+    pub(crate) fn crowd_stamp(&self) -> &Cell<u64> {
+        &self.crowd_stamp
     }
 
     /// Objects in this record's bag, not yet handed to the domain.

@@ -47,6 +47,11 @@ pub struct Stats {
     /// Units of work registered for a grace period: drained batches plus the
     /// per-thread buffers of single retirements (one per 128 objects).
     pub registrations: u64,
+    /// Of those, registrations made while more threads retired into the
+    /// domain than the process has processors, when it rations grace
+    /// periods instead of pacing them (see the
+    /// [crate docs](crate#who-runs-destructors-and-when)).
+    pub crowded_registrations: u64,
     /// Grace periods completed.
     pub grace_periods: u64,
     /// Grace periods started. A teardown that frees everything directly

@@ -20,6 +20,8 @@ pub(super) struct Counters {
     pub(super) freed: StdAtomicU64,
     pub(super) batches: StdAtomicU64,
     pub(super) registrations: StdAtomicU64,
+    /// Registrations made while the domain was crowded (module `crowd`).
+    pub(super) crowded_registrations: StdAtomicU64,
     pub(super) grace_periods: StdAtomicU64,
     /// Grace periods started because somebody asked to hurry.
     pub(super) hurried: StdAtomicU64,

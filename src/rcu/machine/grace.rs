@@ -12,13 +12,14 @@
 //!   section's epoch as sections end, and the newest completes as usual.
 //! - One starts only when somebody asked (`requested`), or, no sooner
 //!   than the start floor after the last one (`GP_FLOOR_FACTOR`), when
-//!   enough work waits (`GP_OBJECTS`, `GP_UNITS`) or pacing allows (not
-//!   lazy).
+//!   enough work waits (`GP_OBJECTS`, `GP_UNITS`; `CROWDED_GP_OBJECTS`
+//!   while crowded, module `crowd`) or pacing allows (neither lazy nor
+//!   crowded).
 
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::counters::Path;
-use super::state::{lock, try_lock, Inner, State, GP_OBJECTS, GP_UNITS};
+use super::state::{lock, try_lock, Inner, State, CROWDED_GP_OBJECTS, GP_OBJECTS, GP_UNITS};
 #[cfg(not(loom))]
 use super::state::{
     GP_BUSY_OBJECTS, GP_COST_FACTOR, GP_COST_FACTOR_BUSY, GP_FLOOR_COST_FACTOR, GP_FLOOR_FACTOR,
@@ -40,9 +41,9 @@ impl Inner {
             self.complete(st, epoch);
         }
         let wanted = st.requested > epoch
-            || ((st.unstarted_objects >= GP_OBJECTS
+            || ((st.unstarted_objects >= self.gp_objects(st)
                 || st.unstarted_units >= GP_UNITS
-                || (!self.config.lazy && Self::paced(st)))
+                || (!self.rations_only(st) && Self::paced(st)))
                 && Self::past_floor(st));
         if !wanted {
             return;
@@ -71,6 +72,21 @@ impl Inner {
         st.unstarted_units = 0;
         if !self.any_blocks(st, gp) {
             self.complete(st, gp);
+        }
+    }
+
+    /// Whether grace periods start by rationing alone, without pacing: the
+    /// domain is lazy, or crowded (module `crowd`).
+    fn rations_only(&self, st: &State) -> bool {
+        self.config.lazy || st.crowd.crowded()
+    }
+
+    /// The unstarted objects at which rationing starts a grace period.
+    fn gp_objects(&self, st: &State) -> usize {
+        if st.crowd.crowded() && !self.config.lazy {
+            CROWDED_GP_OBJECTS
+        } else {
+            GP_OBJECTS
         }
     }
 

@@ -48,6 +48,7 @@
 //! `teardown`, `report` (statistics). None of them imports this file.
 
 mod counters;
+mod crowd;
 mod early;
 mod free;
 mod grace;

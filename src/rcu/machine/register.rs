@@ -37,6 +37,9 @@ impl Inner {
         st.unstarted_units += 1;
         st.waiting.push_back(Waiting { gp, unit });
         self.counters.registrations.fetch_add(1, Relaxed);
+        if st.crowd.crowded() {
+            self.counters.crowded_registrations.fetch_add(1, Relaxed);
+        }
         if batch {
             self.counters.batches.fetch_add(1, Relaxed);
         }
@@ -122,6 +125,9 @@ impl Inner {
         };
         let front = {
             let mut st = lock(&self.state);
+            #[cfg(not(loom))]
+            st.crowd.note(rec.crowd_stamp());
+            let adapt = !self.config.lazy && !st.crowd.crowded();
             let spare = &mut st.spare;
             let new_bag = |cap| {
                 let class = Bag::class(cap);
@@ -130,7 +136,6 @@ impl Inner {
                     None => Bag::with_capacity(class),
                 }
             };
-            let adapt = !self.config.lazy;
             // SAFETY: we hold the state lock and are the owner.
             if let Some(full) = unsafe { rec.push_locked(slot, drop, birth, adapt, new_bag) } {
                 self.enqueue(&mut st, full, false);

@@ -28,6 +28,7 @@ impl Inner {
             pending: retired.saturating_sub(freed),
             batches: self.counters.batches.load(Relaxed),
             registrations: self.counters.registrations.load(Relaxed),
+            crowded_registrations: self.counters.crowded_registrations.load(Relaxed),
             grace_periods: self.counters.grace_periods.load(Relaxed),
             grace_periods_started: self.epoch.load(Relaxed),
             grace_periods_hurried: self.counters.hurried.load(Relaxed),

@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use crossbeam_utils::CachePadded;
 
 use super::counters::{Counters, Path, ThrottleCounters};
+use super::crowd::Crowd;
 use crate::rcu::config::Config;
 use crate::rcu::reclaimer::Visited;
 use crate::rcu::record::Record;
@@ -70,6 +71,9 @@ pub(super) struct State {
     /// records as `Box<Bag>`, and a bag is too big to copy around.
     #[allow(clippy::vec_box)]
     pub(super) spare: Vec<Box<Bag>>,
+    /// Whether more threads retire into the domain than there are
+    /// processors (module `crowd`).
+    pub(super) crowd: Crowd,
 }
 
 /// A grace-period wait spins first (module `poll`) only while grace periods
@@ -111,6 +115,10 @@ pub(super) const GP_UNITS: usize = 4;
 pub(super) const GP_OBJECTS: usize = 1;
 #[cfg(loom)]
 pub(super) const GP_UNITS: usize = 1;
+/// Rationing in a crowded domain (module `crowd`), which does not pace:
+/// a quarter of `GP_OBJECTS`, since threads there retire into buffers of
+/// `BAG_CAP` objects each and grace periods last a scheduler slice.
+pub(super) const CROWDED_GP_OBJECTS: usize = GP_OBJECTS / 4;
 
 /// Pacing: once work waits, a grace period starts as soon as the time since
 /// the last one started is `GP_COST_FACTOR` times what starting one costs
@@ -335,6 +343,7 @@ macro_rules! inner_new {
                 #[cfg(not(loom))]
                 gp_ns: 0,
                 spare: Vec::new(),
+                crowd: Crowd::new(),
             }),
             freeing: Mutex::new(()),
             counters: Counters {
@@ -342,6 +351,7 @@ macro_rules! inner_new {
                 freed: StdAtomicU64::new(0),
                 batches: StdAtomicU64::new(0),
                 registrations: StdAtomicU64::new(0),
+                crowded_registrations: StdAtomicU64::new(0),
                 grace_periods: StdAtomicU64::new(0),
                 hurried: StdAtomicU64::new(0),
                 timed: StdAtomicU64::new(0),
