@@ -47,6 +47,7 @@
 use core::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
 use super::counters::Path;
+use super::free::Emptied;
 use super::state::{lock, try_lock, Inner, State, Waiting};
 use crate::rcu::record::Record;
 use crate::rcu::retired::{BAG_CAP, UNKNOWN_BIRTH};
@@ -225,9 +226,12 @@ impl Inner {
     /// back what is left. Returns how many objects it freed, and the panic.
     fn free_taken(&self, taken: Vec<Waiting>) -> (usize, FirstPanic) {
         let mut first_panic = FirstPanic::default();
-        let (mut total, mut spare) = (0, None);
+        let (mut total, mut spare) = (0, Emptied::new());
         let mut taken = taken.into_iter();
         for Waiting { gp, unit } in taken.by_ref() {
+            if !spare.has_room() {
+                Self::keep_spare(&mut lock(&self.state), &mut spare);
+            }
             let mut rest = None;
             // SAFETY: no reader can hold the unit's objects (`take_early`,
             // and the contract of `Domain::retire_born` for its births).

@@ -11,6 +11,9 @@
 //!   dropped, and whatever the budget or a panicking destructor leaves goes
 //!   back to the front in order, still tagged with its grace period, before
 //!   the run releases `freeing`: the queue stays consistent.
+//! - Every thread bag a run empties goes back to `State::spare` (while it
+//!   has room), under the next state lock the run takes anyway
+//!   ([`Emptied`]), so steady single retirement allocates no bags.
 //! - Putting units back rings the reclaimer, as a registration does: while
 //!   they were out the queue looked shorter, so the reclaimer may have
 //!   parked, and without the ring the rest would be left for good to an
@@ -120,9 +123,7 @@ impl Inner {
         let mut left = budget;
         let mut total = 0;
         let mut first_panic = FirstPanic::default();
-        // An emptied bag on its way back to `State::spare`, handed over under
-        // the next lock we take anyway.
-        let mut spare = None;
+        let mut spare = Emptied::new();
         let mut taken = Taken::new(self);
         loop {
             if self.dead.load(Relaxed) {
@@ -154,7 +155,7 @@ impl Inner {
         // Back to the queue while we still hold `freeing`, before a barrier
         // can look.
         drop(taken);
-        if spare.is_some() {
+        if !spare.is_empty() {
             Self::keep_spare(&mut lock(&self.state), &mut spare);
         }
         if path == Path::Reclaimer {
@@ -170,7 +171,8 @@ impl Inner {
 
     /// Frees up to `max` objects of `unit`, returning how many. Even if a
     /// destructor panics, the objects freed are counted and the rest are
-    /// left in `rest`; an emptied thread bag goes to `spare`.
+    /// left in `rest`; an emptied thread bag goes to `spare`, which must
+    /// have room for it.
     ///
     /// # Safety
     ///
@@ -180,7 +182,7 @@ impl Inner {
         unit: Box<dyn Reclaim>,
         max: usize,
         path: Path,
-        spare: &mut Option<Box<Bag>>,
+        spare: &mut Emptied,
         rest: &mut Option<Box<dyn Reclaim>>,
     ) -> usize {
         let before = unit.len();
@@ -194,7 +196,7 @@ impl Inner {
                 *rest = Some(unit);
             } else if let Some(mut bag) = unit.into_bag() {
                 bag.reset();
-                *spare = Some(bag);
+                spare.push(bag);
             }
         });
         // SAFETY: forwarded from this function's contract.
@@ -202,11 +204,50 @@ impl Inner {
         before - unit.len()
     }
 
-    pub(super) fn keep_spare(st: &mut State, spare: &mut Option<Box<Bag>>) {
-        if let Some(bag) = spare.take() {
+    /// Moves the bags in `emptied` to `State::spare`, dropping those it has
+    /// no room for.
+    pub(super) fn keep_spare(st: &mut State, emptied: &mut Emptied) {
+        for bag in emptied.bags[..emptied.len].iter_mut() {
+            let bag = bag.take();
             if st.spare.len() < SPARE_BAGS {
-                st.spare.push(bag);
+                st.spare.extend(bag);
             }
+        }
+        emptied.len = 0;
+    }
+}
+
+/// Thread bags a free run emptied, on their way back to `State::spare`
+/// (module invariants): at most `TAKE_UNITS`, the units a run frees between
+/// two state locks.
+pub(super) struct Emptied {
+    bags: [Option<Box<Bag>>; TAKE_UNITS],
+    len: usize,
+}
+
+impl Emptied {
+    pub(super) fn new() -> Self {
+        Self {
+            bags: core::array::from_fn(|_| None),
+            len: 0,
+        }
+    }
+
+    /// Whether it holds no bag.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether it has room for another bag.
+    pub(super) fn has_room(&self) -> bool {
+        self.len < TAKE_UNITS
+    }
+
+    fn push(&mut self, bag: Box<Bag>) {
+        debug_assert!(self.has_room(), "more emptied bags than units taken");
+        if let Some(slot) = self.bags.get_mut(self.len) {
+            *slot = Some(bag);
+            self.len += 1;
         }
     }
 }
@@ -238,7 +279,7 @@ impl<'a> Taken<'a> {
     /// units whose grace period is no later than `up_to`, which the caller
     /// read from `completed` (any unit once the domain is dead), up to
     /// `TAKE_UNITS` of them and about `budget` objects (at least one unit).
-    fn next(&mut self, up_to: u64, budget: usize, spare: &mut Option<Box<Bag>>) -> Option<Waiting> {
+    fn next(&mut self, up_to: u64, budget: usize, spare: &mut Emptied) -> Option<Waiting> {
         if self.next == self.len {
             let mut st = lock(&self.inner.state);
             Inner::keep_spare(&mut st, spare);
