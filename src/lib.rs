@@ -140,14 +140,16 @@
 //!   process has processors (threads whose buffer filled within the last
 //!   20 ms), it does not pace: a grace period starts once 1024 objects (or
 //!   32 buffers and batches) wait and the start floor has passed, and every
-//!   thread buffers 128 single retirements. Threads then share processors,
+//!   thread buffers 128 single retirements; retirements do not wait at the
+//!   soft bound (the bound still holds). Threads then share processors,
 //!   and a reader preempted inside its section holds each grace period up
 //!   for a scheduler slice: paced starts would only interrupt the running
 //!   threads with fences for grace periods that cannot complete sooner,
-//!   and buffers sized to 100 µs of wall-clock time would shrink to a few
-//!   objects, each registration taking the domain's lock and often a wait
-//!   at the soft bound. [`Stats::crowded_registrations`] counts the
-//!   registrations made meanwhile.
+//!   buffers sized to 100 µs of wall-clock time would shrink to a few
+//!   objects, each registration taking the domain's lock, and soft waits
+//!   would ration every writer by the scheduler's slices.
+//!   [`Stats::crowded_registrations`] counts the registrations made
+//!   meanwhile.
 //! - **The soft bound** ([`DomainBuilder::soft_max_pending`], 256 by
 //!   default, per domain and per owner): a retirement past it that finds
 //!   nothing to free, because a reader holds up the grace period of the

@@ -183,8 +183,13 @@ pub const DEFAULT_SOFT_MAX_PENDING: usize = 256;
 /// thread inside a section older than the held-up grace period does not
 /// wait, nor does one inside a destructor or unwinding, nor any thread
 /// when retiring threads do not free
-/// ([`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free)).
-/// A wait that runs out is counted
+/// ([`retiring_threads_free(false)`](DomainBuilder::retiring_threads_free)),
+/// nor any thread while the domain is crowded (more threads retire into it
+/// than the process has processors:
+/// [crate docs](crate#who-runs-destructors-and-when)): then every grace
+/// period waits for some reader off its processor, a wait would ration
+/// the writers by the scheduler's slices, and the bound alone limits the
+/// garbage. A wait that runs out is counted
 /// ([`Throttle::soft_exceeded`](crate::Throttle::soft_exceeded)), and until
 /// that grace period completes nobody waits at the soft bound again before
 /// the pending objects have doubled: a stalled reader costs a writer one

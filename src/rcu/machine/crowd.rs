@@ -1,8 +1,9 @@
 //! Crowding: whether more threads retire into a domain than the process
 //! has processors to run them at once.
 //!
-//! A crowded domain rations grace periods instead of pacing them, and its
-//! threads fill buffers of `BAG_CAP` single retirements; what that does and why is
+//! A crowded domain rations grace periods instead of pacing them, its
+//! threads fill buffers of `BAG_CAP` single retirements, and they do not
+//! wait at the soft bound; what that does and why is
 //! described once, in the crate docs ("Who runs destructors, and when").
 //!
 //! # Invariants

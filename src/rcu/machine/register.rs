@@ -11,8 +11,8 @@
 //!   bounded free (`COLLECT_BUDGET` objects) if the oldest unit is
 //!   complete, or, past the soft bound, a robust domain's early free and
 //!   the soft bound's wait (with the oldest unit's grace period held up by
-//!   a reader), as the registration found the queue's front under the
-//!   lock.
+//!   a reader, and the domain not crowded), as the registration found the
+//!   queue's front and the crowding under the lock.
 
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -56,7 +56,7 @@ impl Inner {
         hurry: bool,
         own: Option<&Record>,
     ) {
-        let front = {
+        let seen = {
             let mut st = lock(&self.state);
             assert!(!st.dead, "ownrcu: retired into a domain that was torn down");
             self.enqueue(&mut st, unit, batch);
@@ -65,20 +65,21 @@ impl Inner {
             } else {
                 self.advance(&mut st);
             }
-            self.front(&st)
+            (self.front(&st), st.crowd.crowded())
         };
         crate::rcu::reclaimer::notify(self);
-        self.after_registration(front, own);
+        self.after_registration(seen, own);
     }
 
     /// What a registration does once its unit is queued, given the queue's
-    /// front as it left it: backpressure past the bound, else the amortized
-    /// free if work is complete, else the soft bound's wait if past it and
-    /// a reader holds the front's grace period up. In a robust domain, a
+    /// front as it left it and whether the domain was crowded then (module
+    /// `crowd`): backpressure past the bound, else the amortized free if
+    /// work is complete, else the soft bound's wait if past it, a reader
+    /// holds the front's grace period up, and the domain is not crowded. In a robust domain, a
     /// fenced scan also frees what no reader reserves (module `early`),
     /// before the soft bound's wait; `own` is the registering thread's
     /// record.
-    pub(super) fn after_registration(&self, front: Front, own: Option<&Record>) {
+    pub(super) fn after_registration(&self, (front, crowded): (Front, bool), own: Option<&Record>) {
         let pending = self.pending();
         let soft = self.config.soft_max_pending as u64;
         if pending > self.config.max_pending as u64 {
@@ -99,7 +100,7 @@ impl Inner {
                 // those. Barrier scans only past the soft bound.
                 self.free_early(own, if pending > soft { soft } else { u64::MAX });
             }
-            if front == Front::HeldUp && self.pending() > soft {
+            if front == Front::HeldUp && !crowded && self.pending() > soft {
                 self.pace(None);
             }
         }
@@ -123,7 +124,7 @@ impl Inner {
             debug_assert_eq!(len, 1);
             return self.register(bag, false, false, None);
         };
-        let front = {
+        let seen = {
             let mut st = lock(&self.state);
             #[cfg(not(loom))]
             st.crowd.note(rec.crowd_stamp());
@@ -141,9 +142,9 @@ impl Inner {
                 self.enqueue(&mut st, full, false);
             }
             self.advance(&mut st);
-            self.front(&st)
+            (self.front(&st), st.crowd.crowded())
         };
         crate::rcu::reclaimer::notify(self);
-        self.after_registration(front, Some(rec));
+        self.after_registration(seen, Some(rec));
     }
 }
