@@ -17,8 +17,10 @@
 //!   drains has no buffer to size, and may have no record.
 //! - The domain is crowded from the moment a window counts more writers
 //!   than [`processors`] until the first registration after a window that
-//!   did not, or after a gap of more than a `WINDOW` without registrations
-//!   (its writers went idle). Loom models are never crowded.
+//!   did not, or until any registration or step of the machine finds the
+//!   current window two `WINDOW`s old (its writers went idle, or now only
+//!   drain batches, which `note` does not see). Loom models are never
+//!   crowded.
 
 #[cfg(not(loom))]
 use core::cell::Cell;
@@ -65,6 +67,15 @@ impl Crowd {
     /// Whether the domain is crowded (module invariants).
     pub(super) fn crowded(&self) -> bool {
         self.crowded
+    }
+
+    /// Ends a crowded stretch whose writers went idle (module invariants).
+    /// Reads the clock only while crowded.
+    #[cfg(not(loom))]
+    pub(super) fn expire(&mut self) {
+        if self.crowded && self.began.map_or(true, |b| b.elapsed() >= 2 * WINDOW) {
+            self.crowded = false;
+        }
     }
 
     /// Counts a registration by the thread whose record's stamp is

@@ -32,6 +32,8 @@ use crate::rcu::stats::OwnerCounters;
 impl Inner {
     /// Moves the machine forward as far as it can without waiting.
     pub(super) fn advance(&self, st: &mut State) {
+        #[cfg(not(loom))]
+        st.crowd.expire();
         let epoch = self.epoch.load(Relaxed); // only written under this lock
         if st.running {
             if self.any_blocks(st, epoch) {

@@ -27,6 +27,8 @@ impl Inner {
     /// Adds a unit to the waiting queue (state lock held).
     pub(super) fn enqueue(&self, st: &mut State, unit: Box<dyn Reclaim>, batch: bool) {
         let gp = self.epoch.load(Relaxed) + 1;
+        #[cfg(not(loom))]
+        st.crowd.expire();
         self.counters.retired.fetch_add(unit.len() as u64, Relaxed);
         let pending = self.pending();
         // Only written under the state lock, which we hold: no RMW needed.
@@ -75,10 +77,10 @@ impl Inner {
     /// front as it left it and whether the domain was crowded then (module
     /// `crowd`): backpressure past the bound, else the amortized free if
     /// work is complete, else the soft bound's wait if past it, a reader
-    /// holds the front's grace period up, and the domain is not crowded. In a robust domain, a
-    /// fenced scan also frees what no reader reserves (module `early`),
-    /// before the soft bound's wait; `own` is the registering thread's
-    /// record.
+    /// holds the front's grace period up, and the domain is not crowded.
+    /// In a robust domain, a fenced scan also frees what no reader reserves
+    /// (module `early`), before the soft bound's wait; `own` is the
+    /// registering thread's record.
     pub(super) fn after_registration(&self, (front, crowded): (Front, bool), own: Option<&Record>) {
         let pending = self.pending();
         let soft = self.config.soft_max_pending as u64;
