@@ -125,7 +125,10 @@
 //!   since the last one started is 80 times what starting one costs (one
 //!   process-wide barrier: 0.2 µs alone, 1–20 µs with other threads
 //!   running, and about half as much again for every processor it
-//!   interrupts), or 40 times once 64 objects wait, so garbage waits tens
+//!   interrupts; a plain fence while the domain's other threads stay out
+//!   of their sections, see [How the read side stays
+//!   cheap](#how-the-read-side-stays-cheap)), or 40 times once 64 objects
+//!   wait (never more often than every 10 µs), so garbage waits tens
 //!   or hundreds of microseconds, not thousands of objects. **The start floor**: neither
 //!   pacing nor the thresholds start one sooner than four recent
 //!   grace-period latencies after the last start (at most 1 ms, and at
@@ -311,10 +314,15 @@
 //! A reader publishes "I am in a section since epoch *e*" with a plain store
 //! and a compiler fence. Grace periods pay instead: each one issues a single
 //! process-wide `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` on Linux,
-//! which forces a full barrier on every CPU running one of our threads. Where
-//! membarrier is missing, under Miri and loom, or when the environment
-//! variable `OWNRCU_NO_MEMBARRIER=1` is set at start-up, both sides use an
-//! ordinary `fence(SeqCst)` instead ([`uses_membarrier`]).
+//! which forces a full barrier on every CPU running one of our threads. A
+//! grace period skips even that while no other thread of the domain has
+//! entered a read section since the domain's last two barriers: those
+//! threads are marked, and a marked thread's next section entry runs a
+//! full fence itself (once per grace period at most), so a writer whose
+//! readers are idle interrupts nobody. Where membarrier is missing, under
+//! Miri and loom, or when the environment variable `OWNRCU_NO_MEMBARRIER=1`
+//! is set at start-up, both sides use an ordinary `fence(SeqCst)` instead
+//! ([`uses_membarrier`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unsafe_op_in_unsafe_fn)]
@@ -360,6 +368,11 @@ pub use rcu::config::{
 pub use rcu::domain::ReclaimerVisit;
 pub use rcu::domain::{Domain, GracePeriod};
 pub use rcu::fence::uses_membarrier;
+/// A record's fence mark, public in loom builds only, for
+/// `tests/loom/fence_due.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use rcu::fence::FenceDue;
 pub use rcu::guard::Guard;
 pub use rcu::owned::OwnedGuard;
 pub use rcu::reclaimer::Reclaimer;

@@ -1449,3 +1449,50 @@ fn barrier_returns_while_another_thread_keeps_retiring() {
     drop(d);
     assert_eq!(slow.get(), produced, "every slow object freed once");
 }
+
+/// A grace period interrupts no other thread while every other thread
+/// stays out of its read sections: after two barriers, the others' next
+/// entries fence themselves instead. A thread that enters a section
+/// between every two grace periods costs one barrier each (or, without
+/// membarrier, every start runs the fallback fence).
+#[test]
+#[cfg_attr(miri, ignore = "counts process-wide barriers; Miri has none")]
+fn grace_periods_skip_the_barrier_while_other_threads_stay_out() {
+    const ROUNDS: u64 = 20;
+    let d = Domain::new();
+    let (enter, entries) = mpsc::channel::<()>();
+    let (entered, done) = mpsc::channel();
+    let other = {
+        let d = d.clone();
+        thread::spawn(move || {
+            drop(d.read()); // registers
+            entered.send(()).unwrap();
+            for () in entries {
+                drop(d.read());
+                entered.send(()).unwrap();
+            }
+        })
+    };
+    done.recv().unwrap();
+    d.synchronize();
+    d.synchronize();
+    let before = d.stats().heavy_fences;
+    for _ in 0..ROUNDS {
+        d.synchronize();
+    }
+    let idle = d.stats().heavy_fences - before;
+    for _ in 0..ROUNDS {
+        enter.send(()).unwrap();
+        done.recv().unwrap();
+        d.synchronize();
+    }
+    let busy = d.stats().heavy_fences - before - idle;
+    drop(enter);
+    other.join().unwrap();
+    if ownrcu::uses_membarrier() {
+        assert_eq!(idle, 0, "the other thread stayed out of its sections");
+    } else {
+        assert_eq!(idle, ROUNDS, "the fallback fences every start");
+    }
+    assert_eq!(busy, ROUNDS, "one barrier per grace period after an entry");
+}

@@ -67,6 +67,10 @@
 //!   it, freed exactly once, and freed early under the reader when it did
 //!   not get it.
 //!
+//! - `fence_due`: a grace period that skips the heavy fence because the
+//!   reader's record is armed: the reader's fenced entry, then its
+//!   compiler-fenced one, never see the unlinked object freed.
+//!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half
 //! is only a compiler fence, so the reader relies on its own orderings; the
@@ -125,6 +129,9 @@ mod link;
 
 #[path = "loom/owned.rs"]
 mod owned;
+
+#[path = "loom/fence_due.rs"]
+mod fence_due;
 
 #[path = "loom/robust.rs"]
 mod robust;

@@ -184,13 +184,17 @@ impl Registry {
         rec
     }
 
-    /// This thread's record in domain `id`, if it has one (never registers).
+    /// This thread's record in domain `id`, if it has one (never registers;
+    /// null also while the list is being changed, by a registration whose
+    /// release of a dead domain's record ran into the caller).
     fn find(&self, id: u64) -> *const Record {
         #[cfg(not(loom))]
         if id == 0 {
             return self.global.get().0;
         }
-        let domains = self.domains.borrow();
+        let Ok(domains) = self.domains.try_borrow() else {
+            return ptr::null();
+        };
         domains
             .iter()
             .find(|&&(d, _, _)| d == id)
@@ -298,6 +302,14 @@ pub(crate) fn record<D: DomainState>(
 fn register<D: DomainState>(inner: &Arc<D>) -> *const Record {
     REGISTRY
         .try_with(|registry| registry.register(inner))
+        .unwrap_or(ptr::null())
+}
+
+/// This thread's registered record in domain `id`, or null if it has none
+/// (or its locals are being destroyed). Never registers.
+pub(crate) fn own_record(id: u64) -> *const Record {
+    REGISTRY
+        .try_with(|registry| registry.find(id))
         .unwrap_or(ptr::null())
 }
 

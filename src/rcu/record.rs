@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::rcu::fence;
+use crate::rcu::fence::{self, FenceDue};
 use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot, BAG_CAP};
 use crate::sync::{AtomicBool, AtomicU64, UnsafeCell};
 use core::sync::atomic::AtomicUsize as StdAtomicUsize;
@@ -91,6 +91,9 @@ pub(crate) struct Record {
     /// gives to pointers' domain checks, read from the line its entry
     /// wrote.
     pub(crate) domain_id: u64,
+    /// Whether the owner's next entry runs a full fence (module `fence`):
+    /// read by every entry, so on the line the entry writes.
+    pub(crate) fence_due: FenceDue,
     /// Raised by a thread that wants to take the bag.
     steal: AtomicBool,
     /// Whether a thread has claimed this record.
@@ -164,6 +167,7 @@ impl Record {
             exit_work: Cell::new(0),
             busy: AtomicBool::new(false),
             light_compiler_only: fence::light_is_compiler_only(),
+            fence_due: FenceDue::new(),
             steal: AtomicBool::new(false),
             bag: UnsafeCell::new(None),
             buffered: StdAtomicUsize::new(0),
@@ -219,11 +223,9 @@ impl Record {
         // started, everything unlinked before that start is visible to this
         // section, so that grace period need not wait for us.
         let e = epoch.load(Acquire);
-        // Release: a scan that reads this value also sees our previous exit,
-        // and everything that section did (see `exit`).
-        self.state.store(e << 1 | 1, Release);
-        // Pairs with the grace period's heavy fence (module `fence`).
-        fence::light();
+        // Publishes the section, then the light fence, or a full one if a
+        // grace period asked (module `fence`, "Skipping the heavy fence").
+        self.fence_due.enter(&self.state, e << 1 | 1);
     }
 
     /// Enters the read section of an owned section (module `owned`): as

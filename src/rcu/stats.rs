@@ -75,8 +75,11 @@ pub struct Stats {
     pub grace_period_latency: Latency,
     /// Process-wide memory barriers the domain issued (`membarrier` where
     /// the kernel has it, else its fallback): one per grace period
-    /// started, and one per takeover of thread buffers (`barrier`, the
-    /// reclaimer).
+    /// started, except those started while no other thread had entered a
+    /// read section of the domain since its last two barriers (see
+    /// [How the read side stays cheap](crate#how-the-read-side-stays-cheap);
+    /// with the fallback, every start counts), and one per takeover of
+    /// thread buffers (`barrier`, the reclaimer).
     pub heavy_fences: u64,
     /// How the domain's own objects were freed, by path.
     pub freed_by: FreedBy,

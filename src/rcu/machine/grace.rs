@@ -16,7 +16,7 @@
 //!   while crowded, module `crowd`) or pacing allows (neither lazy nor
 //!   crowded).
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, CROWDED_GP_OBJECTS, GP_OBJECTS, GP_UNITS};
@@ -56,7 +56,7 @@ impl Inner {
         self.epoch.store(gp, Release);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        self.heavy_fence();
+        self.start_fence(st);
         #[cfg(not(loom))]
         {
             let cost = start.elapsed().as_nanos().min(u64::MAX.into()) as u64;
@@ -188,6 +188,22 @@ impl Inner {
         drop(st);
         crate::rcu::reclaimer::notify(self);
         gp
+    }
+
+    /// The fence that starts a grace period: a plain full fence, and the
+    /// heavy fence only if a record is not armed (module `fence`,
+    /// "Skipping the heavy fence"; the fallback runs the heavy fence, a
+    /// plain fence itself, every time).
+    fn start_fence(&self, st: &mut State) {
+        if !fence::uses_membarrier() {
+            self.heavy_fence();
+            return;
+        }
+        crate::sync::fence(SeqCst);
+        if !self.all_armed(st) {
+            self.heavy_fence();
+            st.barriers += 1;
+        }
     }
 
     /// The process-wide heavy fence (module `fence`), counted.

@@ -6,10 +6,13 @@
 //! *started*. A reader entering its outermost section copies `epoch` into its
 //! record as `epoch << 1 | 1` with a plain (release) store followed by the
 //! light fence; leaving, it stores `INACTIVE`. A grace period `g` starts, under
-//! the state lock, by storing `epoch = g` and running the heavy fence once. It
-//! is complete when no record is active with an epoch below `g`. Why that is
-//! enough, for an object unlinked before `g` started (unlink → registration
-//! under the lock → start, so the unlink happens before the heavy fence):
+//! the state lock, by storing `epoch = g` and running the heavy fence once
+//! (or a plain full fence, when every other record is armed: module
+//! `fence`, "Skipping the heavy fence", which also shows that the argument
+//! below holds for those records with that fence). It is complete when no
+//! record is active with an epoch below `g`. Why that is enough, for an
+//! object unlinked before `g` started (unlink → registration under the lock
+//! → start, so the unlink happens before the heavy fence):
 //!
 //! - a reader whose light fence comes after the heavy fence (in the fences'
 //!   single total order) sees the unlink, so it cannot reach the object;

@@ -161,6 +161,23 @@ impl Inner {
         })
     }
 
+    /// For a grace-period start, after its plain fence: whether every
+    /// record but this thread's own is armed, so the start needs no heavy
+    /// fence; marks those not due, for the heavy fence the caller then runs
+    /// (module `fence`, "Skipping the heavy fence").
+    pub(super) fn all_armed(&self, st: &mut State) -> bool {
+        let own = crate::rcu::local::own_record(self.id);
+        let barriers = st.barriers;
+        let mut armed = true;
+        for rec in self.walk(st) {
+            // Every record is visited: the marks are for the next start.
+            armed &= core::ptr::eq(rec.as_ptr(), own)
+                // SAFETY: as in `any_blocks`.
+                || unsafe { rec.as_ref() }.fence_due.arm(barriers);
+        }
+        armed
+    }
+
     /// The epoch of the oldest section open on any record, if one is
     /// (state lock held): every grace period up to it is complete.
     pub(super) fn oldest_section(&self, st: &mut State) -> Option<u64> {

@@ -74,6 +74,9 @@ pub(super) struct State {
     /// Whether more threads retire into the domain than there are
     /// processors (module `crowd`).
     pub(super) crowd: Crowd,
+    /// Heavy fences that started grace periods so far: what marks of
+    /// `FenceDue` are counted in (module `fence`).
+    pub(super) barriers: u64,
 }
 
 /// A grace-period wait spins first (module `poll`) only while grace periods
@@ -344,6 +347,7 @@ macro_rules! inner_new {
                 gp_ns: 0,
                 spare: Vec::new(),
                 crowd: Crowd::new(),
+                barriers: 0,
             }),
             freeing: Mutex::new(()),
             counters: Counters {
