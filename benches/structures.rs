@@ -131,10 +131,15 @@
 //! runs plus set-up: about 190 s on a 2-core machine). `OWNRCU_BENCH_SECS=0.2` sets the seconds per run (e.g. for
 //! a smoke run), `OWNRCU_BENCH_REPS` the repetitions, and an argument keeps
 //! only the rows and back-ends whose `structure/mix/threads/back-end`
-//! contains it (`cargo bench --bench structures -- hashmap/write`, or
-//! `-- skiplist/read/1/crossbeam` to profile one back-end). Run without `--bench`
-//! (as `cargo test --benches` does) it does a 20 ms smoke run of every row,
-//! once, and writes no JSON.
+//! matches it (`cargo bench --bench structures -- hashmap/write`, or
+//! `-- skiplist/read/1/crossbeam` to profile one back-end): a pattern
+//! matches what contains it, `^` anchors it at the start and `$` at the
+//! end, and a comma separates alternatives
+//! (`-- '^list/write/1/ownrcu$,^list/write/1/crossbeam_epoch$'` runs two
+//! back-ends of one row; `ownrcu$` alone would not match
+//! `ownrcu_atomic`). A filtered run writes the JSON too, with only the
+//! cells it ran. Run without `--bench` (as `cargo test --benches` does)
+//! it does a 20 ms smoke run of every row, once, and writes no JSON.
 //!
 //! Progress goes to stderr: each row's per-back-end medians and every run's
 //! throughput, and after each run of an `ownrcu...` back-end its domain's
@@ -2348,6 +2353,29 @@ fn env_number(name: &str, default: f64) -> f64 {
     }
 }
 
+/// Whether `cell` (`structure/mix/threads/back-end`) matches the command
+/// line's `filter` (see "Running it" in the module docs): any of its
+/// comma-separated patterns, each a substring, `^` anchoring it at the
+/// start and `$` at the end.
+fn matches(filter: &str, cell: &str) -> bool {
+    filter.split(',').filter(|p| !p.is_empty()).any(|pattern| {
+        let (start, rest) = match pattern.strip_prefix('^') {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        let (end, needle) = match rest.strip_suffix('$') {
+            Some(needle) => (true, needle),
+            None => (false, rest),
+        };
+        match (start, end) {
+            (true, true) => cell == needle,
+            (true, false) => cell.starts_with(needle),
+            (false, true) => cell.ends_with(needle),
+            (false, false) => cell.contains(needle),
+        }
+    })
+}
+
 fn main() {
     tune_malloc();
     let args: Vec<String> = env::args().skip(1).collect();
@@ -2377,7 +2405,7 @@ fn main() {
                     .filter(|(n, _)| {
                         filter
                             .as_ref()
-                            .map_or(true, |f| format!("{label}/{n}").contains(f.as_str()))
+                            .map_or(true, |f| matches(f, &format!("{label}/{n}")))
                     })
                     .collect();
                 if chosen.is_empty() {
