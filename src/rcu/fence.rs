@@ -43,7 +43,9 @@
 //!    its state store and the clear. `F` read the mark before the clear,
 //!    so `F` precedes `R` in the fences' total order: that section, and
 //!    every later one of the thread (program order), sees every unlink
-//!    before `F`.
+//!    before `F`. An owned section's entry (module `owned`) runs that full
+//!    fence every time and never clears the mark, so a marked record of
+//!    one is case 1 for every entry.
 //! 2. An entry that had read the record before the mark was written (it
 //!    read "not due", and fenced nothing) was still running when the
 //!    heavy fence after the marking was issued, or finished before it.

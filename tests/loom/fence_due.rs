@@ -10,7 +10,7 @@
 //! fence: loom sees no ordering on the reader's side beyond its own
 //! release store. What loom cannot model is the heavy fence itself, so the
 //! arming (a mark written before one heavy fence, armed after the next:
-//! cases 2 of the module docs) is argued there; the writer here stops, as
+//! case 2 of the module docs) is argued there; the writer here stops, as
 //! a real start would run the heavy fence, when the mark is not armed.
 
 use loom::cell::UnsafeCell;
