@@ -319,7 +319,12 @@
 //! entered a read section since the domain's last two barriers: those
 //! threads are marked, and a marked thread's next section entry runs a
 //! full fence itself (once per grace period at most), so a writer whose
-//! readers are idle interrupts nobody. Where membarrier is missing, under
+//! readers are idle interrupts nobody. Where the barrier is dear (it
+//! interrupts other processors) and grace periods are wanted more often
+//! than it allows, a start switches a busy thread to fencing its every
+//! section entry itself, as crossbeam-epoch's readers do, and later
+//! starts skip the barrier for it too; the thread switches back when its
+//! fences cost more than they save. Where membarrier is missing, under
 //! Miri and loom, or when the environment variable `OWNRCU_NO_MEMBARRIER=1`
 //! is set at start-up, both sides use an ordinary `fence(SeqCst)` instead
 //! ([`uses_membarrier`]).
@@ -368,11 +373,11 @@ pub use rcu::config::{
 pub use rcu::domain::ReclaimerVisit;
 pub use rcu::domain::{Domain, GracePeriod};
 pub use rcu::fence::uses_membarrier;
-/// A record's fence mark, public in loom builds only, for
+/// A record's fence mark and mode policy, public in loom builds only, for
 /// `tests/loom/fence_due.rs`.
 #[cfg(loom)]
 #[doc(hidden)]
-pub use rcu::fence::FenceDue;
+pub use rcu::fence::{FenceDue, FencePolicy};
 pub use rcu::guard::Guard;
 pub use rcu::owned::OwnedGuard;
 pub use rcu::reclaimer::Reclaimer;

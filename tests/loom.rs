@@ -69,7 +69,9 @@
 //!
 //! - `fence_due`: a grace period that skips the heavy fence because the
 //!   reader's record is armed: the reader's fenced entry, then its
-//!   compiler-fenced one, never see the unlinked object freed.
+//!   compiler-fenced one, never see the unlinked object freed; likewise a
+//!   record in fencing mode, whose entries all fence until one leaves the
+//!   mode.
 //!
 //! What loom cannot check here: under loom both halves of the asymmetric
 //! fence are `fence(SeqCst)`. In production with membarrier the reader's half

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::rcu::fence::{self, FenceDue};
+use crate::rcu::fence::{self, FenceDue, FencePolicy};
 use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot, BAG_CAP};
 use crate::sync::{AtomicBool, AtomicU64, UnsafeCell};
 use core::sync::atomic::AtomicUsize as StdAtomicUsize;
@@ -106,6 +106,9 @@ pub(crate) struct Record {
     /// The most objects the next bag takes (module invariants); changed
     /// under the state lock only.
     limit: Cell<usize>,
+    /// How grace-period starts choose `fence_due`'s mode: written by
+    /// starts, on a line of its own away from the one entries write.
+    pub(crate) fence_policy: FencePolicy,
     /// The last crowding window the owner registered work in (module
     /// `machine::crowd`); under the state lock only.
     #[cfg(not(loom))]
@@ -148,7 +151,9 @@ pub(crate) struct Record {
 }
 
 // Shared fields are atomics; `exit_work` and the fast-path use of `bag` are
-// confined to the owning thread (see the module invariants).
+// confined to the owning thread (see the module invariants), and
+// `fence_due`'s cells to the owning thread or to the state lock (module
+// `fence`).
 // SAFETY: every other access to `bag` holds the state lock after the steal
 // handshake.
 unsafe impl Sync for Record {}
@@ -178,6 +183,7 @@ impl Record {
             owned_at: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
             next,
             limit: Cell::new(FIRST_LIMIT),
+            fence_policy: FencePolicy::default(),
             #[cfg(not(loom))]
             crowd_stamp: Cell::new(0),
             #[cfg(not(loom))]
@@ -225,7 +231,8 @@ impl Record {
         let e = epoch.load(Acquire);
         // Publishes the section, then the light fence, or a full one if a
         // grace period asked (module `fence`, "Skipping the heavy fence").
-        self.fence_due.enter(&self.state, e << 1 | 1);
+        self.fence_due
+            .enter(&self.fence_policy, &self.state, e << 1 | 1);
     }
 
     /// Enters the read section of an owned section (module `owned`): as

@@ -75,8 +75,9 @@ pub struct Stats {
     pub grace_period_latency: Latency,
     /// Process-wide memory barriers the domain issued (`membarrier` where
     /// the kernel has it, else its fallback): one per grace period
-    /// started, except those started while no other thread had entered a
-    /// read section of the domain since its last two barriers (see
+    /// started, except those started while each other thread of the
+    /// domain had either entered no read section since its last two
+    /// barriers or was fencing its every entry (see
     /// [How the read side stays cheap](crate#how-the-read-side-stays-cheap);
     /// with the fallback, every start counts), and one per takeover of
     /// thread buffers (`barrier`, the reclaimer).

@@ -12,13 +12,20 @@
 //! arming (a mark written before one heavy fence, armed after the next:
 //! case 2 of the module docs) is argued there; the writer here stops, as
 //! a real start would run the heavy fence, when the mark is not armed.
+//!
+//! Fencing mode ("Fencing every entry"): the reader's record fences every
+//! entry and, at the end of a window (two entries under loom) that no
+//! start visited, leaves the mode; its next entry runs the light fence
+//! only. The writer's start finds the record armed in fencing mode and
+//! skips the heavy fence, whether before, during or after the reader's
+//! leaving.
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 use loom::sync::atomic::{fence, AtomicU64, AtomicUsize};
 use loom::sync::Arc;
 use loom::thread;
-use ownrcu::FenceDue;
+use ownrcu::{FenceDue, FencePolicy};
 
 use crate::common::{check, EXHAUSTIVE, LIVE};
 
@@ -27,6 +34,7 @@ use crate::common::{check, EXHAUSTIVE, LIVE};
 /// every read of it happens before.
 struct World {
     due: FenceDue,
+    policy: FencePolicy,
     /// The reader's record state: `epoch << 1 | 1` in a section, else 0.
     state: AtomicU64,
     /// Grace periods started.
@@ -46,7 +54,7 @@ fn reader(w: &World, sections: usize) {
         // As `Record::enter`: read the epoch, publish the section with
         // the mark's fence, load.
         let e = w.epoch.load(Acquire);
-        w.due.enter(&w.state, e << 1 | 1);
+        w.due.enter(&w.policy, &w.state, e << 1 | 1);
         let i = w.link.load(Acquire);
         // SAFETY: a shared read, checked by loom against the free.
         let v = w.objects[i].with(|v| unsafe { *v });
@@ -62,7 +70,7 @@ fn writer(w: &World) {
     w.epoch.store(1, Release);
     fence(SeqCst);
     // No heavy fence so far in this domain: armed only from birth.
-    if !w.due.arm(0) {
+    if !w.due.arm(&w.policy, 0, None) {
         return; // a real start runs the heavy fence here
     }
     // Wait while a section that began before grace period 1 is open.
@@ -78,8 +86,13 @@ fn writer(w: &World) {
 }
 
 fn world() -> Arc<World> {
+    world_with(FenceDue::fresh())
+}
+
+fn world_with(due: FenceDue) -> Arc<World> {
     Arc::new(World {
-        due: FenceDue::fresh(),
+        due,
+        policy: FencePolicy::default(),
         state: AtomicU64::new(0),
         epoch: AtomicU64::new(0),
         link: AtomicUsize::new(0),
@@ -96,6 +109,23 @@ fn armed_record_lets_a_start_skip_the_heavy_fence() {
         let r = {
             let w = w.clone();
             thread::spawn(move || reader(&w, 2))
+        };
+        writer(&w);
+        r.join().unwrap();
+    });
+}
+
+/// A record in fencing mode: two fenced entries; the third leaves the mode
+/// (then fences) if the start had not visited the record when the first
+/// ran, and the fourth then runs the light fence only; against a start
+/// that skips the heavy fence.
+#[test]
+fn fencing_mode_and_leaving_it_let_a_start_skip_the_heavy_fence() {
+    check("fence_due/fencing mode, four sections", EXHAUSTIVE, || {
+        let w = world_with(FenceDue::fencing());
+        let r = {
+            let w = w.clone();
+            thread::spawn(move || reader(&w, 4))
         };
         writer(&w);
         r.join().unwrap();

@@ -56,19 +56,18 @@ impl Inner {
         self.epoch.store(gp, Release);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        self.start_fence(st);
+        let barrier_ns = self.start_fence(st);
         #[cfg(not(loom))]
         {
-            let cost = start.elapsed().as_nanos().min(u64::MAX.into()) as u64;
-            // A sample counts for at most twice the average (or 1 µs): a
-            // barrier during which this thread was preempted measures the
-            // preemption, not the barrier, and would stretch the pacing
-            // interval for the next several grace periods. A real rise in
-            // cost still moves the average up by an eighth per start.
-            let cost = cost.min(st.start_cost_ns.saturating_mul(2).max(START_COST_FLOOR_NS));
-            st.start_cost_ns = (st.start_cost_ns * 7 + cost) / 8;
+            let ns = start.elapsed().as_nanos().min(u64::MAX.into()) as u64;
+            average_cost(&mut st.start_cost_ns, ns);
+            if let Some(ns) = barrier_ns {
+                average_cost(&mut st.barrier_cost_ns, ns);
+            }
             st.started_at = Some(start);
         }
+        #[cfg(loom)]
+        let _ = barrier_ns;
         st.running = true;
         st.unstarted_objects = 0;
         st.unstarted_units = 0;
@@ -108,6 +107,30 @@ impl Inner {
         true
     }
 
+    /// The pacing interval for starts that cost `cost_ns` (see
+    /// `GP_COST_FACTOR`).
+    #[cfg(not(loom))]
+    fn pacing_interval(cost_ns: u64, factor: u32) -> std::time::Duration {
+        (std::time::Duration::from_nanos(cost_ns) * factor).clamp(GP_MIN_INTERVAL, GP_MAX_INTERVAL)
+    }
+
+    /// Whether busy records should fence their every entry (module
+    /// `fence`, "Fencing every entry"): if heavy fences interrupt other
+    /// processors and pacing decides when grace periods start (not a lazy
+    /// or crowded domain, where rationing alone does and the mode would
+    /// let none start sooner), the pacing interval of starts that run a
+    /// heavy fence, busy (in nanoseconds).
+    pub(super) fn fencing_pays(&self, st: &State) -> Option<u64> {
+        #[cfg(not(loom))]
+        if st.barrier_cost_ns >= fence::FENCING_MIN_BARRIER_NS && !self.rations_only(st) {
+            let interval = Self::pacing_interval(st.barrier_cost_ns, GP_COST_FACTOR_BUSY);
+            return Some(interval.as_nanos().min(u64::MAX.into()) as u64);
+        }
+        #[cfg(loom)]
+        let _ = (self, st);
+        None
+    }
+
     /// Whether unstarted work waits and the pacing interval has passed
     /// since the last grace period started (see `GP_COST_FACTOR` and
     /// `GP_COST_FACTOR_BUSY`).
@@ -117,14 +140,12 @@ impl Inner {
             let Some(last) = st.started_at else {
                 return true;
             };
-            let cost = std::time::Duration::from_nanos(st.start_cost_ns);
             let factor = if st.unstarted_objects >= GP_BUSY_OBJECTS {
                 GP_COST_FACTOR_BUSY
             } else {
                 GP_COST_FACTOR
             };
-            let interval = (cost * factor).clamp(GP_MIN_INTERVAL, GP_MAX_INTERVAL);
-            return last.elapsed() >= interval;
+            return last.elapsed() >= Self::pacing_interval(st.start_cost_ns, factor);
         }
         #[cfg(loom)]
         let _ = st;
@@ -193,17 +214,25 @@ impl Inner {
     /// The fence that starts a grace period: a plain full fence, and the
     /// heavy fence only if a record is not armed (module `fence`,
     /// "Skipping the heavy fence"; the fallback runs the heavy fence, a
-    /// plain fence itself, every time).
-    fn start_fence(&self, st: &mut State) {
+    /// plain fence itself, every time, and counts it as no heavy fence).
+    /// Returns what the heavy fence took, if one ran.
+    fn start_fence(&self, st: &mut State) -> Option<u64> {
         if !fence::uses_membarrier() {
             self.heavy_fence();
-            return;
+            return None;
         }
         crate::sync::fence(SeqCst);
-        if !self.all_armed(st) {
-            self.heavy_fence();
-            st.barriers += 1;
+        if self.all_armed(st) {
+            return None;
         }
+        #[cfg(not(loom))]
+        let start = std::time::Instant::now();
+        self.heavy_fence();
+        st.barriers += 1;
+        #[cfg(not(loom))]
+        return Some(start.elapsed().as_nanos().min(u64::MAX.into()) as u64);
+        #[cfg(loom)]
+        Some(0)
     }
 
     /// The process-wide heavy fence (module `fence`), counted.
@@ -300,4 +329,16 @@ impl Inner {
         self.free_completed(usize::MAX, gp, Path::Barrier);
         self.resume_stashed();
     }
+}
+
+/// Adds a start's cost sample (nanoseconds) to a moving average (an eighth
+/// per sample). A sample counts for at most twice the average (or
+/// `START_COST_FLOOR_NS`): a fence during which the thread was preempted
+/// measures the preemption, not the fence, and would stretch the pacing
+/// interval for the next several grace periods. A real rise in cost still
+/// moves the average up by an eighth per start.
+#[cfg(not(loom))]
+fn average_cost(average: &mut u64, sample: u64) {
+    let sample = sample.min(average.saturating_mul(2).max(START_COST_FLOOR_NS));
+    *average = (*average * 7 + sample) / 8;
 }

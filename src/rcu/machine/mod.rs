@@ -8,8 +8,9 @@
 //! light fence; leaving, it stores `INACTIVE`. A grace period `g` starts, under
 //! the state lock, by storing `epoch = g` and running the heavy fence once
 //! (or a plain full fence, when every other record is armed: module
-//! `fence`, "Skipping the heavy fence", which also shows that the argument
-//! below holds for those records with that fence). It is complete when no
+//! `fence`, "Skipping the heavy fence" and "Fencing every entry", which
+//! also show that the argument below holds for those records with that
+//! fence). It is complete when no
 //! record is active with an epoch below `g`. Why that is enough, for an
 //! object unlinked before `g` started (unlink → registration under the lock
 //! → start, so the unlink happens before the heavy fence):

@@ -38,6 +38,7 @@ impl Inner {
                     .compare_exchange(false, true, Acquire, Relaxed)
                     .is_ok()
             {
+                rec.fence_due.new_owner(&rec.fence_policy);
                 return rec;
             }
             cur = rec.next.cast_mut();
@@ -167,13 +168,21 @@ impl Inner {
     /// (module `fence`, "Skipping the heavy fence").
     pub(super) fn all_armed(&self, st: &mut State) -> bool {
         let own = crate::rcu::local::own_record(self.id);
+        // SAFETY: the calling thread's own record, if it has one here:
+        // records live as long as the domain.
+        if let Some(own) = unsafe { own.as_ref() } {
+            own.fence_due.own_start();
+        }
         let barriers = st.barriers;
+        let paced_ns = self.fencing_pays(st);
         let mut armed = true;
         for rec in self.walk(st) {
             // Every record is visited: the marks are for the next start.
-            armed &= core::ptr::eq(rec.as_ptr(), own)
+            armed &= core::ptr::eq(rec.as_ptr(), own) || {
                 // SAFETY: as in `any_blocks`.
-                || unsafe { rec.as_ref() }.fence_due.arm(barriers);
+                let rec = unsafe { rec.as_ref() };
+                rec.fence_due.arm(&rec.fence_policy, barriers, paced_ns)
+            };
         }
         armed
     }

@@ -53,15 +53,21 @@ pub(super) struct State {
     pub(super) requested: u64,
     /// The domain was torn down: no reader can exist any more.
     pub(super) dead: bool,
-    /// When the last grace period started, and what starting one costs (a
-    /// moving average, in nanoseconds): see `GP_COST_FACTOR`.
+    /// When the last grace period started.
     #[cfg(not(loom))]
     pub(super) started_at: Option<std::time::Instant>,
     /// The last grace period reported as stalled (module `stall`).
     #[cfg(not(loom))]
     pub(super) stall_reported: u64,
+    /// What starting a grace period costs the starting thread (see
+    /// `GP_COST_FACTOR`), and what the heavy fence alone costs it when a
+    /// start runs one (what decides whether busy records fence their every
+    /// entry instead: module `fence`, "Fencing every entry"): moving
+    /// averages, in nanoseconds.
     #[cfg(not(loom))]
     pub(super) start_cost_ns: u64,
+    #[cfg(not(loom))]
+    pub(super) barrier_cost_ns: u64,
     /// How long grace periods take, from start to completion: a moving
     /// average (an eighth per completion), in nanoseconds.
     #[cfg(not(loom))]
@@ -125,9 +131,10 @@ pub(super) const CROWDED_GP_OBJECTS: usize = GP_OBJECTS / 4;
 
 /// Pacing: once work waits, a grace period starts as soon as the time since
 /// the last one started is `GP_COST_FACTOR` times what starting one costs
-/// (a moving average of the heavy fence: 0.2 µs with no other thread
-/// running, 1–20 µs with others, as it interrupts every CPU running the
-/// process). Starting grace periods then takes at most about 1.25 % of the
+/// (a moving average: 0.2 µs with no other thread running, 1–20 µs with
+/// others, as the heavy fence interrupts every CPU running the process;
+/// starts that skip it, module `fence`, cost a fraction of a
+/// microsecond). Starting grace periods then takes at most about 1.25 % of the
 /// starting thread's time while work streams in (never more than one per
 /// `GP_MIN_INTERVAL`), and garbage waits no longer than it needs to; once
 /// `GP_BUSY_OBJECTS` wait, the factor is `GP_COST_FACTOR_BUSY` (2.5 %, on
@@ -150,7 +157,7 @@ pub(super) const GP_COST_FACTOR_BUSY: u32 = 40;
 /// Unstarted objects past which pacing uses `GP_COST_FACTOR_BUSY`.
 #[cfg(not(loom))]
 pub(super) const GP_BUSY_OBJECTS: usize = 64;
-/// The cost sample a start always counts in full (see `advance`): samples
+/// The cost sample a start always counts in full (`average_cost`): samples
 /// above twice the average count as twice the average, or as this.
 #[cfg(not(loom))]
 pub(super) const START_COST_FLOOR_NS: u64 = 1_000;
@@ -343,6 +350,8 @@ macro_rules! inner_new {
                 stall_reported: 0,
                 #[cfg(not(loom))]
                 start_cost_ns: 0,
+                #[cfg(not(loom))]
+                barrier_cost_ns: 0,
                 #[cfg(not(loom))]
                 gp_ns: 0,
                 spare: Vec::new(),
