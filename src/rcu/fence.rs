@@ -376,17 +376,20 @@ impl FenceDue {
     }
 
     /// For a thread that claims the record: it starts in plain mode, and
-    /// its policy afresh. A record left in fencing mode becomes due and
-    /// armed, as a new record is: its first entry clears the mark and
-    /// fences (module docs, case 1: a start that read the fencing mark
-    /// read it before that clear).
+    /// its policy afresh. A record left in fencing mode becomes due, armed
+    /// at the same heavy fence as its fencing mark was (both were written
+    /// at once: case 2 holds for the due mark as it did for the fencing
+    /// one), so its first entry clears the mark and fences (case 1: a
+    /// start that read the fencing mark read it before that clear).
     #[cold]
     pub(crate) fn new_owner(&self, policy: &FencePolicy) {
         let mark = self.mark.load(Relaxed);
         if mark & Self::FENCING != 0 && mark != Self::ALWAYS {
             // A plain store, as in `fence_due`: only the owner changes a
-            // mark that is not `NOT_DUE`.
-            self.mark.store(Self::FRESH, Relaxed);
+            // mark that is not `NOT_DUE`. A fencing mark armed from birth
+            // (count 0) becomes `FRESH`, the due mark armed from birth.
+            self.mark
+                .store((mark & !Self::FENCING).max(Self::FRESH), Relaxed);
         }
         self.window_mark.set(Self::NOT_DUE);
         policy.was_fencing.store(false, Relaxed);
@@ -677,6 +680,26 @@ mod tests {
         assert!(!starts_too_rare(took, 8, paced), "0.8 of it");
         assert!(starts_too_rare(took, 7, paced), "0.7 of it");
         assert!(starts_too_rare(took, 0, paced));
+    }
+
+    /// A new owner of a record in fencing mode starts in plain mode: the
+    /// mark becomes due, armed at the same heavy fence.
+    #[test]
+    fn a_new_owner_starts_in_plain_mode() {
+        const PACED: Option<u64> = Some(1_000_000_000);
+        let due = FenceDue::with(FenceDue::NOT_DUE);
+        let policy = FencePolicy::default();
+        let state = AtomicU64::new(0);
+        assert!(!due.arm(&policy, 5, PACED));
+        due.new_owner(&policy);
+        assert!(!fencing(&due));
+        assert!(!due.arm(&policy, 6, PACED), "armed no sooner");
+        assert!(due.arm(&policy, 7, PACED));
+        due.enter(&policy, &state, 1);
+        assert_eq!(due.mark.load(Relaxed), FenceDue::NOT_DUE, "cleared");
+        let armed = FenceDue::with(FenceDue::FENCING);
+        armed.new_owner(&policy);
+        assert_eq!(armed.mark.load(Relaxed), FenceDue::FRESH);
     }
 
     /// Without the pacing interval (heavy fences are cheap) a start marks
