@@ -151,9 +151,8 @@ pub(crate) struct Record {
 }
 
 // Shared fields are atomics; `exit_work` and the fast-path use of `bag` are
-// confined to the owning thread (see the module invariants), and
-// `fence_due`'s cells to the owning thread or to the state lock (module
-// `fence`).
+// confined to the owning thread (see the module invariants), and so are
+// `fence_due`'s cells (module `fence`; its starts-side policy is atomics).
 // SAFETY: every other access to `bag` holds the state lock after the steal
 // handshake.
 unsafe impl Sync for Record {}

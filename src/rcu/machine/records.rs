@@ -168,8 +168,9 @@ impl Inner {
     /// (module `fence`, "Skipping the heavy fence").
     pub(super) fn all_armed(&self, st: &mut State) -> bool {
         let own = crate::rcu::local::own_record(self.id);
-        // SAFETY: the calling thread's own record, if it has one here:
-        // records live as long as the domain.
+        // SAFETY: records live as long as the domain, which `self` is; and
+        // this is the calling thread's own record (its registry's), so the
+        // owner-only count below is its owner's access.
         if let Some(own) = unsafe { own.as_ref() } {
             own.fence_due.own_start();
         }
