@@ -24,6 +24,9 @@
 //!   *unlinked* at each level: its predecessor's link is swung past it.
 //! - **Searches help**: a search that meets a marked node unlinks it at
 //!   that level before going on, so a removal never waits for its remover.
+//! - **Get** stops at the first level where it meets its key's node with
+//!   that level's link unmarked: marks go top down, so the node was not
+//!   removed at that moment, and the levels below need not be walked.
 //!
 //! While an insert replaces a key, both nodes are in the level-0 list for a
 //! moment, the new one first: searches stop at the first, and an iterator
@@ -97,7 +100,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
-use std::ops::{Bound, RangeBounds, RangeFull};
+use std::ops::{Bound, ControlFlow, RangeBounds, RangeFull};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
@@ -398,11 +401,10 @@ impl<K: Ord, V> SkipMap<K, V> {
     {
         let guard = self.domain.read();
         loop {
-            let node = self.first_past(|k| k.borrow() >= key, &guard);
-            let node = node
-                .as_ref()
-                .filter(|n| n.key.borrow() == key)
-                .map(|_| node)?;
+            let node = self.find(key, &guard);
+            if node.is_null() {
+                return None;
+            }
             // A node whose count is zero was removed since the search saw
             // it: search again.
             if let Some(entry) = self.acquire(node) {
@@ -505,6 +507,7 @@ impl<K: Ord, V> SkipMap<K, V> {
         pos.top = self.walk(past, guard, |level, link, curr| {
             pos.left[level] = link;
             pos.right[level] = curr;
+            ControlFlow::Continue(())
         });
     }
 
@@ -520,22 +523,50 @@ impl<K: Ord, V> SkipMap<K, V> {
             if level == 0 {
                 first = curr;
             }
+            ControlFlow::Continue(())
         });
         first
+    }
+
+    /// The node of `key`, or null: the search of
+    /// [`first_past`](Self::first_past), which stops at the first level
+    /// where it meets that node. The walk found the node's link at that
+    /// level unmarked, and a remove marks the tower top down, so level 0
+    /// was unmarked then too: the key was in the map at that moment.
+    fn find<'g, Q>(&'g self, key: &Q, guard: &'g Guard<'_>) -> Shared<'g, Node<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let mut found = Shared::null();
+        self.walk(
+            |k| k.borrow() >= key,
+            guard,
+            |_, _, curr| match curr.as_ref() {
+                Some(node) if node.key.borrow() == key => {
+                    found = curr;
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            },
+        );
+        found
     }
 
     /// The descent of a search: at each level from the top down, follows
     /// the links while the keys are not `past` the target, helping unlink
     /// marked nodes, and calls `record(level, link, curr)` with the link it
-    /// stopped on (unmarked when read) and the node it points to. A pass
-    /// that meets a removed predecessor starts over from the top (recording
-    /// each level again). Returns the top level of the pass that completed.
+    /// stopped on (unmarked when read) and the node it points to; `curr`'s
+    /// own link at that level was unmarked when read too. A pass that meets
+    /// a removed predecessor starts over from the top (recording each level
+    /// again); `record` returning `Break` ends the walk there. Returns the
+    /// top level of the last pass.
     #[inline(always)]
     fn walk<'g>(
         &'g self,
         past: impl Fn(&K) -> bool,
         guard: &'g Guard<'_>,
-        mut record: impl FnMut(usize, &'g Link<Node<K, V>>, Shared<'g, Node<K, V>>),
+        mut record: impl FnMut(usize, &'g Link<Node<K, V>>, Shared<'g, Node<K, V>>) -> ControlFlow<()>,
     ) -> usize {
         debug_assert!(guard.domain() == &self.domain, "a guard of another domain");
         'search: loop {
@@ -580,7 +611,9 @@ impl<K: Ord, V> SkipMap<K, V> {
                     link = next;
                     curr = succ;
                 }
-                record(level, link, curr);
+                if record(level, link, curr).is_break() {
+                    break;
+                }
             }
             return top;
         }
