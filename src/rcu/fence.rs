@@ -61,6 +61,10 @@
 //!    to its own scan, and those after it come after every unlink that
 //!    grace period covers (program order).
 //!
+//! A scan that finds every record armed also reads each record's section
+//! state for the new grace period there and then, instead of in a second
+//! pass: either way the read follows `F`, with no heavy fence between.
+//!
 //! With the fallback (`fence(SeqCst)` on both sides) every entry fences:
 //! records are due forever ([`FenceDue::ALWAYS`]), and starts run the
 //! fallback fence as before.

@@ -29,6 +29,16 @@ use crate::rcu::config::Config;
 use crate::rcu::fence;
 use crate::rcu::stats::OwnerCounters;
 
+/// What the fence that started a grace period did ([`Inner::start_fence`]).
+struct StartFence {
+    /// What the heavy fence took, if one ran (nanoseconds).
+    #[cfg_attr(loom, allow(dead_code))] // only pacing reads it
+    barrier_ns: Option<u64>,
+    /// If the start skipped the heavy fence: whether a record holds the
+    /// new grace period up, read in the scan that found every record armed.
+    blocks: Option<bool>,
+}
+
 impl Inner {
     /// Moves the machine forward as far as it can without waiting.
     pub(super) fn advance(&self, st: &mut State) {
@@ -56,22 +66,20 @@ impl Inner {
         self.epoch.store(gp, Release);
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        let barrier_ns = self.start_fence(st);
+        let fenced = self.start_fence(st, gp);
         #[cfg(not(loom))]
         {
             let ns = start.elapsed().as_nanos().min(u64::MAX.into()) as u64;
             average_cost(&mut st.start_cost_ns, ns);
-            if let Some(ns) = barrier_ns {
+            if let Some(ns) = fenced.barrier_ns {
                 average_cost(&mut st.barrier_cost_ns, ns);
             }
             st.started_at = Some(start);
         }
-        #[cfg(loom)]
-        let _ = barrier_ns;
         st.running = true;
         st.unstarted_objects = 0;
         st.unstarted_units = 0;
-        if !self.any_blocks(st, gp) {
+        if !fenced.blocks.unwrap_or_else(|| self.any_blocks(st, gp)) {
             self.complete(st, gp);
         }
     }
@@ -215,24 +223,33 @@ impl Inner {
     /// heavy fence only if a record is not armed (module `fence`,
     /// "Skipping the heavy fence"; the fallback runs the heavy fence, a
     /// plain fence itself, every time, and counts it as no heavy fence).
-    /// Returns what the heavy fence took, if one ran.
-    fn start_fence(&self, st: &mut State) -> Option<u64> {
+    fn start_fence(&self, st: &mut State, gp: u64) -> StartFence {
         if !fence::uses_membarrier() {
             self.heavy_fence();
-            return None;
+            return StartFence {
+                barrier_ns: None,
+                blocks: None,
+            };
         }
         crate::sync::fence(SeqCst);
-        if self.all_armed(st) {
-            return None;
+        if let Some(blocks) = self.all_armed(st, gp) {
+            return StartFence {
+                barrier_ns: None,
+                blocks: Some(blocks),
+            };
         }
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
         self.heavy_fence();
         st.barriers += 1;
         #[cfg(not(loom))]
-        return Some(start.elapsed().as_nanos().min(u64::MAX.into()) as u64);
+        let barrier_ns = start.elapsed().as_nanos().min(u64::MAX.into()) as u64;
         #[cfg(loom)]
-        Some(0)
+        let barrier_ns = 0;
+        StartFence {
+            barrier_ns: Some(barrier_ns),
+            blocks: None,
+        }
     }
 
     /// The process-wide heavy fence (module `fence`), counted.

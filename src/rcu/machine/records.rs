@@ -162,11 +162,14 @@ impl Inner {
         })
     }
 
-    /// For a grace-period start, after its plain fence: whether every
-    /// record but this thread's own is armed, so the start needs no heavy
-    /// fence; marks those not due, for the heavy fence the caller then runs
-    /// (module `fence`, "Skipping the heavy fence").
-    pub(super) fn all_armed(&self, st: &mut State) -> bool {
+    /// For a grace-period start of `gp`, after its plain fence: whether
+    /// every record but this thread's own is armed, so the start needs no
+    /// heavy fence; marks those not due, for the heavy fence the caller
+    /// then runs (module `fence`, "Skipping the heavy fence"). If all are
+    /// armed, also whether any record holds `gp` up, read in the same pass
+    /// (the states a scan after this one would read: both come after the
+    /// plain fence, and no heavy fence runs in between); `None` if not.
+    pub(super) fn all_armed(&self, st: &mut State, gp: u64) -> Option<bool> {
         let own = crate::rcu::local::own_record(self.id);
         // SAFETY: records live as long as the domain, which `self` is; and
         // this is the calling thread's own record (its registry's), so the
@@ -176,16 +179,16 @@ impl Inner {
         }
         let barriers = st.barriers;
         let paced_ns = self.fencing_pays(st);
-        let mut armed = true;
+        let (mut armed, mut blocks) = (true, false);
         for rec in self.walk(st) {
+            let is_own = core::ptr::eq(rec.as_ptr(), own);
+            // SAFETY: as in `any_blocks`.
+            let rec = unsafe { rec.as_ref() };
             // Every record is visited: the marks are for the next start.
-            armed &= core::ptr::eq(rec.as_ptr(), own) || {
-                // SAFETY: as in `any_blocks`.
-                let rec = unsafe { rec.as_ref() };
-                rec.fence_due.arm(&rec.fence_policy, barriers, paced_ns)
-            };
+            armed &= is_own || rec.fence_due.arm(&rec.fence_policy, barriers, paced_ns);
+            blocks |= rec.blocks(gp);
         }
-        armed
+        armed.then_some(blocks)
     }
 
     /// The epoch of the oldest section open on any record, if one is
