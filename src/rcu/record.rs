@@ -412,24 +412,6 @@ impl Record {
         false
     }
 
-    /// Whether the next [`push_locked`](Record::push_locked) takes a new
-    /// bag (the record has none, or a full one), and of how many slots:
-    /// the record's adaptive limit with `adapt`, else `BAG_CAP` (filling a
-    /// bag may still change the limit, and a bag whose runs are exhausted
-    /// takes a new one too).
-    ///
-    /// # Safety
-    ///
-    /// As [`push_locked`](Record::push_locked): the caller holds the
-    /// domain's state lock and is the owner, or the owner cannot run.
-    pub(crate) unsafe fn needs_bag(&self, adapt: bool) -> Option<usize> {
-        // SAFETY: exclusive by this function's contract.
-        let full = self
-            .bag
-            .with(|cell| unsafe { &*cell }.as_ref().map_or(true, |b| b.is_full()));
-        full.then(|| Bag::class(if adapt { self.limit.get() } else { BAG_CAP }))
-    }
-
     /// Slow path, under the domain's state lock: pushes, handing back a full
     /// bag to register first.
     ///

@@ -18,7 +18,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use super::counters::Path;
 use super::free::Front;
-use super::state::{lock, Inner, State, Waiting, COLLECT_BUDGET, SPARE_BAGS};
+use super::state::{lock, Inner, State, Waiting, COLLECT_BUDGET};
 use crate::rcu::record::Record;
 use crate::rcu::retired::{Bag, DropRun, Reclaim, Slot};
 use crate::rcu::unwind::may_free;
@@ -126,36 +126,17 @@ impl Inner {
             debug_assert_eq!(len, 1);
             return self.register(bag, false, false, None);
         };
-        // A new bag that no spare provides is allocated outside the state
-        // lock, for which every retiring thread waits: a bag's slots are an
-        // allocation of a kilobyte or more, which can take the allocator
-        // microseconds (glibc consolidates its fast bins first).
-        let mut fresh: Option<Box<Bag>> = None;
-        let (seen, unused) = loop {
+        let seen = {
             let mut st = lock(&self.state);
             #[cfg(not(loom))]
             st.crowd.note(rec.crowd_stamp());
             let adapt = !self.config.lazy && !st.crowd.crowded();
-            // SAFETY: we hold the state lock and are the owner.
-            if let Some(class) = unsafe { rec.needs_bag(adapt) } {
-                if fresh.is_none() && !st.spare.iter().any(|bag| bag.capacity() == class) {
-                    core::mem::drop(st);
-                    fresh = Some(Bag::with_capacity(class));
-                    continue;
-                }
-            }
             let spare = &mut st.spare;
             let new_bag = |cap| {
                 let class = Bag::class(cap);
-                if let Some(at) = spare.iter().rposition(|bag| bag.capacity() == class) {
-                    return spare.swap_remove(at);
-                }
-                match fresh.take() {
-                    Some(bag) if bag.capacity() == class => bag,
-                    other => {
-                        fresh = other;
-                        Bag::with_capacity(class)
-                    }
+                match spare.iter().rposition(|bag| bag.capacity() == class) {
+                    Some(at) => spare.swap_remove(at),
+                    None => Bag::with_capacity(class),
                 }
             };
             // SAFETY: we hold the state lock and are the owner.
@@ -163,18 +144,8 @@ impl Inner {
                 self.enqueue(&mut st, full, false);
             }
             self.advance(&mut st);
-            // A fresh bag left unused (the limit changed its size): a spare.
-            let unused = fresh.take().and_then(|bag| {
-                if st.spare.len() < SPARE_BAGS {
-                    st.spare.push(bag);
-                    None
-                } else {
-                    Some(bag)
-                }
-            });
-            break ((self.front(&st), st.crowd.crowded()), unused);
+            (self.front(&st), st.crowd.crowded())
         };
-        core::mem::drop(unused);
         crate::rcu::reclaimer::notify(self);
         self.after_registration(seen, Some(rec));
     }
