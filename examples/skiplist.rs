@@ -29,7 +29,9 @@
 //!   removed at that moment, and the levels below need not be walked.
 //!
 //! While an insert replaces a key, both nodes are in the level-0 list for a
-//! moment, the new one first: searches stop at the first, and an iterator
+//! moment, the new one first: searches stop at the first (a `get` that
+//! meets the older one first, at a level the new tower has not reached
+//! yet, returns it: it is still in the map until marked), and an iterator
 //! yields only keys above the last one it yielded. A remove that loses the
 //! mark to such an insert searches again (the key is still there). The
 //! replacement itself is two steps, as in crossbeam-skiplist, so it is not

@@ -63,7 +63,9 @@
 //!
 //! A scan that finds every record armed also reads each record's section
 //! state for the new grace period there and then, instead of in a second
-//! pass: either way the read follows `F`, with no heavy fence between.
+//! pass: either way the read follows `F`, with no heavy fence between. A
+//! record published after the scan read the list is not read at all; it
+//! is case 3, whose sections see every unlink before `F`.
 //!
 //! With the fallback (`fence(SeqCst)` on both sides) every entry fences:
 //! records are due forever ([`FenceDue::ALWAYS`]), and starts run the
