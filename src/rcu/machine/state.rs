@@ -85,21 +85,34 @@ pub(super) struct State {
     pub(super) barriers: u64,
 }
 
-/// A grace-period wait spins first (module `poll`) only while grace periods
-/// take less than this on average: the spin lasts a few microseconds, and
-/// a wait for a longer grace period, whose readers are descheduled or slow,
-/// would only take the processor from them (with more runnable threads than
-/// cores, the spinning of such waits was a sixth of all the CPU time).
+/// A grace-period wait polls before it sleeps (module `poll`) only while
+/// grace periods take less than this on average: a wait for a longer grace
+/// period, whose readers are descheduled or slow, would only take the
+/// processor from them, which with more runnable threads than cores is
+/// the processor they wait for.
 #[cfg(not(loom))]
-const SPIN_GP_NS: u64 = 20_000;
+const POLL_GP_NS: u64 = 20_000;
+
+/// How many of the domain's average grace periods a wait polls for before
+/// it sleeps: most grace periods complete within a few times the average,
+/// and a sleep outlasts such a grace period by the timer slack (module
+/// `poll`). A writer pacing itself at the soft bound would otherwise idle
+/// past each grace period it waits for, and, since nobody drives that
+/// grace period meanwhile, its recorded latency, which sets the start
+/// floor (`GP_FLOOR_FACTOR`), would grow by the oversleep.
+#[cfg(not(loom))]
+const POLL_GP_FACTOR: u64 = 4;
 
 impl State {
-    /// Whether a wait for a grace period should spin before it sleeps.
-    pub(super) fn spin_worth(&self) -> bool {
+    /// How long a wait for a grace period polls before it sleeps (module
+    /// `poll`): a few average grace periods while those are short, else
+    /// not at all.
+    pub(super) fn poll_window(&self) -> Option<core::time::Duration> {
         #[cfg(not(loom))]
-        return self.gp_ns < SPIN_GP_NS;
+        return (self.gp_ns < POLL_GP_NS)
+            .then(|| core::time::Duration::from_nanos(self.gp_ns * POLL_GP_FACTOR));
         #[cfg(loom)]
-        return true;
+        return Some(core::time::Duration::ZERO);
     }
 }
 
@@ -314,7 +327,9 @@ pub(crate) fn lock_within<T>(
     max: core::time::Duration,
 ) -> Option<MutexGuard<'_, T>> {
     let mut guard = None;
-    super::poll::poll_until(Some(max), true, || {
+    // The backoff's few microseconds, then sleeps: a freer runs up to a
+    // budget of destructors.
+    super::poll::poll_until(Some(max), Some(core::time::Duration::ZERO), || {
         guard = try_lock(mutex);
         guard.is_some()
     });

@@ -311,8 +311,8 @@ impl Inner {
     /// Blocks until grace period `gp` has completed, driving it, for at most
     /// `max` (forever if `None`); returns whether it completed.
     pub(crate) fn wait_until(&self, gp: u64, max: Option<Duration>) -> bool {
-        let spin = lock(&self.state).spin_worth();
-        super::poll::poll_until(max, spin, || {
+        let window = lock(&self.state).poll_window();
+        super::poll::poll_until(max, window, || {
             {
                 let mut st = lock(&self.state);
                 st.requested = st.requested.max(gp);
