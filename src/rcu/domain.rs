@@ -72,7 +72,7 @@ use crate::Stats;
 /// [`DomainBuilder`]: crate::DomainBuilder
 /// Emptied buffers are kept for reuse, up to 40 per domain (a grace
 /// period's worth, plus a few): steady single retirement then allocates no
-/// buffers, at the price of up to about 87 KiB (2.2 KiB a buffer) that a
+/// buffers, at the price of up to about 85 KiB (2.1 KiB a buffer) that a
 /// domain which has seen that much single retirement keeps until it is
 /// dropped (the global domain: for the life of the process).
 ///

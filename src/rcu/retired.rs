@@ -353,6 +353,9 @@ pub(crate) const BAG_CAP: usize = 2;
 /// How many runs of distinct types one bag holds.
 const RUNS: usize = if BAG_CAP < 8 { BAG_CAP } else { 8 };
 
+// A run's start, a slot index below `BAG_CAP`, fits `Bag::run_start`'s byte.
+const _: () = assert!(BAG_CAP <= 1 << u8::BITS);
+
 /// A thread's buffer of single retirements: thin pointers grouped in runs of
 /// one type each, so freeing is one monomorphic loop per run.
 ///
@@ -376,7 +379,10 @@ pub(crate) struct Bag {
     /// the bag's first cache line).
     slots: Box<[Slot]>,
     run_drop: [Option<DropRun>; RUNS],
-    run_start: [usize; RUNS],
+    /// Where each run starts: a slot index, below `BAG_CAP`, so a byte
+    /// (the bag's header is what a spare or a thread's idle bag costs
+    /// beyond its slots).
+    run_start: [u8; RUNS],
     /// The oldest birth of its objects (`u64::MAX` while empty).
     birth: u64,
 }
@@ -471,7 +477,9 @@ impl Bag {
         }
         self.birth = self.birth.min(birth);
         self.run_drop[self.runs] = Some(drop);
-        self.run_start[self.runs] = len;
+        // Fits: `len < slots.len() <= BAG_CAP <= 256` (checked above and at
+        // compile time).
+        self.run_start[self.runs] = len as u8;
         self.runs += 1;
         self.last_drop = drop as usize;
         self.slots[len] = slot;
@@ -490,7 +498,7 @@ impl Reclaim for Bag {
         while self.head < stop {
             let run = self.head_run;
             let run_end = if run + 1 < self.runs {
-                self.run_start[run + 1]
+                usize::from(self.run_start[run + 1])
             } else {
                 self.len
             };

@@ -119,9 +119,9 @@ impl State {
 /// Emptied bags a domain keeps for reuse: a grace period's worth of units
 /// (`GP_UNITS`, the most that wait before one starts), plus a few for the
 /// bags threads are filling meanwhile. With fewer, steady single retirement
-/// allocates and frees a bag (2.2 KiB) every few buffers, right among the
+/// allocates and frees a bag (2.1 KiB) every few buffers, right among the
 /// retired objects; the price is up to `SPARE_BAGS` idle bags per domain
-/// (about 87 KiB) once it has seen that much single retirement.
+/// (about 85 KiB) once it has seen that much single retirement.
 pub(super) const SPARE_BAGS: usize = GP_UNITS + 8;
 
 /// Rationing: start a grace period once this much work waits for one.
