@@ -302,7 +302,7 @@ impl Inner {
 
     /// Blocks until grace period `gp` has completed, driving it.
     pub(crate) fn wait_for(&self, gp: u64) {
-        self.wait_until(gp, None);
+        self.wait_until(gp, None, false);
     }
 
     /// Takes every thread's bag into the waiting queue (state lock held).

@@ -85,11 +85,11 @@ pub(super) struct State {
     pub(super) barriers: u64,
 }
 
-/// A grace-period wait polls before it sleeps (module `poll`) only while
-/// grace periods take less than this on average: a wait for a longer grace
-/// period, whose readers are descheduled or slow, would only take the
-/// processor from them, which with more runnable threads than cores is
-/// the processor they wait for.
+/// A grace-period wait outside read sections polls before it sleeps
+/// (module `poll`) only while grace periods take less than this on
+/// average: a wait for a longer grace period, whose readers are
+/// descheduled or slow, would only take the processor from them, which
+/// with more runnable threads than cores is the processor they wait for.
 #[cfg(not(loom))]
 const POLL_GP_NS: u64 = 20_000;
 
@@ -103,16 +103,38 @@ const POLL_GP_NS: u64 = 20_000;
 #[cfg(not(loom))]
 const POLL_GP_FACTOR: u64 = 4;
 
+/// How long a wait inside a read section of the domain polls at least
+/// before it sleeps, about what a sleep outlasts its request by (the
+/// kernel's timer slack, module `poll`). Such a waiter holds up every
+/// grace period started since its section began, so every other writer
+/// that waits meanwhile waits for it: a sleep there would stretch their
+/// waits by its oversleep, and their waits inside their own sections
+/// stretch others' in turn. Polling that long costs the waiter at most
+/// what one sleep would have idled it.
+#[cfg(not(loom))]
+const IN_SECTION_POLL_NS: u64 = 64_000;
+
 impl State {
     /// How long a wait for a grace period polls before it sleeps (module
     /// `poll`): a few average grace periods while those are short, else
-    /// not at all.
-    pub(super) fn poll_window(&self) -> Option<core::time::Duration> {
+    /// not at all; at least `IN_SECTION_POLL_NS` for a wait `in_section`
+    /// (inside a read section of the domain).
+    pub(super) fn poll_window(&self, in_section: bool) -> Option<core::time::Duration> {
         #[cfg(not(loom))]
-        return (self.gp_ns < POLL_GP_NS)
-            .then(|| core::time::Duration::from_nanos(self.gp_ns * POLL_GP_FACTOR));
+        {
+            let window = (self.gp_ns < POLL_GP_NS).then_some(self.gp_ns * POLL_GP_FACTOR);
+            let window = if in_section {
+                Some(window.unwrap_or(0).max(IN_SECTION_POLL_NS))
+            } else {
+                window
+            };
+            window.map(core::time::Duration::from_nanos)
+        }
         #[cfg(loom)]
-        return Some(core::time::Duration::ZERO);
+        {
+            let _ = in_section;
+            Some(core::time::Duration::ZERO)
+        }
     }
 }
 

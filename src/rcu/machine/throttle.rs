@@ -173,7 +173,7 @@ impl Inner {
                 return;
             }
             c.waits.fetch_add(1, Relaxed);
-            if !self.timed_wait(gp, self.config.max_wait) {
+            if !self.timed_wait(gp, self.config.max_wait, false) {
                 self.stalled.fetch_max(gp, Relaxed);
                 c.exceeded.fetch_add(1, Relaxed);
                 return;
@@ -211,7 +211,8 @@ impl Inner {
         // Inside a read section of the domain, only a grace period that
         // started before the section did: that one does not wait for this
         // thread (module invariants).
-        if crate::rcu::local::section_epoch(self.id).is_some_and(|e| e < gp) {
+        let in_section = crate::rcu::local::section_epoch(self.id);
+        if in_section.is_some_and(|e| e < gp) {
             return;
         }
         // Nor one that an owned section holds up: this thread may be
@@ -229,7 +230,7 @@ impl Inner {
         }
         let c = &self.counters.throttle;
         c.soft_waits.fetch_add(1, Relaxed);
-        if !self.timed_wait(gp, self.config.soft_max_wait) {
+        if !self.timed_wait(gp, self.config.soft_max_wait, in_section.is_some()) {
             let resume = pending.saturating_mul(2);
             if self.soft_stalled.fetch_max(gp, Relaxed) < gp {
                 self.soft_resume.store(resume, Relaxed); // a new hold-up
@@ -244,11 +245,13 @@ impl Inner {
     }
 
     /// A backpressure wait: [`wait_until`](Inner::wait_until) `gp` for at
-    /// most `max`, its time counted in the throttle's `wait_ns`.
-    fn timed_wait(&self, gp: u64, max: Duration) -> bool {
+    /// most `max`, its time counted in the throttle's `wait_ns`;
+    /// `in_section` if the waiting thread is inside a read section of the
+    /// domain.
+    fn timed_wait(&self, gp: u64, max: Duration, in_section: bool) -> bool {
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        let done = self.wait_until(gp, Some(max));
+        let done = self.wait_until(gp, Some(max), in_section);
         #[cfg(not(loom))]
         {
             let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -309,9 +312,11 @@ impl Inner {
     }
 
     /// Blocks until grace period `gp` has completed, driving it, for at most
-    /// `max` (forever if `None`); returns whether it completed.
-    pub(crate) fn wait_until(&self, gp: u64, max: Option<Duration>) -> bool {
-        let window = lock(&self.state).poll_window();
+    /// `max` (forever if `None`); returns whether it completed. The caller
+    /// says whether it waits `in_section` (inside a read section of the
+    /// domain: `State::poll_window`).
+    pub(crate) fn wait_until(&self, gp: u64, max: Option<Duration>, in_section: bool) -> bool {
+        let window = lock(&self.state).poll_window(in_section);
         super::poll::poll_until(max, window, || {
             {
                 let mut st = lock(&self.state);
