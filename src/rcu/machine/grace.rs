@@ -167,7 +167,7 @@ impl Inner {
             let took = started.elapsed();
             self.counters.latency.record(took);
             let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-            st.gp_ns = st.gp_ns - st.gp_ns / 8 + ns / 8;
+            super::state::eighth_average(&mut st.gp_ns, ns);
         }
         self.set_completed(gp);
     }

@@ -8,11 +8,12 @@
 //! - A wait polls without sleeping only when its caller says the condition
 //!   may come soon, or that sleeping costs others, and only for the window
 //!   the caller gives (a grace-period wait: a few of the domain's average
-//!   grace periods, and only while those are short; inside a read section,
-//!   at least about one sleep's oversleep: `State::poll_window`): a sleep
-//!   outlasts what it asks for by the kernel's timer slack (tens of
-//!   microseconds), longer than a short grace period, so a waiter that
-//!   slept would idle long after the condition came.
+//!   grace periods while those are short, else about one sleep's
+//!   oversleep while the domain's waits are short; inside a read section,
+//!   at least that oversleep: `State::poll_window`): a sleep outlasts what
+//!   it asks for by the kernel's timer slack (tens of microseconds),
+//!   longer than a short grace period, so a waiter that slept would idle
+//!   long after the condition came.
 //! - A stalled condition costs no CPU to speak of: after the window, each
 //!   sleep doubles, up to 1 ms.
 

@@ -72,6 +72,10 @@ pub(super) struct State {
     /// average (an eighth per completion), in nanoseconds.
     #[cfg(not(loom))]
     pub(super) gp_ns: u64,
+    /// How long the domain's grace-period waits last, from the call to
+    /// the return: a moving average (an eighth per wait), in nanoseconds.
+    #[cfg(not(loom))]
+    pub(super) wait_ns: u64,
     /// Emptied thread bags kept for reuse (at most `SPARE_BAGS`), so steady
     /// single retirement allocates nothing. Boxed: they move in and out of
     /// records as `Box<Bag>`, and a bag is too big to copy around.
@@ -103,28 +107,47 @@ const POLL_GP_NS: u64 = 20_000;
 #[cfg(not(loom))]
 const POLL_GP_FACTOR: u64 = 4;
 
-/// How long a wait inside a read section of the domain polls at least
-/// before it sleeps, about what a sleep outlasts its request by (the
-/// kernel's timer slack, module `poll`). Such a waiter holds up every
-/// grace period started since its section began, so every other writer
-/// that waits meanwhile waits for it: a sleep there would stretch their
-/// waits by its oversleep, and their waits inside their own sections
-/// stretch others' in turn. Polling that long costs the waiter at most
-/// what one sleep would have idled it.
+/// About what a sleep outlasts its request by (the kernel's timer slack,
+/// module `poll`): polling this long costs a waiter at most what one sleep
+/// would have idled it.
 #[cfg(not(loom))]
-const IN_SECTION_POLL_NS: u64 = 64_000;
+const OVERSLEEP_NS: u64 = 64_000;
 
+/// A wait outside read sections for a longer grace period (past
+/// `POLL_GP_NS`) still polls for `OVERSLEEP_NS` while the domain's waits
+/// take less than this on average: then what holds them up is a reader
+/// that is running and about to leave, or the start's own heavy fence,
+/// and a sleep would idle the processor past the end of the wait; worse,
+/// another runnable thread may take the idle processor and, its cache
+/// there, keep waking on it, preempting the waiter long after the wait.
+/// Waits that take longer are for readers off their processors: a
+/// waiter that polls keeps its processor from them, and one that sleeps
+/// lets the scheduler move a waiting reader onto it.
+#[cfg(not(loom))]
+const POLL_WAIT_NS: u64 = 2 * OVERSLEEP_NS;
+
+/// A wait inside a read section of the domain polls for at least
+/// `OVERSLEEP_NS` before it sleeps: such a waiter holds up every grace
+/// period started since its section began, so every other writer that
+/// waits meanwhile waits for it; a sleep there would stretch their waits
+/// by its oversleep, and their waits inside their own sections stretch
+/// others' in turn.
 impl State {
     /// How long a wait for a grace period polls before it sleeps (module
     /// `poll`): a few average grace periods while those are short, else
-    /// not at all; at least `IN_SECTION_POLL_NS` for a wait `in_section`
+    /// `OVERSLEEP_NS` while the domain's waits are short (`POLL_WAIT_NS`),
+    /// else not at all; at least `OVERSLEEP_NS` for a wait `in_section`
     /// (inside a read section of the domain).
     pub(super) fn poll_window(&self, in_section: bool) -> Option<core::time::Duration> {
         #[cfg(not(loom))]
         {
-            let window = (self.gp_ns < POLL_GP_NS).then_some(self.gp_ns * POLL_GP_FACTOR);
+            let window = if self.gp_ns < POLL_GP_NS {
+                Some(self.gp_ns * POLL_GP_FACTOR)
+            } else {
+                (self.wait_ns < POLL_WAIT_NS).then_some(OVERSLEEP_NS)
+            };
             let window = if in_section {
-                Some(window.unwrap_or(0).max(IN_SECTION_POLL_NS))
+                Some(window.unwrap_or(0).max(OVERSLEEP_NS))
             } else {
                 window
             };
@@ -136,6 +159,13 @@ impl State {
             Some(core::time::Duration::ZERO)
         }
     }
+}
+
+/// Moves `average` an eighth of the way to `sample` (the moving averages
+/// of `State`).
+#[cfg(not(loom))]
+pub(super) fn eighth_average(average: &mut u64, sample: u64) {
+    *average = *average - *average / 8 + sample / 8;
 }
 
 /// Emptied bags a domain keeps for reuse: a grace period's worth of units
@@ -391,6 +421,8 @@ macro_rules! inner_new {
                 barrier_cost_ns: 0,
                 #[cfg(not(loom))]
                 gp_ns: 0,
+                #[cfg(not(loom))]
+                wait_ns: 0,
                 spare: Vec::new(),
                 crowd: Crowd::new(),
                 barriers: 0,

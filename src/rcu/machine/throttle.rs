@@ -314,21 +314,37 @@ impl Inner {
     /// Blocks until grace period `gp` has completed, driving it, for at most
     /// `max` (forever if `None`); returns whether it completed. The caller
     /// says whether it waits `in_section` (inside a read section of the
-    /// domain: `State::poll_window`).
+    /// domain: `State::poll_window`). A wait that found `gp` incomplete
+    /// counts its length in `State::wait_ns`.
     pub(crate) fn wait_until(&self, gp: u64, max: Option<Duration>, in_section: bool) -> bool {
-        let window = lock(&self.state).poll_window(in_section);
-        super::poll::poll_until(max, window, || {
-            {
-                let mut st = lock(&self.state);
-                st.requested = st.requested.max(gp);
-                self.advance(&mut st);
+        // Drives `gp` once; returns whether it is complete.
+        let drive = |st: &mut State| {
+            st.requested = st.requested.max(gp);
+            self.advance(st);
+            self.is_complete(gp)
+        };
+        let window = {
+            let mut st = lock(&self.state);
+            if drive(&mut st) {
+                return true;
             }
-            let done = self.is_complete(gp);
+            st.poll_window(in_section)
+        };
+        #[cfg(not(loom))]
+        let start = std::time::Instant::now();
+        let done = super::poll::poll_until(max, window, || {
+            let done = drive(&mut lock(&self.state));
             #[cfg(not(loom))]
             if !done {
                 self.check_stall();
             }
             done
-        })
+        });
+        #[cfg(not(loom))]
+        {
+            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            super::state::eighth_average(&mut lock(&self.state).wait_ns, ns);
+        }
+        done
     }
 }
