@@ -126,18 +126,16 @@ const OVERSLEEP_NS: u64 = 64_000;
 #[cfg(not(loom))]
 const POLL_WAIT_NS: u64 = 2 * OVERSLEEP_NS;
 
-/// A wait inside a read section of the domain polls for at least
-/// `OVERSLEEP_NS` before it sleeps: such a waiter holds up every grace
-/// period started since its section began, so every other writer that
-/// waits meanwhile waits for it; a sleep there would stretch their waits
-/// by its oversleep, and their waits inside their own sections stretch
-/// others' in turn.
 impl State {
     /// How long a wait for a grace period polls before it sleeps (module
     /// `poll`): a few average grace periods while those are short, else
     /// `OVERSLEEP_NS` while the domain's waits are short (`POLL_WAIT_NS`),
     /// else not at all; at least `OVERSLEEP_NS` for a wait `in_section`
-    /// (inside a read section of the domain).
+    /// (inside a read section of the domain). Such a waiter holds up every
+    /// grace period started since its section began, so every other writer
+    /// that waits meanwhile waits for it: a sleep there would stretch their
+    /// waits by its oversleep, and their waits inside their own sections
+    /// stretch others' in turn.
     pub(super) fn poll_window(&self, in_section: bool) -> Option<core::time::Duration> {
         #[cfg(not(loom))]
         {
