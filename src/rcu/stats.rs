@@ -303,7 +303,7 @@ impl LatencyCounters {
     /// Counts one duration.
     #[cfg_attr(loom, allow(dead_code))] // durations are not measured under loom
     pub(crate) fn record(&self, time: Duration) {
-        let ns = u64::try_from(time.as_nanos()).unwrap_or(u64::MAX);
+        let ns = crate::rcu::machine::nanos(time);
         let bucket = (ns.max(1).ilog2() as usize).min(LATENCY_BUCKETS - 1);
         self.buckets[bucket].fetch_add(1, Relaxed);
         self.max_ns.fetch_max(ns, Relaxed);

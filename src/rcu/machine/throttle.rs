@@ -254,7 +254,7 @@ impl Inner {
         let done = self.wait_until(gp, Some(max), in_section);
         #[cfg(not(loom))]
         {
-            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let ns = super::state::nanos(start.elapsed());
             self.counters.throttle.wait_ns.fetch_add(ns, Relaxed);
         }
         done
@@ -342,7 +342,7 @@ impl Inner {
         });
         #[cfg(not(loom))]
         {
-            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let ns = super::state::nanos(start.elapsed());
             super::state::eighth_average(&mut lock(&self.state).wait_ns, ns);
         }
         done
