@@ -303,7 +303,7 @@ impl LatencyCounters {
     /// Counts one duration.
     #[cfg_attr(loom, allow(dead_code))] // durations are not measured under loom
     pub(crate) fn record(&self, time: Duration) {
-        let ns = crate::rcu::machine::nanos(time);
+        let ns = nanos(time);
         let bucket = (ns.max(1).ilog2() as usize).min(LATENCY_BUCKETS - 1);
         self.buckets[bucket].fetch_add(1, Relaxed);
         self.max_ns.fetch_max(ns, Relaxed);
@@ -411,4 +411,11 @@ impl OwnerCounters {
             registrations: self.registrations.load(Relaxed),
         }
     }
+}
+
+/// `time` in nanoseconds, saturating at `u64::MAX` (what the latency
+/// histograms, the counters and the machine's moving averages take).
+#[cfg_attr(loom, allow(dead_code))] // durations are not measured under loom
+pub(crate) fn nanos(time: Duration) -> u64 {
+    u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -69,7 +69,7 @@ impl Inner {
         let fenced = self.start_fence(st, gp);
         #[cfg(not(loom))]
         {
-            let ns = super::state::nanos(start.elapsed());
+            let ns = crate::rcu::stats::nanos(start.elapsed());
             average_cost(&mut st.start_cost_ns, ns);
             if let Some(ns) = fenced.barrier_ns {
                 average_cost(&mut st.barrier_cost_ns, ns);
@@ -132,7 +132,7 @@ impl Inner {
         #[cfg(not(loom))]
         if st.barrier_cost_ns >= fence::FENCING_MIN_BARRIER_NS && !self.rations_only(st) {
             let interval = Self::pacing_interval(st.barrier_cost_ns, GP_COST_FACTOR_BUSY);
-            return Some(super::state::nanos(interval));
+            return Some(crate::rcu::stats::nanos(interval));
         }
         #[cfg(loom)]
         let _ = (self, st);
@@ -166,7 +166,7 @@ impl Inner {
         if let Some(started) = st.started_at {
             let took = started.elapsed();
             self.counters.latency.record(took);
-            let ns = super::state::nanos(took);
+            let ns = crate::rcu::stats::nanos(took);
             super::state::eighth_average(&mut st.gp_ns, ns);
         }
         self.set_completed(gp);
@@ -243,7 +243,7 @@ impl Inner {
         self.heavy_fence();
         st.barriers += 1;
         #[cfg(not(loom))]
-        let barrier_ns = super::state::nanos(start.elapsed());
+        let barrier_ns = crate::rcu::stats::nanos(start.elapsed());
         #[cfg(loom)]
         let barrier_ns = 0;
         StartFence {

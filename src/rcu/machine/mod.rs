@@ -71,7 +71,5 @@ mod visit;
 
 #[cfg(not(loom))]
 pub(crate) use state::GLOBAL_INNER;
-pub(crate) use state::{
-    lock_within, nanos, try_lock, Inner, Served, COLLECT_BUDGET, ROBUST_ID_BIT,
-};
+pub(crate) use state::{lock_within, try_lock, Inner, Served, COLLECT_BUDGET, ROBUST_ID_BIT};
 pub(crate) use throttle::Throttled;

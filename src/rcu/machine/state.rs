@@ -159,13 +159,6 @@ impl State {
     }
 }
 
-/// `time` in nanoseconds, saturating at `u64::MAX` (what the moving
-/// averages and counters take).
-#[cfg_attr(loom, allow(dead_code))] // durations are not measured under loom
-pub(crate) fn nanos(time: core::time::Duration) -> u64 {
-    u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// Moves `average` an eighth of the way to `sample` (the moving averages
 /// of `State`).
 #[cfg(not(loom))]

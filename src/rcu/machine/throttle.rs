@@ -254,7 +254,7 @@ impl Inner {
         let done = self.wait_until(gp, Some(max), in_section);
         #[cfg(not(loom))]
         {
-            let ns = super::state::nanos(start.elapsed());
+            let ns = crate::rcu::stats::nanos(start.elapsed());
             self.counters.throttle.wait_ns.fetch_add(ns, Relaxed);
         }
         done
@@ -342,7 +342,7 @@ impl Inner {
         });
         #[cfg(not(loom))]
         {
-            let ns = super::state::nanos(start.elapsed());
+            let ns = crate::rcu::stats::nanos(start.elapsed());
             super::state::eighth_average(&mut lock(&self.state).wait_ns, ns);
         }
         done
