@@ -34,7 +34,13 @@
 //! `seize`, `sdd`. The `ownrcu_atomic...` back-ends are not peers: the
 //! first shows what the safe pointer costs over raw pointers on the same
 //! domain, the second what a structure's own domain costs over the global
-//! one, the third what a robust domain's protected loads cost.
+//! one, the third what a robust domain's protected loads cost. In the
+//! one-thread list and hash-map rows, `floor` is the physical floor: no
+//! read sections, and each node freed the moment it is unlinked (sound
+//! with one thread only), so a back-end's throughput over it is what its
+//! whole reclamation costs in that row; rows of more threads have no such
+//! floor (a node cannot be freed at once while another thread may read
+//! it).
 //!
 //! Workloads as in smr-benchmark: the key range is prefilled to half (the
 //! same keys, in the same order, for every back-end); mixes `write` (50 %
@@ -1101,6 +1107,40 @@ impl RawReclaim for Seize {
     }
 }
 
+/// The floor of the one-thread rows: no read sections at all, and a node
+/// is freed the moment it is unlinked. That is sound only while one thread
+/// uses the structure (no reader can hold the node it unlinks), so `main`
+/// runs it in the one-thread rows alone and [`run_once`] refuses it
+/// elsewhere. What a back-end costs over it in a row is everything its
+/// reclamation adds: sections, retirement, grace periods, deferred frees.
+struct Floor;
+
+/// [`Floor`]'s name.
+const FLOOR: &str = "floor";
+
+impl RawReclaim for Floor {
+    const NAME: &'static str = FLOOR;
+    type Handle<'s> = ();
+    type Guard<'h> = ();
+    fn new() -> Self {
+        Floor
+    }
+    fn handle(&self) -> Self::Handle<'_> {}
+    #[inline]
+    fn pin<'h>((): &'h Self::Handle<'_>) -> Self::Guard<'h> {}
+    #[inline]
+    unsafe fn retire(p: *mut Node<Self>, (): &Self::Guard<'_>) {
+        // SAFETY: `p` came from `Box::into_raw` and is retired once (the
+        // caller's contract); it is unlinked, and the only thread that
+        // could hold it is this one, which is done with it: `run_once` runs
+        // this back-end with one worker thread only.
+        drop(unsafe { Box::from_raw(p) });
+    }
+    fn drain(self, all_dropped: &dyn Fn() -> bool) {
+        assert!(all_dropped(), "floor: a retired node was not dropped");
+    }
+}
+
 /// sdd at its best: nodes are sdd allocations (`Owned::new`, with sdd's
 /// intrusive header) linked by `AtomicRaw`, sdd's raw link for structures
 /// that manage lifetimes themselves; a guard is `Guard::new()`; a retirement
@@ -1937,6 +1977,10 @@ fn all_dropped() -> bool {
 /// One run: fresh back-end state and structure, prefill, `threads` workers
 /// for `secs` while the monitor samples, then the checks and the drain.
 fn run_once<B: Backend>(shape: Shape, mix: Mix, threads: usize, secs: Duration) -> Run {
+    assert!(
+        B::NAME != FLOOR || threads == 1,
+        "the floor frees at once, which is sound with one thread only"
+    );
     let backend = B::new();
     let empty = Totals::now();
     let set = Set::<B>::new(shape.buckets);
@@ -2001,9 +2045,9 @@ type RunFn = fn(Shape, Mix, usize, Duration) -> Run;
 
 /// The list and hash-map back-ends, in column order: add a back-end here.
 /// `ownrcu` is the subject; `ownrcu_atomic` and `ownrcu_atomic_domain`
-/// (named `ownrcu...`) are not peers; the others are the peers its ratios
-/// compare with.
-const SET_BACKENDS: [(&str, RunFn); 7] = [
+/// (named `ownrcu...`) are not peers; `floor` (one-thread rows only) is
+/// the floor; the others are the peers its ratios compare with.
+const SET_BACKENDS: [(&str, RunFn); 8] = [
     (<Ownrcu as Backend>::NAME, run_once::<Ownrcu>),
     (<OwnrcuAtomic as Backend>::NAME, run_once::<OwnrcuAtomic>),
     (
@@ -2017,6 +2061,7 @@ const SET_BACKENDS: [(&str, RunFn); 7] = [
     (<Crossbeam as Backend>::NAME, run_once::<Crossbeam>),
     (<Seize as Backend>::NAME, run_once::<Seize>),
     (<Sdd as Backend>::NAME, run_once::<Sdd>),
+    (FLOOR, run_once::<Floor>),
 ];
 
 /// The skip-list back-ends: the map of `examples/skiplist.rs`, the subject,
@@ -2125,7 +2170,7 @@ impl Row {
         let peers: Vec<&Vec<Run>> = self
             .runs
             .iter()
-            .filter(|(name, _)| !name.starts_with(OURS))
+            .filter(|(name, _)| !name.starts_with(OURS) && *name != FLOOR)
             .map(|(_, runs)| runs)
             .collect();
         if peers.is_empty() {
@@ -2143,6 +2188,18 @@ impl Row {
             })
             .collect();
         Some(median_ratio(ratios))
+    }
+
+    /// `backend`'s throughput over the floor's, paired by repetition as in
+    /// [`Row::over_best_peer`]; `None` where the floor did not run.
+    fn over_floor(&self, backend: &str) -> Option<f64> {
+        let (_, runs) = self.runs.iter().find(|(name, _)| *name == backend)?;
+        let (_, floor) = self.runs.iter().find(|(name, _)| *name == FLOOR)?;
+        let ratios = runs
+            .iter()
+            .zip(floor)
+            .map(|(r, f)| r.ops_per_s / f.ops_per_s);
+        Some(median_ratio(ratios.collect()))
     }
 
     /// The subject's throughput over the best peer's (paired, see
@@ -2219,10 +2276,10 @@ fn print_table(rows: &[Row], secs: Duration, reps: usize) {
         }
         let _ = write!(
             header,
-            " {} ÷ best peer (ops/s; target {}) | {} ÷ {} (peak garbage) |",
-            shape.subject, shape.target, shape.subject, shape.garbage_peer
+            " {} ÷ best peer (ops/s; target {}) | {} ÷ {} (peak garbage) | {} ÷ floor (ops/s) |",
+            shape.subject, shape.target, shape.subject, shape.garbage_peer, shape.subject
         );
-        rule.push_str(" --- | --- |");
+        rule.push_str(" --- | --- | --- |");
         println!("{header}");
         println!("{rule}");
         for row in mine {
@@ -2247,9 +2304,10 @@ fn print_table(rows: &[Row], secs: Duration, reps: usize) {
             }
             let _ = write!(
                 line,
-                " {} | {} |",
+                " {} | {} | {} |",
                 ratio(row.ops_ratio()),
-                ratio(row.garbage_ratio())
+                ratio(row.garbage_ratio()),
+                ratio(row.over_floor(row.shape.subject))
             );
             println!("{line}");
         }
@@ -2291,7 +2349,7 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
             "    {{\"structure\": \"{}\", \"keys\": {}, \"buckets\": {}, \"mix\": \"{}\", \
              \"threads\": {}, \"subject\": \"{}\", \"garbage_peer\": \"{}\", \
              \"subject_over_best_peer_ops\": {}, \"subject_over_garbage_peer\": {}, \
-             \"results\": {{",
+             \"subject_over_floor_ops\": {}, \"results\": {{",
             row.shape.name,
             row.shape.keys,
             row.shape.buckets,
@@ -2301,6 +2359,7 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
             row.shape.garbage_peer,
             json_number(row.ops_ratio()),
             json_number(row.garbage_ratio()),
+            json_number(row.over_floor(row.shape.subject)),
         );
         for (j, (name, runs)) in row.runs.iter().enumerate() {
             let m = row.medians(name).unwrap();
@@ -2325,10 +2384,11 @@ fn write_json(rows: &[Row], secs: Duration, reps: usize, wall: Duration) {
             let _ = writeln!(
                 json,
                 "      \"{name}\": {{\"ops_per_s\": {:.0}, \"over_best_peer\": {}, \
-                 \"peak_garbage\": {}, \"peak_heap_bytes\": {}, \"bytes_per_entry\": {:.1}, \
+                 \"over_floor\": {}, \"peak_garbage\": {}, \"peak_heap_bytes\": {}, \"bytes_per_entry\": {:.1}, \
                  \"runs\": [{}]}}{comma}",
                 m.ops_per_s,
                 json_number(row.over_best_peer(name)),
+                json_number(row.over_floor(name)),
                 m.peak_garbage,
                 m.peak_heap,
                 m.entry_bytes,
@@ -2402,6 +2462,7 @@ fn main() {
                     .backends
                     .iter()
                     .copied()
+                    .filter(|(n, _)| *n != FLOOR || threads == 1)
                     .filter(|(n, _)| {
                         filter
                             .as_ref()
