@@ -2276,10 +2276,15 @@ fn print_table(rows: &[Row], secs: Duration, reps: usize) {
         }
         let _ = write!(
             header,
-            " {} ÷ best peer (ops/s; target {}) | {} ÷ {} (peak garbage) | {} ÷ floor (ops/s) |",
-            shape.subject, shape.target, shape.subject, shape.garbage_peer, shape.subject
+            " {} ÷ best peer (ops/s; target {}) | {} ÷ {} (peak garbage) |",
+            shape.subject, shape.target, shape.subject, shape.garbage_peer
         );
-        rule.push_str(" --- | --- | --- |");
+        rule.push_str(" --- | --- |");
+        let has_floor = shape.backends.iter().any(|(n, _)| *n == FLOOR);
+        if has_floor {
+            let _ = write!(header, " {} ÷ floor (ops/s) |", shape.subject);
+            rule.push_str(" --- |");
+        }
         println!("{header}");
         println!("{rule}");
         for row in mine {
@@ -2304,11 +2309,13 @@ fn print_table(rows: &[Row], secs: Duration, reps: usize) {
             }
             let _ = write!(
                 line,
-                " {} | {} | {} |",
+                " {} | {} |",
                 ratio(row.ops_ratio()),
-                ratio(row.garbage_ratio()),
-                ratio(row.over_floor(row.shape.subject))
+                ratio(row.garbage_ratio())
             );
+            if has_floor {
+                let _ = write!(line, " {} |", ratio(row.over_floor(row.shape.subject)));
+            }
             println!("{line}");
         }
     }
