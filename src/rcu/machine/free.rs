@@ -11,9 +11,13 @@
 //!   dropped, and whatever the budget or a panicking destructor leaves goes
 //!   back to the front in order, still tagged with its grace period, before
 //!   the run releases `freeing`: the queue stays consistent.
-//! - Every thread bag a run empties goes back to `State::spare` (while it
-//!   has room), under the next state lock the run takes anyway
-//!   ([`Emptied`]), so steady single retirement allocates no bags.
+//! - Every thread bag a run empties goes back to `State::spare`, under the
+//!   next state lock the run takes anyway ([`Emptied`]), so steady single
+//!   retirement allocates no bags. When the spare bags are full, it takes
+//!   the place of one of another size (a thread's bags shrink while it
+//!   retires slowly): spare bags of sizes no thread asks for any more
+//!   would otherwise keep every emptied bag of the size in use out, and
+//!   each registration would allocate one.
 //! - Putting units back rings the reclaimer, as a registration does: while
 //!   they were out the queue looked shorter, so the reclaimer may have
 //!   parked, and without the ring the rest would be left for good to an
@@ -204,14 +208,21 @@ impl Inner {
         before - unit.len()
     }
 
-    /// Moves the bags in `emptied` to `State::spare`, dropping those it has
-    /// no room for.
+    /// Moves the bags in `emptied` to `State::spare`. When it is full, a
+    /// bag takes the place of one of another size, and is dropped only if
+    /// all are its size: the spare bags follow the sizes in use (module
+    /// invariants).
     pub(super) fn keep_spare(st: &mut State, emptied: &mut Emptied) {
         for bag in emptied.bags[..emptied.len].iter_mut() {
-            let bag = bag.take();
-            if st.spare.len() < SPARE_BAGS {
-                st.spare.extend(bag);
+            let Some(bag) = bag.take() else { continue };
+            if st.spare.len() >= SPARE_BAGS {
+                let size = bag.capacity();
+                let Some(other) = st.spare.iter().position(|b| b.capacity() != size) else {
+                    continue; // dropped: every spare bag is this size
+                };
+                st.spare.swap_remove(other);
             }
+            st.spare.push(bag);
         }
         emptied.len = 0;
     }
