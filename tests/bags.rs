@@ -91,7 +91,7 @@ fn spare_bags_of_another_size_make_room() {
     // takes long to fill is halved), while a reader holds every grace
     // period up: once it leaves, all those bags are freed together, and
     // the emptied bags fill the domain's spare bags.
-    let slow = 400;
+    let slow = 600;
     let reader = domain.read();
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -103,6 +103,13 @@ fn spare_bags_of_another_size_make_room() {
     });
     drop(reader);
     domain.barrier();
+    // Enough small bags to fill the spare bags (at most 40): else this
+    // test would not test the case.
+    let small_bags = domain.stats().registrations;
+    assert!(
+        small_bags >= 40,
+        "the slow writer registered {small_bags} bags of {slow} objects: its bags did not shrink"
+    );
     // A fast writer then fills full-size bags: were the spare bags kept
     // for the small size nobody asks for any more, each of its
     // registrations would allocate a bag.
