@@ -6,20 +6,45 @@
 //! not part of a protocol (statistics, id counters) may use `core` directly.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{
-    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
-};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
-};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use std::sync::TryLockError;
+
+/// The crate's full fence: `fence(SeqCst)`, which every ordering argument
+/// in the crate assumes where it says "full fence".
+///
+/// On x86-64 it is a locked no-op on the thread's own stack, as the Linux
+/// kernel's `smp_mb()` is: the processor orders a locked instruction with
+/// every earlier and later load and store of ordinary (write-back) memory,
+/// as it does `mfence`, but lets later independent loads start sooner, so
+/// a reader's fence overlaps the cache misses of the section it opens.
+#[inline(always)]
+pub(crate) fn full_fence() {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: 1. the instruction reads and writes back, atomically and
+    // unchanged, four bytes of this thread's stack just below the stack
+    // pointer, which an `asm!` block without the `nostack` option may
+    // use; 2. it changes only the flags, which `asm!` assumes clobbered
+    // unless told otherwise; 3. a locked instruction is ordered with every
+    // load and store before and after it (Intel SDM vol. 3, "Memory
+    // Ordering in P6 and More Recent Processor Families"), and an `asm!`
+    // block without `nomem` is a compiler barrier: it is a valid
+    // `fence(SeqCst)` for all memory Rust code accesses.
+    unsafe {
+        core::arch::asm!("lock or dword ptr [rsp - 8], 0");
+    }
+    #[cfg(all(not(all(target_arch = "x86_64", not(miri))), not(loom)))]
+    std::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    #[cfg(loom)]
+    loom::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+}
 
 /// Parking a thread.
 pub(crate) mod thread {

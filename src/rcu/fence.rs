@@ -92,7 +92,7 @@
 //! The owner leaves the mode as an entry clears a due mark, clear then
 //! fence (case 1 again), when its fenced entries show that the mode does
 //! not pay: every [`FENCING_CHECK`] of them, if their fences took more
-//! than an eighth of the thread's time (at [`ENTRY_FENCE_NS`] each: its
+//! than a quarter of the thread's time (at [`ENTRY_FENCE_NS`] each: its
 //! sections are too short), and at the end of a window of
 //! [`FENCING_WINDOW`], if other threads started grace periods less often
 //! than heavy fences would have let them (the pacing interval that the
@@ -109,7 +109,7 @@ use core::sync::atomic::{
     compiler_fence, AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64, AtomicU8, Ordering,
 };
 
-use crate::sync::{fence, AtomicU64};
+use crate::sync::{full_fence, AtomicU64};
 
 const UNKNOWN: u8 = 0;
 const MEMBARRIER: u8 = 1;
@@ -163,14 +163,6 @@ pub(crate) fn light_with(compiler_only: bool) {
         full_fence();
     }
     compiler_fence(Ordering::SeqCst);
-}
-
-/// The full fence of [`light_with`]'s fallback (cold: a call costs little
-/// next to the fence itself).
-#[cold]
-#[inline(never)]
-fn full_fence() {
-    fence(Ordering::SeqCst);
 }
 
 /// Whether a record's next section entry must run a full fence, and since
@@ -303,18 +295,45 @@ impl FenceDue {
 
     /// The end of [`enter`](Self::enter) with the mark due: clear it (or,
     /// in fencing mode, keep it), then the full fence, in this order
-    /// (module docs, case 1).
-    #[cold]
+    /// (module docs, case 1). Out of line, so that the plain entry stays a
+    /// load and a branch, but not cold: in fencing mode every entry comes
+    /// here, and most only count themselves and fence.
     #[inline(never)]
     fn fence_due(&self, policy: &FencePolicy, mark: u64, epoch: u64) {
-        if mark & Self::FENCING == 0
-            || (mark != Self::ALWAYS && self.window_over(policy, mark, epoch))
-        {
+        if mark == Self::ALWAYS || self.counted_between_checks(mark) {
+            full_fence();
+        } else {
+            self.clear_or_weigh_then_fence(policy, mark, epoch);
+        }
+    }
+
+    /// Whether a fencing-mode entry is neither the first of its window nor
+    /// one at which the owner weighs the mode (every [`FENCING_CHECK`]th),
+    /// counting it if so; [`window_over`](Self::window_over) counts the
+    /// others.
+    #[inline(always)]
+    fn counted_between_checks(&self, mark: u64) -> bool {
+        let fenced = self.fenced.get() + 1;
+        let between = mark & Self::FENCING != 0
+            && self.window_mark.get() == mark
+            && fenced % FENCING_CHECK != 0;
+        if between {
+            self.fenced.set(fenced);
+        }
+        between
+    }
+
+    /// [`fence_due`](Self::fence_due) for a due mark, or for a fencing
+    /// entry that starts a window or weighs the mode.
+    #[cold]
+    #[inline(never)]
+    fn clear_or_weigh_then_fence(&self, policy: &FencePolicy, mark: u64, epoch: u64) {
+        if mark & Self::FENCING == 0 || self.window_over(policy, mark, epoch) {
             // A plain store: starts only ever mark a record found not due,
             // so nobody changes a mark between this entry's load and here.
             self.mark.store(Self::NOT_DUE, Ordering::Relaxed);
         }
-        fence(Ordering::SeqCst);
+        full_fence();
     }
 
     /// Counts a fenced entry in fencing mode (owner only), and at the end
@@ -476,7 +495,7 @@ const ENTRY_FENCE_NS: u64 = 8;
 /// its fences than the mode saves it (a heavy fence's interruption every
 /// few hundred microseconds).
 #[cfg(not(loom))]
-const FENCING_MAX_SHARE: u128 = 8;
+const FENCING_MAX_SHARE: u128 = 4;
 
 /// Whether `fenced` fenced entries that took `took_ns` spent more than
 /// their share of the thread's time in fences: its sections are too short
@@ -520,7 +539,7 @@ pub(crate) fn heavy() {
             "ownrcu: membarrier(PRIVATE_EXPEDITED) failed after registration succeeded"
         );
     } else {
-        fence(Ordering::SeqCst);
+        full_fence();
     }
 }
 
@@ -670,16 +689,16 @@ mod tests {
     }
 
     /// The window's verdict: the mode is left when its fences take more
-    /// than an eighth of the time, or when other threads start grace
+    /// than a quarter of the time, or when other threads start grace
     /// periods less than three quarters as often as pacing would allow.
     #[test]
     fn a_window_weighs_its_fences_and_the_starts_it_saw() {
         use super::{fences_too_dear, starts_too_rare};
         let n = FENCING_WINDOW;
         let fences = u128::from(n) * u128::from(super::ENTRY_FENCE_NS);
-        assert!(fences_too_dear(fences * 7, n), "a seventh of the time");
-        assert!(!fences_too_dear(fences * 8, n), "an eighth");
-        assert!(fences_too_dear(fences * 7 / 2, n / 2), "mid-window too");
+        assert!(fences_too_dear(fences * 3, n), "a third of the time");
+        assert!(!fences_too_dear(fences * 4, n), "a quarter");
+        assert!(fences_too_dear(fences * 3 / 2, n / 2), "mid-window too");
         let took = fences * 16;
         let paced = u64::try_from(took / 10).unwrap();
         assert!(!starts_too_rare(took, 10, paced), "paced rate");

@@ -245,7 +245,7 @@ impl Record {
         self.state.store(e << 1 | 1, Release);
         // Orders the store before every load of the section, on whichever
         // thread it runs, as the heavy fence's pair (module `fence`).
-        crate::sync::fence(core::sync::atomic::Ordering::SeqCst);
+        crate::sync::full_fence();
     }
 
     /// Marks the record as held by an owned section, or not (its claimer),

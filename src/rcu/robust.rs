@@ -62,10 +62,10 @@
 //!
 //! The scan that uses the reservations is the machine's (`machine::early`).
 
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 
 use crate::rcu::record::Record;
-use crate::sync::fence;
+use crate::sync::full_fence;
 
 /// When an object became reachable, in a robust domain's eras: read it with
 /// [`Domain::birth`](crate::Domain::birth) before publishing the object,
@@ -149,7 +149,7 @@ impl Record {
             }
             // A full fence, not the light one: it pairs with a fenced
             // scan's plain fence as well (module invariant, step 1).
-            fence(SeqCst);
+            full_fence();
             let value = load();
             if vouched >= self.era() {
                 if !owned {
@@ -172,7 +172,7 @@ impl Record {
             self.hi.store(u64::MAX, Relaxed);
         }
         // Full: as in `protect_robust_slow` (module invariant, step 2).
-        fence(SeqCst);
+        full_fence();
         !self.is_owned()
     }
 

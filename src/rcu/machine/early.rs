@@ -44,7 +44,7 @@
 //!   fenced scan, the soft bound's worth for a barrier scan) have been
 //!   registered since.
 
-use core::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use core::sync::atomic::Ordering::{Relaxed, Release};
 
 use super::counters::Path;
 use super::free::Emptied;
@@ -203,7 +203,7 @@ impl Inner {
             }
             match scan {
                 Scan::Fenced => {
-                    crate::sync::fence(SeqCst);
+                    crate::sync::full_fence();
                     let reserved = self.reserved_fenced(own);
                     self.take_early(&mut st, reserved)
                 }

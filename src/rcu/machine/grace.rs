@@ -16,7 +16,7 @@
 //!   while crowded, module `crowd`) or pacing allows (neither lazy nor
 //!   crowded).
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::counters::Path;
 use super::state::{lock, try_lock, Inner, State, CROWDED_GP_OBJECTS, GP_OBJECTS, GP_UNITS};
@@ -231,7 +231,7 @@ impl Inner {
                 blocks: None,
             };
         }
-        crate::sync::fence(SeqCst);
+        crate::sync::full_fence();
         if let Some(blocks) = self.all_armed(st, gp) {
             return StartFence {
                 barrier_ns: None,
