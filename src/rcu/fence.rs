@@ -288,32 +288,25 @@ impl FenceDue {
         // it (module docs, case 2).
         let mark = self.mark.load(Ordering::Relaxed);
         if mark != Self::NOT_DUE {
-            self.fence_due(policy, mark, value >> 1);
+            if self.counted_between_checks(mark) {
+                full_fence();
+            } else {
+                self.fence_due(policy, mark, value >> 1);
+            }
         }
         compiler_fence(Ordering::SeqCst);
     }
 
-    /// The end of [`enter`](Self::enter) with the mark due: clear it (or,
-    /// in fencing mode, keep it), then the full fence, in this order
-    /// (module docs, case 1). Out of line, so that the plain entry stays a
-    /// load and a branch, but not cold: in fencing mode every entry comes
-    /// here, and most only count themselves and fence.
-    #[inline(never)]
-    fn fence_due(&self, policy: &FencePolicy, mark: u64, epoch: u64) {
-        if mark == Self::ALWAYS || self.counted_between_checks(mark) {
-            full_fence();
-        } else {
-            self.clear_or_weigh_then_fence(policy, mark, epoch);
-        }
-    }
-
-    /// Whether a fencing-mode entry is neither the first of its window nor
-    /// one at which the owner weighs the mode (every [`FENCING_CHECK`]th),
-    /// counting it if so; [`window_over`](Self::window_over) counts the
-    /// others.
+    /// Whether an entry under the due `mark` is a fencing-mode entry that
+    /// neither starts its window nor is one at which the owner weighs the
+    /// mode (every [`FENCING_CHECK`]th), counting it if so: such an entry
+    /// only runs the full fence. [`window_over`](Self::window_over) counts
+    /// the others.
     #[inline(always)]
     fn counted_between_checks(&self, mark: u64) -> bool {
         let fenced = self.fenced.get() + 1;
+        // The fallback's mark (`ALWAYS`) never starts a window, so it is
+        // never the window's mark.
         let between = mark & Self::FENCING != 0
             && self.window_mark.get() == mark
             && fenced % FENCING_CHECK != 0;
@@ -323,12 +316,16 @@ impl FenceDue {
         between
     }
 
-    /// [`fence_due`](Self::fence_due) for a due mark, or for a fencing
-    /// entry that starts a window or weighs the mode.
+    /// The end of [`enter`](Self::enter) with the mark due, other than
+    /// [`counted_between_checks`](Self::counted_between_checks): clear it
+    /// (or, in fencing mode, keep it), then the full fence, in this order
+    /// (module docs, case 1).
     #[cold]
     #[inline(never)]
-    fn clear_or_weigh_then_fence(&self, policy: &FencePolicy, mark: u64, epoch: u64) {
-        if mark & Self::FENCING == 0 || self.window_over(policy, mark, epoch) {
+    fn fence_due(&self, policy: &FencePolicy, mark: u64, epoch: u64) {
+        if mark & Self::FENCING == 0
+            || (mark != Self::ALWAYS && self.window_over(policy, mark, epoch))
+        {
             // A plain store: starts only ever mark a record found not due,
             // so nobody changes a mark between this entry's load and here.
             self.mark.store(Self::NOT_DUE, Ordering::Relaxed);
