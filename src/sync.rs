@@ -29,17 +29,17 @@ pub(crate) use std::sync::TryLockError;
 #[inline(always)]
 pub(crate) fn full_fence() {
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-    // SAFETY: 1. the instruction reads and writes back, atomically and
-    // unchanged, four bytes of this thread's stack just below the stack
-    // pointer, which an `asm!` block without the `nostack` option may
-    // use; 2. it changes only the flags, which `asm!` assumes clobbered
-    // unless told otherwise; 3. a locked instruction is ordered with every
-    // load and store before and after it (Intel SDM vol. 3, "Memory
-    // Ordering in P6 and More Recent Processor Families"), and an `asm!`
-    // block without `nomem` is a compiler barrier: it is a valid
-    // `fence(SeqCst)` for all memory Rust code accesses.
-    unsafe {
-        core::arch::asm!("lock or dword ptr [rsp - 8], 0");
+    {
+        // Why it is a fence: a locked instruction is ordered with every load
+        // and store before and after it (Intel SDM vol. 3, "Memory Ordering
+        // in P6 and More Recent Processor Families"), and an `asm!` block
+        // without `nomem` is a compiler barrier.
+        // SAFETY: it reads and writes back, atomically and unchanged, four
+        // bytes of this thread's stack just below the stack pointer, which an
+        // `asm!` block without `nostack` may use; it changes only the flags.
+        unsafe {
+            core::arch::asm!("lock or dword ptr [rsp - 8], 0");
+        }
     }
     #[cfg(all(not(all(target_arch = "x86_64", not(miri))), not(loom)))]
     std::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
