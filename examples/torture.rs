@@ -1589,7 +1589,8 @@ fn summary(options: &Options, domains: &[(String, Stats)]) {
         let by = s.freed_by;
         println!(
             "  domain {name}: retired {}, freed {} (amortized {}, backpressure {}, barrier {}, \
-             collect {}, reclaimer {}, early {}), owners' {} + {} directly, pending {}",
+             collect {}, reclaimer {}, early {}), owners' {} + {} directly, pending {}; \
+             {} grace periods started, {} heavy fences, readers put in fencing mode {} times",
             s.retired_total(),
             s.freed,
             by.amortized,
@@ -1601,6 +1602,9 @@ fn summary(options: &Options, domains: &[(String, Stats)]) {
             s.owners.freed_after_grace_period,
             s.owners.freed_directly,
             s.pending_total(),
+            s.grace_periods_started,
+            s.heavy_fences,
+            s.fencing_mode_entered,
         );
     }
     println!("faults:");

@@ -324,7 +324,10 @@
 //! than it allows, a start switches a busy thread to fencing its every
 //! section entry itself, as crossbeam-epoch's readers do, and later
 //! starts skip the barrier for it too; the thread switches back when its
-//! fences cost more than they save. Where membarrier is missing, under
+//! fences cost more than they save ([`Stats::fencing_mode_entered`] counts
+//! the switches; `OWNRCU_FORCE_FENCING_MODE=1` at start-up makes every
+//! barrier count as dear, to test the mode on any machine). Where
+//! membarrier is missing, under
 //! Miri and loom, or when the environment variable `OWNRCU_NO_MEMBARRIER=1`
 //! is set at start-up, both sides use an ordinary `fence(SeqCst)` instead
 //! ([`uses_membarrier`]).

@@ -101,7 +101,9 @@
 //! owner left the mode does not set it again for a few heavy fences,
 //! twice as many each time the owner leaves again, and the most when its
 //! sections were too short ([`FencePolicy`]). The choice of mode is
-//! bookkeeping: no ordering argument depends on it.
+//! bookkeeping: no ordering argument depends on it. So that tests reach
+//! the mode on any machine, `OWNRCU_FORCE_FENCING_MODE=1` at start-up
+//! makes every heavy fence count as dear ([`fencing_forced`]).
 
 use core::cell::Cell;
 use core::sync::atomic::Ordering::Relaxed;
@@ -118,6 +120,10 @@ const FENCE: u8 = 2;
 /// How the two sides are fenced; written once by [`init`].
 static STRATEGY: AtomicU8 = AtomicU8::new(UNKNOWN);
 
+/// Whether every heavy fence counts as dear (module docs, "Fencing every
+/// entry"); written by [`init`], with the same value by every thread.
+static FENCING_FORCED: StdAtomicBool = StdAtomicBool::new(false);
+
 /// Decides the strategy. Called on every thread's first registration, which
 /// happens before that thread's first `light()` or `heavy()`.
 #[cold]
@@ -130,6 +136,12 @@ pub(crate) fn init() {
     } else {
         FENCE
     };
+    // Relaxed: bookkeeping, read by grace-period starts, which come after
+    // their thread's own `init`.
+    FENCING_FORCED.store(
+        chosen == MEMBARRIER && membarrier::fencing_forced(),
+        Relaxed,
+    );
     // Several threads may race here; the first decision wins and every thread
     // then reads the same value.
     let _ = STRATEGY.compare_exchange(UNKNOWN, chosen, Ordering::AcqRel, Ordering::Acquire);
@@ -140,6 +152,14 @@ pub(crate) fn init() {
 pub fn uses_membarrier() -> bool {
     init();
     STRATEGY.load(Ordering::Acquire) == MEMBARRIER
+}
+
+/// Whether `OWNRCU_FORCE_FENCING_MODE=1` was set at start-up (with
+/// membarrier in use): grace-period starts then treat every heavy fence as
+/// dear, so that busy records enter fencing mode however cheap the fence
+/// measured (module docs, "Fencing every entry"). For tests of the mode.
+pub(crate) fn fencing_forced() -> bool {
+    FENCING_FORCED.load(Relaxed)
 }
 
 /// Whether the light fence is only a compiler fence, for a thread that registered
@@ -426,7 +446,7 @@ impl FenceDue {
     /// if the caller gives `paced_ns` (heavy fences are dear, and grace
     /// periods that run them start at most every `paced_ns`) and the owner
     /// did not just leave the mode.
-    pub fn arm(&self, policy: &FencePolicy, barriers: u64, paced_ns: Option<u64>) -> bool {
+    pub fn arm(&self, policy: &FencePolicy, barriers: u64, paced_ns: Option<u64>) -> Arming {
         // Relaxed: ordered after the caller's fence (module docs, case 1).
         // Only a record found not due has its policy read or written: a
         // start visits every record, and most are idle.
@@ -453,14 +473,38 @@ impl FenceDue {
                     policy.was_fencing.store(true, Relaxed);
                     new |= Self::FENCING;
                 }
-                let _ = self
+                match self
                     .mark
-                    .compare_exchange(Self::NOT_DUE, new, Relaxed, Relaxed);
-                false
+                    .compare_exchange(Self::NOT_DUE, new, Relaxed, Relaxed)
+                {
+                    Ok(_) if new & Self::FENCING != 0 => Arming::SetFencing,
+                    _ => Arming::NotArmed,
+                }
             }
-            Self::FRESH | Self::ALWAYS => true,
-            mark => mark & !Self::FENCING <= barriers,
+            Self::FRESH | Self::ALWAYS => Arming::Armed,
+            mark if mark & !Self::FENCING <= barriers => Arming::Armed,
+            _ => Arming::NotArmed,
         }
+    }
+}
+
+/// What a grace-period start found at a record ([`FenceDue::arm`]).
+#[cfg_attr(loom, doc(hidden))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arming {
+    /// Armed: the start needs no heavy fence for this record.
+    Armed,
+    /// Not armed (now marked, unless its owner cleared the mark
+    /// meanwhile): the start runs the heavy fence.
+    NotArmed,
+    /// Not armed, and now in fencing mode: the start runs the heavy fence.
+    SetFencing,
+}
+
+impl Arming {
+    /// Whether the start may skip the heavy fence for this record.
+    pub fn is_armed(self) -> bool {
+        self == Self::Armed
     }
 }
 
@@ -561,7 +605,7 @@ mod membarrier {
 
     /// Registers the process for expedited private barriers.
     pub(super) fn register() -> bool {
-        if std::env::var_os("OWNRCU_NO_MEMBARRIER").is_some_and(|v| !v.is_empty() && v != "0") {
+        if switched_on("OWNRCU_NO_MEMBARRIER") {
             return false;
         }
         let supported = call(CMD_QUERY);
@@ -575,6 +619,18 @@ mod membarrier {
     pub(super) fn barrier() -> bool {
         call(CMD_PRIVATE_EXPEDITED) == 0
     }
+
+    /// Whether the environment asks for fencing mode whenever pacing
+    /// allows it ([`super::fencing_forced`]).
+    pub(super) fn fencing_forced() -> bool {
+        switched_on("OWNRCU_FORCE_FENCING_MODE")
+    }
+
+    /// Whether the environment variable `name` is set, to neither `""` nor
+    /// `"0"`.
+    fn switched_on(name: &str) -> bool {
+        std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+    }
 }
 
 #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
@@ -585,11 +641,14 @@ mod membarrier {
     pub(super) fn barrier() -> bool {
         false
     }
+    pub(super) fn fencing_forced() -> bool {
+        false
+    }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{FenceDue, FencePolicy, FENCING_WINDOW};
+    use super::{Arming, FenceDue, FencePolicy, FENCING_WINDOW};
     use crate::sync::AtomicU64;
     use core::sync::atomic::Ordering::Relaxed;
 
@@ -601,17 +660,26 @@ mod tests {
         let due = FenceDue::with(FenceDue::FRESH);
         let policy = FencePolicy::default();
         let state = AtomicU64::new(0);
-        assert!(due.arm(&policy, 0, None), "a new record is armed");
+        assert!(
+            due.arm(&policy, 0, None).is_armed(),
+            "a new record is armed"
+        );
         due.enter(&policy, &state, 1);
-        assert!(!due.arm(&policy, 5, None), "an entry cleared the mark");
+        assert!(
+            !due.arm(&policy, 5, None).is_armed(),
+            "an entry cleared the mark"
+        );
         // Marked before the heavy fence that makes the count 6.
         assert!(
-            !due.arm(&policy, 6, None),
+            !due.arm(&policy, 6, None).is_armed(),
             "not armed by its own heavy fence"
         );
-        assert!(due.arm(&policy, 7, None), "armed after the next one");
+        assert!(
+            due.arm(&policy, 7, None).is_armed(),
+            "armed after the next one"
+        );
         due.enter(&policy, &state, 3);
-        assert!(!due.arm(&policy, 7, None), "cleared again");
+        assert!(!due.arm(&policy, 7, None).is_armed(), "cleared again");
     }
 
     /// Runs a window of fenced entries, in sections that read `epoch`.
@@ -642,11 +710,15 @@ mod tests {
         let due = FenceDue::with(FenceDue::NOT_DUE);
         let policy = FencePolicy::default();
         let state = AtomicU64::new(0);
-        assert!(!due.arm(&policy, 5, PACED), "set, not armed yet");
+        assert_eq!(
+            due.arm(&policy, 5, PACED),
+            Arming::SetFencing,
+            "set, not armed yet"
+        );
         assert!(fencing(&due));
-        assert!(!due.arm(&policy, 6, PACED));
+        assert!(!due.arm(&policy, 6, PACED).is_armed());
         assert!(
-            due.arm(&policy, 7, PACED),
+            due.arm(&policy, 7, PACED).is_armed(),
             "armed after the next heavy fence"
         );
         // The first entry under the mark starts a window (epoch 10); a
@@ -661,27 +733,34 @@ mod tests {
         due.own_start();
         window(&due, &policy, &state, 12);
         assert_eq!(due.mark.load(Relaxed), FenceDue::NOT_DUE, "left");
-        assert!(!due.arm(&policy, 8, PACED), "marked due for 4 heavy fences");
+        assert_eq!(
+            due.arm(&policy, 8, PACED),
+            Arming::NotArmed,
+            "marked due for 4 heavy fences"
+        );
         assert!(!fencing(&due));
         due.enter(&policy, &state, 1);
         assert!(
-            !due.arm(&policy, 11, PACED),
+            !due.arm(&policy, 11, PACED).is_armed(),
             "an entry cleared it; still paused"
         );
         assert!(!fencing(&due));
         due.enter(&policy, &state, 1);
-        assert!(!due.arm(&policy, 12, PACED), "set again");
+        assert_eq!(due.arm(&policy, 12, PACED), Arming::SetFencing, "set again");
         assert!(fencing(&due));
-        assert!(due.arm(&policy, 14, PACED));
+        assert!(due.arm(&policy, 14, PACED).is_armed());
         due.enter(&policy, &state, 12 << 1 | 1);
         long();
         window(&due, &policy, &state, 12);
-        assert!(!due.arm(&policy, 15, PACED), "left again: 8 heavy fences");
+        assert!(
+            !due.arm(&policy, 15, PACED).is_armed(),
+            "left again: 8 heavy fences"
+        );
         due.enter(&policy, &state, 1);
-        assert!(!due.arm(&policy, 22, PACED));
+        assert!(!due.arm(&policy, 22, PACED).is_armed());
         assert!(!fencing(&due));
         due.enter(&policy, &state, 1);
-        assert!(!due.arm(&policy, 23, PACED));
+        assert_eq!(due.arm(&policy, 23, PACED), Arming::SetFencing);
         assert!(fencing(&due), "set again");
     }
 
@@ -712,11 +791,11 @@ mod tests {
         let due = FenceDue::with(FenceDue::NOT_DUE);
         let policy = FencePolicy::default();
         let state = AtomicU64::new(0);
-        assert!(!due.arm(&policy, 5, PACED));
+        assert!(!due.arm(&policy, 5, PACED).is_armed());
         due.new_owner(&policy);
         assert!(!fencing(&due));
-        assert!(!due.arm(&policy, 6, PACED), "armed no sooner");
-        assert!(due.arm(&policy, 7, PACED));
+        assert!(!due.arm(&policy, 6, PACED).is_armed(), "armed no sooner");
+        assert!(due.arm(&policy, 7, PACED).is_armed());
         due.enter(&policy, &state, 1);
         assert_eq!(due.mark.load(Relaxed), FenceDue::NOT_DUE, "cleared");
         let armed = FenceDue::with(FenceDue::FENCING);
@@ -731,11 +810,14 @@ mod tests {
         let due = FenceDue::with(FenceDue::NOT_DUE);
         let policy = FencePolicy::default();
         let state = AtomicU64::new(0);
-        assert!(!due.arm(&policy, 0, None));
+        assert!(!due.arm(&policy, 0, None).is_armed());
         assert!(!fencing(&due));
-        assert!(due.arm(&policy, 2, None));
+        assert!(due.arm(&policy, 2, None).is_armed());
         due.enter(&policy, &state, 1);
-        assert!(!due.arm(&policy, 2, None), "the entry cleared it");
+        assert!(
+            !due.arm(&policy, 2, None).is_armed(),
+            "the entry cleared it"
+        );
     }
 
     /// With the fallback every entry fences, and the mark never clears.
@@ -745,6 +827,6 @@ mod tests {
         let policy = FencePolicy::default();
         let state = AtomicU64::new(0);
         due.enter(&policy, &state, 1);
-        assert!(due.arm(&policy, 0, None));
+        assert!(due.arm(&policy, 0, None).is_armed());
     }
 }

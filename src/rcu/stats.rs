@@ -82,6 +82,13 @@ pub struct Stats {
     /// with the fallback, every start counts), and one per takeover of
     /// thread buffers (`barrier`, the reclaimer).
     pub heavy_fences: u64,
+    /// Times a grace-period start switched a thread that enters read
+    /// sections between every two grace periods to fencing its every entry
+    /// itself, so that later starts skip the barrier for it (see
+    /// [How the read side stays cheap](crate#how-the-read-side-stays-cheap));
+    /// a start does so only where the barrier is dear and pacing decides
+    /// when grace periods start. Always 0 without membarrier.
+    pub fencing_mode_entered: u64,
     /// How the domain's own objects were freed, by path.
     pub freed_by: FreedBy,
     /// Backpressure: retirements that found the domain, or one of its

@@ -35,6 +35,9 @@ pub(super) struct Counters {
     pub(super) latency: LatencyCounters,
     /// Heavy fences issued (`Inner::heavy_fence`).
     pub(super) heavy_fences: StdAtomicU64,
+    /// Records that grace-period starts put in fencing mode (module
+    /// `fence`).
+    pub(super) fencing_mode: StdAtomicU64,
     /// Objects freed, by path (they add up to `freed`).
     pub(super) freed_by: [StdAtomicU64; Path::COUNT],
     /// Backpressure events (module `throttle`).

@@ -124,15 +124,20 @@ impl Inner {
 
     /// Whether busy records should fence their every entry (module
     /// `fence`, "Fencing every entry"): if heavy fences interrupt other
-    /// processors and pacing decides when grace periods start (not a lazy
+    /// processors (or count as if they did: `fence::fencing_forced`) and
+    /// pacing decides when grace periods start (not a lazy
     /// or crowded domain, where rationing alone does and the mode would
     /// let none start sooner), the pacing interval of starts that run a
     /// heavy fence, busy (in nanoseconds).
     pub(super) fn fencing_pays(&self, st: &State) -> Option<u64> {
         #[cfg(not(loom))]
-        if st.barrier_cost_ns >= fence::FENCING_MIN_BARRIER_NS && !self.rations_only(st) {
-            let interval = Self::pacing_interval(st.barrier_cost_ns, GP_COST_FACTOR_BUSY);
-            return Some(crate::rcu::stats::nanos(interval));
+        {
+            let dear =
+                st.barrier_cost_ns >= fence::FENCING_MIN_BARRIER_NS || fence::fencing_forced();
+            if dear && !self.rations_only(st) {
+                let interval = Self::pacing_interval(st.barrier_cost_ns, GP_COST_FACTOR_BUSY);
+                return Some(crate::rcu::stats::nanos(interval));
+            }
         }
         #[cfg(loom)]
         let _ = (self, st);

@@ -17,7 +17,7 @@
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::state::{lock, Inner, RecordWalk, State};
-use crate::rcu::fence;
+use crate::rcu::fence::{self, Arming};
 use crate::rcu::local::DomainState;
 use crate::rcu::record::Record;
 
@@ -185,7 +185,13 @@ impl Inner {
             // SAFETY: as in `any_blocks`.
             let rec = unsafe { rec.as_ref() };
             // Every record is visited: the marks are for the next start.
-            armed &= is_own || rec.fence_due.arm(&rec.fence_policy, barriers, paced_ns);
+            if !is_own {
+                let arming = rec.fence_due.arm(&rec.fence_policy, barriers, paced_ns);
+                if arming == Arming::SetFencing {
+                    self.counters.fencing_mode.fetch_add(1, Relaxed);
+                }
+                armed &= arming.is_armed();
+            }
             blocks |= rec.blocks(gp);
         }
         armed.then_some(blocks)

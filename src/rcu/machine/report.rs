@@ -37,6 +37,7 @@ impl Inner {
             stalls: self.counters.stalls.load(Relaxed),
             grace_period_latency: self.counters.latency.snapshot(),
             heavy_fences: self.counters.heavy_fences.load(Relaxed),
+            fencing_mode_entered: self.counters.fencing_mode.load(Relaxed),
             freed_by: FreedBy {
                 amortized: self.freed_by(Path::Amortized),
                 backpressure: self.freed_by(Path::Backpressure)

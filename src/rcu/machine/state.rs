@@ -439,6 +439,7 @@ macro_rules! inner_new {
                 stalls: StdAtomicU64::new(0),
                 latency: LatencyCounters::new(),
                 heavy_fences: StdAtomicU64::new(0),
+                fencing_mode: StdAtomicU64::new(0),
                 freed_by: [const { StdAtomicU64::new(0) }; Path::COUNT],
                 throttle: ThrottleCounters::new(),
             },
