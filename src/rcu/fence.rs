@@ -158,6 +158,7 @@ pub fn uses_membarrier() -> bool {
 /// membarrier in use): grace-period starts then treat every heavy fence as
 /// dear, so that busy records enter fencing mode however cheap the fence
 /// measured (module docs, "Fencing every entry"). For tests of the mode.
+#[cfg(not(loom))]
 pub(crate) fn fencing_forced() -> bool {
     FENCING_FORCED.load(Relaxed)
 }
