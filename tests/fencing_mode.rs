@@ -15,57 +15,19 @@
 //!
 //! One test in the binary: the variable is read once per process.
 
+mod common;
+
 use std::hint;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::thread;
 
+use common::{Drops, Obj};
 use ownrcu::Domain;
-
-const LIVE: u64 = 0x11fe_11fe_11fe_11fe;
-const POISON: u64 = 0xdead_dead_dead_dead;
 
 const READERS: usize = 2;
 const SLOTS: usize = if cfg!(miri) { 4 } else { 64 };
 const RETIREMENTS: usize = if cfg!(miri) { 300 } else { 300_000 };
-
-static CREATED: AtomicUsize = AtomicUsize::new(0);
-static DROPPED: AtomicUsize = AtomicUsize::new(0);
-
-struct Obj {
-    magic: u64,
-    id: u64,
-}
-
-impl Obj {
-    fn new(id: u64) -> *mut Obj {
-        CREATED.fetch_add(1, Ordering::Relaxed);
-        Box::into_raw(Box::new(Obj { magic: LIVE, id }))
-    }
-
-    fn check(&self) -> u64 {
-        // SAFETY: a valid, aligned field of a live object (if it is not
-        // live, the test is failing already).
-        let magic = unsafe { ptr::read_volatile(&self.magic) };
-        assert_eq!(
-            magic, LIVE,
-            "a reader in fencing mode saw a freed object (magic {magic:#x}, id {})",
-            self.id
-        );
-        self.id
-    }
-}
-
-impl Drop for Obj {
-    fn drop(&mut self) {
-        // SAFETY: a valid, aligned field of `self`.
-        let magic = unsafe { ptr::read_volatile(&self.magic) };
-        assert_eq!(magic, LIVE, "object {} dropped twice", self.id);
-        DROPPED.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { ptr::write_volatile(&mut self.magic, POISON) };
-    }
-}
 
 /// Raises a stop flag when dropped, on unwinding too, so the readers end
 /// and a failing assertion cannot hang the scope.
@@ -86,7 +48,6 @@ fn reader(
     entered: &AtomicUsize,
     stop: &AtomicBool,
 ) {
-    let mut sum = 0_u64;
     let mut n = seed;
     while !stop.load(Ordering::Relaxed) {
         let guard = domain.read();
@@ -94,7 +55,7 @@ fn reader(
             let p = slots[(n * 7 + i) % SLOTS].load(Ordering::Acquire);
             // SAFETY: loaded under the guard; the writer retires an object
             // only after unlinking it, into this domain.
-            sum = sum.wrapping_add(unsafe { &*p }.check());
+            unsafe { &*p }.check();
         }
         if n % 8 == 0 {
             for _ in 0..n % 64 {
@@ -107,7 +68,6 @@ fn reader(
         }
         n = n.wrapping_add(1);
     }
-    hint::black_box(sum);
 }
 
 #[test]
@@ -116,8 +76,9 @@ fn readers_in_fencing_mode_never_see_a_freed_object() {
     // it; no other thread exists yet that could read the environment.
     std::env::set_var("OWNRCU_FORCE_FENCING_MODE", "1");
     let domain = Domain::new();
+    let drops = Drops::default();
     let slots: Vec<AtomicPtr<Obj>> = (0..SLOTS)
-        .map(|i| AtomicPtr::new(Obj::new(i as u64)))
+        .map(|_| AtomicPtr::new(Box::into_raw(drops.obj())))
         .collect();
     let entered = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -133,7 +94,7 @@ fn readers_in_fencing_mode_never_see_a_freed_object() {
             thread::yield_now();
         }
         for i in 0..RETIREMENTS {
-            let new = Obj::new((SLOTS + i) as u64);
+            let new = Box::into_raw(drops.obj());
             let old = slots[i * 13 % SLOTS].swap(new, Ordering::AcqRel);
             // SAFETY: from `Box::into_raw`, unlinked by the swap, read only
             // under guards of `domain`.
@@ -151,8 +112,8 @@ fn readers_in_fencing_mode_never_see_a_freed_object() {
     }
     domain.barrier();
     assert_eq!(
-        DROPPED.load(Ordering::Relaxed),
-        CREATED.load(Ordering::Relaxed),
+        drops.get(),
+        SLOTS + RETIREMENTS,
         "objects leaked or dropped twice"
     );
     let stats = domain.stats();

@@ -60,14 +60,19 @@ const LIVE: u64 = 0x7407_7107_7407_7107;
 impl Obj {
     /// Panics if the object was freed.
     pub fn check(&self) {
-        assert_eq!(self.magic, LIVE, "use after free");
+        // SAFETY: a valid, aligned field of an object the caller may read.
+        // Volatile: read from memory every time, not from an earlier load.
+        let magic = unsafe { std::ptr::read_volatile(&self.magic) };
+        assert_eq!(magic, LIVE, "use after free");
     }
 }
 
 impl Drop for Obj {
     fn drop(&mut self) {
         assert_eq!(self.magic, LIVE, "freed twice");
-        self.magic = 0;
+        // SAFETY: a valid, aligned field of `self`. Volatile: a plain store
+        // to memory freed right after may be left out by the optimizer.
+        unsafe { std::ptr::write_volatile(&mut self.magic, 0) };
         self.drops.fetch_add(1, SeqCst);
     }
 }
