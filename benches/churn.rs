@@ -415,6 +415,7 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
     eprintln!(
         "  {group}/{function}, ownrcu's own counters over all runs: peak_pending {}, \
          grace periods {} (latency median {}, 99th {}, 99.9th {}, max {}), heavy fences {}, \
+         fencing-mode switches {}, \
          throttle: over_bound {}, early grace periods {}, freed inline {}, \
          waits {}, exceeded {}; soft bound: waits {}, exceeded {}, freed {}; time waiting {:.1?}; \
          freed by: amortized {}, backpressure {}, barrier {}, collect {}, reclaimer {}, early {}",
@@ -425,6 +426,7 @@ fn ownrcu_diagnosis(group: &str, function: &str, domain: &Domain) {
         q(0.999),
         q(1.0),
         s.heavy_fences,
+        s.fencing_mode_entered,
         t.over_bound,
         t.grace_periods_started,
         t.freed_inline,

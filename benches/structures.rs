@@ -698,7 +698,7 @@ fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn
     eprintln!(
         "  {name}: {which} own counters over the run (diagnosis only): retired {}, freed {} \
          (amortized {}, backpressure {}), pending at the end {}, registrations {}, \
-         heavy fences {}, grace periods {} (started {}; latency since {since}: median {}, 99th {}, 99.9th {}, max {}), \
+         heavy fences {}, fencing-mode switches {}, grace periods {} (started {}; latency since {since}: median {}, 99th {}, 99.9th {}, max {}), \
          throttle: over_bound {}, early grace periods {}, freed inline {}, \
          waits {}, exceeded {}; soft bound: waits {}, exceeded {}; time waiting {:.1?}; \
          peak_pending since {since} {}",
@@ -709,6 +709,7 @@ fn ownrcu_drain(name: &str, domain: &Domain, a: ownrcu::Stats, all_dropped: &dyn
         b.pending,
         b.registrations - a.registrations,
         b.heavy_fences - a.heavy_fences,
+        b.fencing_mode_entered - a.fencing_mode_entered,
         b.grace_periods - a.grace_periods,
         b.grace_periods_started - a.grace_periods_started,
         q(0.5),
