@@ -495,8 +495,8 @@ impl FenceDue {
 pub enum Arming {
     /// Armed: the start needs no heavy fence for this record.
     Armed,
-    /// Not armed (now marked, unless its owner cleared the mark
-    /// meanwhile): the start runs the heavy fence.
+    /// Not armed: found due and not armed yet, or found not due and now
+    /// marked due: the start runs the heavy fence.
     NotArmed,
     /// Not armed, and now in fencing mode: the start runs the heavy fence.
     SetFencing,
